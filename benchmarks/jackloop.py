@@ -1,0 +1,134 @@
+"""A software loopback cable on a JACK server, to measure a live client's round trip to the sample.
+
+:class:`JackLoopback` is a second JACK client (PyPI ``JACK-Client``) that takes the place of the
+sound card: it disconnects the client under test from ``system:*``, feeds the client's inputs
+with a click train and records the client's outputs, both in JACK frame time, as
+``jack_iodelay`` does with a physical cable. With the dummy driver
+(``jackd -d dummy -r 48000 -p 256``) JACK paces the cycles in real time with no hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+class JackUnavailable(RuntimeError):
+    """No JACK server could be reached or started."""
+
+
+def jack_running() -> bool:
+    """True if a JACK server answers."""
+    if shutil.which("jack_wait") is None:
+        return False
+    done = subprocess.run(["jack_wait", "-c"], capture_output=True, text=True)
+    return done.returncode == 0 and done.stdout.strip() == "running"
+
+
+def start_dummy_server(rate: int = 48000, period: int = 256, timeout: float = 10.0) -> subprocess.Popen:
+    """Start ``jackd -d dummy``; the caller terminates the returned process."""
+    if shutil.which("jackd") is None:
+        raise JackUnavailable("jackd is not installed; on Debian: apt-get install --no-install-recommends jackd2")
+    proc = subprocess.Popen(
+        ["jackd", "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    done = subprocess.run(["jack_wait", "-w", "-t", str(int(timeout))], capture_output=True, text=True)
+    if done.returncode != 0 or proc.poll() is not None:
+        proc.terminate()
+        raise JackUnavailable(f"jackd did not start: {done.stdout.strip()} {done.stderr.strip()}")
+    return proc
+
+
+@dataclass
+class LoopbackResult:
+    sent: np.ndarray  # frame indices of the clicks sent
+    received: np.ndarray  # frame indices of the clicks found in the recording
+    delays: np.ndarray  # received - sent, one per click matched
+    recording: np.ndarray  # float32 [frames] what the client under test played
+    frames: int
+    repeated_blocks: int  # identical non-silent consecutive periods (the dummy driver's stale buffers)
+
+
+class JackLoopback:
+    """Feed a click train into ``target``'s inputs and record its first output, in JACK frame time."""
+
+    def __init__(self, target: str = "PortAudio", *, name: str = "rt-loopback", click_every: int = 9600, amplitude: float = 0.5) -> None:
+        import jack
+
+        self.jack = jack
+        self.target = target
+        self.client = jack.Client(name, no_start_server=True)
+        self.out = self.client.outports.register("click")
+        self.inp = self.client.inports.register("capture")
+        self.click_every = click_every
+        self.amplitude = amplitude
+        self.rate = self.client.samplerate
+        self.period = self.client.blocksize
+        self._rec = np.zeros(0, np.float32)
+        self._frame = 0
+        self._running = False
+        self.client.set_process_callback(self._process)
+
+    def _process(self, frames: int) -> None:
+        out = self.out.get_array()
+        out.fill(0.0)
+        start = self._frame
+        if self._running and start + frames <= self._rec.shape[0]:
+            first = -start % self.click_every
+            out[first::self.click_every] = self.amplitude
+            self._rec[start : start + frames] = self.inp.get_array()
+            self._frame = start + frames
+
+    def wait_for_target(self, timeout: float = 20.0) -> None:
+        """Block until the client under test has registered its ports."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ins = self.client.get_ports(f"{self.target}:in", is_input=True)
+            outs = self.client.get_ports(f"{self.target}:out", is_output=True)
+            if ins and outs:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"no JACK client named {self.target!r} appeared within {timeout:.0f} s")
+
+    def _wire(self) -> None:
+        ins = self.client.get_ports(f"{self.target}:in", is_input=True)
+        outs = self.client.get_ports(f"{self.target}:out", is_output=True)
+        for port in ins + outs:
+            for other in self.client.get_all_connections(port):
+                if not other.name.startswith(self.client.name + ":"):
+                    self.client.disconnect(other, port) if port in ins else self.client.disconnect(port, other)
+        for port in ins:
+            self.client.connect(self.out, port)
+        self.client.connect(outs[0], self.inp)
+
+    def measure(self, seconds: float, *, settle: float = 0.5) -> LoopbackResult:
+        """Wire up, wait ``settle`` seconds, then inject and record for ``seconds``."""
+        with self.client:
+            self._wire()
+            time.sleep(settle)
+            self._rec = np.zeros(int(seconds * self.rate), np.float32)
+            self._frame = 0
+            self._running = True
+            time.sleep(seconds + 4 * self.period / self.rate)
+            self._running = False
+        return self._analyse(self._rec[: self._frame])
+
+    def _analyse(self, rec: np.ndarray) -> LoopbackResult:
+        sent = np.arange(0, rec.shape[0], self.click_every)
+        peaks = np.flatnonzero(np.abs(rec) > self.amplitude / 2)
+        # keep the first sample of each click (a click may spread over a few samples when enhanced)
+        received = peaks[np.concatenate([[True], np.diff(peaks) > self.click_every // 2])] if peaks.size else peaks
+        delays = np.array([r - sent[sent <= r].max() for r in received if (sent <= r).any()], dtype=np.int64)
+        blocks = rec[: rec.shape[0] // self.period * self.period].reshape(-1, self.period)
+        loud = np.abs(blocks).max(axis=1) > 1e-4
+        repeated = int(np.sum(loud[1:] & loud[:-1] & np.all(blocks[1:] == blocks[:-1], axis=1)))
+        return LoopbackResult(sent, received, delays, rec, rec.shape[0], repeated)

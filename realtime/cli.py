@@ -1,0 +1,301 @@
+"""``rt-enhance``: enhance a microphone live, or files faster than real time.
+
+Examples::
+
+    rt-enhance --in mic --out speakers               # live, the default model
+    rt-enhance --in mic --out take.wav --out speakers
+    rt-enhance --in noisy.wav --out clean.wav        # file mode, aligned sample for sample
+    rt-enhance --in demo --out demo-enhanced.wav     # the bundled demo clip
+    rt-enhance --list-devices
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+from rt_enhance.realtime import geometry as geo
+from rt_enhance.realtime import report
+from rt_enhance.realtime.audio_io import AudioFileError, FileSink, FileSource, looks_like_path
+from rt_enhance.realtime.devices import Device, DeviceError, find_device, list_devices, sounddevice
+from rt_enhance.realtime.metadata import ModelError
+from rt_enhance.realtime.processor import PROVIDERS, bundled_model_path, open_processor
+from rt_enhance.realtime.streamer import Streamer
+
+logger = logging.getLogger("rt_enhance")
+
+EXIT_USAGE = 2  # a user mistake: bad file, device, model or flag
+EXIT_DEVICE_LOST = 3  # the audio device or server went away mid-stream
+DEMO_CLIP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "demo.wav")
+
+
+class UsageError(Exception):
+    """Anything the user can fix; printed as one line."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    source_file: FileSource | None
+    input_device: Device | None
+    output_device: Device | None
+    output_files: tuple[str, ...]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rt-enhance",
+        description="Real-time audio enhancement: noise and room echo removed, lost highs restored.",
+        epilog="Durations (--hop, --lookahead, --crossfade) are samples at the model rate, or milliseconds "
+        "with 'ms' (e.g. 5ms). Exit codes: 0 ok, 2 bad input, 3 audio device lost.",
+    )
+    io = p.add_argument_group("input and output")
+    io.add_argument("--in", dest="inp", default="mic", help="mic | default | DEVICE (index or name substring) | FILE | demo (default: mic)")
+    io.add_argument("--out", action="append", help="speakers | default | DEVICE | FILE; repeat for several (default: speakers)")
+    io.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    io.add_argument("--duration", type=float, help="stop a live run after this many seconds")
+    io.add_argument("--channels", type=int, help="channels to capture from a device (default: up to 2)")
+    io.add_argument("--rate", type=int, help="device sample rate (default: the model's, else the device's)")
+    io.add_argument("--blocksize", type=int, default=0, help="device callback block in samples (default 0: the host's)")
+    io.add_argument("--subtype", help="output file sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's, or PCM_24)")
+    io.add_argument("--no-compensate", dest="compensate", action="store_false",
+                    help="file to file: keep the engine's delay instead of aligning output with input")
+    io.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the soft limiter on live output")
+    m = p.add_argument_group("model and latency")
+    m.add_argument("--model", help="speech | music | passthrough | PATH.onnx (default: speech if bundled, else passthrough)")
+    m.add_argument("--latency", choices=sorted(geo.PRESETS), help="preset: " + "; ".join(
+        f"{k}: hop {v[0]:g} ms, lookahead {v[1]:g} ms" for k, v in geo.PRESETS.items()))
+    m.add_argument("--hop", help="new samples per model call (e.g. 480 or 10ms)")
+    m.add_argument("--lookahead", help="future context the kept output sees (e.g. 10ms)")
+    m.add_argument("--crossfade", help="crossfade between consecutive windows (at most the lookahead)")
+    m.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    m.add_argument("--provider", default="cpu", choices=sorted(PROVIDERS), help="execution provider (default cpu)")
+    r = p.add_argument_group("report")
+    r.add_argument("--stats-json", help="write the end-of-run report to this JSON file")
+    r.add_argument("-q", "--quiet", action="store_true", help="no status line and no report")
+    r.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+# ----------------------------------------------------------------------------- endpoints
+
+
+def _endpoints(args: argparse.Namespace) -> Endpoints:
+    outs = args.out or ["speakers"]
+    source = None
+    input_device = None
+    if args.inp == "demo" and not os.path.exists("demo"):
+        source = FileSource(DEMO_CLIP)
+    elif looks_like_path(args.inp):
+        source = FileSource(args.inp)
+    else:
+        input_device = find_device(args.inp, "input")
+    devices = [o for o in outs if not looks_like_path(o)]
+    if len(devices) > 1:
+        raise UsageError(f"--out names {len(devices)} devices ({', '.join(devices)}); give at most one device")
+    files = tuple(o for o in outs if looks_like_path(o))
+    if len(set(map(os.path.abspath, files))) != len(files):
+        raise UsageError("--out names the same file twice")
+    if source is not None and any(os.path.abspath(f) == os.path.abspath(source.path) for f in files):
+        raise UsageError(f"--out {source.path} would overwrite the input; choose another output file")
+    output_device = find_device(devices[0], "output") if devices else None
+    return Endpoints(source, input_device, output_device, files)
+
+
+def _channels(args: argparse.Namespace, ends: Endpoints) -> int:
+    if ends.source_file is not None:
+        return ends.source_file.channels
+    available = ends.input_device.channels
+    channels = args.channels or min(2, available)
+    if not 1 <= channels <= available:
+        raise UsageError(f"--channels {channels}: {ends.input_device} has {available} input channels")
+    return channels
+
+
+def _device_rate(args: argparse.Namespace, ends: Endpoints, channels: int, model_rate: int | None) -> int:
+    """The first rate both devices accept: --rate, else the model's, else the devices' default."""
+    sd = sounddevice()
+    wanted = [args.rate] if args.rate else [r for r in (model_rate, (ends.input_device or ends.output_device).default_rate) if r]
+    for rate in dict.fromkeys(wanted):
+        try:
+            if ends.input_device is not None:
+                sd.check_input_settings(ends.input_device.index, channels=channels, samplerate=rate, dtype="float32")
+            if ends.output_device is not None:
+                sd.check_output_settings(ends.output_device.index, channels=channels, samplerate=rate, dtype="float32")
+            return int(rate)
+        except sd.PortAudioError as exc:
+            last = exc
+    names = " / ".join(str(d) for d in (ends.input_device, ends.output_device) if d is not None)
+    raise DeviceError(f"{names} cannot open at {', '.join(map(str, dict.fromkeys(wanted)))} Hz ({last}); try --rate")
+
+
+def _io_rate(args, ends: Endpoints, channels: int, model_rate: int | None) -> int:
+    if ends.input_device is None and ends.output_device is None:
+        return ends.source_file.rate
+    return _device_rate(args, ends, channels, model_rate)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _model_name(args: argparse.Namespace) -> str:
+    if args.model:
+        return args.model
+    if bundled_model_path("speech"):
+        return "speech"
+    logger.warning("no trained model is bundled in this install; running 'passthrough'")
+    return "passthrough"
+
+
+def _streamer(args, processor, channels: int) -> Streamer:
+    info = processor.info
+    g = geo.resolve(
+        sample_rate=info.sample_rate, window=info.window, default_hop=info.hop, default_lookahead=info.lookahead,
+        default_crossfade=info.crossfade, preset=args.latency, hop=args.hop, lookahead=args.lookahead,
+        crossfade=args.crossfade,
+    )
+    return Streamer(processor, g, channels)
+
+
+def _sinks(ends: Endpoints, args, rate: int, channels: int) -> list[FileSink]:
+    subtype = args.subtype or (ends.source_file.subtype if ends.source_file else "PCM_24")
+    sinks: list[FileSink] = []
+    try:
+        for path in ends.output_files:
+            sinks.append(FileSink(path, rate=rate, channels=channels, subtype=subtype))
+    except AudioFileError:
+        for sink in sinks:
+            sink.abort()
+        raise
+    return sinks
+
+
+def _record(args, model: str, streamer: Streamer, extra: dict) -> dict:
+    g = streamer.geometry
+    rec = {"model": model, "model_rate": g.sample_rate, "channels": streamer.channels, "window": g.window,
+           "hop": g.hop, "lookahead": g.lookahead, "crossfade": g.crossfade}
+    rec.update(extra)
+    rec.update(report.compute_stats(streamer))
+    rec["deadline_misses"] = rec.get("miss_events", 0) + streamer.dry_hops
+    return rec
+
+
+def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink]) -> dict:
+    from rt_enhance.realtime.offline import enhance_file
+
+    src = ends.source_file
+    result = enhance_file(src, sinks, streamer, compensate=args.compensate)
+    for sink in sinks:
+        sink.close()
+    g = streamer.geometry
+    return {"mode": "file", "input": src.path, "io_rate": src.rate, "duration_s": src.duration,
+            "latency_samples": g.latency, "latency_ms": g.ms(g.latency), "compensated": result.compensated,
+            "wall_s": result.seconds, "speed_x_realtime": src.duration / max(result.seconds, 1e-9),
+            "outputs": list(ends.output_files)}
+
+
+def _status_line(engine) -> None:
+    inp, out = engine.levels_db()
+    st = engine.st
+    from rt_enhance.realtime import kernels
+
+    seconds = st[kernels.IN_COUNT] / engine.rate
+    sys.stderr.write(
+        f"\r  {seconds:7.1f} s   in {inp:6.1f} dBFS   out {out:6.1f} dBFS   "
+        f"misses {st[kernels.MISS_EVENTS] + engine.streamer.dry_hops}   xruns {sum(engine.xruns.values())}  "
+    )
+    sys.stderr.flush()
+
+
+def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int) -> dict:
+    from rt_enhance.realtime.live import LiveEngine
+
+    engine = LiveEngine(streamer=streamer, device_rate=rate, input_device=ends.input_device,
+                        output_device=ends.output_device, source=ends.source_file, sinks=sinks,
+                        blocksize=args.blocksize, limit_knee=0.95 if args.limiter else 0.0)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda num, frame: engine.stop(f"signal {signal.Signals(num).name}"))
+    tick = _status_line if sys.stderr.isatty() and not args.quiet else None
+    try:
+        result = engine.run(duration=args.duration, on_tick=tick)
+    finally:
+        if tick:
+            sys.stderr.write("\n")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+    for sink in sinks:
+        sink.close()
+    d = result.delay_samples if ends.input_device is not None else 0
+    return {"mode": "live", "io_rate": rate, "input": str(ends.input_device or ends.source_file.path),
+            "output": str(ends.output_device) if ends.output_device else None, "outputs": list(ends.output_files),
+            "duration_s": result.input_samples / rate if ends.input_device else result.seconds,
+            "latency_samples": d, "latency_ms": 1000.0 * d / rate, "blocksize": result.blocksize,
+            "device_latency_in_ms": 1000.0 * result.device_latency[0],
+            "device_latency_out_ms": 1000.0 * result.device_latency[1],
+            "missed_samples": result.missed_samples, "miss_events": result.miss_events,
+            "dry_hops": result.dry_hops, "overrun_samples": result.overrun_samples,
+            "xruns": result.xruns, "stop_reason": result.stop_reason, "exit_code": _live_exit(result)}
+
+
+def _live_exit(result) -> int:
+    return EXIT_DEVICE_LOST if result.stop_reason.startswith("audio stream ended") else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_devices:
+        print(list_devices())
+        return 0
+    _check_args(args)
+    ends = _endpoints(args)
+    channels = _channels(args, ends)
+    name = _model_name(args)
+    probe = None if name == "passthrough" else open_processor(name, threads=args.threads, provider=args.provider)
+    rate = _io_rate(args, ends, channels, probe.info.sample_rate if probe else None)
+    processor = probe or open_processor(name, rate_hint=rate)
+    streamer = _streamer(args, processor, channels)
+    sinks = _sinks(ends, args, rate, channels)
+    try:
+        live = ends.input_device is not None or ends.output_device is not None
+        extra = _run_live(args, ends, streamer, sinks, rate) if live else _run_files(args, ends, streamer, sinks)
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    record = _record(args, name, streamer, extra)
+    if not args.quiet:
+        print("rt-enhance report:\n" + report.render(record), file=sys.stderr)
+    if args.stats_json:
+        report.write_json(args.stats_json, record)
+    return int(record.get("exit_code", 0))
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
+        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.blocksize < 0:
+        raise UsageError(f"--blocksize must be 0 (host default) or positive, got {args.blocksize}")
+    if args.rate is not None and args.rate <= 0:
+        raise UsageError(f"--rate must be positive, got {args.rate}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="rt-enhance: %(message)s")
+    try:
+        return run(args)
+    except (UsageError, AudioFileError, DeviceError, ModelError, geo.GeometryError) as exc:
+        print(f"rt-enhance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rt-enhance: interrupted; unfinished output files were not written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

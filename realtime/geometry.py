@@ -1,0 +1,120 @@
+"""Window geometry: hop, lookahead, crossfade, presets, and the latency they cost.
+
+Every hop of ``hop`` new samples the engine runs the model on the latest ``window`` samples.
+From each window's output it keeps ``hop`` samples that end ``lookahead`` samples before the
+window's end, and crossfades their first ``crossfade`` samples with the previous window's
+samples just after *its* kept region (which is why ``crossfade <= lookahead``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+# Presets in milliseconds: (hop, lookahead, crossfade).
+PRESETS: dict[str, tuple[float, float, float]] = {
+    "low": (5.0, 5.0, 2.5),
+    "balanced": (10.0, 10.0, 5.0),
+    "quality": (20.0, 20.0, 10.0),
+}
+
+
+class GeometryError(ValueError):
+    """A hop / lookahead / crossfade that cannot work; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Samples at the model's rate."""
+
+    sample_rate: int
+    window: int
+    hop: int
+    lookahead: int
+    crossfade: int
+
+    def __post_init__(self) -> None:
+        if self.hop <= 0:
+            raise GeometryError(f"hop must be positive, got {self.hop} samples")
+        if self.lookahead < 0 or self.crossfade < 0:
+            raise GeometryError("lookahead and crossfade must not be negative")
+        if self.hop + self.lookahead > self.window:
+            raise GeometryError(
+                f"hop ({self.hop}) + lookahead ({self.lookahead}) exceeds the model window "
+                f"({self.window} samples); use a smaller hop or lookahead"
+            )
+        if self.crossfade > self.lookahead or self.crossfade > self.hop:
+            raise GeometryError(
+                f"crossfade ({self.crossfade}) must not exceed the lookahead ({self.lookahead}) "
+                f"or the hop ({self.hop}); the crossfade uses the previous window's lookahead"
+            )
+
+    @property
+    def kept_start(self) -> int:
+        """Index in the window of the first kept output sample."""
+        return self.window - self.lookahead - self.hop
+
+    @property
+    def latency(self) -> int:
+        """Algorithmic latency in samples when blocks of ``hop`` arrive: a hop to fill, plus lookahead."""
+        return self.hop + self.lookahead
+
+    def ms(self, samples: int) -> float:
+        return 1000.0 * samples / self.sample_rate
+
+
+def parse_duration(text: str, sample_rate: int, what: str) -> int:
+    """``'240'`` -> 240 samples; ``'5ms'`` / ``'5 ms'`` / ``'2.5ms'`` -> samples at ``sample_rate``."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|samples?)?\s*", str(text))
+    if not match:
+        raise GeometryError(f"--{what}: expected samples (e.g. 240) or milliseconds (e.g. 5ms), got {text!r}")
+    number, unit = match.groups()
+    if unit == "ms":
+        return int(round(float(number) * sample_rate / 1000.0))
+    if "." in number:
+        raise GeometryError(f"--{what}: a sample count must be a whole number, got {text!r} (add 'ms' for time)")
+    return int(number)
+
+
+def resolve(
+    *,
+    sample_rate: int,
+    window: int,
+    default_hop: int,
+    default_lookahead: int,
+    default_crossfade: int,
+    preset: str | None = None,
+    hop: str | None = None,
+    lookahead: str | None = None,
+    crossfade: str | None = None,
+) -> Geometry:
+    """The geometry from a model's defaults, then a preset, then explicit flags (in that order)."""
+    values = {"hop": default_hop, "lookahead": default_lookahead, "crossfade": default_crossfade}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise GeometryError(f"--latency: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        for key, ms in zip(values, PRESETS[preset]):
+            values[key] = int(round(ms * sample_rate / 1000.0))
+    for key, text in (("hop", hop), ("lookahead", lookahead), ("crossfade", crossfade)):
+        if text is not None:
+            values[key] = parse_duration(text, sample_rate, key)
+    if preset is not None and crossfade is None:
+        values["crossfade"] = min(values["crossfade"], values["lookahead"], values["hop"])
+    return Geometry(sample_rate=sample_rate, window=window, **values)
+
+
+def live_delay(hop: int, lookahead: int, block: int) -> int:
+    """Constant stream delay D (samples) of the threaded live engine, same rates in and out.
+
+    Input arrives in callback blocks of ``block`` samples; a hop completes inside some block, the
+    worker computes it, and its first output sample must be ready when a later callback plays
+    it. With ``D = lookahead + hop + ceil(hop / block) * block - gcd(hop, block)`` the worker
+    always has at least one hop of wall time (and at least one callback period) per hop, whatever
+    the phase of hops against blocks. With ``block == hop`` this is ``lookahead + hop``.
+    """
+    g = math.gcd(hop, block)
+    return lookahead + hop + math.ceil(hop / block) * block - g

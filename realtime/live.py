@@ -1,0 +1,332 @@
+"""The live engine: a PortAudio callback that only moves samples, and a worker that enhances them.
+
+Threads and what they touch:
+
+* the **audio callback** (PortAudio's thread) copies the device block into the input ring and
+  plays the output ring ``D`` samples behind the input (:mod:`kernels`); when the worker has not
+  written a position yet it plays the dry input at that position instead, with a declick, and
+  counts a deadline miss. It never allocates, logs, locks or touches files.
+* the **worker** polls the input ring, resamples to the model rate, runs the :class:`Streamer`,
+  resamples back and writes the output ring (and any file sinks). When it finds that the callback
+  has already played past what it is about to produce, it runs those hops dry (no model) and
+  so catches up at once: stale windows are skipped and the delay never grows.
+* the **main thread** opens the stream, prints the status line and waits for the stop.
+
+The two threads share only the rings and an int64 counter array; each counter has one writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rt_enhance.realtime import kernels
+from rt_enhance.realtime.audio_io import FileSink, FileSource, StreamResampler
+from rt_enhance.realtime.chain import Chain
+from rt_enhance.realtime.devices import Device, DeviceError, sounddevice
+from rt_enhance.realtime.geometry import Geometry, live_delay
+from rt_enhance.realtime.streamer import Streamer
+
+logger = logging.getLogger(__name__)
+
+RING_SECONDS = 8.0
+POLL_SECONDS = 0.0005
+XRUN_FLAGS = ("input_overflow", "input_underflow", "output_overflow", "output_underflow")
+
+
+@dataclass
+class LiveResult:
+    """What a live run did, for the report."""
+
+    device_rate: int
+    channels: int
+    delay_samples: int
+    blocksize: int
+    seconds: float
+    input_samples: int
+    missed_samples: int
+    miss_events: int
+    dry_hops: int
+    overrun_samples: int
+    xruns: dict[str, int]
+    device_latency: tuple[float, float]
+    stop_reason: str
+    written: dict[str, int] = field(default_factory=dict)
+
+
+def _ring_size(rate: int) -> int:
+    return 1 << math.ceil(math.log2(rate * RING_SECONDS))
+
+
+class LiveEngine:
+    """Runs a :class:`Streamer` against devices and/or files in real time."""
+
+    def __init__(
+        self,
+        *,
+        streamer: Streamer,
+        device_rate: int,
+        input_device: Device | None,
+        output_device: Device | None,
+        source: FileSource | None = None,
+        sinks: list[FileSink] | None = None,
+        blocksize: int = 0,
+        limit_knee: float = 0.95,
+        output_channels: int | None = None,
+    ) -> None:
+        if input_device is None and source is None:
+            raise ValueError("live engine needs an input device or a file source")
+        self.streamer = streamer
+        self.geometry: Geometry = streamer.geometry
+        self.channels = streamer.channels
+        self.rate = device_rate
+        self.input_device, self.output_device = input_device, output_device
+        self.source, self.sinks = source, sinks or []
+        self.blocksize = blocksize
+        self.output_channels = output_channels or self.channels
+        size = _ring_size(device_rate)
+        self.in_ring = np.zeros((self.channels, size), np.float32)
+        self.out_ring = np.zeros((self.channels, size), np.float32)
+        knee = limit_knee if output_device is not None else 0.0
+        self.st, self.fst = kernels.new_state(self.output_channels, delay=-1, limit_knee=knee, declick_samples=max(16, device_rate // 1000))
+        self.xruns = {flag: 0 for flag in XRUN_FLAGS}
+        self.stop_event = threading.Event()
+        self.stop_reason = "stopped"
+        self.device_latency = (0.0, 0.0)
+        self._resampled = device_rate != self.geometry.sample_rate
+        self._extra_lag = self._measure_resampler_lag() if self._resampled else 0
+        self._block_seen = 0
+        self._worker_error: BaseException | None = None
+        self._done_producing = False
+        self._produced = 0
+        kernels.warm_up()
+
+    # ------------------------------------------------------------------ delay
+
+    def delay_for_block(self, block: int) -> int:
+        """The constant stream delay D in device samples for callback blocks of ``block`` samples."""
+        g = self.geometry
+        if not self._resampled:
+            return live_delay(g.hop, g.lookahead, block)
+        ratio = self.rate / g.sample_rate
+        hop = math.ceil(g.hop * ratio)
+        return math.ceil((g.hop + g.lookahead) * ratio) + self._extra_lag + math.ceil(hop / block) * block
+
+    def _measure_resampler_lag(self) -> int:
+        """How far soxr's two streaming resamplers hold output back, in device samples (measured)."""
+        g = self.geometry
+        up = StreamResampler(self.rate, g.sample_rate, 1)
+        down = StreamResampler(g.sample_rate, self.rate, 1)
+        chunk = max(1, round(g.hop * self.rate / g.sample_rate))
+        fed = produced = lag = 0
+        for _ in range(200):
+            fed += chunk
+            produced += down(up(np.zeros((1, chunk), np.float32))).shape[1]
+            lag = max(lag, fed - produced)
+        return lag
+
+    @property
+    def delay(self) -> int:
+        return int(self.st[kernels.DELAY])
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _count(self, status) -> None:
+        for flag in XRUN_FLAGS:
+            if getattr(status, flag):
+                self.xruns[flag] += 1
+
+    def _first_block(self, frames: int) -> None:
+        self._block_seen = frames
+        self.st[kernels.DELAY] = self.delay_for_block(frames)
+
+    def _duplex_callback(self, indata, outdata, frames, time_info, status) -> None:
+        if status:
+            self._count(status)
+        if self._block_seen == 0:
+            self._first_block(frames)
+        kernels.duplex_callback_nb(indata, outdata, self.in_ring, self.out_ring, self.st, self.fst)
+
+    def _capture_callback(self, indata, frames, time_info, status) -> None:
+        if status:
+            self._count(status)
+        if self._block_seen == 0:
+            self._first_block(frames)
+        kernels.capture_callback_nb(indata, self.in_ring, self.st)
+
+    def _playback_callback(self, outdata, frames, time_info, status) -> None:
+        if status:
+            self._count(status)
+        self._block_seen = self._block_seen or frames
+        kernels.playback_callback_nb(outdata, self.out_ring, self.st, self.fst)
+
+    # ------------------------------------------------------------------ worker
+
+    def _emit(self, y: np.ndarray) -> None:
+        """Write aligned device-rate output ``[channels, n]`` to the output ring and the sinks."""
+        if y.shape[1] == 0:
+            return
+        if self.output_device is not None:
+            kernels.ring_write_nb(self.out_ring, self._produced, y)
+        self._produced += y.shape[1]
+        self.st[kernels.WATERMARK] = self._produced
+        for sink in self.sinks:
+            sink.write(y)
+
+    def _behind(self) -> bool:
+        """True when the callback has already played (or the ring is about to lose) what comes next."""
+        if self.output_device is not None:
+            return self._produced < self.st[kernels.IN_COUNT] - self.st[kernels.DELAY]
+        return self.st[kernels.IN_COUNT] - self._produced > self.in_ring.shape[1] // 2
+
+    def _capture_worker(self) -> None:
+        """Device input: process everything the callback stores, in order, until stopped and drained."""
+        chain = Chain(self.streamer, self.rate, self.rate)
+        read = 0
+        while True:
+            stopping = self.stop_event.is_set()
+            available = int(self.st[kernels.IN_COUNT]) - read
+            if available > self.in_ring.shape[1]:
+                self.st[kernels.OVERRUN] += available - self.in_ring.shape[1]
+                read += available - self.in_ring.shape[1]
+                available = self.in_ring.shape[1]
+            if available > 0:
+                chunk = np.empty((self.channels, available), np.float32)
+                kernels.ring_read_nb(self.in_ring, read, chunk)
+                read += available
+                self._emit(chain.feed(chunk, dry=self._behind()))
+            elif stopping:
+                break
+            else:
+                time.sleep(POLL_SECONDS)
+        self._emit(chain.finish())
+
+    def _playback_worker(self) -> None:
+        """File input to a device: stay up to half a ring ahead of the callback, then drain."""
+        chain = Chain(self.streamer, self.source.rate, self.rate)
+        limit = self.out_ring.shape[1] // 2
+        for block in self.source.blocks(max(256, self.geometry.hop)):
+            while self._produced - self.st[kernels.IN_COUNT] > limit and not self.stop_event.is_set():
+                time.sleep(0.005)
+            if self.stop_event.is_set():
+                break
+            self._emit(chain.feed(block))
+        self._emit(chain.finish())
+        self._done_producing = True
+
+    def _run_worker(self, target) -> None:
+        try:
+            target()
+        except BaseException as exc:  # reported by the main thread, which owns the user's exit
+            self._worker_error = exc
+            self.stop_reason = "worker failed"
+            self.stop_event.set()
+
+    # ------------------------------------------------------------------ stream
+
+    def _open_stream(self, sd):
+        common = dict(samplerate=self.rate, blocksize=self.blocksize, dtype="float32", latency="low")
+        if self.input_device is not None and self.output_device is not None:
+            if self.input_device.hostapi != self.output_device.hostapi:
+                raise DeviceError(
+                    f"input {self.input_device} and output {self.output_device} are on different host APIs; "
+                    "pick both from one (see --list-devices)"
+                )
+            return sd.Stream(
+                device=(self.input_device.index, self.output_device.index),
+                channels=(self.channels, self.output_channels),
+                callback=self._duplex_callback,
+                **common,
+            )
+        if self.input_device is not None:
+            return sd.InputStream(device=self.input_device.index, channels=self.channels, callback=self._capture_callback, **common)
+        return sd.OutputStream(device=self.output_device.index, channels=self.output_channels, callback=self._playback_callback, **common)
+
+    def _stream(self):
+        sd = sounddevice()
+        try:
+            stream = self._open_stream(sd)
+        except sd.PortAudioError as exc:
+            devices = " / ".join(str(d) for d in (self.input_device, self.output_device) if d is not None)
+            raise DeviceError(f"cannot open {devices} at {self.rate} Hz: {exc}") from None
+        latency = stream.latency
+        self.device_latency = tuple(latency) if isinstance(latency, tuple) else (
+            (latency, 0.0) if self.output_device is None else (0.0, latency)
+        )
+        return stream
+
+    def run(self, *, duration: float | None = None, on_tick=None) -> LiveResult:
+        """Stream until ``duration`` seconds, :meth:`stop`, the file source ends, or a failure."""
+        stream = self._stream()
+        worker = threading.Thread(
+            target=self._run_worker,
+            args=(self._capture_worker if self.source is None else self._playback_worker,),
+            name="rt-enhance-worker",
+            daemon=True,
+        )
+        worker.start()
+        start = time.monotonic()
+        try:
+            with stream:
+                self._wait(stream, duration, on_tick)
+        finally:
+            self.stop_event.set()
+            worker.join()
+        if self._worker_error is not None:
+            raise self._worker_error
+        return self._result(time.monotonic() - start)
+
+    def _wait(self, stream, duration: float | None, on_tick) -> None:
+        limit = None if duration is None else int(duration * self.rate)
+        while not self.stop_event.wait(0.05):
+            done = int(self.st[kernels.IN_COUNT])
+            if limit is not None and done >= limit:
+                self.stop_reason = "duration reached"
+                break
+            if self._done_producing and done >= self._produced:
+                self.stop_reason = "end of input file"
+                break
+            if not stream.active:
+                self.stop_reason = "audio stream ended (device lost or server stopped)"
+                break
+            if on_tick is not None:
+                on_tick(self)
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the engine to stop (safe from a signal handler)."""
+        self.stop_reason = reason
+        self.stop_event.set()
+
+    def levels_db(self) -> tuple[float, float]:
+        """Recent input and output peak level in dBFS (for the status line)."""
+        n = min(self.rate // 10, self.in_ring.shape[1])
+        pos = int(self.st[kernels.IN_COUNT])
+        inp = np.empty((self.channels, n), np.float32)
+        kernels.ring_read_nb(self.in_ring, max(pos - n, 0), inp)
+        out = np.empty_like(inp)
+        kernels.ring_read_nb(self.out_ring, max(self._produced - n, 0), out)
+        return tuple(20 * math.log10(max(float(np.abs(a).max()), 1e-6)) for a in (inp, out))
+
+    def _result(self, seconds: float) -> LiveResult:
+        st = self.st
+        return LiveResult(
+            device_rate=self.rate,
+            channels=self.channels,
+            delay_samples=max(int(st[kernels.DELAY]), 0),
+            blocksize=self._block_seen,
+            seconds=seconds,
+            input_samples=int(st[kernels.IN_COUNT]),
+            missed_samples=int(st[kernels.MISSED]),
+            miss_events=int(st[kernels.MISS_EVENTS]),
+            dry_hops=self.streamer.dry_hops,
+            overrun_samples=int(st[kernels.OVERRUN]),
+            xruns=dict(self.xruns),
+            device_latency=self.device_latency,
+            stop_reason=self.stop_reason,
+            written={s.path: s.written for s in self.sinks},
+        )

@@ -1,0 +1,152 @@
+"""Model runners: an ONNX model through onnxruntime, or the built-in pass-through.
+
+A processor maps float32 windows ``[n, window]`` to enhanced windows of the same shape. The
+engine only ever talks to this interface, so the same streaming code serves every model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from rt_enhance.realtime.metadata import ModelError, ModelInfo, parse_props
+
+logger = logging.getLogger(__name__)
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+PASSTHROUGH_WINDOW = 2048
+
+
+class Processor(Protocol):
+    info: ModelInfo
+    native_rate: bool  # True if the model runs at info.sample_rate only (ONNX); False for any rate
+
+    def run(self, windows: np.ndarray) -> np.ndarray:
+        """float32 ``[n, window]`` -> float32 ``[n, window]``."""
+
+
+@dataclass
+class PassthroughProcessor:
+    """The identity: runs the whole engine (windows, crossfades, rings) with no model."""
+
+    info: ModelInfo
+    native_rate: bool = False
+    is_identity: bool = True
+
+    @classmethod
+    def at_rate(cls, sample_rate: int) -> "PassthroughProcessor":
+        hop = max(1, round(sample_rate * 0.010))
+        info = ModelInfo(
+            sample_rate=sample_rate,
+            window=PASSTHROUGH_WINDOW * max(1, round(sample_rate / 48000)),
+            hop=hop,
+            lookahead=hop,
+            crossfade=hop // 2,
+            extra={"name": "passthrough", "task": "identity"},
+        )
+        return cls(info=info)
+
+    def run(self, windows: np.ndarray) -> np.ndarray:
+        return windows
+
+
+def _session(path: str, threads: int, provider: str):
+    import onnxruntime as ort
+
+    if provider not in PROVIDERS:
+        raise ModelError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    wanted = PROVIDERS[provider]
+    if wanted not in ort.get_available_providers():
+        raise ModelError(
+            f"provider {provider!r} is not available in this onnxruntime "
+            f"({', '.join(ort.get_available_providers())}); install the 'gpu' extra for cuda"
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    providers = [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
+    try:
+        session = ort.InferenceSession(path, sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises several private exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
+    if session.get_providers()[0] != wanted:
+        raise ModelError(f"{path}: onnxruntime could not start {provider!r} (running on {session.get_providers()[0]})")
+    return session
+
+
+class OnnxProcessor:
+    """A windowed ONNX model: input ``[batch, 1, window]`` (or ``[batch, window]``), same output."""
+
+    native_rate = True
+    is_identity = False
+
+    def __init__(self, path: str, *, threads: int = 1, provider: str = "cpu", max_batch: int = 64) -> None:
+        if not os.path.isfile(path):
+            raise ModelError(f"model file not found: {path}")
+        self.path = path
+        self.session = _session(path, threads, provider)
+        self.info = parse_props(self.session.get_modelmeta().custom_metadata_map, source=path)
+        self.max_batch = max_batch
+        self._input, self._output, self._rank = self._check_io()
+        self.provider = self.session.get_providers()[0]
+
+    def _check_io(self) -> tuple[str, str, int]:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if self.info.kind != "windowed":
+            raise ModelError(f"{self.path}: stateful models are not supported by this engine version")
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise ModelError(f"{self.path}: a windowed model needs exactly one input, got {len(inputs)}")
+        shape = inputs[0].shape
+        if len(shape) not in (2, 3) or (len(shape) == 3 and shape[1] not in (1, None, "1")):
+            raise ModelError(f"{self.path}: input shape {shape} is not [batch, 1, window] or [batch, window]")
+        if isinstance(shape[-1], int) and shape[-1] != self.info.window:
+            raise ModelError(
+                f"{self.path}: input length {shape[-1]} contradicts metadata window {self.info.window}"
+            )
+        if inputs[0].type != "tensor(float)":
+            raise ModelError(f"{self.path}: input type {inputs[0].type}; expected float32")
+        return inputs[0].name, outputs[0].name, len(shape)
+
+    def run(self, windows: np.ndarray) -> np.ndarray:
+        """float32 ``[n, window]`` -> float32 ``[n, window]``, in batches of at most max_batch."""
+        n, window = windows.shape
+        if n > self.max_batch:
+            parts = [self.run(windows[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
+            return np.concatenate(parts)
+        feed = windows[:, None, :] if self._rank == 3 else windows
+        out = self.session.run([self._output], {self._input: np.ascontiguousarray(feed, np.float32)})[0]
+        if out.size != n * window:
+            raise ModelError(f"{self.path}: output shape {out.shape} does not match input [{n}, 1, {window}]")
+        return out.reshape(n, window)
+
+
+def bundled_models_dir() -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+
+
+def bundled_model_path(name: str) -> str | None:
+    """Path of a model shipped in the package (``speech``, ``music``...), or None."""
+    path = os.path.join(bundled_models_dir(), f"{name}.onnx")
+    return path if os.path.isfile(path) else None
+
+
+def open_processor(model: str, *, threads: int = 1, provider: str = "cpu", rate_hint: int = 48000) -> Processor:
+    """Resolve ``--model``: 'passthrough', a bundled model name, or a path to an ONNX file."""
+    if model == "passthrough":
+        return PassthroughProcessor.at_rate(rate_hint)
+    bundled = bundled_model_path(model)
+    if bundled is not None and not os.path.exists(model):
+        return OnnxProcessor(bundled, threads=threads, provider=provider)
+    if not model.endswith(".onnx") and not os.path.exists(model):
+        names = sorted(f[:-5] for f in os.listdir(bundled_models_dir())) if os.path.isdir(bundled_models_dir()) else []
+        raise ModelError(
+            f"unknown model {model!r}: give a path to an .onnx file, 'passthrough'"
+            + (f", or one of {', '.join(names)}" if names else "")
+        )
+    return OnnxProcessor(model, threads=threads, provider=provider)

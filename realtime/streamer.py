@@ -1,0 +1,127 @@
+"""The streaming core: blocks of any size in, enhanced blocks out, offline-exact.
+
+:class:`Streamer` has the ``feed(block) -> block`` / ``flush()`` / ``reset()`` trio. It is
+synchronous and knows nothing of devices or threads; the live engine drives it from a worker
+thread and file mode drives it directly, so file mode proves what live mode does.
+
+The output stream is *aligned*: output sample ``m`` is the enhanced version of input sample ``m``.
+``feed`` returns every output sample that the input so far determines (possibly none), and
+``flush`` returns the rest, so concatenating all outputs always gives the same signal, whatever
+the block sizes. The lag between input and output inside ``feed`` is at most
+``geometry.latency`` (hop + lookahead) samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from rt_enhance.realtime import kernels
+from rt_enhance.realtime.geometry import Geometry
+from rt_enhance.realtime.processor import Processor
+
+logger = logging.getLogger(__name__)
+
+
+class HopTimer:
+    """Wall time of each processed batch of hops (model + crossfade), for the report."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.hops: list[int] = []
+        self.model_seconds = 0.0
+
+    def add(self, seconds: float, model_seconds: float, hops: int) -> None:
+        self.seconds.append(seconds)
+        self.hops.append(hops)
+        self.model_seconds += model_seconds
+
+    def per_hop_ms(self) -> np.ndarray:
+        """Milliseconds per hop of every recorded batch, float64 ``[batches]``."""
+        if not self.seconds:
+            return np.zeros(0)
+        return 1000.0 * np.asarray(self.seconds) / np.maximum(np.asarray(self.hops), 1)
+
+
+class Streamer:
+    """Overlapped-window enhancement of a ``[channels, samples]`` float32 stream."""
+
+    def __init__(self, processor: Processor, geometry: Geometry, channels: int) -> None:
+        self.processor = processor
+        self.geometry = geometry
+        self.channels = channels
+        self._fade = kernels.fade_in_weights(geometry.crossfade)
+        self.timer = HopTimer()
+        self.dry_hops = 0
+        kernels.warm_up()  # compile before any stream starts, never inside a callback
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all history: the next sample fed is sample 0 of a new stream."""
+        g = self.geometry
+        self._context = np.zeros((self.channels, g.window - g.hop), np.float32)
+        self._tail = np.zeros((self.channels, g.crossfade), np.float32)
+        self._to_drop = g.lookahead  # the first kept samples belong to negative positions
+        self.samples_in = 0
+        self.samples_out = 0
+
+    @property
+    def latency(self) -> int:
+        return self.geometry.latency
+
+    def feed(self, block: np.ndarray, *, dry: bool = False) -> np.ndarray:
+        """Enhance float32 ``[channels, n]``; return the newly determined aligned output ``[channels, m]``.
+
+        ``dry=True`` skips the model for the hops this block completes: their output is the
+        input itself, joined to its neighbours by the usual crossfade (the live engine's deadline
+        fallback; the stream's timing is unchanged).
+        """
+        block = np.asarray(block, np.float32)
+        if block.ndim != 2 or block.shape[0] != self.channels:
+            raise ValueError(f"expected a [{self.channels}, n] block, got {block.shape}")
+        self.samples_in += block.shape[1]
+        buf = np.concatenate([self._context, block], axis=1)
+        g = self.geometry
+        hops = (buf.shape[1] - (g.window - g.hop)) // g.hop
+        if hops <= 0:
+            self._context = buf
+            return np.zeros((self.channels, 0), np.float32)
+        out = self._process(buf, hops, dry)
+        self._context = buf[:, hops * g.hop :]
+        return self._emit(out)
+
+    def _process(self, buf: np.ndarray, hops: int, dry: bool) -> np.ndarray:
+        g, c = self.geometry, self.channels
+        start = time.perf_counter()
+        windows = sliding_window_view(buf, g.window, axis=1)[:, : hops * g.hop : g.hop]  # [C, hops, W]
+        windows = np.ascontiguousarray(windows.transpose(1, 0, 2))  # [hops, C, W]
+        model_start = time.perf_counter()
+        if dry or getattr(self.processor, "is_identity", False):
+            y = windows
+            self.dry_hops += hops if dry else 0
+        else:
+            y = self.processor.run(windows.reshape(hops * c, g.window)).reshape(hops, c, g.window)
+        model_seconds = time.perf_counter() - model_start
+        out = np.empty((c, hops * g.hop), np.float32)
+        kernels.overlap_hops_nb(np.ascontiguousarray(y, np.float32), self._tail, self._fade, out, g.kept_start, g.hop)
+        self.timer.add(time.perf_counter() - start, model_seconds, hops)
+        return out
+
+    def _emit(self, out: np.ndarray) -> np.ndarray:
+        if self._to_drop:
+            cut = min(self._to_drop, out.shape[1])
+            out = out[:, cut:]
+            self._to_drop -= cut
+        self.samples_out += out.shape[1]
+        return out
+
+    def flush(self) -> np.ndarray:
+        """Return the output still owed for the input fed so far, then reset."""
+        owed = self.samples_in - self.samples_out
+        g = self.geometry
+        out = self.feed(np.zeros((self.channels, g.lookahead + g.hop), np.float32))[:, :owed]
+        self.reset()
+        return out
