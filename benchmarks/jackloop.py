@@ -56,6 +56,12 @@ class LoopbackResult:
     recording: np.ndarray  # float32 [frames] what the client under test played
     frames: int
     repeated_blocks: int  # identical non-silent consecutive periods (the dummy driver's stale buffers)
+    xrun_frames: np.ndarray  # frames near which JACK reported an xrun
+    clean: np.ndarray  # bool per delay: no xrun between that click's sending and its arrival
+
+    @property
+    def clean_delays(self) -> np.ndarray:
+        return self.delays[self.clean]
 
 
 class JackLoopback:
@@ -76,7 +82,13 @@ class JackLoopback:
         self._rec = np.zeros(0, np.float32)
         self._frame = 0
         self._running = False
+        self.xrun_frames: list[int] = []
         self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+
+    def _xrun(self, delayed_usecs: float) -> None:
+        """JACK reports a late cycle: the graph's timing broke near this frame (an xrun)."""
+        self.xrun_frames.append(self._frame)
 
     def _process(self, frames: int) -> None:
         out = self.out.get_array()
@@ -94,7 +106,8 @@ class JackLoopback:
         while time.monotonic() < deadline:
             ins = self.client.get_ports(f"{self.target}:in", is_input=True)
             outs = self.client.get_ports(f"{self.target}:out", is_output=True)
-            if ins and outs:
+            if ins or outs:
+                time.sleep(0.2)  # a duplex client registers its ports one after another
                 return
             time.sleep(0.05)
         raise TimeoutError(f"no JACK client named {self.target!r} appeared within {timeout:.0f} s")
@@ -108,7 +121,8 @@ class JackLoopback:
                     self.client.disconnect(other, port) if port in ins else self.client.disconnect(port, other)
         for port in ins:
             self.client.connect(self.out, port)
-        self.client.connect(outs[0], self.inp)
+        if outs:
+            self.client.connect(outs[0], self.inp)
 
     def measure(self, seconds: float, *, settle: float = 0.5) -> LoopbackResult:
         """Wire up, wait ``settle`` seconds, then inject and record for ``seconds``."""
@@ -127,8 +141,12 @@ class JackLoopback:
         peaks = np.flatnonzero(np.abs(rec) > self.amplitude / 2)
         # keep the first sample of each click (a click may spread over a few samples when enhanced)
         received = peaks[np.concatenate([[True], np.diff(peaks) > self.click_every // 2])] if peaks.size else peaks
-        delays = np.array([r - sent[sent <= r].max() for r in received if (sent <= r).any()], dtype=np.int64)
+        pairs = [(sent[sent <= r].max(), r) for r in received if (sent <= r).any()]
+        delays = np.array([r - s for s, r in pairs], dtype=np.int64)
+        xruns = np.asarray(self.xrun_frames, np.int64)
+        margin = 2 * self.period
+        clean = np.array([not np.any((xruns >= s - margin) & (xruns <= r + margin)) for s, r in pairs], dtype=bool)
         blocks = rec[: rec.shape[0] // self.period * self.period].reshape(-1, self.period)
         loud = np.abs(blocks).max(axis=1) > 1e-4
         repeated = int(np.sum(loud[1:] & loud[:-1] & np.all(blocks[1:] == blocks[:-1], axis=1)))
-        return LoopbackResult(sent, received, delays, rec, rec.shape[0], repeated)
+        return LoopbackResult(sent, received, delays, rec, rec.shape[0], repeated, xruns, clean)

@@ -216,7 +216,7 @@ def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], 
 
     engine = LiveEngine(streamer=streamer, device_rate=rate, input_device=ends.input_device,
                         output_device=ends.output_device, source=ends.source_file, sinks=sinks,
-                        blocksize=args.blocksize, limit_knee=0.95 if args.limiter else 0.0)
+                        blocksize=args.blocksize, limit_knee=0.9 if args.limiter else 0.0)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda num, frame: engine.stop(f"signal {signal.Signals(num).name}"))
     tick = _status_line if sys.stderr.isatty() and not args.quiet else None

@@ -121,15 +121,18 @@ def ring_read_nb(ring, pos, out):  # pragma: no cover - compiled
 # ----------------------------------------------------------------------------- callbacks
 
 
+LIMIT_CEILING = 0.99  # -0.09 dBFS: the soft limiter's output never goes beyond this
+
+
 @njit(cache=True, nogil=True)
 def _soft_limit(x, knee):  # pragma: no cover - compiled
-    """Identity below ``knee``; above it a tanh curve that approaches, never reaches, 1."""
+    """Identity below ``knee``; above it a tanh curve that approaches LIMIT_CEILING (< 1)."""
     if knee <= 0.0:
         return x
     a = abs(x)
     if a <= knee:
         return x
-    room = 1.0 - knee
+    room = LIMIT_CEILING - knee
     y = knee + room * np.tanh((a - knee) / room)
     return y if x > 0 else -y
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 RING_SECONDS = 8.0
 POLL_SECONDS = 0.0005
+GIL_SWITCH_SECONDS = 0.0002
 XRUN_FLAGS = ("input_overflow", "input_underflow", "output_overflow", "output_underflow")
 
 
@@ -76,7 +78,7 @@ class LiveEngine:
         source: FileSource | None = None,
         sinks: list[FileSink] | None = None,
         blocksize: int = 0,
-        limit_knee: float = 0.95,
+        limit_knee: float = 0.9,
         output_channels: int | None = None,
     ) -> None:
         if input_device is None and source is None:
@@ -262,6 +264,16 @@ class LiveEngine:
 
     def run(self, *, duration: float | None = None, on_tick=None) -> LiveResult:
         """Stream until ``duration`` seconds, :meth:`stop`, the file source ends, or a failure."""
+        # The audio callback needs the GIL; with Python's default 5 ms switch interval a busy
+        # worker could hold it for a whole JACK period. Hand it over every 0.2 ms instead.
+        previous_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        try:
+            return self._run(duration, on_tick)
+        finally:
+            sys.setswitchinterval(previous_interval)
+
+    def _run(self, duration: float | None, on_tick) -> LiveResult:
         stream = self._stream()
         worker = threading.Thread(
             target=self._run_worker,

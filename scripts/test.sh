@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test suite on a fresh machine: set up (including a JACK server with the dummy driver, so the
+# device tests run against a real audio server), then run pytest. Extra arguments go to pytest.
+#   scripts/test.sh [pytest args]
+set -euo pipefail
+source "$(dirname "$0")/setup.sh"
+rt_setup "train,dev" libportaudio2 jackd2 gcc libc6-dev
+
+jack_pid=""
+if ! jack_wait -c 2>/dev/null | grep -qx running; then
+    jackd -d dummy -r 48000 -p 256 >"${TMPDIR:-/tmp}/rt-enhance-jackd.log" 2>&1 &
+    jack_pid=$!
+    trap '[ -n "$jack_pid" ] && kill "$jack_pid" 2>/dev/null || true' EXIT
+    jack_wait -w -t 15 >/dev/null
+fi
+cd "$ROOT"
+"$VENV/bin/python" -m pytest "$@"

@@ -1,0 +1,64 @@
+"""Helpers shared by the tests (importable: pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+from rt_enhance.realtime.metadata import ModelInfo, to_props
+
+ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def write_onnx_model(
+    path: str,
+    *,
+    gain: float | None = None,
+    window: int = 1024,
+    sample_rate: int = 48000,
+    hop: int = 256,
+    lookahead: int = 128,
+    crossfade: int = 64,
+    props: dict[str, str] | None = None,
+    input_shape: list | None = None,
+) -> str:
+    """An ONNX model [batch, 1, window] -> same: the identity, or a multiplication by ``gain``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = input_shape or ["batch", 1, window]
+    x = helper.make_tensor_value_info("audio", TensorProto.FLOAT, shape)
+    y = helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, shape)
+    if gain is None:
+        nodes, inits = [helper.make_node("Identity", ["audio"], ["enhanced"])], []
+    else:
+        nodes = [helper.make_node("Mul", ["audio", "gain"], ["enhanced"])]
+        inits = [helper.make_tensor("gain", TensorProto.FLOAT, [], [gain])]
+    graph = helper.make_graph(nodes, "test", [x], [y], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = props if props is not None else to_props(ModelInfo(sample_rate, window, hop, lookahead, crossfade, extra={"name": "test"}))
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def write_noise_wav(path: str, *, rate: int, channels: int, seconds: float, subtype: str = "FLOAT", seed: int = 0) -> np.ndarray:
+    """Seeded band-limited noise file; returns the samples as written, float32 [frames, channels]."""
+    rng = np.random.default_rng(seed)
+    data = (0.2 * rng.standard_normal((int(rate * seconds), channels))).clip(-0.99, 0.99).astype(np.float32)
+    sf.write(path, data, rate, subtype=subtype)
+    return sf.read(path, dtype="float32", always_2d=True)[0]
+
+
+def run_cli(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``rt-enhance`` as a user would, in a subprocess."""
+    cmd = [sys.executable, "-m", "rt_enhance.realtime.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)

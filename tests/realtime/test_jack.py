@@ -1,0 +1,84 @@
+"""Real device tests on a JACK server with the dummy driver (paced in real time, no sound card).
+
+A second JACK client stands in for a loopback cable: it injects clicks into rt-enhance's inputs
+and records its outputs in JACK frame time, so delays are measured to the sample.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytestmark = pytest.mark.jack
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "rt_enhance.realtime.cli", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 30) -> str:
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--model", "passthrough"],
+        ["--model", "passthrough", "--latency", "low"],
+        ["--model", "passthrough", "--hop", "256", "--lookahead", "64", "--crossfade", "32"],
+        ["--model", "ONNX", "--latency", "low"],
+    ],
+    ids=["default", "low", "hop-equals-period", "onnx-identity"],
+)
+def test_loopback_delay_equals_reported_latency(jack_server, tmp_path, onnx_model, flags):
+    from rt_enhance.benchmarks.jackloop import JackLoopback
+
+    flags = [onnx_model(window=2048) if f == "ONNX" else f for f in flags]
+    stats = tmp_path / "stats.json"
+    proc = start_cli("--in", "JACK", "--out", "JACK", "--duration", "5", "--stats-json", str(stats), "-q", *flags)
+    loop = JackLoopback()
+    loop.wait_for_target()
+    result = loop.measure(2.5)
+    finish(proc)
+    record = json.loads(stats.read_text())
+    device = round((record["device_latency_in_ms"] + record["device_latency_out_ms"]) * record["io_rate"] / 1000)
+    expected = record["latency_samples"] + device
+    # A cycle in which JACK reported an xrun (this machine is shared) may shift a click by a
+    # period; every click that crossed no xrun arrives exactly at the reported latency.
+    assert len(result.clean_delays) >= 8, (result.delays, result.xrun_frames)
+    assert set(result.clean_delays.tolist()) == {expected}, (result.delays, result.xrun_frames, record)
+    # Deadline misses are a speed figure (rt-bench), not asserted here: the dry fallback plays
+    # at the same delay, which is what this test proves.
+
+
+def test_recording_survives_sigint_with_all_audio(jack_server, tmp_path):
+    from rt_enhance.benchmarks.jackloop import JackLoopback
+
+    take, stats = tmp_path / "take.wav", tmp_path / "stats.json"
+    proc = start_cli("--in", "JACK", "--out", str(take), "--model", "passthrough", "--stats-json", str(stats), "-q")
+    loop = JackLoopback(click_every=4800)
+    loop.wait_for_target()
+    with loop.client:
+        loop._wire()
+        loop._running = True
+        loop._rec = np.zeros(48000 * 10, np.float32)
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGINT)
+        finish(proc)
+    record = json.loads(stats.read_text())
+    data, rate = sf.read(str(take), dtype="float32", always_2d=True)
+    assert rate == 48000 and data.shape[1] == 2
+    assert record["stop_reason"] == "signal SIGINT"
+    assert data.shape[0] == round(record["duration_s"] * rate)  # every captured sample is in the file
+    clicks = np.flatnonzero(np.abs(data[:, 0]) > 0.25)
+    assert len(clicks) >= 10
+    assert set(np.diff(clicks).tolist()) == {4800}  # nothing lost or repeated between the clicks
+    assert data.shape[0] - clicks[-1] <= 4800 + 256  # the audio runs up to the stop
