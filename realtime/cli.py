@@ -153,6 +153,13 @@ def _model_name(args: argparse.Namespace) -> str:
 
 def _streamer(args, processor, channels: int) -> Streamer:
     info = processor.info
+    if info.kind == "stateful":
+        g = geo.resolve_stateful(
+            sample_rate=info.sample_rate, receptive_field=info.window, default_hop=info.hop,
+            lookahead=info.lookahead, stride=info.total_stride, preset=args.latency, hop=args.hop,
+            lookahead_flag=args.lookahead,
+        )
+        return Streamer(processor, g, channels)
     g = geo.resolve(
         sample_rate=info.sample_rate, window=info.window, default_hop=info.hop, default_lookahead=info.lookahead,
         default_crossfade=info.crossfade, preset=args.latency, hop=args.hop, lookahead=args.lookahead,

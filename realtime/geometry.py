@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 # Presets in milliseconds: (hop, lookahead, crossfade).
 PRESETS: dict[str, tuple[float, float, float]] = {
+    "monitor": (2.0, 2.0, 1.0),
     "low": (5.0, 5.0, 2.5),
     "balanced": (10.0, 10.0, 5.0),
     "quality": (20.0, 20.0, 10.0),
@@ -36,12 +37,15 @@ class Geometry:
     hop: int
     lookahead: int
     crossfade: int
+    stateful: bool = False  # a streaming model: no window to fit, lookahead is the model's own
 
     def __post_init__(self) -> None:
         if self.hop <= 0:
             raise GeometryError(f"hop must be positive, got {self.hop} samples")
         if self.lookahead < 0 or self.crossfade < 0:
             raise GeometryError("lookahead and crossfade must not be negative")
+        if self.stateful:
+            return
         if self.hop + self.lookahead > self.window:
             raise GeometryError(
                 f"hop ({self.hop}) + lookahead ({self.lookahead}) exceeds the model window "
@@ -105,6 +109,37 @@ def resolve(
     if preset is not None and crossfade is None:
         values["crossfade"] = min(values["crossfade"], values["lookahead"], values["hop"])
     return Geometry(sample_rate=sample_rate, window=window, **values)
+
+
+def resolve_stateful(
+    *,
+    sample_rate: int,
+    receptive_field: int,
+    default_hop: int,
+    lookahead: int,
+    stride: int,
+    preset: str | None = None,
+    hop: str | None = None,
+    lookahead_flag: str | None = None,
+) -> Geometry:
+    """Geometry of a streaming model: only the hop is free (a multiple of the model's stride).
+
+    A preset's hop is rounded to the nearest multiple of the stride; an explicit ``--hop`` must be
+    one. The lookahead is a property of the trained model and cannot be changed.
+    """
+    value = default_hop
+    if preset is not None:
+        if preset not in PRESETS:
+            raise GeometryError(f"--latency: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        value = max(stride, int(round(PRESETS[preset][0] * sample_rate / 1000.0 / stride)) * stride)
+    if hop is not None:
+        value = parse_duration(hop, sample_rate, "hop")
+        if value <= 0 or value % stride:
+            lower, upper = max(stride, value // stride * stride), (value // stride + 1) * stride
+            raise GeometryError(f"--hop {hop}: this streaming model needs a multiple of {stride} samples (e.g. {lower} or {upper})")
+    if lookahead_flag is not None and parse_duration(lookahead_flag, sample_rate, "lookahead") != lookahead:
+        raise GeometryError(f"--lookahead: this streaming model has a fixed lookahead of {lookahead} samples")
+    return Geometry(sample_rate, receptive_field, value, lookahead, 0, stateful=True)
 
 
 def live_delay(hop: int, lookahead: int, block: int) -> int:

@@ -15,10 +15,22 @@ Required keys (integers are written as decimal strings):
 ``lookahead``    default lookahead (future samples the kept output sees)
 ``crossfade``    default crossfade between consecutive kept regions
 
-Optional keys: ``kind`` (``windowed``; ``stateful`` is reserved for streaming models with
-state inputs), ``task``, ``family``, ``model_args`` (JSON), ``params``, ``macs_per_second``,
-``receptive_field``, ``total_stride``, ``version``, ``checkpoint_sha256``, ``training``
-(JSON), ``metrics`` (JSON), ``name``, ``description``.
+Optional keys: ``kind`` (``windowed`` by default, or ``stateful``), ``task``, ``family``,
+``model_args`` (JSON), ``params``, ``macs_per_second``, ``receptive_field``, ``total_stride``,
+``version``, ``checkpoint_sha256``, ``training`` (JSON), ``metrics`` (JSON), ``name``,
+``description``.
+
+Stateful (streaming) models (``kind = stateful``) compute only the new samples of each hop and
+carry their context in state tensors. Inputs: ``audio`` float32 ``[batch, 1, n]`` with ``n`` any
+multiple of ``total_stride`` (dynamic), then one input per state; outputs: the enhanced
+``[batch, 1, n]``, then the new value of each state in the same order. Their output lags their
+input by exactly ``lookahead`` samples (a fixed property of the model), ``window`` is their
+receptive field, ``hop`` the default samples per call. Extra required keys:
+
+``total_stride``   the hop must be a multiple of it
+``state_inputs``   JSON list of the state input names, in graph order
+``state_outputs``  JSON list of the matching new-state output names
+``state_shapes``   JSON list of shapes, ``-1`` marking the batch axis; states start at zero
 """
 
 from __future__ import annotations
@@ -36,6 +48,23 @@ class ModelError(ValueError):
     """A model file the engine cannot use; the message is one line for the user."""
 
 
+STATEFUL_KEYS = ("total_stride", "state_inputs", "state_outputs", "state_shapes")
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """The state tensors of a stateful model."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]  # -1 marks the batch axis
+
+    def zeros(self, batch: int) -> list:
+        import numpy as np
+
+        return [np.zeros([batch if d == -1 else d for d in shape], np.float32) for shape in self.shapes]
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What the engine knows about a model, read from its metadata."""
@@ -51,6 +80,19 @@ class ModelInfo:
     @property
     def name(self) -> str:
         return self.extra.get("name", "")
+
+    @property
+    def total_stride(self) -> int:
+        return int(self.extra.get("total_stride", "1"))
+
+    def state_spec(self) -> StateSpec:
+        """The state tensors (stateful models only)."""
+        import json
+
+        names_in = json.loads(self.extra["state_inputs"])
+        names_out = json.loads(self.extra["state_outputs"])
+        shapes = json.loads(self.extra["state_shapes"])
+        return StateSpec(tuple(names_in), tuple(names_out), tuple(tuple(int(d) for d in s) for s in shapes))
 
 
 def _int_key(props: dict[str, str], key: str, source: str) -> int:
@@ -77,7 +119,29 @@ def parse_props(props: dict[str, str], source: str = "model") -> ModelInfo:
     if values["lookahead"] < 0 or values["crossfade"] < 0:
         raise ModelError(f"{source}: metadata lookahead and crossfade must not be negative")
     extra = {k: v for k, v in props.items() if k not in REQUIRED_KEYS and k != "kind"}
-    return ModelInfo(kind=kind, extra=extra, **values)
+    info = ModelInfo(kind=kind, extra=extra, **values)
+    if kind == "stateful":
+        _check_stateful(info, source)
+    return info
+
+
+def _check_stateful(info: ModelInfo, source: str) -> None:
+    import json
+
+    for key in STATEFUL_KEYS:
+        if key not in info.extra:
+            raise ModelError(f"{source}: metadata key '{key}' is missing (required for stateful models)")
+    try:
+        spec = info.state_spec()
+        stride = info.total_stride
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{source}: stateful metadata is malformed ({exc})") from None
+    if not (len(spec.inputs) == len(spec.outputs) == len(spec.shapes)):
+        raise ModelError(f"{source}: state_inputs, state_outputs and state_shapes differ in length")
+    if any(shape.count(-1) != 1 for shape in spec.shapes):
+        raise ModelError(f"{source}: every state shape needs exactly one batch axis (-1)")
+    if stride <= 0 or info.hop % stride:
+        raise ModelError(f"{source}: default hop {info.hop} is not a multiple of total_stride {stride}")
 
 
 def to_props(info: ModelInfo) -> dict[str, str]:

@@ -80,18 +80,22 @@ def _session(path: str, threads: int, provider: str):
     return session
 
 
+def _load(path: str, threads: int, provider: str):
+    if not os.path.isfile(path):
+        raise ModelError(f"model file not found: {path}")
+    session = _session(path, threads, provider)
+    return session, parse_props(session.get_modelmeta().custom_metadata_map, source=path)
+
+
 class OnnxProcessor:
     """A windowed ONNX model: input ``[batch, 1, window]`` (or ``[batch, window]``), same output."""
 
     native_rate = True
     is_identity = False
 
-    def __init__(self, path: str, *, threads: int = 1, provider: str = "cpu", max_batch: int = 64) -> None:
-        if not os.path.isfile(path):
-            raise ModelError(f"model file not found: {path}")
+    def __init__(self, path: str, *, threads: int = 1, provider: str = "cpu", max_batch: int = 64, _loaded=None) -> None:
         self.path = path
-        self.session = _session(path, threads, provider)
-        self.info = parse_props(self.session.get_modelmeta().custom_metadata_map, source=path)
+        self.session, self.info = _loaded or _load(path, threads, provider)
         self.max_batch = max_batch
         self._input, self._output, self._rank = self._check_io()
         self.provider = self.session.get_providers()[0]
@@ -99,7 +103,7 @@ class OnnxProcessor:
     def _check_io(self) -> tuple[str, str, int]:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if self.info.kind != "windowed":
-            raise ModelError(f"{self.path}: stateful models are not supported by this engine version")
+            raise ModelError(f"{self.path}: a {self.info.kind} model; open it with open_onnx()")
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelError(f"{self.path}: a windowed model needs exactly one input, got {len(inputs)}")
         shape = inputs[0].shape
@@ -126,6 +130,55 @@ class OnnxProcessor:
         return out.reshape(n, window)
 
 
+class StatefulOnnxProcessor:
+    """A streaming ONNX model: each call takes the next ``n`` samples and the state, returns the
+    ``n`` enhanced samples (``lookahead`` samples late) and the new state. One state set per
+    batch row (channel)."""
+
+    native_rate = True
+    is_identity = False
+
+    def __init__(self, path: str, *, threads: int = 1, provider: str = "cpu", _loaded=None) -> None:
+        self.path = path
+        self.session, self.info = _loaded or _load(path, threads, provider)
+        self.spec = self.info.state_spec()
+        self.provider = self.session.get_providers()[0]
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        names_in = [i.name for i in inputs]
+        if len(inputs) != 1 + len(self.spec.inputs) or tuple(names_in[1:]) != self.spec.inputs:
+            raise ModelError(f"{path}: graph inputs {names_in} do not match metadata state_inputs {list(self.spec.inputs)}")
+        names_out = [o.name for o in outputs]
+        if tuple(names_out[1:]) != self.spec.outputs:
+            raise ModelError(f"{path}: graph outputs {names_out} do not match metadata state_outputs {list(self.spec.outputs)}")
+        self._input, self._output = names_in[0], names_out[0]
+        self._fetch = [self._output, *self.spec.outputs]
+        self._states: list[np.ndarray] = []
+        self._batch = 0
+
+    def reset(self, batch: int) -> None:
+        """Zero state for ``batch`` independent streams."""
+        self._batch = batch
+        self._states = self.spec.zeros(batch)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        """float32 ``[batch, n]`` (n a multiple of total_stride) -> ``[batch, n]``, state carried."""
+        if x.shape[0] != self._batch:
+            self.reset(x.shape[0])
+        feed = {self._input: np.ascontiguousarray(x[:, None, :], np.float32)}
+        feed.update(zip(self.spec.inputs, self._states))
+        out = self.session.run(self._fetch, feed)
+        self._states = out[1:]
+        return out[0].reshape(x.shape)
+
+
+def open_onnx(path: str, *, threads: int = 1, provider: str = "cpu"):
+    """The processor a model's metadata asks for: windowed or stateful."""
+    loaded = _load(path, threads, provider)
+    if loaded[1].kind == "stateful":
+        return StatefulOnnxProcessor(path, _loaded=loaded)
+    return OnnxProcessor(path, _loaded=loaded)
+
+
 def bundled_models_dir() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 
@@ -142,11 +195,11 @@ def open_processor(model: str, *, threads: int = 1, provider: str = "cpu", rate_
         return PassthroughProcessor.at_rate(rate_hint)
     bundled = bundled_model_path(model)
     if bundled is not None and not os.path.exists(model):
-        return OnnxProcessor(bundled, threads=threads, provider=provider)
+        return open_onnx(bundled, threads=threads, provider=provider)
     if not model.endswith(".onnx") and not os.path.exists(model):
         names = sorted(f[:-5] for f in os.listdir(bundled_models_dir())) if os.path.isdir(bundled_models_dir()) else []
         raise ModelError(
             f"unknown model {model!r}: give a path to an .onnx file, 'passthrough'"
             + (f", or one of {', '.join(names)}" if names else "")
         )
-    return OnnxProcessor(model, threads=threads, provider=provider)
+    return open_onnx(model, threads=threads, provider=provider)

@@ -62,7 +62,12 @@ class Streamer:
     def reset(self) -> None:
         """Forget all history: the next sample fed is sample 0 of a new stream."""
         g = self.geometry
-        self._context = np.zeros((self.channels, g.window - g.hop), np.float32)
+        # Windowed models re-read window - hop past samples each hop; streaming models keep
+        # their context in their own state instead.
+        self._keep = 0 if g.stateful else g.window - g.hop
+        self._context = np.zeros((self.channels, self._keep), np.float32)
+        if g.stateful:
+            self.processor.reset(self.channels)
         self._tail = np.zeros((self.channels, g.crossfade), np.float32)
         self._to_drop = g.lookahead  # the first kept samples belong to negative positions
         self.samples_in = 0
@@ -85,13 +90,25 @@ class Streamer:
         self.samples_in += block.shape[1]
         buf = np.concatenate([self._context, block], axis=1)
         g = self.geometry
-        hops = (buf.shape[1] - (g.window - g.hop)) // g.hop
+        hops = (buf.shape[1] - self._keep) // g.hop
         if hops <= 0:
             self._context = buf
             return np.zeros((self.channels, 0), np.float32)
-        out = self._process(buf, hops, dry)
+        out = self._step(buf, hops) if g.stateful else self._process(buf, hops, dry)
         self._context = buf[:, hops * g.hop :]
         return self._emit(out)
+
+    def _step(self, buf: np.ndarray, hops: int) -> np.ndarray:
+        """Streaming model: all complete hops in one call (the same result as one call per hop).
+
+        ``dry`` does not apply: a streaming model must see every sample to keep its state
+        consistent, so a late hop is still computed (the live callback has played it dry).
+        """
+        start = time.perf_counter()
+        out = self.processor.step(np.ascontiguousarray(buf[:, : hops * self.geometry.hop]))
+        seconds = time.perf_counter() - start
+        self.timer.add(seconds, seconds, hops)
+        return out
 
     def _process(self, buf: np.ndarray, hops: int, dry: bool) -> np.ndarray:
         g, c = self.geometry, self.channels

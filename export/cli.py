@@ -1,0 +1,178 @@
+"""``rt-export``: checkpoint (or a named untrained size) -> ONNX model with its metadata.
+
+    rt-export CHECKPOINT --out MODEL.onnx [--window N] [--opset N] [--fp16] [--int8]
+    rt-export --init tiny --out MODEL.onnx
+    rt-export --list-sizes
+
+User mistakes (missing checkpoint, unknown size, bad window or geometry) print one line to
+stderr and exit 2; a failed check (ONNX checker, float32 parity) exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rt_enhance.export.errors import ExportError
+from rt_enhance.export.metadata import TASKS, EngineDefaults, file_sha256
+from rt_enhance.export.pipeline import ExportReport, export_model
+from rt_enhance.export.to_onnx import DEFAULT_OPSET, check_windowed
+from rt_enhance.model.base import AudioModel, GeometryError
+from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
+from rt_enhance.model.sizes import SIZES, NamedSize, build_size, get_size, size_table
+
+logger = logging.getLogger(__name__)
+
+FALLBACK = NamedSize("", "", {})  # engine defaults when neither the size nor the checkpoint give them
+
+
+class UsageError(Exception):
+    """A user mistake: one line on stderr, exit status 2."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """The model to export and what is known about it."""
+
+    model: AudioModel
+    meta: dict[str, Any]
+    defaults: NamedSize
+    checkpoint_sha256: str | None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="rt-export", description="Export an rt-enhance model to ONNX with metadata.")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint written by training (save_checkpoint)")
+    p.add_argument("--init", metavar="SIZE", help=f"export an untrained model of a named size ({', '.join(SIZES)})")
+    p.add_argument("--list-sizes", action="store_true", help="print the named sizes and exit")
+    p.add_argument("--out", type=Path, help="output .onnx path")
+    p.add_argument("--window", type=int, help="samples per call (a multiple of the model's total stride)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--fp16", action="store_true", help="also write MODEL.fp16.onnx and report its error")
+    p.add_argument("--int8", action="store_true", help="also write MODEL.int8.onnx (dynamic quantization)")
+    p.add_argument("--hop", type=int, help="default hop written to the metadata")
+    p.add_argument("--lookahead", type=int, help="default lookahead written to the metadata")
+    p.add_argument("--crossfade", type=int, help="default crossfade written to the metadata")
+    p.add_argument("--sample-rate", type=int, help="model sample rate in Hz (default: the model's)")
+    p.add_argument("--task", choices=TASKS, help="task written to the metadata (default: checkpoint's, or denoise)")
+    p.add_argument("--name", help="model name written to the metadata")
+    p.add_argument("--seed", type=int, default=0, help="weight seed for --init (default 0)")
+    return p.parse_args(argv)
+
+
+def load_source(args: argparse.Namespace) -> Source:
+    """Build the model from ``--init`` or load it from the checkpoint."""
+    if bool(args.init) == bool(args.checkpoint):
+        raise UsageError("give exactly one of CHECKPOINT or --init SIZE")
+    if args.init:
+        try:
+            size = get_size(args.init)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+        torch.manual_seed(args.seed)
+        model = build_size(args.init, sample_rate=args.sample_rate).eval()
+        meta = {"name": args.init, "description": f"untrained '{args.init}' ({size.description}), seed {args.seed}"}
+        return Source(model, meta, size, None)
+    try:
+        model, extra = load_checkpoint(args.checkpoint)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+    meta = dict(extra.get("meta") or {})
+    meta.setdefault("name", Path(args.checkpoint).stem)
+    return Source(model, meta, FALLBACK, file_sha256(args.checkpoint))
+
+
+def resolve_geometry(args: argparse.Namespace, source: Source) -> EngineDefaults:
+    """Command line, then the checkpoint's ``meta``, then the named size's defaults."""
+
+    def pick(key: str, flag: int | None, default: int) -> int:
+        value = flag if flag is not None else source.meta.get(key, default)
+        if type(value) is not int:
+            raise UsageError(f"checkpoint meta '{key}' must be an integer, got {value!r}; pass --{key.replace('_', '-')}")
+        return value
+
+    d = source.defaults
+    geometry = EngineDefaults(
+        sample_rate=pick("sample_rate", args.sample_rate, source.model.sample_rate),
+        window=pick("window", args.window, d.window),
+        hop=pick("hop", args.hop, d.hop),
+        lookahead=pick("lookahead", args.lookahead, d.lookahead),
+        crossfade=pick("crossfade", args.crossfade, d.crossfade),
+    )
+    if geometry.sample_rate != source.model.sample_rate:
+        raise UsageError(
+            f"the model was built for {source.model.sample_rate} Hz; it cannot be exported as {geometry.sample_rate} Hz"
+        )
+    try:
+        source.model.check_window(geometry.window)
+        geometry.check()
+        check_windowed(source.model, torch.zeros(1, 1, geometry.window))
+    except (GeometryError, ExportError) as exc:
+        raise UsageError(str(exc)) from None
+    return geometry
+
+
+def print_model(model: AudioModel, geometry: EngineDefaults) -> None:
+    info = model.describe(geometry.window)
+    engine = info["macs_per_second"] * geometry.window / geometry.hop
+    print(f"model      {info['family']} {model.init_kwargs}")
+    print(f"params     {info['params']:,}")
+    print(f"MACs/s     {info['macs_per_second'] / 1e9:.3f} G per second of audio at {geometry.sample_rate} Hz "
+          f"(one pass; windowed engine at hop {geometry.hop}: {engine / 1e9:.3f} G)")
+    print(f"receptive  {info['receptive_field']} samples, total stride {info['total_stride']}")
+    print(f"geometry   window {geometry.window}, hop {geometry.hop}, lookahead {geometry.lookahead}, "
+          f"crossfade {geometry.crossfade}")
+
+
+def print_report(report: ExportReport) -> None:
+    print(f"wrote      {report.path} (fp32 parity, relative error per input):")
+    for f in report.fp32:
+        print(f"  fp32  {f.input:24s} max abs {f.max_abs:.2e}  relative {f.relative:.2e}")
+    for tag, (path, figures) in report.variants.items():
+        print(f"wrote      {path} (error against torch fp32, a report):")
+        for f in figures:
+            print(f"  {tag:5s} {f.input:24s} max abs {f.max_abs:.2e}  relative {f.relative:.2e}")
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.out is None:
+        raise UsageError("--out MODEL.onnx is required")
+    source = load_source(args)
+    geometry = resolve_geometry(args, source)
+    print_model(source.model, geometry)
+    meta = {**source.meta, **({"name": args.name} if args.name else {})}
+    task = args.task or meta.get("task", "denoise")
+    if task not in TASKS:
+        raise UsageError(f"task {task!r} (from the checkpoint) is not one of {', '.join(TASKS)}; pass --task")
+    report = export_model(
+        source.model, args.out, geometry, task=task, meta=meta, checkpoint_sha256=source.checkpoint_sha256,
+        opset=args.opset, fp16=args.fp16, int8=args.int8,
+    )
+    print_report(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    if args.list_sizes:
+        print("\n".join(size_table()))
+        return 0
+    try:
+        run(args)
+    except UsageError as exc:
+        print(f"rt-export: {exc}", file=sys.stderr)
+        return 2
+    except ExportError as exc:
+        print(f"rt-export: export failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+"""The exporter's one error type."""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+class ExportError(RuntimeError):
+    """An export that must not ship (checker failure, parity mismatch, bad geometry); one line for the user."""

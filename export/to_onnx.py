@@ -1,0 +1,62 @@
+"""torch -> ONNX for windowed models: one input ``audio`` and one output ``enhanced``, float32
+``[batch, 1, window]``, batch dynamic, window fixed. Eval mode (dropout off), legacy TorchScript
+exporter (``dynamo=False``; the dynamo exporter needs onnxscript, which the train extra lacks).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+
+import onnx
+import torch
+
+from rt_enhance.export.errors import ExportError
+from rt_enhance.model.base import AudioModel
+
+logger = logging.getLogger(__name__)
+
+INPUT_NAME = "audio"
+OUTPUT_NAME = "enhanced"
+DEFAULT_OPSET = 17
+
+
+def export_onnx(model: AudioModel, *, window: int, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """Trace ``model`` on ``[1, 1, window]`` and return the checked ONNX model (no metadata yet)."""
+    model.check_window(window)
+    model.eval()
+    buffer = io.BytesIO()
+    example = torch.zeros(1, 1, window)
+    check_windowed(model, example)
+    axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=DeprecationWarning)  # the legacy exporter, on purpose
+        torch.onnx.export(
+            model, (example,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    check_onnx(proto)
+    return proto
+
+
+def check_windowed(model: AudioModel, example: torch.Tensor) -> None:
+    """Raise :class:`ExportError` unless ``model`` maps ``[batch, 1, window]`` to the same shape."""
+    with torch.no_grad():
+        shape = tuple(model(example).shape)
+    if shape != tuple(example.shape):
+        raise ExportError(
+            f"{type(model).__name__} maps {list(example.shape)} to {list(shape)}; only windowed enhancers "
+            "(same shape in and out, e.g. Generator) export for the engine"
+        )
+
+
+def check_onnx(proto: onnx.ModelProto) -> None:
+    """Run the ONNX checker (with shape inference); raise :class:`ExportError` on failure."""
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ExportError(f"the ONNX checker rejected the exported model: {first}") from None

@@ -1,0 +1,86 @@
+"""Named model sizes: ``tiny`` (tests), ``small`` (real-time default candidate), ``base`` (the
+original work's defaults). ``rt-export --init NAME`` exports one untrained, with its metadata.
+
+Figures (params, MACs per second, receptive field, measured ORT time) are in docs/model-sizes.md;
+``python -m rt_enhance.model`` prints the analytic ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from rt_enhance.model.base import AudioModel
+from rt_enhance.model.registry import build_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NamedSize:
+    """A model class, its constructor arguments and the engine defaults it is exported with."""
+
+    name: str
+    description: str
+    kwargs: dict[str, Any]
+    family: str = "Generator"
+    window: int = 2048
+    hop: int = 480
+    lookahead: int = 480
+    crossfade: int = 240
+    sample_rate: int = 48000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+SIZES: dict[str, NamedSize] = {
+    size.name: size
+    for size in (
+        NamedSize(
+            "tiny",
+            "test-sized U-Net (depth 3, 8/16/16 channels, kernels <= 17)",
+            {"depth": 3, "width": 0.125, "max_channels": 16, "max_kernel": 17},
+            window=1024,
+        ),
+        NamedSize(
+            "small",
+            "real-time U-Net (depth 4, 8/16/32/32 channels, kernels <= 17), ~1 ms per 2048 window on 1 thread",
+            {"depth": 4, "width": 0.125, "max_channels": 32, "max_kernel": 17},
+        ),
+        NamedSize(
+            "base",
+            "the original work's U-Net (depth 4, 64..512 channels, kernels 129..17); far from real time on a CPU",
+            {"depth": 4},
+        ),
+    )
+}
+
+
+def get_size(name: str) -> NamedSize:
+    """The named size ``name``; ``KeyError`` with the known names otherwise."""
+    if name not in SIZES:
+        raise KeyError(f"unknown model size {name!r}; known sizes: {', '.join(SIZES)}")
+    return SIZES[name]
+
+
+def build_size(name: str, *, sample_rate: int | None = None) -> AudioModel:
+    """An untrained model of the named size (at ``sample_rate`` if given, else the size's own)."""
+    size = get_size(name)
+    kwargs = {**size.kwargs, "sample_rate": sample_rate or size.sample_rate}
+    return build_model(size.family, kwargs)
+
+
+def size_table() -> list[str]:
+    """One markdown row per named size: params, MACs per second, receptive field, stride, window."""
+    rows = [
+        "| size | params | GMAC/s of audio (1 pass) | receptive field | total stride | window |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, size in SIZES.items():
+        model = build_size(name)
+        info = model.describe(size.window)
+        rows.append(
+            f"| {name} | {info['params']:,} | {info['macs_per_second'] / 1e9:.3f} | "
+            f"{info['receptive_field']} | {info['total_stride']} | {size.window} |"
+        )
+    return rows

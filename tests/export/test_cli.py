@@ -1,0 +1,79 @@
+"""rt-export as a user meets it: figures printed, variants, one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+from rt_enhance.export import pipeline
+from rt_enhance.export.cli import main
+from rt_enhance.model import Generator, save_checkpoint
+
+
+def test_init_prints_the_figures_and_variants(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "t.onnx"
+    assert main(["--init", "tiny", "--out", str(out), "--fp16", "--int8"]) == 0
+    text = capsys.readouterr().out
+    for word in ("params", "MACs/s", "receptive", "total stride", "fp32", "fp16", "int8", "relative"):
+        assert word in text
+    for tag in ("fp16", "int8"):
+        variant = tmp_path / f"t.{tag}.onnx"
+        props = {p.key: p.value for p in onnx.load(str(variant)).metadata_props}
+        assert props["precision"] == tag and props["window"] == "1024"
+    fp16_errors = [float(line.split()[-1]) for line in text.splitlines() if line.strip().startswith("fp16")]
+    assert len(fp16_errors) == 3 and max(fp16_errors) < 1e-2
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["missing.pt", "--out", "m.onnx"], "checkpoint missing.pt not found"),
+        (["--init", "huge", "--out", "m.onnx"], "unknown model size 'huge'"),
+        (["--init", "tiny", "--out", "m.onnx", "--window", "1000"], "not a multiple of the model's total stride 16"),
+        (["--init", "tiny"], "--out MODEL.onnx is required"),
+        (["--out", "m.onnx"], "exactly one of CHECKPOINT or --init"),
+        (["--init", "tiny", "--out", "m.onnx", "--crossfade", "600"], "crossfade 600 must not exceed lookahead"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, args: list, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_checkpoint_sample_rate_contradiction(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    save_checkpoint(tmp_path / "g.pt", Generator(depth=2, width=0.125, max_kernel=9))
+    assert main([str(tmp_path / "g.pt"), "--out", str(tmp_path / "m.onnx"), "--sample-rate", "16000"]) == 2
+    assert "built for 48000 Hz" in capsys.readouterr().err
+
+
+def test_parity_failure_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    real = pipeline.torch_reference
+    monkeypatch.setattr(pipeline, "torch_reference", lambda m, x: {k: v * 1.01 for k, v in real(m, x).items()})
+    assert main(["--init", "tiny", "--out", str(tmp_path / "m.onnx")]) == 1
+    assert "float32 parity failed" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_list_sizes(capsys: pytest.CaptureFixture) -> None:
+    assert main(["--list-sizes"]) == 0
+    text = capsys.readouterr().out
+    assert all(f"| {name} |" in text for name in ("tiny", "small", "base"))
+
+
+def test_runs_as_a_program(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rt_enhance.export.cli", "--init", "tiny", "--out", str(tmp_path / "t.onnx")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "t.onnx").is_file() and "params" in result.stdout
+    assert "fp32  clicks" in result.stdout
