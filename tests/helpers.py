@@ -62,3 +62,43 @@ def run_cli(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedP
     """Run ``rt-enhance`` as a user would, in a subprocess."""
     cmd = [sys.executable, "-m", "rt_enhance.realtime.cli", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def write_stateful_delay_model(path: str, *, delay: int = 3, stride: int = 4, hop: int = 8, gain: float = 1.0, sample_rate: int = 48000) -> str:
+    """A real stateful ONNX model: ``y[t] = gain * x[t - delay]``, its state the last ``delay`` samples.
+
+    Inputs ``audio`` [batch, 1, n] and ``state`` [batch, 1, delay]; outputs ``enhanced`` and
+    ``next_state``: the smallest model that exercises the engine's stateful path.
+    """
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    audio = helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", 1, "n"])
+    state = helper.make_tensor_value_info("state", TensorProto.FLOAT, ["batch", 1, delay])
+    out = helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["batch", 1, "n"])
+    nxt = helper.make_tensor_value_info("next_state", TensorProto.FLOAT, ["batch", 1, delay])
+    ints = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # noqa: E731
+    nodes = [
+        helper.make_node("Concat", ["state", "audio"], ["joined"], axis=2),
+        helper.make_node("Shape", ["audio"], ["shape"]),
+        helper.make_node("Slice", ["shape", "two", "three"], ["n"]),
+        helper.make_node("Slice", ["joined", "zero", "n", "two"], ["delayed"]),
+        helper.make_node("Mul", ["delayed", "gain"], ["enhanced"]),
+        helper.make_node("Slice", ["joined", "minus_delay", "big", "two"], ["next_state"]),
+    ]
+    inits = [ints("zero", [0]), ints("two", [2]), ints("three", [3]), ints("minus_delay", [-delay]),
+             ints("big", [1 << 62]), helper.make_tensor("gain", TensorProto.FLOAT, [], [gain])]
+    graph = helper.make_graph(nodes, "delay", [audio, state], [out, nxt], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    extra = {"name": "delay", "total_stride": str(stride), "state_inputs": json.dumps(["state"]),
+             "state_outputs": json.dumps(["next_state"]), "state_shapes": json.dumps([[-1, 1, delay]])}
+    info = ModelInfo(sample_rate, delay + 1, hop, delay, 0, kind="stateful", extra=extra)
+    for key, value in to_props(info).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path

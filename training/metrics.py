@@ -1,0 +1,102 @@
+"""Evaluation metrics on mono float signals ``[samples]``: SNR, SI-SDR, LSD, wideband PESQ and STOI.
+
+``ref`` is always the clean reference and ``est`` the signal judged; both must have the same length.
+PESQ and STOI come from the optional ``pesq`` and ``pystoi`` packages; when one is missing, or PESQ finds no
+speech, the metric is ``nan`` and a warning is logged (never an exception in the middle of an evaluation).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import soxr
+
+logger = logging.getLogger(__name__)
+
+_EPS = 1e-12
+PESQ_RATE = 16000
+
+
+def _pair(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ref, est = np.asarray(ref, dtype=np.float64), np.asarray(est, dtype=np.float64)
+    if ref.ndim != 1 or ref.shape != est.shape:
+        raise ValueError(f"metrics take two mono signals of equal length, got {ref.shape} and {est.shape}")
+    return ref, est
+
+
+def snr(ref: np.ndarray, est: np.ndarray) -> float:
+    """Signal-to-noise ratio in dB: ``10 log10(|ref|^2 / |ref - est|^2)`` (the original tool's definition)."""
+    ref, est = _pair(ref, est)
+    return 10.0 * math.log10((np.sum(ref**2) + _EPS) / (np.sum((ref - est) ** 2) + _EPS))
+
+
+def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    """Scale-invariant SDR in dB (Le Roux et al. 2019), on zero-mean signals."""
+    ref, est = _pair(ref, est)
+    ref, est = ref - ref.mean(), est - est.mean()
+    target = (np.dot(est, ref) / (np.dot(ref, ref) + _EPS)) * ref
+    return 10.0 * math.log10((np.sum(target**2) + _EPS) / (np.sum((est - target) ** 2) + _EPS))
+
+
+def log_power_spectrogram(x: np.ndarray, frame: int = 2048) -> np.ndarray:
+    """``log10(|STFT|^2 + 1e-8)`` ``[frames, frame // 2 + 1]``: Hann window, hop frame/4, centred frames with
+    reflect padding (librosa's ``stft`` defaults, which Kuleshov et al. used)."""
+    x = np.asarray(x, dtype=np.float64)
+    padded = np.pad(x, frame // 2, mode="reflect" if len(x) > frame // 2 else "constant")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame)[:: frame // 4]
+    return np.log10(np.abs(np.fft.rfft(frames * np.hanning(frame + 1)[:-1], axis=1)) ** 2 + 1e-8)
+
+
+def lsd(ref: np.ndarray, est: np.ndarray, frame: int = 2048) -> float:
+    """Log-spectral distance (Kuleshov et al. 2017): per frame, the RMS over frequency of the difference of the
+    log10 power spectra; then the mean over frames. Unitless; 0 for identical signals.
+
+    The paper's definition is followed (log10, RMS over frequency); their released code used the natural log
+    and averaged over time before frequency, so its numbers are not directly comparable.
+    """
+    ref, est = _pair(ref, est)
+    diff = log_power_spectrogram(ref, frame) - log_power_spectrogram(est, frame)
+    return float(np.mean(np.sqrt(np.mean(diff**2, axis=1))))
+
+
+def pesq_wb(ref: np.ndarray, est: np.ndarray, rate: int) -> float:
+    """Wideband PESQ (ITU-T P.862.2, MOS-LQO) at 16 kHz (both signals resampled with soxr); nan with a logged
+    warning when the ``pesq`` package is missing or the reference holds no speech."""
+    ref, est = _pair(ref, est)
+    try:
+        from pesq import PesqError, pesq
+    except ImportError:
+        logger.warning("PESQ skipped: the pesq package is not installed (pip install pesq)")
+        return math.nan
+    ref16, est16 = (soxr.resample(s, rate, PESQ_RATE) if rate != PESQ_RATE else s for s in (ref, est))
+    if not np.any(ref16) or not np.any(est16):
+        logger.warning("PESQ skipped: a signal is silent")
+        return math.nan
+    try:
+        return float(pesq(PESQ_RATE, ref16, est16, "wb"))
+    except PesqError as err:
+        logger.warning("PESQ skipped: %s", type(err).__name__)
+        return math.nan
+
+
+def stoi(ref: np.ndarray, est: np.ndarray, rate: int) -> float:
+    """Short-time objective intelligibility (Taal et al. 2011, pystoi; 0..1); nan with a logged warning when
+    the ``pystoi`` package is missing."""
+    ref, est = _pair(ref, est)
+    try:
+        from pystoi import stoi as _stoi
+    except ImportError:
+        logger.warning("STOI skipped: the pystoi package is not installed (pip install pystoi)")
+        return math.nan
+    return float(_stoi(ref, est, rate, extended=False))
+
+
+def evaluate(ref: np.ndarray, est: np.ndarray, rate: int, *, speech: bool = True) -> dict[str, float]:
+    """All metrics of ``est`` against ``ref`` (mono ``[samples]`` at ``rate``): keys snr, si_sdr, lsd and, when
+    ``speech`` is true, pesq and stoi (speech-only metrics; pass ``speech=False`` for music)."""
+    out = {"snr": snr(ref, est), "si_sdr": si_sdr(ref, est), "lsd": lsd(ref, est)}
+    if speech:
+        out.update(pesq=pesq_wb(ref, est, rate), stoi=stoi(ref, est, rate))
+    return out
