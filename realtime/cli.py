@@ -188,6 +188,7 @@ def _record(args, model: str, streamer: Streamer, extra: dict) -> dict:
     rec.update(extra)
     rec.update(report.compute_stats(streamer))
     rec["deadline_misses"] = rec.get("miss_events", 0) + streamer.dry_hops
+    rec["bad_model_hops"] = streamer.bad_hops
     return rec
 
 

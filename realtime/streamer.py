@@ -55,7 +55,8 @@ class Streamer:
         self.channels = channels
         self._fade = kernels.fade_in_weights(geometry.crossfade)
         self.timer = HopTimer()
-        self.dry_hops = 0
+        self.dry_hops = 0  # hops run without the model to catch up (live deadline fallback)
+        self.bad_hops = 0  # hops whose model output was NaN/Inf and played dry instead
         kernels.warm_up()  # compile before any stream starts, never inside a callback
         self.reset()
 
@@ -70,6 +71,7 @@ class Streamer:
             self.processor.reset(self.channels)
         self._tail = np.zeros((self.channels, g.crossfade), np.float32)
         self._to_drop = g.lookahead  # the first kept samples belong to negative positions
+        self._recent = np.zeros((self.channels, g.lookahead), np.float32)  # dry input, lookahead behind
         self.samples_in = 0
         self.samples_out = 0
 
@@ -105,10 +107,23 @@ class Streamer:
         consistent, so a late hop is still computed (the live callback has played it dry).
         """
         start = time.perf_counter()
-        out = self.processor.step(np.ascontiguousarray(buf[:, : hops * self.geometry.hop]))
+        chunk = np.ascontiguousarray(buf[:, : hops * self.geometry.hop])
+        out = self.processor.step(chunk)
         seconds = time.perf_counter() - start
         self.timer.add(seconds, seconds, hops)
+        dry = np.concatenate([self._recent, chunk], axis=1)
+        self._recent = dry[:, dry.shape[1] - self.geometry.lookahead :]
+        if not np.isfinite(out).all():
+            # A broken state would poison every later hop: restart the model, play this chunk dry.
+            self._count_bad(hops)
+            self.processor.reset(self.channels)
+            out = dry[:, : chunk.shape[1]]
         return out
+
+    def _count_bad(self, hops: int) -> None:
+        if self.bad_hops == 0:
+            logger.warning("the model produced NaN or infinite samples; those hops play dry (counted in the report)")
+        self.bad_hops += hops
 
     def _process(self, buf: np.ndarray, hops: int, dry: bool) -> np.ndarray:
         g, c = self.geometry, self.channels
@@ -121,6 +136,10 @@ class Streamer:
             self.dry_hops += hops if dry else 0
         else:
             y = self.processor.run(windows.reshape(hops * c, g.window)).reshape(hops, c, g.window)
+            bad = ~np.isfinite(y).all(axis=(1, 2))
+            if bad.any():
+                self._count_bad(int(bad.sum()))
+                y[bad] = windows[bad]
         model_seconds = time.perf_counter() - model_start
         out = np.empty((c, hops * g.hop), np.float32)
         kernels.overlap_hops_nb(np.ascontiguousarray(y, np.float32), self._tail, self._fade, out, g.kept_start, g.hop)

@@ -82,3 +82,12 @@ def test_cli_file_mode_with_a_stateful_model(tmp_path, delay_model):
     np.testing.assert_allclose(y, 0.5 * x, atol=1e-6)
     record = json.loads((tmp_path / "s.json").read_text())
     assert record["hop"] == 96 and record["latency_samples"] == 96 + 3
+
+
+def test_stateful_nan_output_plays_dry_and_restarts_the_state(tmp_path):
+    path = write_stateful_delay_model(str(tmp_path / "nan.onnx"), delay=3, stride=4, hop=8, gain=float("nan"))
+    s = streamer_for(path, 1)
+    x = np.random.default_rng(0).standard_normal((1, 400)).astype(np.float32)
+    y = np.concatenate([s.feed(x[:, :200]), s.feed(x[:, 200:]), s.flush()], axis=1)
+    np.testing.assert_allclose(y, x, atol=1e-7)  # dry, still aligned
+    assert s.bad_hops > 0

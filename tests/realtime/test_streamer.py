@@ -87,3 +87,16 @@ def test_reset_forgets_history():
     x = np.random.default_rng(0).standard_normal((1, 700)).astype(np.float32)
     y = np.concatenate([s.feed(x), s.flush()], axis=1)
     np.testing.assert_allclose(y, x, atol=1e-6)
+
+
+def test_model_nan_output_plays_dry_and_is_counted(onnx_model):
+    """A model that returns NaN for some windows: those hops play the input, the rest is enhanced."""
+    path = onnx_model(gain=float("nan"))
+    proc = OnnxProcessor(path)
+    g = Geometry(48000, 1024, 256, 128, 64)
+    s = Streamer(proc, g, 1)
+    x = np.random.default_rng(0).standard_normal((1, 5000)).astype(np.float32)
+    y = np.concatenate([s.feed(x), s.flush()], axis=1)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, x, atol=1e-6)
+    assert s.bad_hops > 0
