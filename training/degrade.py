@@ -16,7 +16,9 @@ Steps (the original tool's first, then the new ones):
 - ``reverb RATE [VARIANCE [REVERBERANCE [HF_DAMPING [ROOM_SCALE [STEREO_DEPTH [PRE_DELAY [WET_GAIN]]]]]]]``.
 - ``scale RATE``: both signals resampled to RATE.
 - ``lowpass HZ [cheby1|butter] [ORDER]``, ``noise DIR SNR_MIN SNR_MAX``, ``noise synth SNR_MIN SNR_MAX [KINDS]``,
-  ``rir simulate RT60_MIN RT60_MAX``, ``rir DIR``, ``clip LEVEL``, ``quantize BITS``, ``gain DB_MIN DB_MAX``.
+  ``rir simulate RT60_MIN RT60_MAX``, ``rir DIR``, ``clip LEVEL``, ``quantize BITS``, ``gain DB_MIN DB_MAX``,
+  ``bandlimit HZ_MIN HZ_MAX`` (random cutoff and filter), ``maybe P STEP ...`` (a step with probability P),
+  ``identity P`` (with probability P, stop here: clean or lightly degraded pairs).
 
 Each step class's docstring gives its exact reading of the parameters.
 """
@@ -657,7 +659,95 @@ class Gain(Step):
         return degraded * factor, target * factor, rate
 
 
+@dataclass(frozen=True)
+class Bandlimit(Step):
+    """``bandlimit HZ_MIN HZ_MAX``: a low-pass at a cutoff drawn log-uniformly in [HZ_MIN, HZ_MAX] for each
+    segment, with a random filter (Chebyshev I or Butterworth, order 4-12): the many ways a microphone, a codec or
+    a resampler loses the highs. Zero-phase, so alignment is kept. Cutoffs at or above Nyquist leave the
+    segment unchanged."""
+
+    NAME: ClassVar[str] = "bandlimit"
+    SYNTAX: ClassVar[str] = "bandlimit HZ_MIN HZ_MAX"
+    low: float
+    high: float
+
+    @classmethod
+    def parse(cls, args: list[str], name: str) -> Bandlimit:
+        _arity(args, 2, 2)
+        low, high = _number(args[0], "HZ_MIN"), _number(args[1], "HZ_MAX")
+        if not 0 < low <= high:
+            raise _Bad("need 0 < HZ_MIN <= HZ_MAX")
+        return cls(low, high)
+
+    def apply(self, degraded: np.ndarray, target: np.ndarray, rate: int, rng: np.random.Generator) -> Pair:
+        hz = float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+        if hz >= 0.49 * rate:
+            return degraded, target, rate
+        step = Lowpass(hz, str(rng.choice(["cheby1", "butter"])), int(rng.integers(4, 13)))
+        return step.apply(degraded, target, rate, rng)
+
+    def context(self, rate: int) -> int:
+        return int(math.ceil(12 * rate / self.low)) + 64
+
+
+@dataclass(frozen=True)
+class Maybe(Step):
+    """``maybe P STEP ...``: run STEP (any step that keeps the sample rate) with probability P, per segment."""
+
+    NAME: ClassVar[str] = "maybe"
+    SYNTAX: ClassVar[str] = "maybe P STEP [STEP ARGS...]"
+    p: float
+    inner: Step
+
+    @classmethod
+    def parse(cls, args: list[str], name: str) -> Maybe:
+        if len(args) < 2:
+            raise _Bad("give a probability and a step")
+        p = _number(args[0], "P")
+        if not 0 <= p <= 1:
+            raise _Bad("P must be between 0 and 1")
+        if args[1] not in STEPS or args[1] in ("maybe", "identity"):
+            raise _Bad(f"unknown or unsupported step {args[1]!r}")
+        inner = STEPS[args[1]].parse(args[2:], args[1])
+        if inner.output_rate(48000) != 48000 or inner.output_rate(44100) != 44100:
+            raise _Bad(f"'{args[1]}' changes the sample rate, so it cannot be optional")
+        return cls(p, inner)
+
+    def apply(self, degraded: np.ndarray, target: np.ndarray, rate: int, rng: np.random.Generator) -> Pair:
+        if rng.random() < self.p:
+            return self.inner.apply(degraded, target, rate, rng)
+        return degraded, target, rate
+
+    def context(self, rate: int) -> int:
+        return self.inner.context(rate)
+
+
+@dataclass(frozen=True)
+class Identity(Step):
+    """``identity P``: with probability P, skip every later step, so the pair is (clean, clean) or whatever the
+    earlier steps made (e.g. band-limited only): teaches a model to leave good audio alone. Later steps may not
+    change the sample rate."""
+
+    NAME: ClassVar[str] = "identity"
+    SYNTAX: ClassVar[str] = "identity P"
+    p: float
+
+    @classmethod
+    def parse(cls, args: list[str], name: str) -> Identity:
+        _arity(args, 1, 1)
+        p = _number(args[0], "P")
+        if not 0 <= p <= 1:
+            raise _Bad("P must be between 0 and 1")
+        return cls(p)
+
+    def apply(self, degraded: np.ndarray, target: np.ndarray, rate: int, rng: np.random.Generator) -> Pair:
+        return degraded, target, rate
+
+
 STEPS: dict[str, type[Step]] = {
+    "bandlimit": Bandlimit,
+    "maybe": Maybe,
+    "identity": Identity,
     "sample": Sample,
     **{name: ColouredNoise for name in _COLOURS},
     "reverb": Reverb,
@@ -715,6 +805,8 @@ class Pipeline:
             raise ValueError(f"degraded {degraded.shape} and target {target.shape} differ in length")
         length, start_rate = len(target), rate
         for number, step in enumerate(self.steps, 1):
+            if isinstance(step, Identity) and rng.random() < step.p:
+                break
             degraded, target, rate = _run_step(number, step, degraded, target, rate, rng)
         if rate == start_rate:
             degraded, target = fit_length(degraded, length), fit_length(target, length)
@@ -768,5 +860,15 @@ def parse_pipeline(spec: str) -> Pipeline:
     if not spec.strip():
         return Pipeline((), spec)
     steps = tuple(_parse_step(i, part) for i, part in enumerate(spec.split(","), 1))
+    _check_identity(steps)
     logger.debug("pipeline %r: %s", spec, steps)
     return Pipeline(steps, spec)
+
+
+def _check_identity(steps: tuple[Step, ...]) -> None:
+    """An ``identity`` step may only be followed by steps that keep the sample rate."""
+    for number, step in enumerate(steps, 1):
+        if isinstance(step, Identity):
+            for later in steps[number:]:
+                if later.output_rate(48000) != 48000:
+                    raise DegradationError(f"step {number} 'identity': a later step ('{_step_name(later)}') changes the sample rate")

@@ -354,3 +354,26 @@ def test_any_chain_keeps_length_and_is_finite(steps: list[str], length: int, see
 def test_context_covers_reverb_tail() -> None:
     assert parse_pipeline("reverb 16000").context(RATE) >= Reverb.rt60(80, 100) * RATE
     assert parse_pipeline("gain 0 1,clip 0.5").context(RATE) == 0
+
+
+def test_maybe_identity_and_bandlimit():
+    from rt_enhance.training.degrade import DegradationError, parse_pipeline
+
+    rate = 48000
+    rng = np.random.default_rng(0)
+    clean = rng.standard_normal(rate // 2).astype(np.float32) * 0.1
+    pipe = parse_pipeline("identity 0.3, maybe 0.5 bandlimit 2000 8000, noise synth 5 5 white")
+    identical = 0
+    for _ in range(40):
+        degraded, target = pipe(clean, rate, rng)
+        np.testing.assert_array_equal(target, clean)
+        identical += np.array_equal(degraded, clean)
+    assert 5 <= identical <= 22  # about 30% of the pairs are left alone
+    degraded, _ = parse_pipeline("bandlimit 3000 3000")(clean, rate, rng)
+    spectrum = np.abs(np.fft.rfft(degraded)) ** 2
+    freqs = np.fft.rfftfreq(len(degraded), 1 / rate)
+    assert spectrum[freqs > 6000].sum() < 1e-4 * spectrum[freqs < 2000].sum()
+    for bad, needle in [("maybe 2 gain 0 1", "between 0 and 1"), ("maybe 0.5 scale 16000", "changes the sample rate"),
+                        ("identity 0.1, sample 8000 16000", "changes the sample rate"), ("bandlimit 5000 100", "HZ_MIN")]:
+        with pytest.raises(DegradationError, match=needle):
+            parse_pipeline(bad)
