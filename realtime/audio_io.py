@@ -78,9 +78,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 class FileSink:
-    """Writes float32 ``[channels, n]`` blocks to a temporary file, renamed into place on ``close``."""
+    """Writes float32 ``[channels, n]`` blocks to a temporary file, renamed into place on ``close``.
 
-    def __init__(self, path: str, *, rate: int, channels: int, subtype: str | None = None) -> None:
+    The temporary file sits next to the target as ``NAME.partial-XXXX.EXT`` and its header is kept
+    current every ``sync_seconds``, so even after a SIGKILL or a power cut it is a readable file
+    missing at most that much audio.
+    """
+
+    def __init__(self, path: str, *, rate: int, channels: int, subtype: str | None = None, sync_seconds: float = 0.5) -> None:
         self.path = path
         ext = os.path.splitext(path)[1].lower()
         folder = os.path.dirname(os.path.abspath(path))
@@ -93,7 +98,8 @@ class FileSink:
             subtype = {"WAV": "PCM_24", "FLAC": "PCM_24", "OGG": "VORBIS"}[fmt]
         self.subtype = subtype
         self.clip = subtype in INT_SUBTYPES
-        fd, self.tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".partial{ext}", dir=folder)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        fd, self.tmp_path = tempfile.mkstemp(prefix=f"{stem}.partial-", suffix=ext, dir=folder)
         os.close(fd)
         try:
             self._file = sf.SoundFile(self.tmp_path, "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype)
@@ -101,17 +107,31 @@ class FileSink:
             os.unlink(self.tmp_path)
             raise AudioFileError(f"{path}: cannot write ({_first_line(exc)})") from None
         self.written = 0
+        self._sync_every = max(1, int(sync_seconds * rate))
+        self._unsynced = 0
 
     def write(self, block: np.ndarray) -> None:
-        """Append float32 ``[channels, n]``."""
+        """Append float32 ``[channels, n]``; a full disk or a file size limit raises AudioFileError."""
         if block.shape[1] == 0:
             return
         data = np.clip(block, -1.0, 1.0) if self.clip else block
-        self._file.write(np.ascontiguousarray(data.T))
+        try:
+            self._file.write(np.ascontiguousarray(data.T))
+            self._unsynced += block.shape[1]
+            if self._unsynced >= self._sync_every:
+                self._file.flush()  # libsndfile rewrites the header: the file is valid up to here
+                self._unsynced = 0
+        except Exception as exc:  # libsndfile reports a short write in several ways
+            raise AudioFileError(
+                f"{self.path}: writing failed after {self.written / self._file.samplerate:.1f} s "
+                f"({_first_line(exc)}); is the disk full? What was recorded is kept"
+            ) from None
         self.written += block.shape[1]
 
     def close(self) -> None:
-        """Finish the file and move it into place."""
+        """Finish the file and move it into place (once; later calls do nothing)."""
+        if self._file.closed and not os.path.exists(self.tmp_path):
+            return
         self._file.close()
         os.replace(self.tmp_path, self.path)
 

@@ -31,6 +31,7 @@ logger = logging.getLogger("rt_enhance")
 
 EXIT_USAGE = 2  # a user mistake: bad file, device, model or flag
 EXIT_DEVICE_LOST = 3  # the audio device or server went away mid-stream
+EXIT_WRITE_FAILED = 4  # a recording could not be written to the end (disk full, size limit)
 DEMO_CLIP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "demo.wav")
 
 
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rt-enhance",
         description="Real-time audio enhancement: noise and room echo removed, lost highs restored.",
         epilog="Durations (--hop, --lookahead, --crossfade) are samples at the model rate, or milliseconds "
-        "with 'ms' (e.g. 5ms). Exit codes: 0 ok, 2 bad input, 3 audio device lost.",
+        "with 'ms' (e.g. 5ms). Exit codes: 0 ok, 2 bad input, 3 audio device lost, 4 a recording "
+        "could not be written to the end (what was written is kept).",
     )
     io = p.add_argument_group("input and output")
     io.add_argument("--in", dest="inp", default="mic", help="mic | default | DEVICE (index or name substring) | FILE | demo (default: mic)")
@@ -235,7 +237,7 @@ def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], 
             sys.stderr.write("\n")
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
-    for sink in sinks:
+    for sink in engine.sinks:
         sink.close()
     d = result.delay_samples if ends.input_device is not None else 0
     return {"mode": "live", "io_rate": rate, "input": str(ends.input_device or ends.source_file.path),
@@ -246,11 +248,14 @@ def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], 
             "device_latency_out_ms": 1000.0 * result.device_latency[1],
             "missed_samples": result.missed_samples, "miss_events": result.miss_events,
             "dry_hops": result.dry_hops, "overrun_samples": result.overrun_samples,
-            "xruns": result.xruns, "stop_reason": result.stop_reason, "exit_code": _live_exit(result)}
+            "xruns": result.xruns, "stop_reason": result.stop_reason, "failed_outputs": result.failed_outputs,
+            "exit_code": _live_exit(result)}
 
 
 def _live_exit(result) -> int:
-    return EXIT_DEVICE_LOST if result.stop_reason.startswith("audio stream ended") else 0
+    if result.stop_reason.startswith("audio stream ended"):
+        return EXIT_DEVICE_LOST
+    return EXIT_WRITE_FAILED if result.failed_outputs else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -266,12 +271,13 @@ def run(args: argparse.Namespace) -> int:
     processor = probe or open_processor(name, rate_hint=rate)
     streamer = _streamer(args, processor, channels)
     sinks = _sinks(ends, args, rate, channels)
+    live = ends.input_device is not None or ends.output_device is not None
     try:
-        live = ends.input_device is not None or ends.output_device is not None
         extra = _run_live(args, ends, streamer, sinks, rate) if live else _run_files(args, ends, streamer, sinks)
     except BaseException:
+        # A live recording keeps what it captured; a file-to-file result is all or nothing.
         for sink in sinks:
-            sink.abort()
+            _keep(sink) if live else sink.abort()
         raise
     record = _record(args, name, streamer, extra)
     if not args.quiet:
@@ -279,6 +285,13 @@ def run(args: argparse.Namespace) -> int:
     if args.stats_json:
         report.write_json(args.stats_json, record)
     return int(record.get("exit_code", 0))
+
+
+def _keep(sink: FileSink) -> None:
+    try:
+        sink.close()
+    except Exception as exc:  # noqa: BLE001 - say where the audio is instead
+        logger.error("%s: could not finalise (%s); the recording is in %s", sink.path, exc, sink.tmp_path)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -294,9 +307,18 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit is a write error, not a kill
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="rt-enhance: %(message)s")
     try:
-        return run(args)
+        code = run(args)
+        if code == EXIT_DEVICE_LOST:
+            # PortAudio may hang in its exit handler after losing a server: the recording is
+            # already finalised and the report written, so leave without it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except (UsageError, AudioFileError, DeviceError, ModelError, geo.GeometryError) as exc:
         print(f"rt-enhance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rt_enhance.realtime import kernels
-from rt_enhance.realtime.audio_io import FileSink, FileSource, StreamResampler
+from rt_enhance.realtime.audio_io import AudioFileError, FileSink, FileSource, StreamResampler
 from rt_enhance.realtime.chain import Chain
 from rt_enhance.realtime.devices import Device, DeviceError, sounddevice
 from rt_enhance.realtime.geometry import Geometry, live_delay
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 RING_SECONDS = 8.0
 POLL_SECONDS = 0.0005
 GIL_SWITCH_SECONDS = 0.0002
+STALL_SECONDS = 2.0  # no audio callback for this long: the device or server is gone
 XRUN_FLAGS = ("input_overflow", "input_underflow", "output_overflow", "output_underflow")
 
 
@@ -59,6 +60,7 @@ class LiveResult:
     device_latency: tuple[float, float]
     stop_reason: str
     written: dict[str, int] = field(default_factory=dict)
+    failed_outputs: dict[str, str] = field(default_factory=dict)
 
 
 def _ring_size(rate: int) -> int:
@@ -88,7 +90,8 @@ class LiveEngine:
         self.channels = streamer.channels
         self.rate = device_rate
         self.input_device, self.output_device = input_device, output_device
-        self.source, self.sinks = source, sinks or []
+        self.source, self.sinks = source, list(sinks or [])
+        self.failed_sinks: list[tuple[FileSink, str]] = []
         self.blocksize = blocksize
         self.output_channels = output_channels or self.channels
         size = _ring_size(device_rate)
@@ -177,8 +180,23 @@ class LiveEngine:
             kernels.ring_write_nb(self.out_ring, self._produced, y)
         self._produced += y.shape[1]
         self.st[kernels.WATERMARK] = self._produced
-        for sink in self.sinks:
-            sink.write(y)
+        for sink in list(self.sinks):
+            try:
+                sink.write(y)
+            except AudioFileError as exc:
+                self._sink_failed(sink, str(exc))
+
+    def _sink_failed(self, sink: FileSink, message: str) -> None:
+        """A recording cannot go on (disk full, size limit): keep what it has, keep playing."""
+        logger.error("%s", message)
+        self.sinks.remove(sink)
+        self.failed_sinks.append((sink, message))
+        try:
+            sink.close()  # the header is rewritten for what was written; no new space is needed
+        except Exception as exc:  # noqa: BLE001 - the partial file stays where it is, named in the log
+            logger.error("%s: could not finalise (%s); the partial recording is %s", sink.path, exc, sink.tmp_path)
+        if self.output_device is None and not self.sinks:
+            self.stop("recording failed")
 
     def _behind(self) -> bool:
         """True when the callback has already played (or the ring is about to lose) what comes next."""
@@ -284,26 +302,46 @@ class LiveEngine:
         worker.start()
         start = time.monotonic()
         try:
-            with stream:
-                self._wait(stream, duration, on_tick)
+            stream.start()
+            self._wait(stream, duration, on_tick)
         finally:
             self.stop_event.set()
+            self._close(stream)
             worker.join()
         if self._worker_error is not None:
             raise self._worker_error
         return self._result(time.monotonic() - start)
 
+    @property
+    def device_lost(self) -> bool:
+        return self.stop_reason.startswith("audio stream ended")
+
+    def _close(self, stream) -> None:
+        """Stop the stream. PortAudio can block forever closing a stream whose server died, so
+        then it is left to a daemon thread for a second and abandoned (the process exits soon)."""
+        if not self.device_lost:
+            stream.close()
+            return
+        closer = threading.Thread(target=stream.abort, name="rt-enhance-abandon", daemon=True)
+        closer.start()
+        closer.join(1.0)
+
     def _wait(self, stream, duration: float | None, on_tick) -> None:
         limit = None if duration is None else int(duration * self.rate)
+        last_count, last_change = -1, time.monotonic()
         while not self.stop_event.wait(0.05):
             done = int(self.st[kernels.IN_COUNT])
+            if done != last_count:
+                last_count, last_change = done, time.monotonic()
             if limit is not None and done >= limit:
                 self.stop_reason = "duration reached"
                 break
             if self._done_producing and done >= self._produced:
                 self.stop_reason = "end of input file"
                 break
-            if not stream.active:
+            if not stream.active or time.monotonic() - last_change > STALL_SECONDS:
+                # PortAudio does not always end the stream when a server dies: no callbacks for
+                # STALL_SECONDS means the device is gone.
                 self.stop_reason = "audio stream ended (device lost or server stopped)"
                 break
             if on_tick is not None:
@@ -341,4 +379,5 @@ class LiveEngine:
             device_latency=self.device_latency,
             stop_reason=self.stop_reason,
             written={s.path: s.written for s in self.sinks},
+            failed_outputs={s.path: message for s, message in self.failed_sinks},
         )

@@ -108,7 +108,7 @@ class Streamer:
         """
         start = time.perf_counter()
         chunk = np.ascontiguousarray(buf[:, : hops * self.geometry.hop])
-        out = self.processor.step(chunk)
+        out = self._guarded(self.processor.step, chunk)
         seconds = time.perf_counter() - start
         self.timer.add(seconds, seconds, hops)
         dry = np.concatenate([self._recent, chunk], axis=1)
@@ -119,6 +119,15 @@ class Streamer:
             self.processor.reset(self.channels)
             out = dry[:, : chunk.shape[1]]
         return out
+
+    def _guarded(self, call, x: np.ndarray) -> np.ndarray:
+        """Run the model; if it raises mid-stream, return NaNs so the hops play dry like a NaN output."""
+        try:
+            return call(x)
+        except Exception as exc:  # onnxruntime raises several private types; the stream must go on
+            if self.bad_hops == 0:
+                logger.error("the model failed (%s); playing dry", str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+            return np.full(x.shape, np.nan, np.float32)
 
     def _count_bad(self, hops: int) -> None:
         if self.bad_hops == 0:
@@ -135,7 +144,7 @@ class Streamer:
             y = windows
             self.dry_hops += hops if dry else 0
         else:
-            y = self.processor.run(windows.reshape(hops * c, g.window)).reshape(hops, c, g.window)
+            y = self._guarded(self.processor.run, windows.reshape(hops * c, g.window)).reshape(hops, c, g.window)
             bad = ~np.isfinite(y).all(axis=(1, 2))
             if bad.any():
                 self._count_bad(int(bad.sum()))
