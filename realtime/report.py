@@ -7,8 +7,6 @@ import logging
 import os
 from typing import Any
 
-import numpy as np
-
 from rt_enhance.realtime.streamer import Streamer
 
 logger = logging.getLogger(__name__)
@@ -17,22 +15,19 @@ logger = logging.getLogger(__name__)
 def compute_stats(streamer: Streamer) -> dict[str, float]:
     """Per-hop compute time (model + crossfade) against the hop budget, in ms."""
     g = streamer.geometry
-    per_hop = streamer.timer.per_hop_ms()
+    timer = streamer.timer
     budget = g.ms(g.hop)
-    hops = int(np.sum(streamer.timer.hops)) if per_hop.size else 0
-    if per_hop.size == 0:
+    if timer.batches == 0:
         return {"hops": 0, "budget_ms": budget}
-    weights = np.asarray(streamer.timer.hops, float)
-    total_ms = float(np.sum(per_hop * weights))
     return {
-        "hops": hops,
+        "hops": timer.hops,
         "budget_ms": budget,
-        "p50_ms": float(np.percentile(per_hop, 50)),
-        "p99_ms": float(np.percentile(per_hop, 99)),
-        "max_ms": float(per_hop.max()),
-        "model_ms_total": 1000.0 * streamer.timer.model_seconds,
-        "compute_ms_total": total_ms,
-        "rtf": total_ms / max(hops * budget, 1e-9),
+        "p50_ms": timer.percentile_ms(50),
+        "p99_ms": timer.percentile_ms(99),
+        "max_ms": timer.max_ms,
+        "model_ms_total": 1000.0 * timer.model_seconds,
+        "compute_ms_total": timer.total_ms,
+        "rtf": timer.total_ms / max(timer.hops * budget, 1e-9),
     }
 
 

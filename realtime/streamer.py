@@ -27,23 +27,49 @@ logger = logging.getLogger(__name__)
 
 
 class HopTimer:
-    """Wall time of each processed batch of hops (model + crossfade), for the report."""
+    """Wall time per hop (model + crossfade) in constant memory, for the report.
+
+    Every processed batch adds its time per hop to a log-spaced histogram (1% wide bins from 1 us
+    to 100 s), so percentiles over an hour-long run cost a few kilobytes; the most recent values
+    are also kept in a fixed ring (:meth:`per_hop_ms`).
+    """
+
+    BIN_RATIO = 1.01
+    LOW_MS = 1e-3
+    RECENT = 1 << 16
 
     def __init__(self) -> None:
-        self.seconds: list[float] = []
-        self.hops: list[int] = []
+        n_bins = int(np.ceil(np.log(1e8) / np.log(self.BIN_RATIO))) + 2
+        self._hist = np.zeros(n_bins, np.int64)
+        self._recent = np.zeros(self.RECENT, np.float64)
+        self.batches = 0
+        self.hops = 0
+        self.total_ms = 0.0
+        self.max_ms = 0.0
         self.model_seconds = 0.0
 
     def add(self, seconds: float, model_seconds: float, hops: int) -> None:
-        self.seconds.append(seconds)
-        self.hops.append(hops)
+        per_hop = 1000.0 * seconds / max(hops, 1)
+        index = int(np.log(max(per_hop, self.LOW_MS) / self.LOW_MS) / np.log(self.BIN_RATIO)) + 1
+        self._hist[min(index, self._hist.shape[0] - 1)] += 1
+        self._recent[self.batches % self.RECENT] = per_hop
+        self.batches += 1
+        self.hops += hops
+        self.total_ms += 1000.0 * seconds
+        self.max_ms = max(self.max_ms, per_hop)
         self.model_seconds += model_seconds
 
+    def percentile_ms(self, q: float) -> float:
+        """The q-th percentile (0-100) of the per-hop time, within 1%."""
+        if self.batches == 0:
+            return float("nan")
+        rank = np.searchsorted(np.cumsum(self._hist), q / 100.0 * self.batches, side="left")
+        return min(self.LOW_MS * self.BIN_RATIO ** max(rank - 0.5, 0), self.max_ms)
+
     def per_hop_ms(self) -> np.ndarray:
-        """Milliseconds per hop of every recorded batch, float64 ``[batches]``."""
-        if not self.seconds:
-            return np.zeros(0)
-        return 1000.0 * np.asarray(self.seconds) / np.maximum(np.asarray(self.hops), 1)
+        """The most recent (up to 65536) per-hop times in ms, oldest first, float64."""
+        n = min(self.batches, self.RECENT)
+        return np.roll(self._recent, -self.batches)[-n:] if self.batches > self.RECENT else self._recent[:n].copy()
 
 
 class Streamer:

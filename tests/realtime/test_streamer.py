@@ -100,3 +100,19 @@ def test_model_nan_output_plays_dry_and_is_counted(onnx_model):
     assert np.isfinite(y).all()
     np.testing.assert_allclose(y, x, atol=1e-6)
     assert s.bad_hops > 0
+
+
+def test_hop_timer_percentiles_in_constant_memory():
+    from rt_enhance.realtime.streamer import HopTimer
+
+    rng = np.random.default_rng(0)
+    values = rng.lognormal(mean=0.0, sigma=1.0, size=200_000)  # ms
+    timer = HopTimer()
+    size = timer._hist.nbytes + timer._recent.nbytes
+    for v in values:
+        timer.add(v / 1000.0, 0.0, 1)
+    assert timer._hist.nbytes + timer._recent.nbytes == size
+    for q in (50, 90, 99, 99.9):
+        assert abs(timer.percentile_ms(q) / np.percentile(values, q) - 1) < 0.02
+    assert np.isclose(timer.max_ms, values.max()) and timer.hops == values.size
+    np.testing.assert_allclose(timer.per_hop_ms(), values[-HopTimer.RECENT :], rtol=1e-12)
