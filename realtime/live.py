@@ -198,33 +198,50 @@ class LiveEngine:
         if self.output_device is None and not self.sinks:
             self.stop("recording failed")
 
-    def _behind(self) -> bool:
-        """True when the callback has already played (or the ring is about to lose) what comes next."""
-        if self.output_device is not None:
-            return self._produced < self.st[kernels.IN_COUNT] - self.st[kernels.DELAY]
-        return self.st[kernels.IN_COUNT] - self._produced > self.in_ring.shape[1] // 2
-
     def _capture_worker(self) -> None:
         """Device input: process everything the callback stores, in order, until stopped and drained."""
         chain = Chain(self.streamer, self.rate, self.rate)
         read = 0
         while True:
             stopping = self.stop_event.is_set()
-            available = int(self.st[kernels.IN_COUNT]) - read
-            if available > self.in_ring.shape[1]:
-                self.st[kernels.OVERRUN] += available - self.in_ring.shape[1]
-                read += available - self.in_ring.shape[1]
-                available = self.in_ring.shape[1]
-            if available > 0:
-                chunk = np.empty((self.channels, available), np.float32)
-                kernels.ring_read_nb(self.in_ring, read, chunk)
-                read += available
-                self._emit(chain.feed(chunk, dry=self._behind()))
-            elif stopping:
-                break
-            else:
+            new = self.capture_step(chain, read)
+            if new == read:
+                if stopping:
+                    break
                 time.sleep(POLL_SECONDS)
+            read = new
         self._emit(chain.finish())
+
+    def capture_step(self, chain: Chain, read: int) -> int:
+        """One pass of the worker: enhance what the callback stored after ``read``; return the new read."""
+        available = int(self.st[kernels.IN_COUNT]) - read
+        if available > self.in_ring.shape[1]:
+            # The worker fell a whole ring behind and those samples are gone: keep the timeline
+            # (silence in their place) so output positions never drift from input positions.
+            lost = available - self.in_ring.shape[1]
+            self.st[kernels.OVERRUN] += lost
+            self._emit(chain.feed(np.zeros((self.channels, lost), np.float32), dry=True))
+            read, available = read + lost, available - lost
+        if available > 0:
+            chunk = np.empty((self.channels, available), np.float32)
+            kernels.ring_read_nb(self.in_ring, read, chunk)
+            stale = min(self._stale_input(read), available)
+            if stale > 0:  # their output is already late: run them dry, enhance only the rest
+                self._emit(chain.feed(chunk[:, :stale], dry=True))
+            self._emit(chain.feed(chunk[:, stale:]))
+            read += available
+        return read
+
+    def _stale_input(self, read: int) -> int:
+        """How many input samples from ``read`` on produce only output the callback has played
+        (or, with no output device, only output a ring behind): those windows are skipped."""
+        g = self.geometry
+        ratio = self.rate / g.sample_rate
+        if self.output_device is not None:
+            played = int(self.st[kernels.IN_COUNT] - self.st[kernels.DELAY])
+            return played + int((g.lookahead + g.hop) * ratio) - read if self._produced < played else 0
+        backlog = int(self.st[kernels.IN_COUNT]) - read
+        return backlog - self.in_ring.shape[1] // 2 if backlog > self.in_ring.shape[1] // 2 else 0
 
     def _playback_worker(self) -> None:
         """File input to a device: stay up to half a ring ahead of the callback, then drain."""
