@@ -2,7 +2,12 @@
 
     rt-export CHECKPOINT --out MODEL.onnx [--window N] [--opset N] [--fp16] [--int8]
     rt-export --init tiny --out MODEL.onnx
+    rt-export --init stream-small --out MODEL.onnx [--hop N]   # a streaming (stateful) model
     rt-export --list-sizes
+
+A streaming model (CausalUNet, from a checkpoint or a ``stream-*`` size) exports as one stateful
+ONNX step (:mod:`rt_enhance.export.streaming`); only ``--hop`` (the default samples per call, a
+multiple of its total stride) applies to it.
 
 User mistakes (missing checkpoint, unknown size, bad window or geometry) print one line to
 stderr and exit 2; a failed check (ONNX checker, float32 parity) exits 1.
@@ -22,6 +27,7 @@ import torch
 from rt_enhance.export.errors import ExportError
 from rt_enhance.export.metadata import TASKS, EngineDefaults, file_sha256
 from rt_enhance.export.pipeline import ExportReport, export_model
+from rt_enhance.export.streaming import check_hop, export_streaming, is_streaming
 from rt_enhance.export.to_onnx import DEFAULT_OPSET, check_windowed
 from rt_enhance.model.base import AudioModel, GeometryError
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
@@ -56,7 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--fp16", action="store_true", help="also write MODEL.fp16.onnx and report its error")
     p.add_argument("--int8", action="store_true", help="also write MODEL.int8.onnx (dynamic quantization)")
-    p.add_argument("--hop", type=int, help="default hop written to the metadata")
+    p.add_argument("--hop", type=int, help="default hop written to the metadata (streaming: a multiple of the stride)")
     p.add_argument("--lookahead", type=int, help="default lookahead written to the metadata")
     p.add_argument("--crossfade", type=int, help="default crossfade written to the metadata")
     p.add_argument("--sample-rate", type=int, help="model sample rate in Hz (default: the model's)")
@@ -140,20 +146,57 @@ def print_report(report: ExportReport) -> None:
             print(f"  {tag:5s} {f.input:24s} max abs {f.max_abs:.2e}  relative {f.relative:.2e}")
 
 
+def streaming_hop(args: argparse.Namespace, source: Source) -> int:
+    """A streaming model's default hop: ``--hop``, the checkpoint's ``meta``, or the size's default
+    rounded up to the total stride. The windowed engine's other flags do not apply to it."""
+    model = source.model
+    if args.window is not None or args.fp16 or args.int8 or args.crossfade:
+        raise UsageError("--window, --crossfade, --fp16 and --int8 do not apply to a streaming model; give --hop only")
+    if args.lookahead is not None and args.lookahead != model.lookahead:
+        raise UsageError(f"--lookahead {args.lookahead}: this streaming model's lookahead is fixed at {model.lookahead}")
+    if args.sample_rate is not None and args.sample_rate != model.sample_rate:
+        raise UsageError(f"the model was built for {model.sample_rate} Hz; it cannot be exported at {args.sample_rate} Hz")
+    hop = args.hop if args.hop is not None else source.meta.get("hop", model.valid_length(source.defaults.hop))
+    if type(hop) is not int:
+        raise UsageError(f"checkpoint meta 'hop' must be an integer, got {hop!r}; pass --hop")
+    try:
+        check_hop(model, hop)
+    except ExportError as exc:
+        raise UsageError(f"--hop: {exc}") from None
+    return hop
+
+
+def print_streaming(model: AudioModel, hop: int) -> None:
+    info = model.describe(hop)
+    context = " plus a GRU's unbounded past" if info["gru_hidden"] else ""
+    print(f"model      {info['family']} {model.init_kwargs}")
+    print(f"params     {info['params']:,}")
+    print(f"MACs/s     {info['macs_per_second'] / 1e9:.3f} G per second of audio at {model.sample_rate} Hz "
+          "(streaming: the same at any hop)")
+    print(f"receptive  {info['receptive_field']} samples{context}, total stride {info['total_stride']}")
+    print(f"geometry   stateful, lookahead {info['lookahead']}, default hop {hop}, {info['states']} state tensors")
+
+
 def run(args: argparse.Namespace) -> None:
     if args.out is None:
         raise UsageError("--out MODEL.onnx is required")
     source = load_source(args)
-    geometry = resolve_geometry(args, source)
-    print_model(source.model, geometry)
     meta = {**source.meta, **({"name": args.name} if args.name else {})}
     task = args.task or meta.get("task", "denoise")
     if task not in TASKS:
         raise UsageError(f"task {task!r} (from the checkpoint) is not one of {', '.join(TASKS)}; pass --task")
-    report = export_model(
-        source.model, args.out, geometry, task=task, meta=meta, checkpoint_sha256=source.checkpoint_sha256,
-        opset=args.opset, fp16=args.fp16, int8=args.int8,
-    )
+    if is_streaming(source.model):
+        hop = streaming_hop(args, source)
+        print_streaming(source.model, hop)
+        report = export_streaming(source.model, args.out, hop=hop, task=task, meta=meta,
+                                  checkpoint_sha256=source.checkpoint_sha256, opset=args.opset)
+    else:
+        geometry = resolve_geometry(args, source)
+        print_model(source.model, geometry)
+        report = export_model(
+            source.model, args.out, geometry, task=task, meta=meta, checkpoint_sha256=source.checkpoint_sha256,
+            opset=args.opset, fp16=args.fp16, int8=args.int8,
+        )
     print_report(report)
 
 

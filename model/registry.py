@@ -8,6 +8,7 @@ from typing import Any
 
 from rt_enhance.model.autoencoder import Autoencoder
 from rt_enhance.model.base import AudioModel
+from rt_enhance.model.causal import CausalUNet
 from rt_enhance.model.discriminator import Discriminator
 from rt_enhance.model.generator import Generator
 
@@ -17,6 +18,7 @@ MODEL_CLASSES: dict[str, type[AudioModel]] = {
     "Generator": Generator,
     "Discriminator": Discriminator,
     "Autoencoder": Autoencoder,
+    "CausalUNet": CausalUNet,
 }
 
 

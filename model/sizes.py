@@ -1,5 +1,7 @@
 """Named model sizes: ``tiny`` (tests), ``small`` (real-time default candidate), ``base`` (the
-original work's defaults). ``rt-export --init NAME`` exports one untrained, with its metadata.
+original work's defaults), and the streaming ``stream-tiny`` / ``stream-small`` / ``stream-base``
+(:class:`~rt_enhance.model.causal.CausalUNet`). ``rt-export --init NAME`` exports one untrained,
+with its metadata.
 
 Figures (params, MACs per second, receptive field, measured ORT time) are in docs/model-sizes.md;
 ``python -m rt_enhance.model`` prints the analytic ones.
@@ -51,6 +53,29 @@ SIZES: dict[str, NamedSize] = {
             "base",
             "the original work's U-Net (depth 4, 64..512 channels, kernels 129..17); far from real time on a CPU",
             {"depth": 4},
+        ),
+        # Streaming sizes (CausalUNet, exported as stateful ONNX steps): the lookahead is the
+        # model's own, crossfade does not apply, and ``window`` is the samples per call (the hop);
+        # total stride 2^depth divides 2, 5 and 10 ms hops at 48 kHz (96, 240, 480) for depth <= 4.
+        NamedSize(
+            "stream-tiny",
+            "test-sized streaming U-Net (depth 3, 8/16/16 channels, kernel 9, GRU 16, lookahead 24)",
+            {"depth": 3, "width": 0.125, "max_channels": 16, "max_kernel": 9, "lookahead": 24, "gru_hidden": 16},
+            family="CausalUNet", window=96, hop=96, lookahead=24, crossfade=0,
+        ),
+        NamedSize(
+            "stream-small",
+            "causal streaming U-Net (depth 4, 24..192 channels, kernel 9, GRU 128, lookahead 1 ms), "
+            "~0.4 ms per 2 ms hop on 1 thread",
+            {"depth": 4, "width": 0.375, "max_channels": 192, "max_kernel": 9, "lookahead": 48, "gru_hidden": 128},
+            family="CausalUNet", window=96, hop=96, lookahead=48, crossfade=0,
+        ),
+        NamedSize(
+            "stream-base",
+            "causal streaming U-Net (depth 4, 32..256 channels, kernel 17, GRU 256, lookahead 2 ms), "
+            "~4 ms per 10 ms hop on 1 thread",
+            {"depth": 4, "width": 0.5, "max_channels": 256, "max_kernel": 17, "lookahead": 96, "gru_hidden": 256},
+            family="CausalUNet", window=480, hop=480, lookahead=96, crossfade=0,
         ),
     )
 }
