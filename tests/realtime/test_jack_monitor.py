@@ -1,0 +1,53 @@
+"""The `monitor` preset with a stateful model on a JACK server with a small period (128 frames)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ON_CI, write_stateful_delay_model
+
+pytestmark = pytest.mark.jack
+
+
+@pytest.fixture
+def small_period_server(monkeypatch):
+    """A private dummy JACK server at -p 128; clients find it through JACK_DEFAULT_SERVER."""
+    name = f"rtmon{os.getpid()}"
+    try:
+        server = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except FileNotFoundError:
+        if ON_CI:
+            pytest.fail("jackd missing on CI")
+        pytest.skip("jackd not installed")
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+    ready = subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True)
+    assert ready.returncode == 0, "private jackd did not start"
+    yield name
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_monitor_preset_with_a_stateful_model_round_trip_to_the_sample(small_period_server, tmp_path):
+    from rt_enhance.benchmarks.jackloop import JackLoopback
+
+    model = write_stateful_delay_model(str(tmp_path / "delay.onnx"), delay=48, stride=16, hop=240)
+    stats = tmp_path / "stats.json"
+    proc = subprocess.Popen([sys.executable, "-m", "rt_enhance.realtime.cli", "--in", "JACK", "--out", "JACK", "--model", model,
+                             "--latency", "monitor", "--duration", "5", "--stats-json", str(stats), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    loop = JackLoopback()
+    loop.wait_for_target()
+    result = loop.measure(2.5)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    record = json.loads(stats.read_text())
+    assert record["hop"] == 96 and record["lookahead"] == 48
+    assert 1000 * (record["hop"] + record["lookahead"]) / 48000 <= 5.0  # the preset's algorithmic latency
+    assert record["blocksize"] == 128 and record["latency_samples"] == 48 + 96 + 128 - 32
+    device = round((record["device_latency_in_ms"] + record["device_latency_out_ms"]) * 48)
+    assert len(result.clean_delays) >= 8, (result.delays, result.xrun_frames)
+    assert set(result.clean_delays.tolist()) == {record["latency_samples"] + device}, (result.delays, record)
