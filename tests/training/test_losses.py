@@ -1,0 +1,80 @@
+"""Losses and batch metrics: values, alignment of lookahead models, gradients."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rt_enhance.training import losses
+from rt_enhance.training.metrics import si_sdr, snr
+
+
+def _signals(batch: int = 3, n: int = 2048, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(n) / 16000
+    clean = torch.stack([0.3 * torch.sin(2 * math.pi * (200 + 50 * i) * t) for i in range(batch)])[:, None]
+    return clean + 0.05 * torch.randn(clean.shape, generator=g), clean
+
+
+def test_waveform_losses() -> None:
+    y, target = torch.tensor([[[1.0, -2.0]]]), torch.zeros(1, 1, 2)
+    assert losses.waveform_loss(y, target, "L1").item() == pytest.approx(1.5)
+    assert losses.waveform_loss(y, target, "L2").item() == pytest.approx(2.5)
+    with pytest.raises(ValueError):
+        losses.waveform_loss(y, target, "L3")
+
+
+def test_align_pairs_output_t_with_target_t_minus_lookahead() -> None:
+    target = torch.arange(10.0).view(1, 1, 10)
+    y = torch.cat([torch.zeros(1, 1, 3), target[..., :-3]], dim=-1)  # a perfect model with lookahead 3
+    a, b = losses.align(y, target, 3)
+    assert torch.equal(a, b) and a.shape[-1] == 7
+    assert losses.align(y, target, 0)[0] is y
+    padded = losses.align_padded(y, 3, output=True)
+    assert padded.shape == y.shape and torch.equal(padded, losses.align_padded(target, 3, output=False))
+
+
+def test_mr_stft_is_zero_on_identity_and_grows_with_error() -> None:
+    noisy, clean = _signals()
+    loss = losses.MultiResolutionSTFTLoss()
+    assert loss(clean, clean).item() == pytest.approx(0.0, abs=1e-6)
+    worse = clean + 0.2 * (noisy - clean)
+    assert 0 < loss(worse, clean).item() < loss(noisy, clean).item()
+
+
+def test_mr_stft_skips_ffts_longer_than_the_window_and_has_gradients() -> None:
+    noisy, clean = _signals(n=1024)
+    y = noisy.clone().requires_grad_(True)
+    value = losses.MultiResolutionSTFTLoss((512, 1024, 2048))(y, clean)
+    value.backward()
+    assert torch.isfinite(value) and y.grad is not None and y.grad.abs().sum() > 0
+    short = losses.MultiResolutionSTFTLoss((2048,))(noisy[..., :300], clean[..., :300])  # falls back to 256
+    assert torch.isfinite(short)
+
+
+def test_gan_losses_are_the_bce_of_the_original() -> None:
+    zero = torch.zeros(4, 1)
+    assert losses.discriminator_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    assert losses.generator_adversarial_loss(zero).item() == pytest.approx(math.log(2))
+    sure = torch.full((4, 1), 20.0)
+    assert losses.discriminator_loss(sure, -sure).item() < 1e-6
+    assert losses.generator_adversarial_loss(-sure).item() > 10
+
+
+def test_feature_loss_sends_no_gradient_to_the_target_side() -> None:
+    a, b = torch.randn(2, 8, 16, requires_grad=True), torch.randn(2, 8, 16, requires_grad=True)
+    losses.feature_loss(a, b).backward()
+    assert a.grad is not None and b.grad is None
+
+
+def test_batch_metrics_match_the_evaluation_metrics() -> None:
+    noisy, clean = _signals()
+    got_sdr, got_snr = losses.batch_si_sdr(noisy, clean), losses.batch_snr(noisy, clean)
+    for i in range(noisy.shape[0]):
+        ref, est = clean[i, 0].numpy().astype(np.float64), noisy[i, 0].numpy().astype(np.float64)
+        assert got_sdr[i].item() == pytest.approx(si_sdr(ref, est), abs=1e-3)
+        assert got_snr[i].item() == pytest.approx(snr(ref, est), abs=1e-3)
+    assert torch.allclose(losses.batch_si_sdr(3.0 * noisy, clean), got_sdr, atol=1e-4)  # scale invariant

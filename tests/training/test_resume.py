@@ -1,0 +1,76 @@
+"""``--continue`` really resumes: 2 epochs in one go equal 1 epoch + --continue + 1 epoch, bit for bit
+(model, discriminator, optimizers, scheduler, RNG-driven dropout); run folders are never reused silently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rt_enhance.training import cli
+from rt_enhance.training.state import Progress, capture_rng, restore_rng
+
+
+def _argv(runs: Path, corpus: Path, name: str, *extra: str) -> list[str]:
+    return ["-n", name, "--runs", str(runs), "--data_root", str(corpus), "--rate", "16000", "-w", "1024", "-s", "512",
+            "--size", "tiny", "-b", "4", "-c", "3", "--val_count", "2", "--threads", "1", "--workers", "0",
+            "--deterministic", "--eval", "false", "--tensorboard", "false", "--preprocessing", "whitenoise 0 0.02",
+            *extra]
+
+
+def _state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _assert_same(a, b, where: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_two_epochs_equal_one_epoch_continue_one_epoch(tmp_path: Path, tiny_corpus: Path) -> None:
+    gan = ("--gan", "0.05", "--scheduler", "True", "--dropout", "0.5")
+    assert cli.main(_argv(tmp_path, tiny_corpus, "whole", "-e", "2", *gan)) == 0
+    assert cli.main(_argv(tmp_path, tiny_corpus, "split", "-e", "1", *gan)) == 0
+    assert cli.main(["-n", "split", "--runs", str(tmp_path), "--continue", "True", "-e", "2"]) == 0
+    whole, split = _state(tmp_path / "whole" / "last.pt"), _state(tmp_path / "split" / "last.pt")
+    _assert_same(whole["state"], split["state"], "generator")
+    for key in ("opt_g", "sched_g", "discriminator", "opt_d", "sched_d", "rng"):
+        _assert_same(whole["resume"][key], split["resume"][key], key)
+    progress = Progress.from_plain(split["resume"]["progress"])
+    assert (progress.epoch, progress.step, len(progress.history)) == (2, 6, 2)
+    _assert_same(whole["resume"]["progress"], split["resume"]["progress"], "progress")
+    _assert_same(_state(tmp_path / "whole" / "best.pt")["state"], _state(tmp_path / "split" / "best.pt")["state"])
+
+
+def test_run_folders_are_never_reused_without_asking(tmp_path: Path, tiny_corpus: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(_argv(tmp_path, tiny_corpus, "r", "-e", "1", "-c", "1")) == 0
+    before = (tmp_path / "r" / "last.pt").read_bytes()
+    assert cli.main(_argv(tmp_path, tiny_corpus, "r", "-e", "1", "-c", "1")) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "r" / "last.pt").read_bytes() == before
+    assert cli.main(["-n", "r", "--runs", str(tmp_path), "--continue"]) == 2  # nothing left to train
+    assert "already trained 1 epoch" in capsys.readouterr().err
+    assert cli.main(["-n", "r", "--runs", str(tmp_path), "--continue", "-e", "2", "--size", "small"]) == 2
+    assert "cannot change" in capsys.readouterr().err
+    assert cli.main(_argv(tmp_path, tiny_corpus, "r", "-e", "1", "-c", "1", "--overwrite", "--seed", "5")) == 0
+    assert (tmp_path / "r" / "last.pt").read_bytes() != before
+
+
+def test_rng_state_round_trips() -> None:
+    state = capture_rng()
+    first = (torch.rand(3), __import__("numpy").random.rand(2), __import__("random").random())
+    restore_rng(state)
+    again = (torch.rand(3), __import__("numpy").random.rand(2), __import__("random").random())
+    assert torch.equal(first[0], again[0]) and (first[1] == again[1]).all() and first[2] == again[2]

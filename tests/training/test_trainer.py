@@ -1,0 +1,126 @@
+"""The training step: overfitting one batch drives the loss down; GAN and feature-loss steps train what they
+should; the checkpoint meta is what rt-export needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rt_enhance.model import Generator, load_checkpoint
+from rt_enhance.training import models, runtime
+from rt_enhance.training.config import make_config
+from rt_enhance.training.degrade import parse_pipeline
+from rt_enhance.training.trainer import build_parts, new_generator, train_step
+
+CPU = runtime.Runtime(device=torch.device("cpu"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(1024) / 16000
+    clean = torch.stack([0.3 * torch.sin(2 * torch.pi * f * t) for f in (220.0, 330.0, 440.0, 550.0)])[:, None]
+    return clean + 0.05 * torch.randn(clean.shape, generator=g), clean
+
+
+def _cfg(**overrides):
+    base = dict(name="t", rate=16000, window=1024, size="tiny", dropout=0.0, lr_g=3e-3, batch=4, clip=1.0)
+    return make_config({**base, **overrides})
+
+
+def test_overfitting_one_batch_drives_the_loss_down() -> None:
+    cfg = _cfg()
+    parts = build_parts(cfg, CPU, new_generator(cfg), None)
+    x, clean = _batch()
+    first = train_step(parts, x, clean, cfg, CPU)["loss"]
+    for _ in range(120):
+        last = train_step(parts, x, clean, cfg, CPU)["loss"]
+    assert last < first / 20, (first, last)
+
+
+def test_gan_and_feature_steps_train_their_parts(tmp_path: Path) -> None:
+    cfg = _cfg(gan=0.1, conditional=True, ae=0.5, stft=1.0)
+    generator = new_generator(cfg)
+    autoencoder = models.build_autoencoder(generator).eval().requires_grad_(False)
+    parts = build_parts(cfg, CPU, generator, autoencoder)
+    d_before = [p.detach().clone() for p in parts.discriminator.parameters()]
+    ae_before = [p.detach().clone() for p in autoencoder.parameters()]
+    g_before = [p.detach().clone() for p in generator.parameters()]
+    stats = train_step(parts, *_batch(), cfg, CPU)
+    assert {"loss", "recon", "stft", "adv", "feat", "d_loss", "d_real", "d_fake"} <= set(stats)
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, parts.discriminator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, generator.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(ae_before, autoencoder.parameters()))  # frozen
+
+
+def test_discriminator_and_autoencoder_follow_the_generator_shape() -> None:
+    generator = new_generator(_cfg())
+    disc = models.build_discriminator(generator, window=1024, conditional=True)
+    assert disc.channels == generator.channels and disc.in_channels == 2
+    ae = models.build_autoencoder(generator)
+    assert ae.channels == generator.channels and ae.init_kwargs["dropout"] == 0.0
+
+
+@pytest.mark.parametrize("spec, task", [
+    ("sample 4000 16000", "bandwidth_extension"), ("lowpass 3000", "bandwidth_extension"),
+    ("whitenoise 0 0.01", "denoise"), ("noise synth 0 10", "denoise"), ("", "denoise"),
+    ("rir simulate 0.3 0.6", "dereverb"), ("sample 8000 16000,noise synth 0 10", "joint"), ("gain -3 3", "denoise"),
+])
+def test_task_follows_the_preprocessing(spec: str, task: str) -> None:
+    assert models.task_of(parse_pipeline(spec)) == task
+
+
+def test_engine_defaults_fit_the_window() -> None:
+    generator = new_generator(_cfg())
+    at_16k = models.engine_defaults(generator, rate=16000, window=1024)
+    assert at_16k == {"hop": 160, "lookahead": 160, "crossfade": 80}
+    at_48k = models.engine_defaults(generator, rate=48000, window=2048)
+    assert at_48k == {"hop": 480, "lookahead": 480, "crossfade": 240}
+    small = models.engine_defaults(generator, rate=48000, window=512)
+    assert small["hop"] + small["lookahead"] <= 512
+
+
+def test_size_depth_and_model_args_build_the_generator() -> None:
+    assert models.generator_kwargs(size="", depth=3, dropout=0.1, rate=8000, model_args={"prelu": True}) == {
+        "depth": 3, "dropout": 0.1, "sample_rate": 8000, "prelu": True}
+    g = models.build_generator("windowed", models.generator_kwargs(size="tiny", depth=9, dropout=0.0, rate=16000,
+                                                                    model_args={"max_channels": 8}))
+    assert isinstance(g, Generator) and g.depth == 3 and max(g.channels) == 8
+    with pytest.raises(models.ModelSetupError, match="unknown model size"):
+        models.generator_kwargs(size="huge", depth=4, dropout=0.0, rate=16000, model_args={})
+
+
+def test_causal_arch_builds_the_streaming_model() -> None:
+    kwargs = models.generator_kwargs(size="stream-tiny", depth=4, dropout=0.0, rate=16000, model_args={}, arch="causal")
+    model = models.build_generator("causal", kwargs)
+    assert type(model).__name__ == "CausalUNet" and models.lookahead_of(model) == 24
+    with pytest.raises(models.ModelSetupError, match="add --arch causal"):
+        models.generator_kwargs(size="stream-tiny", depth=4, dropout=0.0, rate=16000, model_args={})
+
+
+def test_best_checkpoint_meta_is_what_rt_export_reads(tmp_path: Path, tiny_corpus: Path) -> None:
+    from rt_enhance.training import cli
+
+    argv = ["-n", "m", "--runs", str(tmp_path), "--data_root", str(tiny_corpus), "--rate", "16000", "-w", "1024",
+            "-s", "1024", "--size", "tiny", "-e", "1", "-c", "1", "-b", "4", "--threads", "1", "--eval", "false",
+            "--tensorboard", "false", "--preprocessing", "sample 4000 16000"]
+    assert cli.main(argv) == 0
+    _, extra = load_checkpoint(tmp_path / "m" / "best.pt")
+    meta = extra["meta"]
+    assert {k: meta[k] for k in ("sample_rate", "window", "hop", "lookahead", "crossfade", "task", "name")} == {
+        "sample_rate": 16000, "window": 1024, "hop": 160, "lookahead": 160, "crossfade": 80,
+        "task": "bandwidth_extension", "name": "m"}
+    assert meta["training"]["dataset"] == "simple" and meta["training"]["epochs"] == 1
+    assert meta["training"]["hours_seen"] == pytest.approx(4 * 1024 / 16000 / 3600, rel=1e-3)
+    assert set(meta["metrics"]["val"]) == {"loss", "si_sdr", "snr"}
+    assert meta["training"]["config"]["size"] == "tiny"

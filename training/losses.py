@@ -1,0 +1,132 @@
+"""Losses of the generator and discriminator, and the batch metrics of validation.
+
+All signals are float32 ``[batch, 1, samples]``. Models with a lookahead ``L`` (the causal
+variant) estimate ``clean[t - L]`` at output ``t``; :func:`align` pairs them up before any loss.
+
+- waveform L1 / L2 (the original work's L2);
+- multi-resolution STFT loss (spectral convergence + log-magnitude L1, Yamamoto et al. 2020);
+- adversarial: non-saturating GAN with logits (BCE), discriminator and generator sides;
+- feature loss: distance between autoencoder bottleneck features of output and target (MU-GAN).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+_EPS = 1e-8
+
+
+def align(y: torch.Tensor, target: torch.Tensor, lookahead: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair output ``y[..., t]`` with ``target[..., t - lookahead]``; both cropped to ``samples - lookahead``."""
+    if lookahead <= 0:
+        return y, target
+    return y[..., lookahead:], target[..., :-lookahead]
+
+
+def align_padded(x: torch.Tensor, lookahead: int, *, output: bool) -> torch.Tensor:
+    """One side of :func:`align`, zero-padded back to the full length (for fixed-window networks):
+    ``output=True`` drops the first ``lookahead`` samples, else the last."""
+    if lookahead <= 0:
+        return x
+    kept = x[..., lookahead:] if output else x[..., :-lookahead]
+    return F.pad(kept, (0, lookahead))
+
+
+def waveform_loss(y: torch.Tensor, target: torch.Tensor, kind: str = "L2") -> torch.Tensor:
+    """Mean absolute (``L1``) or squared (``L2``) error; a scalar."""
+    if kind == "L1":
+        return F.l1_loss(y, target)
+    if kind == "L2":
+        return F.mse_loss(y, target)
+    raise ValueError(f"unknown waveform loss {kind!r}; expected L1 or L2")
+
+
+class MultiResolutionSTFTLoss(nn.Module):
+    """Spectral convergence (per window, averaged over the batch) plus log-magnitude L1, averaged over
+    resolutions. Every term is a mean over windows, so splitting a batch over processes does not change it.
+
+    ``fft_sizes`` larger than the signal are skipped (a 1024-sample window cannot hold a 2048 FFT);
+    hop is a quarter of the FFT size, Hann windows.
+    """
+
+    def __init__(self, fft_sizes: Sequence[int] = (512, 1024, 2048)) -> None:
+        super().__init__()
+        self.fft_sizes = tuple(fft_sizes)
+        for n in self.fft_sizes:
+            self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
+
+    def forward(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        y, target = y.reshape(-1, y.shape[-1]).float(), target.reshape(-1, target.shape[-1]).float()
+        sizes = [n for n in self.fft_sizes if n <= y.shape[-1]] or [_largest_pow2(y.shape[-1])]
+        total = sum(self._one(y, target, n) for n in sizes)
+        return total / len(sizes)
+
+    def _one(self, y: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:
+        window = getattr(self, f"window_{n}", None)
+        window = torch.hann_window(n, device=y.device) if window is None else window
+        mag_y, mag_t = (_magnitude(s, n, window) for s in (y, target))
+        # per window, then the mean: a batch split over processes gives the same loss
+        convergence = (_frobenius(mag_t - mag_y) / (_frobenius(mag_t) + _EPS)).mean()
+        log_mag = F.l1_loss(torch.log(mag_y + 1e-5), torch.log(mag_t + 1e-5))
+        return convergence + log_mag
+
+
+def _frobenius(x: torch.Tensor) -> torch.Tensor:
+    return x.pow(2).sum(dim=(-2, -1)).sqrt()
+
+
+def _largest_pow2(n: int) -> int:
+    return 1 << (max(n, 2).bit_length() - 1)
+
+
+def _magnitude(x: torch.Tensor, n: int, window: torch.Tensor) -> torch.Tensor:
+    spec = torch.stft(x, n, hop_length=n // 4, win_length=n, window=window, center=False, return_complex=True)
+    return spec.abs().clamp_min(1e-7)
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """``-[log D(clean) + log(1 - D(G(x)))]`` with logits (the original's discriminator loss)."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return real + fake
+
+
+def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss ``-log D(G(x))`` with logits."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def feature_loss(features_y: torch.Tensor, features_target: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance of feature maps ``[batch, channels, frames]``; the target side carries no gradient."""
+    return F.mse_loss(features_y, features_target.detach())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batch metrics (validation): one value per window, float32 [batch]
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def batch_snr(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SNR in dB of each window: ``10 log10(|target|^2 / |target - y|^2)``; ``[batch]``."""
+    y, target = y.flatten(1).double(), target.flatten(1).double()
+    num = target.pow(2).sum(1) + 1e-12
+    den = (target - y).pow(2).sum(1) + 1e-12
+    return (10 * torch.log10(num / den)).float()
+
+
+def batch_si_sdr(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Scale-invariant SDR in dB of each window (zero-mean signals); ``[batch]``."""
+    y, target = y.flatten(1).double(), target.flatten(1).double()
+    y, target = y - y.mean(1, keepdim=True), target - target.mean(1, keepdim=True)
+    scale = (y * target).sum(1, keepdim=True) / (target.pow(2).sum(1, keepdim=True) + 1e-12)
+    projection = scale * target
+    num = projection.pow(2).sum(1) + 1e-12
+    den = (y - projection).pow(2).sum(1) + 1e-12
+    return (10 * torch.log10(num / den)).float()

@@ -1,0 +1,137 @@
+"""The models of a run, built from plain arguments: the generator (windowed U-Net or the streaming
+causal U-Net), its discriminator and autoencoder, and the ``meta`` a checkpoint carries for rt-export.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from typing import Any
+
+from rt_enhance.model import Autoencoder, AudioModel, Discriminator, build_model, get_size
+from rt_enhance.model.registry import UnknownModelError
+from rt_enhance.training.degrade import (
+    ColouredNoise, Clip, Lowpass, Noise, Pipeline, Quantize, Reverb, RirFiles, RirSimulate, Sample,
+)
+
+logger = logging.getLogger(__name__)
+
+_TASK_OF_STEP = {
+    Sample: "bandwidth_extension", Lowpass: "bandwidth_extension",
+    ColouredNoise: "denoise", Noise: "denoise", Clip: "denoise", Quantize: "denoise",
+    Reverb: "dereverb", RirFiles: "dereverb", RirSimulate: "dereverb",
+}
+
+
+class ModelSetupError(ValueError):
+    """Model options that cannot build a model; one line for the user."""
+
+
+ARCH_FAMILY = {"windowed": "Generator", "causal": "CausalUNet"}
+
+
+def generator_kwargs(*, size: str, depth: int, dropout: float, rate: int, model_args: dict[str, Any],
+                     arch: str = "windowed") -> dict[str, Any]:
+    """Constructor arguments: a named size's (else ``depth``), ``dropout``, ``sample_rate``, then ``model_args``.
+
+    A streaming size (``stream-*``) needs ``arch="causal"``; the windowed sizes build either family.
+    """
+    if size:
+        try:
+            named = get_size(size)
+        except KeyError as exc:
+            raise ModelSetupError(exc.args[0]) from None
+        if named.family == "CausalUNet" and arch != "causal":
+            raise ModelSetupError(f"size {size!r} is a streaming CausalUNet; add --arch causal")
+        base = dict(named.kwargs)
+    else:
+        base = {"depth": depth}
+    return {**base, "dropout": dropout, "sample_rate": rate, **model_args}
+
+
+def build_generator(arch: str, kwargs: dict[str, Any]) -> AudioModel:
+    """``windowed``: :class:`Generator`; ``causal``: ``CausalUNet`` from ``rt_enhance.model.causal``."""
+    name = ARCH_FAMILY[arch]
+    if arch == "causal":
+        _import_causal()
+    try:
+        return build_model(name, kwargs)
+    except UnknownModelError as exc:
+        if arch == "causal":
+            return _causal_class()(**kwargs)
+        raise ModelSetupError(str(exc)) from None
+
+
+def _import_causal() -> None:
+    try:
+        importlib.import_module("rt_enhance.model.causal")
+    except ImportError as exc:
+        raise ModelSetupError(f"--arch causal needs rt_enhance.model.causal (CausalUNet), which is not "
+                              f"installed here ({exc}); use --arch windowed") from None
+
+
+def _causal_class() -> type:
+    module = importlib.import_module("rt_enhance.model.causal")
+    return getattr(module, "CausalUNet")
+
+
+def lookahead_of(model: AudioModel) -> int:
+    """Samples by which the model's output lags the clean signal (0 for windowed models)."""
+    return int(getattr(model, "lookahead", 0) or 0)
+
+
+def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def build_discriminator(generator: AudioModel, *, window: int, conditional: bool) -> Discriminator:
+    """A discriminator shaped like the generator (same channels and kernels), for ``window``-sample inputs."""
+    kwargs = _accepted(Discriminator, dict(generator.init_kwargs))
+    kwargs.update(window=window, conditional=conditional, sample_rate=generator.sample_rate)
+    depth = kwargs.get("depth", 4)
+    while depth > 1 and window % 2**depth:
+        depth -= 1
+    kwargs["depth"] = depth
+    try:
+        return Discriminator(**kwargs)
+    except ValueError as exc:
+        raise ModelSetupError(f"cannot build the discriminator: {exc}") from None
+
+
+def build_autoencoder(generator: AudioModel) -> Autoencoder:
+    """An autoencoder with the generator's channels and kernels (no skips), without dropout."""
+    kwargs = _accepted(Autoencoder, dict(generator.init_kwargs))
+    kwargs.update(dropout=0.0, sample_rate=generator.sample_rate)
+    return Autoencoder(**kwargs)
+
+
+def task_of(pipeline: Pipeline) -> str:
+    """The exported task: what the degradation pipeline teaches the model to undo."""
+    tasks = {_TASK_OF_STEP[type(s)] for s in pipeline.steps if type(s) in _TASK_OF_STEP}
+    if len(tasks) > 1:
+        return "joint"
+    return tasks.pop() if tasks else "denoise"
+
+
+def engine_defaults(model: AudioModel, *, rate: int, window: int) -> dict[str, int]:
+    """Default hop / lookahead / crossfade for the engine: 10 ms / 10 ms / 5 ms, shrunk to fit the window;
+    a streaming model keeps its own lookahead and a hop that is a multiple of its stride."""
+    hop = max(1, round(rate * 0.010))
+    if hasattr(model, "lookahead"):  # a streaming model
+        stride = model.total_stride
+        hop = max(stride, round(hop / stride) * stride)
+        return {"hop": hop, "lookahead": lookahead_of(model), "crossfade": 0}
+    if 2 * hop > window:
+        hop = max(1, window // 4)
+    return {"hop": hop, "lookahead": hop, "crossfade": hop // 2}
+
+
+def build_meta(model: AudioModel, *, name: str, rate: int, window: int, task: str, description: str,
+               training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint ``meta`` rt-export reads (plain types only)."""
+    return {
+        "sample_rate": int(rate), "window": int(window), **engine_defaults(model, rate=rate, window=window),
+        "task": task, "name": name, "description": description, "training": training, "metrics": metrics,
+    }

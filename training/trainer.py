@@ -1,0 +1,481 @@
+"""The training loop: one generator step (and discriminator step) per mini-batch, validation, checkpoints.
+
+Per mini-batch: the generator enhances the degraded windows; with ``--gan`` the discriminator first
+learns clean vs enhanced (non-saturating BCE with logits), then the generator minimises
+``waveform L1/L2 + stft * MR-STFT + gan * adversarial + ae * autoencoder features``. Gradients are
+clipped by norm; AdamW (or Adam); mixed precision (fp16 with a grad scaler) only on CUDA.
+
+Per epoch: validation on the ``val`` split (rank 0, the result broadcast), ``ReduceLROnPlateau`` on
+the validation metric with ``--scheduler``, ``best.pt`` when the metric improves, and ``last.pt``
+with everything a resume needs (see :mod:`rt_enhance.training.state`), so that 2 epochs equal
+1 epoch + ``--continue`` + 1 epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from rt_enhance.model import AudioModel, Autoencoder, Discriminator, save_checkpoint
+from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
+from rt_enhance.training import losses, models, runtime
+from rt_enhance.training.config import TrainConfig
+from rt_enhance.training.data import DataSpec, TrainData, make_train_data
+from rt_enhance.training.degrade import Pipeline, parse_pipeline
+from rt_enhance.training.logs import NullLog, open_log
+from rt_enhance.training.runtime import Runtime
+from rt_enhance.training.state import (
+    Progress, RunDir, RunError, capture_rng, load_last, model_record, restore_rng, save_best, save_last, write_config,
+)
+
+logger = logging.getLogger(__name__)
+
+Optimizer = torch.optim.Optimizer
+Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau
+
+
+@dataclass
+class Parts:
+    """Everything that learns, and how."""
+
+    generator: AudioModel
+    g_model: nn.Module  # the generator, or its DistributedDataParallel wrapper
+    opt_g: Optimizer
+    scaler_g: torch.amp.GradScaler
+    sched_g: Scheduler | None = None
+    discriminator: Discriminator | None = None
+    opt_d: Optimizer | None = None
+    scaler_d: torch.amp.GradScaler | None = None
+    sched_d: Scheduler | None = None
+    autoencoder: Autoencoder | None = None
+    stft: losses.MultiResolutionSTFTLoss | None = None
+
+    @property
+    def lookahead(self) -> int:
+        return models.lookahead_of(self.generator)
+
+
+@dataclass
+class FitResult:
+    """What training leaves for evaluation."""
+
+    generator: AudioModel
+    discriminator: Discriminator | None
+    meta: dict[str, Any]
+    progress: Progress
+    data: TrainData
+    pipeline: Pipeline
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def make_optimizer(params, *, kind: str, lr: float, weight_decay: float) -> Optimizer:
+    """AdamW (decoupled weight decay) or Adam."""
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def make_scheduler(opt: Optimizer, enabled: bool) -> Scheduler | None:
+    """Halve the learning rate after 2 epochs without improvement of the (maximised) validation score."""
+    return Scheduler(opt, mode="max", factor=0.5, patience=2) if enabled else None
+
+
+def new_generator(cfg: TrainConfig) -> AudioModel:
+    kwargs = models.generator_kwargs(size=cfg.size, depth=cfg.depth, dropout=cfg.dropout, rate=cfg.rate,
+                                     model_args=cfg.model_args, arch=cfg.arch)
+    torch.manual_seed(cfg.seed)
+    generator = models.build_generator(cfg.arch, kwargs)
+    generator.check_window(cfg.window)
+    return generator
+
+
+def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencoder: Autoencoder | None) -> Parts:
+    generator.to(rt.device).train()
+    parts = Parts(
+        generator=generator, g_model=runtime.wrap(generator, rt),
+        opt_g=make_optimizer(generator.parameters(), kind=cfg.optimizer, lr=cfg.lr_g, weight_decay=cfg.weight_decay),
+        scaler_g=torch.amp.GradScaler(rt.device.type, enabled=rt.amp), autoencoder=autoencoder,
+        stft=losses.MultiResolutionSTFTLoss().to(rt.device) if cfg.stft > 0 else None,
+    )
+    parts.sched_g = make_scheduler(parts.opt_g, cfg.scheduler)
+    if cfg.gan > 0:
+        add_discriminator(parts, cfg, rt, models.build_discriminator(generator, window=cfg.window,
+                                                                     conditional=cfg.conditional))
+    return parts
+
+
+def add_discriminator(parts: Parts, cfg: TrainConfig, rt: Runtime, disc: Discriminator) -> None:
+    parts.discriminator = disc.to(rt.device).train()
+    parts.opt_d = make_optimizer(disc.parameters(), kind=cfg.optimizer, lr=cfg.lr_d, weight_decay=cfg.weight_decay)
+    parts.scaler_d = torch.amp.GradScaler(rt.device.type, enabled=rt.amp)
+    parts.sched_d = make_scheduler(parts.opt_d, cfg.scheduler)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One mini-batch
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def optimize(loss: torch.Tensor, opt: Optimizer, module: nn.Module, scaler: torch.amp.GradScaler, clip: float,
+             rt: Runtime, *, average: bool = False) -> None:
+    """Backward, (average over processes), unscale, clip, step."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if average:
+        runtime.average_gradients(module, rt)
+    if clip > 0:
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(module.parameters(), clip)
+    scaler.step(opt)
+    scaler.update()
+
+
+def discriminator_step(parts: Parts, x: torch.Tensor, fake: torch.Tensor, real: torch.Tensor, cfg: TrainConfig,
+                       rt: Runtime) -> dict[str, float]:
+    """Train the discriminator on clean (``real``) vs enhanced (``fake``, detached) windows ``[B, 1, W]``."""
+    disc, cond = parts.discriminator, (x if cfg.conditional else None)
+    disc.requires_grad_(True)
+    with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
+        real_logits, fake_logits = disc.logits(real, cond), disc.logits(fake, cond)
+    loss = losses.discriminator_loss(real_logits.float(), fake_logits.float())
+    optimize(loss, parts.opt_d, disc, parts.scaler_d, cfg.clip, rt, average=True)
+    return {"d_loss": loss.item(), "d_real": torch.sigmoid(real_logits.float()).mean().item(),
+            "d_fake": torch.sigmoid(fake_logits.float()).mean().item()}
+
+
+def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor,
+                   cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted sum of the generator's losses and its terms; all inputs ``[B, 1, W]`` float32."""
+    lookahead = parts.lookahead
+    y_al, t_al = losses.align(y, target, lookahead)
+    total = losses.waveform_loss(y_al, t_al, cfg.loss)
+    terms = {"recon": total.item()}
+    if parts.stft is not None:
+        spectral = parts.stft(y_al, t_al)
+        total, terms["stft"] = total + cfg.stft * spectral, spectral.item()
+    y_pad = losses.align_padded(y, lookahead, output=True)
+    t_pad = losses.align_padded(target, lookahead, output=False)
+    if parts.discriminator is not None:
+        cond = losses.align_padded(x, lookahead, output=False) if cfg.conditional else None
+        adversarial = losses.generator_adversarial_loss(parts.discriminator.logits(y_pad, cond).float())
+        total, terms["adv"] = total + cfg.gan * adversarial, adversarial.item()
+    if parts.autoencoder is not None:
+        feat = losses.feature_loss(parts.autoencoder.encode(y_pad), parts.autoencoder.encode(t_pad))
+        total, terms["feat"] = total + cfg.ae * feat, feat.item()
+    terms["loss"] = total.item()
+    return total, terms
+
+
+def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, cfg: TrainConfig, rt: Runtime) -> dict[str, float]:
+    """One mini-batch ``[B, 1, W]`` (degraded, clean): discriminator step, then generator step."""
+    with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
+        y = parts.g_model(x)
+    y = y.float()
+    stats: dict[str, float] = {}
+    if parts.discriminator is not None:
+        lookahead = parts.lookahead
+        stats = discriminator_step(
+            parts, losses.align_padded(x, lookahead, output=False),
+            losses.align_padded(y.detach(), lookahead, output=True),
+            losses.align_padded(target, lookahead, output=False), cfg, rt)
+        parts.discriminator.requires_grad_(False)
+    loss, terms = generator_loss(parts, x, y, target, cfg)
+    optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, cfg.clip, rt)
+    return {**terms, **stats}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Epochs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def steps_per_epoch(data: TrainData, count: int) -> int:
+    available = len(data.train)
+    return available if count == -1 else min(count, available)
+
+
+def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, epoch: int, progress: Progress,
+                log: NullLog) -> dict[str, float]:
+    """One epoch of at most ``--count`` mini-batches; returns the mean of each logged term."""
+    data.set_epoch(epoch, cfg.seed)
+    parts.generator.train()
+    steps, sums = steps_per_epoch(data, cfg.count), {}
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=True if not rt.main else None,
+               leave=False)
+    for i, (x, target) in enumerate(data.train):
+        if i >= steps:
+            break
+        stats = train_step(parts, x.to(rt.device, non_blocking=True), target.to(rt.device, non_blocking=True), cfg, rt)
+        progress.step += 1
+        progress.windows_seen += x.shape[0] * rt.world
+        for key, value in stats.items():
+            sums[key] = sums.get(key, 0.0) + value
+        if rt.main:
+            log.scalars("train", stats, progress.step)
+            bar.update(1)
+            bar.set_postfix(loss=f"{stats['loss']:.4g}")
+    bar.close()
+    return {key: value / max(steps, 1) for key, value in sums.items()}
+
+
+@torch.no_grad()
+def validate(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime) -> tuple[dict[str, float], dict | None]:
+    """Validation loss, SI-SDR and SNR (means over windows) on rank 0, broadcast; and one example (rank 0)."""
+    result: tuple[dict[str, float], dict | None] = ({}, None)
+    if rt.main and data.val is not None:
+        result = _validate_here(parts, data, cfg, rt)
+    metrics = runtime.broadcast(result[0], rt)
+    return metrics, result[1]
+
+
+def _validate_here(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime) -> tuple[dict[str, float], dict]:
+    generator, lookahead = parts.generator.eval(), parts.lookahead
+    sums, count, example = {"loss": 0.0, "si_sdr": 0.0, "snr": 0.0}, 0, None
+    for i, (x, target) in enumerate(data.val):
+        if cfg.val_count != -1 and i >= cfg.val_count:
+            break
+        x, target = x.to(rt.device), target.to(rt.device)
+        with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
+            y = generator(x)
+        y_al, t_al = losses.align(y.float(), target, lookahead)
+        sums["loss"] += losses.waveform_loss(y_al, t_al, cfg.loss).item() * x.shape[0]
+        sums["si_sdr"] += losses.batch_si_sdr(y_al, t_al).sum().item()
+        sums["snr"] += losses.batch_snr(y_al, t_al).sum().item()
+        count += x.shape[0]
+        if example is None:
+            example = {"degraded": x[0, 0].cpu().numpy(), "enhanced": y[0, 0].float().cpu().numpy(),
+                       "clean": target[0, 0].cpu().numpy()}
+    generator.train()
+    return {key: value / max(count, 1) for key, value in sums.items()}, example
+
+
+def score(val: dict[str, float], train: dict[str, float], metric: str) -> float:
+    """The maximised score of an epoch: the validation metric, or minus a loss."""
+    if not val:
+        return -train.get("loss", math.inf)
+    return -val["loss"] if metric == "loss" else val[metric]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoints and resume
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def resume_record(parts: Parts, progress: Progress, rt: Runtime) -> dict[str, Any]:
+    """Everything besides the generator's weights that a resume restores (collective under DDP)."""
+    def state(obj: Any) -> Any:
+        return None if obj is None else obj.state_dict()
+
+    return {
+        "progress": progress.to_plain(), "rng": runtime.gather(capture_rng(), rt),
+        "opt_g": state(parts.opt_g), "sched_g": state(parts.sched_g), "scaler_g": state(parts.scaler_g),
+        "discriminator": None if parts.discriminator is None else model_record(parts.discriminator),
+        "opt_d": state(parts.opt_d), "sched_d": state(parts.sched_d), "scaler_d": state(parts.scaler_d),
+    }
+
+
+def apply_resume(parts: Parts, record: dict[str, Any], cfg: TrainConfig, rt: Runtime) -> Progress:
+    """Restore optimizers, schedulers, scalers, the discriminator and RNG from ``last.pt``'s record."""
+    parts.opt_g.load_state_dict(record["opt_g"])
+    _load_optional(parts.sched_g, record.get("sched_g"), "generator scheduler")
+    parts.scaler_g.load_state_dict(record["scaler_g"] or {})
+    if parts.discriminator is not None:
+        if record.get("discriminator") is None:
+            logger.warning("the run had no discriminator; --gan %g starts a fresh one", cfg.gan)
+        else:
+            parts.discriminator.load_state_dict(record["discriminator"]["state"])
+            parts.opt_d.load_state_dict(record["opt_d"])
+            _load_optional(parts.sched_d, record.get("sched_d"), "discriminator scheduler")
+            parts.scaler_d.load_state_dict(record["scaler_d"] or {})
+    rngs = record["rng"]
+    restore_rng(rngs[rt.rank] if len(rngs) == rt.world else rngs[0])
+    return Progress.from_plain(record["progress"])
+
+
+def _load_optional(obj: Any, state: dict | None, what: str) -> None:
+    if obj is None:
+        return
+    if state is None:
+        logger.warning("the run had no %s; starting a fresh one", what)
+        return
+    obj.load_state_dict(state)
+
+
+def make_meta(parts: Parts, cfg: TrainConfig, progress: Progress, val: dict[str, float], pipeline: Pipeline,
+              epoch: int) -> dict[str, Any]:
+    hours = progress.windows_seen * cfg.window / cfg.rate / 3600.0
+    what = f"size '{cfg.size}'" if cfg.size else f"depth {cfg.depth}"
+    training = {
+        "dataset": cfg.dataset, "data_root": cfg.data_root, "preprocessing": cfg.preprocessing,
+        "epochs": progress.epoch, "steps": progress.step, "windows_seen": progress.windows_seen,
+        "hours_seen": hours, "arch": cfg.arch, "config": cfg.to_dict(),
+    }
+    metrics = {"val": {k: round(v, 6) for k, v in val.items()}, "epoch": epoch, "best_metric": cfg.best_metric}
+    return models.build_meta(
+        parts.generator, name=cfg.name, rate=cfg.rate, window=cfg.window, task=models.task_of(pipeline),
+        description=f"{cfg.arch} U-Net ({what}) trained by rt-train on {cfg.dataset} data, "
+                    f"preprocessing '{cfg.preprocessing}'",
+        training=training, metrics=metrics,
+    )
+
+
+def end_epoch(parts: Parts, cfg: TrainConfig, run: RunDir, rt: Runtime, progress: Progress, pipeline: Pipeline,
+              train: dict[str, float], val: dict[str, float]) -> dict[str, Any]:
+    """Scheduler step, best/last checkpoints; returns the epoch's meta."""
+    progress.epoch += 1
+    value = score(val, train, cfg.best_metric)
+    progress.history.append({"epoch": progress.epoch, **train, **{f"val_{k}": v for k, v in val.items()}})
+    for sched in (parts.sched_g, parts.sched_d):
+        if sched is not None:
+            sched.step(value)
+    improved = value > progress.best
+    if improved:
+        progress.best, progress.best_epoch = value, progress.epoch
+    meta = make_meta(parts, cfg, progress, val, pipeline, progress.epoch)
+    record = resume_record(parts, progress, rt)
+    if rt.main:
+        if improved:
+            save_best(run, parts.generator, meta=meta)
+        save_last(run, parts.generator, meta=meta, resume=record)
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The autoencoder of the feature loss
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def prepare_autoencoder(cfg: TrainConfig, run: RunDir, rt: Runtime, data: TrainData,
+                        generator: AudioModel) -> Autoencoder | None:
+    """The frozen autoencoder for ``--ae``: ``--ae_model``, the run's ``autoencoder.pt``, or pretrained now."""
+    if cfg.ae <= 0:
+        return None
+    path = Path(cfg.ae_model) if cfg.ae_model else run.autoencoder
+    if path.is_file():
+        autoencoder = _load_autoencoder(path, cfg.window)
+    elif cfg.ae_model:
+        raise RunError(f"--ae_model {cfg.ae_model} not found")
+    else:
+        autoencoder = pretrain_autoencoder(cfg, rt, data, generator)
+        if rt.main:
+            save_checkpoint(run.autoencoder, autoencoder, extra={"meta": {"trained_on": "clean windows",
+                                                                          "epochs": cfg.ae_epochs}})
+        runtime.barrier(rt)
+    autoencoder.to(rt.device).eval().requires_grad_(False)
+    return autoencoder
+
+
+def _load_autoencoder(path: Path, window: int) -> Autoencoder:
+    try:
+        model, _ = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise RunError(str(exc)) from None
+    if not isinstance(model, Autoencoder):
+        raise RunError(f"{path} holds a {type(model).__name__}, not an Autoencoder")
+    model.check_window(window)
+    logger.info("autoencoder of the feature loss: %s", path)
+    return model
+
+
+def pretrain_autoencoder(cfg: TrainConfig, rt: Runtime, data: TrainData, generator: AudioModel) -> Autoencoder:
+    """Train an autoencoder to reconstruct clean windows (``--ae_epochs`` epochs, ``--lr_ae``)."""
+    autoencoder = models.build_autoencoder(generator).to(rt.device).train()
+    opt = make_optimizer(autoencoder.parameters(), kind=cfg.optimizer, lr=cfg.lr_ae, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp)
+    for epoch in range(cfg.ae_epochs):
+        data.set_epoch(epoch, cfg.seed + 1)
+        steps, total = steps_per_epoch(data, cfg.count), 0.0
+        for i, (_, clean) in enumerate(tqdm(data.train, total=steps, desc=f"autoencoder {epoch + 1}/{cfg.ae_epochs}",
+                                            disable=True if not rt.main else None, leave=False)):
+            if i >= steps:
+                break
+            clean = clean.to(rt.device)
+            with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
+                loss = losses.waveform_loss(autoencoder(clean).float(), clean, "L2")
+            optimize(loss, opt, autoencoder, scaler, cfg.clip, rt, average=True)
+            total += loss.item()
+        logger.info("autoencoder epoch %d/%d: reconstruction L2 %.4g", epoch + 1, cfg.ae_epochs, total / max(steps, 1))
+    return autoencoder
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole run
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def data_spec(cfg: TrainConfig) -> DataSpec:
+    return DataSpec(kind=cfg.dataset, root=cfg.data_root, rate=cfg.rate, window=cfg.window, stride=cfg.stride,
+                    args=dict(cfg.dataset_args), seed=cfg.seed, train_n=None if cfg.train_n == -1 else cfg.train_n,
+                    batch=cfg.batch, workers=cfg.workers)
+
+
+def fit(cfg: TrainConfig, run: RunDir, rt: Runtime) -> FitResult:
+    """Train (or resume) the run up to ``cfg.epochs`` epochs; the result holds the best generator."""
+    if cfg.resume:
+        generator, _, record = load_last(run)
+        done = int(record["progress"]["epoch"])
+        if done >= cfg.epochs:
+            raise RunError(f"run {cfg.name} has already trained {done} epoch(s) of -e {cfg.epochs}; "
+                           f"pass -e N with N > {done} to train further")
+    else:
+        generator, record = new_generator(cfg), None
+    pipeline = parse_pipeline(cfg.preprocessing)
+    data = make_train_data(data_spec(cfg), pipeline, rank=rt.rank, world=rt.world, pin=rt.device.type == "cuda")
+    autoencoder = prepare_autoencoder(cfg, run, rt, data, generator)
+    parts = build_parts(cfg, rt, generator, autoencoder)
+    if record is not None:
+        progress = apply_resume(parts, record, cfg, rt)
+    else:
+        progress = Progress()
+        torch.manual_seed(cfg.seed * 7919 + 1 + rt.rank)  # dropout streams differ between processes
+    if rt.main:
+        write_config(run, cfg.to_dict())
+    meta = run_epochs(parts, data, cfg, run, rt, progress, pipeline)
+    return FitResult(parts.generator, parts.discriminator, meta, progress, data, pipeline)
+
+
+def run_epochs(parts: Parts, data: TrainData, cfg: TrainConfig, run: RunDir, rt: Runtime, progress: Progress,
+               pipeline: Pipeline) -> dict[str, Any]:
+    log = open_log(run.tb_dir, enabled=cfg.tensorboard and rt.main)
+    meta: dict[str, Any] = {}
+    try:
+        for epoch in range(progress.epoch, cfg.epochs):
+            start = time.perf_counter()
+            train = train_epoch(parts, data, cfg, rt, epoch, progress, log)
+            seconds = time.perf_counter() - start
+            val, example = validate(parts, data, cfg, rt)
+            meta = end_epoch(parts, cfg, run, rt, progress, pipeline, train, val)
+            windows = steps_per_epoch(data, cfg.count) * cfg.batch
+            report_epoch(cfg, rt, progress, train, val, windows / max(seconds, 1e-9), log, example)
+    finally:
+        log.close()
+    return meta
+
+
+def report_epoch(cfg: TrainConfig, rt: Runtime, progress: Progress, train: dict[str, float], val: dict[str, float],
+                 speed: float, log: NullLog, example: dict | None) -> None:
+    """Log the epoch (one line), its validation scalars, speed and an audio example."""
+    if not rt.main:
+        return
+    val_text = ", ".join(f"{k} {v:.4g}" for k, v in val.items()) or "no validation split"
+    best = " (best)" if progress.best_epoch == progress.epoch else ""
+    logger.info("epoch %d/%d: loss %.4g | val %s | %.1f windows/s%s", progress.epoch, cfg.epochs,
+                train.get("loss", math.nan), val_text, speed, best)
+    log.scalars("val", val, progress.step)
+    log.scalars("epoch", {"windows_per_second": speed}, progress.step)
+    if example is not None:
+        log.audio("val_example", example, cfg.rate, progress.step)
+
