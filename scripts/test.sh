@@ -4,7 +4,8 @@
 #   scripts/test.sh [pytest args]
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-rt_setup "train,dev" libportaudio2 jackd2 gcc libc6-dev
+rt_setup "train,corpus,dev" libportaudio2 jackd2 gcc libc6-dev \
+    espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm wamerican
 
 jack_pid=""
 if ! jack_wait -c 2>/dev/null | grep -qx running; then
