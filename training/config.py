@@ -105,6 +105,7 @@ class TrainConfig:
     ae: float = 0.0
     ae_model: str = ""
     ae_epochs: int = 2
+    init_from: str = ""
     collab: bool = False
     collab_shape: int = 100
     collab_steps: int = 10
@@ -247,6 +248,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("ae", ("--ae",), float, "weight of the autoencoder feature loss, 0 = off (default 0)"),
     Option("ae_model", ("--ae_model",), str, "trained autoencoder checkpoint (default: pretrain one in the run)"),
     Option("ae_epochs", ("--ae_epochs",), int, "epochs of autoencoder pretraining on clean audio (default 2)"),
+    Option("init_from", ("--init_from",), str,
+           "start the generator from this checkpoint's weights (same model; fresh optimizer): fine-tuning"),
     Option("collab", ("--collab",), parse_bool, "collaborative sampling at evaluation (offline only)", switch=True),
     Option("collab_shape", ("--collab_shape",), int, "discriminator shaping mini-batches (default 100)"),
     Option("collab_steps", ("--collab_steps",), int, "refinement steps per window, at most (default 10)"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import math
 import re
 from dataclasses import dataclass
@@ -79,10 +80,15 @@ def audio_info(path: str | Path) -> AudioInfo:
 
 
 def list_audio(folder: str | Path) -> list[Path]:
-    """All audio files under ``folder`` (recursive, sorted, by extension; hidden files skipped)."""
-    root = Path(folder)
-    found = (p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-    return sorted(p for p in found if not p.name.startswith("."))
+    """All audio files under ``folder`` (recursive, following symlinked folders, sorted, by extension; hidden
+    files skipped)."""
+    found = (
+        Path(top) / name
+        for top, _, names in os.walk(folder, followlinks=True)
+        for name in names
+        if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".")
+    )
+    return sorted(p for p in found if p.is_file())
 
 
 def _read_raw(info: AudioInfo, start: int, frames: int) -> np.ndarray:

@@ -99,7 +99,21 @@ def new_generator(cfg: TrainConfig) -> AudioModel:
     torch.manual_seed(cfg.seed)
     generator = models.build_generator(cfg.arch, kwargs)
     generator.check_window(cfg.window)
+    if cfg.init_from:
+        warm_start(generator, cfg.init_from)
     return generator
+
+
+def warm_start(generator: AudioModel, path: str) -> None:
+    """Copy the weights of checkpoint ``path`` into ``generator``; the two must be the same model."""
+    from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
+
+    source, _ = load_checkpoint(path)
+    if type(source) is not type(generator) or source.init_kwargs != generator.init_kwargs:
+        raise CheckpointError(f"--init_from {path}: it holds {type(source).__name__}{source.init_kwargs}, "
+                         f"not the {type(generator).__name__}{generator.init_kwargs} this run builds")
+    generator.load_state_dict(source.state_dict())
+    logger.info("generator initialised from %s", path)
 
 
 def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencoder: Autoencoder | None) -> Parts:
