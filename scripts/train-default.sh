@@ -14,7 +14,7 @@ mix="$corpus/mix-train"   # the clean material: speech and (full-band) music
 mkdir -p "$mix"
 ln -sfn "$corpus/speech/train" "$mix/speech"
 ln -sfn "$corpus/music/train" "$mix/music"
-pipeline="identity 0.07,maybe 0.6 rir $corpus/rir/train,maybe 0.9 noise $corpus/noise/train -5 25,maybe 0.3 noise synth 5 30,maybe 0.3 bandlimit 3500 16000,gain -12 6"
+pipeline="identity 0.07,maybe 0.5 rir $corpus/rir/train -3 15,maybe 0.9 noise $corpus/noise/train 0 25,maybe 0.3 noise synth 5 30,maybe 0.3 bandlimit 3500 16000,gain -12 6"
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/speech.toml" --runs "$runs" --data_root "$mix" \
     --preprocessing "$pipeline" "$@"
 "$VENV/bin/rt-export" "$runs/speech/best.pt" --out "$ROOT/realtime/models/speech.onnx" --name speech

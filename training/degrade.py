@@ -439,21 +439,41 @@ class Noise(Step):
 
 @dataclass(frozen=True)
 class RirFiles(Step):
-    """``rir DIR``: convolution with a random impulse response file from DIR (recursive; first channel; resampled
-    to the current rate). The direct path is the largest-magnitude tap; the response is scaled so that tap is
-    1 and the result is shifted so it lands on the target (direct-path alignment). Windows get up to 2 s of
-    past context for the tail."""
+    """``rir DIR [DRR_MIN DRR_MAX]``: convolution with a random impulse response file from DIR (recursive; first
+    channel; resampled to the current rate). The direct path is the largest-magnitude tap; the response is scaled
+    so that tap is 1 and the result is shifted so it lands on the target (direct-path alignment). With
+    DRR_MIN DRR_MAX, the reverberant part (everything beyond 2.5 ms around the direct path) is rescaled to a
+    direct-to-reverberant ratio drawn uniformly in that range (dB): the distance of the microphone, from close
+    (+15) to across the room (-5). Windows get up to 2 s of past context for the tail."""
 
     NAME: ClassVar[str] = "rir"
-    SYNTAX: ClassVar[str] = "rir DIR | rir simulate RT60_MIN RT60_MAX"
+    SYNTAX: ClassVar[str] = "rir DIR [DRR_MIN DRR_MAX] | rir simulate RT60_MIN RT60_MAX"
     files: AudioFolder
+    drr: tuple[float, float] | None = None
 
     @classmethod
     def parse(cls, args: list[str], name: str) -> Step:
         if args and args[0] == "simulate":
             return RirSimulate.parse(args[1:], name)
-        _arity(args, 1, 1)
-        return cls(AudioFolder.scan(args[0]))
+        if len(args) not in (1, 3):
+            raise _Bad("give a folder, optionally followed by DRR_MIN DRR_MAX in dB")
+        drr = None
+        if len(args) == 3:
+            drr = (_number(args[1], "DRR_MIN"), _number(args[2], "DRR_MAX"))
+            _range(*drr, "DRR")
+        return cls(AudioFolder.scan(args[0]), drr)
+
+    def with_drr(self, rir: np.ndarray, direct: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+        """``rir`` with its reverberant part rescaled to a random direct-to-reverberant ratio."""
+        half = int(0.0025 * rate)
+        near = np.zeros_like(rir, dtype=bool)
+        near[max(direct - half, 0) : direct + half + 1] = True
+        direct_energy, tail_energy = np.sum(rir[near] ** 2), np.sum(rir[~near] ** 2)
+        if tail_energy <= 0:
+            return rir
+        wanted = float(rng.uniform(*self.drr))
+        scale = np.sqrt(direct_energy / tail_energy * 10 ** (-wanted / 10))
+        return np.where(near, rir, rir * scale)
 
     def load(self, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """A random response ``[taps]`` at ``rate``, normalised to a unit direct path, and its direct-path tap."""
@@ -467,6 +487,8 @@ class RirFiles(Step):
 
     def apply(self, degraded: np.ndarray, target: np.ndarray, rate: int, rng: np.random.Generator) -> Pair:
         rir, direct = self.load(rate, rng)
+        if self.drr is not None:
+            rir = self.with_drr(rir, direct, rate, rng)
         return convolve_aligned(degraded, rir, direct), target, rate
 
     def context(self, rate: int) -> int:

@@ -377,3 +377,25 @@ def test_maybe_identity_and_bandlimit():
                         ("identity 0.1, sample 8000 16000", "changes the sample rate"), ("bandlimit 5000 100", "HZ_MIN")]:
         with pytest.raises(DegradationError, match=needle):
             parse_pipeline(bad)
+
+
+def test_rir_files_with_a_drawn_direct_to_reverberant_ratio(tmp_path):
+    import soundfile as sf
+
+    from rt_enhance.training.degrade import parse_pipeline
+
+    rate = 48000
+    rng = np.random.default_rng(0)
+    rir = np.zeros(rate // 2)
+    rir[40] = 1.0
+    rir[400:] = rng.standard_normal(rate // 2 - 400) * np.exp(-np.arange(rate // 2 - 400) / 4000) * 0.05
+    sf.write(tmp_path / "room.wav", rir, rate, subtype="FLOAT")
+    step = parse_pipeline(f"rir {tmp_path} 6 6").steps[0]
+    shaped = step.with_drr(rir, 40, rate, rng)
+    near = np.zeros(len(rir), bool)
+    near[: 40 + 121] = True
+    assert abs(10 * np.log10(np.sum(shaped[near] ** 2) / np.sum(shaped[~near] ** 2)) - 6.0) < 0.01
+    clean = rng.standard_normal(rate).astype(np.float32) * 0.1
+    degraded, target = parse_pipeline(f"rir {tmp_path} 6 6")(clean, rate, rng)
+    lag = np.argmax(np.correlate(degraded[:4000], target[:4000], "full")) - 3999
+    assert lag == 0  # still aligned on the direct path
