@@ -35,7 +35,11 @@ def enhance_file(
     chain = Chain(streamer, source.rate, source.rate)
     delay = 0 if compensate else round(streamer.latency * source.rate / streamer.geometry.sample_rate)
     _write(sinks, np.zeros((source.channels, delay), np.float32))
-    blocksize = max(1, round(BLOCK_HOPS * streamer.geometry.hop * source.rate / streamer.geometry.sample_rate))
+    g = streamer.geometry
+    # A streaming model computes any number of hops in one call with the same result, so it gets
+    # about a second per call; a windowed model gets BLOCK_HOPS windows per batch.
+    hops = max(BLOCK_HOPS, g.sample_rate // g.hop) if g.stateful else BLOCK_HOPS
+    blocksize = max(1, round(hops * g.hop * source.rate / g.sample_rate))
     start = time.perf_counter()
     for block in source.blocks(blocksize):
         _write(sinks, chain.feed(block))
