@@ -47,8 +47,15 @@ class Endpoints:
     output_files: tuple[str, ...]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="rt-enhance",
         description="Real-time audio enhancement: noise and room echo removed, lost highs restored.",
         epilog="Durations (--hop, --lookahead, --crossfade) are samples at the model rate, or milliseconds "
