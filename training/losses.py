@@ -48,6 +48,10 @@ def waveform_loss(y: torch.Tensor, target: torch.Tensor, kind: str = "L2") -> to
     raise ValueError(f"unknown waveform loss {kind!r}; expected L1 or L2")
 
 
+_CONVERGENCE_FLOOR = 10 ** (-50 / 20)  # a window quieter than -50 dBFS RMS counts as that loud
+_LOG_FLOOR = 10 ** (-80 / 20)  # log magnitudes are compared above -80 dBFS per bin
+
+
 class MultiResolutionSTFTLoss(nn.Module):
     """Spectral convergence (per window, averaged over the batch) plus log-magnitude L1, averaged over
     resolutions. Every term is a mean over windows, so splitting a batch over processes does not change it.
@@ -72,9 +76,13 @@ class MultiResolutionSTFTLoss(nn.Module):
         window = getattr(self, f"window_{n}", None)
         window = torch.hann_window(n, device=y.device) if window is None else window
         mag_y, mag_t = (_magnitude(s, n, window) for s in (y, target))
+        # Level floors keep near-silent targets (pauses, digital silence, release tails) from
+        # dominating: a bin's magnitude of unit-RMS white noise is sqrt(0.375 n) with a Hann window.
+        unit = (0.375 * n) ** 0.5
+        floor = _CONVERGENCE_FLOOR * unit * (mag_t.shape[-2] * mag_t.shape[-1]) ** 0.5
         # per window, then the mean: a batch split over processes gives the same loss
-        convergence = (_frobenius(mag_t - mag_y) / (_frobenius(mag_t) + _EPS)).mean()
-        log_mag = F.l1_loss(torch.log(mag_y + 1e-5), torch.log(mag_t + 1e-5))
+        convergence = (_frobenius(mag_t - mag_y) / (_frobenius(mag_t) + floor)).mean()
+        log_mag = F.l1_loss(torch.log(mag_y + _LOG_FLOOR * unit), torch.log(mag_t + _LOG_FLOOR * unit))
         return convergence + log_mag
 
 

@@ -78,3 +78,20 @@ def test_batch_metrics_match_the_evaluation_metrics() -> None:
         assert got_sdr[i].item() == pytest.approx(si_sdr(ref, est), abs=1e-3)
         assert got_snr[i].item() == pytest.approx(snr(ref, est), abs=1e-3)
     assert torch.allclose(losses.batch_si_sdr(3.0 * noisy, clean), got_sdr, atol=1e-4)  # scale invariant
+
+
+def test_stft_loss_stays_bounded_on_silent_targets():
+    """Digital silence in the target (pauses, padding) must not dominate the loss: -60 dB of noise
+    against silence costs about as much as a small error on loud audio, not a million times more."""
+    import torch
+
+    from rt_enhance.training.losses import MultiResolutionSTFTLoss
+
+    torch.manual_seed(0)
+    loss = MultiResolutionSTFTLoss()
+    silence = torch.zeros(2, 1, 8192)
+    whisper = 1e-3 * torch.randn(2, 1, 8192)
+    loud = 0.3 * torch.randn(2, 1, 8192)
+    assert loss(whisper, silence).item() < 3.0
+    assert loss(loud * 1.1, loud).item() < loss(whisper * 100, silence).item()
+    assert loss(loud, loud).item() < 1e-6

@@ -1,0 +1,62 @@
+"""Golden files: each shipped model on a short committed clip, with expected metrics and tolerances.
+
+A change that moves a shipped model's output (a retrained model, an engine change) fails here until
+the expectation is updated on purpose: ``RT_GOLDEN_UPDATE=1 pytest tests/realtime/test_golden.py``
+rewrites ``tests/golden/MODEL.json`` from the current output (review the diff before committing).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from helpers import run_cli
+from rt_enhance.realtime.processor import bundled_model_path
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+CASES = sorted(p.stem for p in GOLDEN.glob("*.json"))
+TOLERANCE = {"si_sdr": 0.05, "lsd": 0.01, "snr": 0.05}  # dB, dB, dB: float noise across machines only
+
+
+def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    alpha = np.dot(est, ref) / np.dot(ref, ref)
+    target = alpha * ref
+    return float(10 * np.log10(np.sum(target**2) / np.sum((est - target) ** 2)))
+
+
+def lsd(ref: np.ndarray, est: np.ndarray, frame: int = 2048) -> float:
+    def logspec(x):
+        frames = x[: len(x) // frame * frame].reshape(-1, frame)
+        return np.log10(np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-10)
+
+    return float(np.mean(np.sqrt(np.mean((logspec(ref) - logspec(est)) ** 2, axis=1))))
+
+
+def snr(ref: np.ndarray, est: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(ref**2) / np.sum((ref - est) ** 2)))
+
+
+def metrics(ref: np.ndarray, est: np.ndarray) -> dict[str, float]:
+    return {"si_sdr": si_sdr(ref, est), "lsd": lsd(ref, est), "snr": snr(ref, est)}
+
+
+@pytest.mark.parametrize("model", CASES)
+def test_shipped_model_on_its_golden_clip(tmp_path, model):
+    spec = json.loads((GOLDEN / f"{model}.json").read_text())
+    assert bundled_model_path(model) is not None, f"golden file for {model} but no realtime/models/{model}.onnx"
+    out = tmp_path / "out.wav"
+    done = run_cli("--in", str(GOLDEN / spec["input"]), "--out", str(out), "--model", model, "-q", *spec.get("flags", []))
+    assert done.returncode == 0, done.stderr
+    clean = sf.read(GOLDEN / spec["reference"], dtype="float64")[0]
+    noisy = sf.read(GOLDEN / spec["input"], dtype="float64")[0]
+    enhanced = sf.read(out, dtype="float64")[0]
+    got, before = metrics(clean, enhanced), metrics(clean, noisy)
+    if os.environ.get("RT_GOLDEN_UPDATE"):
+        spec.update(expected=got, input_metrics=before)
+        (GOLDEN / f"{model}.json").write_text(json.dumps(spec, indent=2) + "\n")
+    for key, tolerance in TOLERANCE.items():
+        assert abs(got[key] - spec["expected"][key]) <= tolerance, (key, got, spec["expected"])
+    assert got["si_sdr"] > before["si_sdr"] + spec.get("min_si_sdr_gain", 0.0)  # the model helps on its clip
