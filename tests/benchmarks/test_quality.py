@@ -1,0 +1,194 @@
+"""rt-bench quality: a test set from a tiny fabricated corpus, the systems file to file, the tables.
+
+The corpus is made here (speech-like voices, a chord, two noises, three rooms with sidecars and
+a manifest), so nothing depends on a built corpus or on the peers being installed. Scores are
+checked for consistency (passthrough = the degraded input, lag 0), never for a quality level.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from helpers import write_onnx_model, write_stateful_delay_model
+from rt_enhance.benchmarks import quality, systems, testset
+from rt_enhance.benchmarks.cli import main
+from rt_enhance.benchmarks.clips import noisy_voice
+
+RATE = 48000
+METRICS = ("pesq", "stoi", "si_sdr", "lsd", "snr")
+
+
+def _room(rt60: float, rng: np.random.Generator) -> np.ndarray:
+    n = int(rt60 * RATE)
+    tail = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n) * 0.05
+    rir = np.concatenate([np.zeros(32), [0.5], tail])
+    rir[33:] = np.clip(rir[33:], -0.4, 0.4)
+    return rir
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """speech/test (2 voices), music/test (a chord), noise/test (white, hum), rir/test (0.3/0.5/0.8 s)."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    files = {}
+
+    def put(kind: str, index: int, audio: np.ndarray, **entry) -> None:
+        folder = root / kind / "test"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{kind}-test-{index:06d}.wav"
+        sf.write(folder / name, audio.astype(np.float32), RATE, subtype="FLOAT")
+        files[f"{kind}/test/{name}"] = {"kind": kind, "split": "test", "index": index, **entry}
+
+    for i, width in enumerate((11000.0, 8000.0)):
+        put("speech", i, 0.3 * noisy_voice(5.0, RATE, snr_db=60, seed=i), voice=f"v{i}", info={"bandwidth_hz": width})
+    t = np.arange(5 * RATE) / RATE
+    put("music", 0, 0.1 * sum(np.sin(2 * np.pi * f * t) for f in (220, 277, 330, 3520, 14080)), info={"bandwidth_hz": 24000})
+    put("noise", 0, 0.1 * rng.standard_normal(6 * RATE), noise="white", info={})
+    put("noise", 1, 0.1 * np.sin(2 * np.pi * 50 * np.arange(6 * RATE) / RATE), noise="hum", info={})
+    for i, rt60 in enumerate((0.3, 0.5, 0.8)):
+        put("rir", i, _room(rt60, rng), info={"rt60_measured": rt60, "direct_index": 32})
+        (root / "rir" / "test" / f"rir-test-{i:06d}.json").write_text(json.dumps({"rt60_measured": rt60}))
+    (root / "manifest.json").write_text(json.dumps({"files": files}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def passthrough_run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    rc = main(["quality", "--corpus", str(corpus), "--model", "passthrough", "--items", "1", "--seconds", "3",
+               "--systems", "degraded,spline,wiener,ours-engine,ours-offline", "--out", str(out / "set"),
+               "--json", str(out / "q.json")])
+    assert rc == 0
+    return json.loads((out / "q.json").read_text()), out / "set"
+
+
+def _records(doc: dict, section: str = "quality") -> list[dict]:
+    return [r for r in doc["records"] if r["section"] == section]
+
+
+def test_every_task_and_system_has_a_record(passthrough_run):
+    doc, _ = passthrough_run
+    assert doc["subcommand"] == "quality"
+    records = _records(doc)
+    assert {r["task"] for r in records} == set(testset.TASKS)
+    for r in records:
+        assert {"task", "system", "label", "items", "status", *METRICS} <= set(r)
+        if r["status"] == "ok":
+            assert {"lag_ms", "lags_ms", "per_item", "rtf"} <= set(r) and r["si_sdr"] is not None
+    spline = {r["task"]: r["status"] for r in records if r["system"] == "spline"}
+    assert spline["bwe-4x"] == "ok" and spline["noise-5db"].startswith("n/a")
+    speech = next(r for r in records if r["task"] == "noise-5db" and r["system"] == "degraded")
+    music = next(r for r in records if r["task"] == "clean-music" and r["system"] == "degraded")
+    assert speech["stoi"] is not None and music["pesq"] is None and music["stoi"] is None
+    assert {t["target"].split(":")[0] for t in _records(doc, "targets")} >= {"denoising", "do no harm", "streaming"}
+
+
+def test_passthrough_equals_degraded_with_no_lag(passthrough_run):
+    doc, _ = passthrough_run
+    records = _records(doc)
+    for task in testset.TASKS:
+        degraded = next(r for r in records if r["task"] == task and r["system"] == "degraded")
+        assert degraded["lags_ms"] == [0.0], task
+        for name in ("ours-engine", "ours-offline"):
+            ours = next(r for r in records if r["task"] == task and r["system"] == name)
+            assert ours["lags_ms"] == [0.0], (task, name)
+            for key in METRICS:
+                assert ours[key] == pytest.approx(degraded[key], abs=1e-4), (task, name, key)
+
+
+def test_items_and_outputs_are_written(passthrough_run):
+    _, out = passthrough_run
+    meta = json.loads((out / "testset.json").read_text())
+    assert len(meta["items"]) == len(testset.TASKS)
+    for item in meta["items"]:
+        clean, degraded = sf.read(item["clean"])[0], sf.read(item["degraded"])[0]
+        assert len(clean) == len(degraded) == 3 * RATE
+        assert (out / "outputs" / "ours-engine" / f"{item['name']}.wav").is_file()
+    rooms = {i["task"]: i["sources"].get("room") for i in meta["items"]}
+    assert rooms["reverb-0.8"] == "rir-test-000002.wav" and rooms["reverb-0.3"] == "rir-test-000000.wav"
+    bwe = {i["task"]: i["content"] for i in meta["items"]}
+    assert bwe["bwe-2x"] == "music"  # no speech of the corpus is wider than 12 kHz
+
+
+def test_tables_print(corpus, tmp_path, capsys):
+    from rt_enhance.realtime.processor import bundled_model_path
+
+    rc = main(["quality", "--corpus", str(corpus), "--model", "passthrough", "--items", "1", "--seconds", "1",
+               "--tasks", "noise-0db,clean-music", "--systems", "degraded,sinc,ours-engine,ours-music"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "### Test set" in printed and "### noise-0db" in printed and "### Targets" in printed
+    assert "| system" in printed and "lag ms vs input (each item)" in printed and "every output is aligned" in printed
+    assert "n/a:" not in printed  # sinc on tasks without a band limit is left out of the tables
+    if bundled_model_path("music") is None:
+        assert "skipped: no model: give --music-model" in printed
+
+
+def test_stateful_model_engine_equals_offline(corpus, tmp_path):
+    model = write_stateful_delay_model(str(tmp_path / "delay.onnx"), delay=3, stride=4, hop=8)
+    out = tmp_path / "q.json"
+    rc = main(["quality", "--corpus", str(corpus), "--model", model, "--items", "1", "--seconds", "1",
+               "--tasks", "noise-5db,reverb-0.3", "--systems", "degraded,ours-engine,ours-offline", "--json", str(out)])
+    assert rc == 0
+    records = _records(json.loads(out.read_text()))
+    for task in ("noise-5db", "reverb-0.3"):
+        rows = {r["system"]: r for r in records if r["task"] == task}
+        assert rows["ours-engine"]["lags_ms"] == [0.0]  # the engine undoes the model's 3-sample delay
+        assert rows["ours-engine"]["si_sdr"] == pytest.approx(rows["ours-offline"]["si_sdr"], abs=1e-3)
+        assert rows["ours-engine"]["si_sdr"] == pytest.approx(rows["degraded"]["si_sdr"], abs=1e-3)
+
+
+def test_offline_windowed_models(tmp_path):
+    dynamic = write_onnx_model(str(tmp_path / "dyn.onnx"), gain=0.5, input_shape=["batch", 1, "n"])
+    fixed = write_onnx_model(str(tmp_path / "fixed.onnx"), gain=0.5, window=1024)
+    x = noisy_voice(0.5, RATE)
+    system = systems.make("ours-offline", model=dynamic, music_model=None, threads=1)
+    np.testing.assert_allclose(system.fn(x, None), 0.5 * x, atol=1e-7)
+    with pytest.raises(systems.Unavailable, match="fixed at 1024"):
+        systems.make("ours-offline", model=fixed, music_model=None, threads=1)
+
+
+def test_test_set_is_deterministic(corpus, tmp_path):
+    a = testset.build(corpus, tmp_path / "a", tasks=("noise-0db", "joint"), items=2, seconds=1.0, seed=3)
+    b = testset.build(corpus, tmp_path / "b", tasks=("noise-0db", "joint"), items=2, seconds=1.0, seed=3)
+    assert [i.sources for i in a] == [i.sources for i in b]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(sf.read(x.degraded)[0], sf.read(y.degraded)[0])
+    assert len({i.sources["noise_kind"] for i in a if i.task == "noise-0db"}) == 2  # the kinds cycle
+
+
+def test_lag_and_wiener():
+    x = noisy_voice(1.0, RATE, snr_db=60)
+    assert quality.lag_ms(x, np.roll(x, 96)) == pytest.approx(2.0)
+    assert quality.lag_ms(x, np.roll(x, -48)) == pytest.approx(-1.0)
+    assert quality.lag_ms(x, np.zeros_like(x)) is None
+    noisy = x + 0.05 * np.random.default_rng(1).standard_normal(len(x)).astype(np.float32)
+    from rt_enhance.training.metrics import si_sdr
+
+    y = systems.wiener(noisy)
+    assert quality.lag_ms(x, y) == 0.0 and si_sdr(x, y) > si_sdr(x, noisy) + 3
+
+
+def test_usage_errors(tmp_path, corpus, capsys):
+    assert main(["quality", "--corpus", str(tmp_path / "none"), "--model", "passthrough"]) == 2
+    assert "no speech/test folder" in capsys.readouterr().err
+    assert main(["quality", "--corpus", str(corpus), "--model", "passthrough", "--systems", "magic"]) == 2
+    assert "--systems: unknown magic" in capsys.readouterr().err
+    assert main(["quality", "--corpus", str(corpus), "--model", "passthrough", "--items", "0"]) == 2
+
+
+@pytest.mark.parametrize("name,lag", [("rnnoise", 20.0), ("rnnoise-aligned", 0.0), ("dfn3", 0.0), ("gtcrn", 0.0)])
+def test_peers_in_file_mode_are_aligned(name, lag):
+    """The file-mode peers keep their documented alignment (a peer that is not installed is skipped)."""
+    try:
+        system = systems.make(name, model=None, music_model=None, threads=1)
+    except systems.Unavailable as exc:
+        pytest.skip(str(exc))
+    x = noisy_voice(1.5, RATE, snr_db=20)
+    y = system.fn(x, None)
+    assert len(y) == len(x) and quality.lag_ms(x, y) == pytest.approx(lag, abs=0.03)
