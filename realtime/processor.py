@@ -99,6 +99,7 @@ class OnnxProcessor:
         self.max_batch = max_batch
         self._input, self._output, self._rank = self._check_io()
         self.provider = self.session.get_providers()[0]
+        self.run(np.zeros((1, self.info.window), np.float32))  # a wrong output shape fails here, not mid-stream
 
     def _check_io(self) -> tuple[str, str, int]:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -124,7 +125,11 @@ class OnnxProcessor:
             parts = [self.run(windows[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
             return np.concatenate(parts)
         feed = windows[:, None, :] if self._rank == 3 else windows
-        out = self.session.run([self._output], {self._input: np.ascontiguousarray(feed, np.float32)})[0]
+        try:
+            out = self.session.run([self._output], {self._input: np.ascontiguousarray(feed, np.float32)})[0]
+        except Exception as exc:  # onnxruntime's own error types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: the model fails on a [{n}, 1, {window}] batch ({first})") from None
         if out.size != n * window:
             raise ModelError(f"{self.path}: output shape {out.shape} does not match input [{n}, 1, {window}]")
         return out.reshape(n, window)
@@ -154,6 +159,21 @@ class StatefulOnnxProcessor:
         self._fetch = [self._output, *self.spec.outputs]
         self._states: list[np.ndarray] = []
         self._batch = 0
+        self._probe()
+
+    def _probe(self) -> None:
+        """One call on silence: a graph that does not keep the contract fails at load, not mid-stream."""
+        n = self.info.total_stride * max(1, self.info.hop // self.info.total_stride)
+        try:
+            y = self.step(np.zeros((1, n), np.float32))
+        except ModelError:
+            raise
+        except Exception as exc:  # onnxruntime's own error types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: the model fails on a {n}-sample hop ({first})") from None
+        if y.shape != (1, n):
+            raise ModelError(f"{self.path}: output shape {y.shape} for a [1, {n}] hop")
+        self._batch = 0
 
     def reset(self, batch: int) -> None:
         """Zero state for ``batch`` independent streams."""
@@ -167,6 +187,8 @@ class StatefulOnnxProcessor:
         feed = {self._input: np.ascontiguousarray(x[:, None, :], np.float32)}
         feed.update(zip(self.spec.inputs, self._states))
         out = self.session.run(self._fetch, feed)
+        if out[0].size != x.size:
+            raise ModelError(f"{self.path}: output holds {out[0].size} samples for a {list(x.shape)} hop")
         self._states = out[1:]
         return out[0].reshape(x.shape)
 

@@ -94,7 +94,8 @@ def test_broken_models(tmp_path):
     rank4 = write_onnx_model(str(tmp_path / "rank4.onnx"), input_shape=["batch", 1, 1, 1024])
     bad_value = write_onnx_model(str(tmp_path / "bad-value.onnx"),
                                  props={"sample_rate": "fast", "window": "1024", "hop": "256", "lookahead": "0", "crossfade": "0"})
-    cases = [(str(tmp_path / "truncated.onnx"), "not a loadable ONNX model"), (wrong_window, "contradicts metadata window"),
+    half = _half_output_model(str(tmp_path / "half-output.onnx"))
+    cases = [(half, "output shape"), (str(tmp_path / "truncated.onnx"), "not a loadable ONNX model"), (wrong_window, "contradicts metadata window"),
              (rank4, "is not [batch, 1, window]"), (bad_value, "'sample_rate' must be an integer")]
     for model, needle in cases:
         one_line_error(run_cli("--in", src, "--out", out, "--model", model), needle)
@@ -125,3 +126,24 @@ def test_nonsense_flags(tmp_path, flags, needle):
     args = ["--in", src, "--out", str(tmp_path / "out.wav"), "--model", "passthrough", *flags]
     done = run_cli(*args)
     one_line_error(done, needle)
+
+
+def _half_output_model(path: str) -> str:
+    """Declares [batch, 1, 1024] in, but returns only the first 512 samples."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from rt_enhance.realtime.metadata import ModelInfo, to_props
+
+    x = helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", 1, 1024])
+    y = helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["batch", 1, 512])
+    ints = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [1], [v])  # noqa: E731
+    node = helper.make_node("Slice", ["audio", "zero", "half", "two"], ["enhanced"])
+    graph = helper.make_graph([node], "half", [x], [y], initializer=[ints("zero", 0), ints("half", 512), ints("two", 2)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in to_props(ModelInfo(48000, 1024, 256, 128, 64)).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, path)
+    return path
