@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 
 from rt_enhance.realtime import geometry as geo
-from rt_enhance.realtime import report
+from rt_enhance.realtime import kernels, report
 from rt_enhance.realtime.audio_io import AudioFileError, FileSink, FileSource, looks_like_path
 from rt_enhance.realtime.devices import Device, DeviceError, find_device, list_devices, sounddevice
 from rt_enhance.realtime.metadata import ModelError
@@ -218,8 +218,6 @@ def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink])
 def _status_line(engine) -> None:
     inp, out = engine.levels_db()
     st = engine.st
-    from rt_enhance.realtime import kernels
-
     seconds = st[kernels.IN_COUNT] / engine.rate
     sys.stderr.write(
         f"\r  {seconds:7.1f} s   in {inp:6.1f} dBFS   out {out:6.1f} dBFS   "
