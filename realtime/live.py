@@ -101,6 +101,7 @@ class LiveEngine:
         self.st, self.fst = kernels.new_state(self.output_channels, delay=-1, limit_knee=knee, declick_samples=max(16, device_rate // 1000))
         self.xruns = {flag: 0 for flag in XRUN_FLAGS}
         self.stop_event = threading.Event()
+        self._input_closed = threading.Event()
         self.stop_reason = "stopped"
         self.device_latency = (0.0, 0.0)
         self._resampled = device_rate != self.geometry.sample_rate
@@ -203,7 +204,7 @@ class LiveEngine:
         chain = Chain(self.streamer, self.rate, self.rate)
         read = 0
         while True:
-            stopping = self.stop_event.is_set()
+            stopping = self._input_closed.is_set()
             new = self.capture_step(chain, read)
             if new == read:
                 if stopping:
@@ -324,6 +325,7 @@ class LiveEngine:
         finally:
             self.stop_event.set()
             self._close(stream)
+            self._input_closed.set()  # no callback can add input now: the worker drains and ends
             worker.join()
         if self._worker_error is not None:
             raise self._worker_error
