@@ -79,16 +79,8 @@ def model_info(
     if task not in TASKS:
         raise ExportError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     figures = model.describe(geometry.window)
-    extra = {
-        "task": task,
-        "family": str(figures["family"]),
-        "model_args": json.dumps(model.init_kwargs, sort_keys=True),
-        "params": str(figures["params"]),
-        "macs_per_second": str(figures["macs_per_second"]),
-        "receptive_field": str(figures["receptive_field"]),
-        "total_stride": str(figures["total_stride"]),
-        "version": package_version(),
-    }
+    extra = common_extra(model, figures, task)
+    extra["total_stride"] = str(figures["total_stride"])
     extra.update(_optional(meta or {}, checkpoint_sha256))
     return ModelInfo(
         sample_rate=geometry.sample_rate, window=geometry.window, hop=geometry.hop,
@@ -120,3 +112,16 @@ def attach(proto: onnx.ModelProto, props: dict[str, str]) -> None:
 def info_props(info: ModelInfo, **more: str) -> dict[str, str]:
     """``to_props(info)`` plus ``more`` keys (e.g. ``precision`` for variants)."""
     return {**to_props(info), **more}
+
+
+def common_extra(model, figures: dict, task: str) -> dict[str, str]:
+    """The metadata every exported model carries: task, family, constructor arguments, cost, version."""
+    return {
+        "task": task,
+        "family": str(figures["family"]),
+        "model_args": json.dumps(model.init_kwargs, sort_keys=True),
+        "params": str(figures["params"]),
+        "macs_per_second": str(figures["macs_per_second"]),
+        "receptive_field": str(figures["receptive_field"]),
+        "version": package_version(),
+    }

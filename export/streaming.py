@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from rt_enhance.export.errors import ExportError
-from rt_enhance.export.metadata import TASKS, _optional, attach, info_props, package_version
+from rt_enhance.export.metadata import TASKS, _optional, attach, common_extra, info_props
 from rt_enhance.export.parity import ORT_ERRORS, ErrorFigure, check_fp32, compare
 from rt_enhance.export.pipeline import ExportReport, check_metadata
 from rt_enhance.export.to_onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, check_onnx
@@ -112,20 +112,14 @@ def streaming_info(
         raise ExportError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     figures = model.describe(hop)
     state_in, state_out = state_io_names(model)
-    extra = {
-        "task": task,
-        "family": str(figures["family"]),
-        "model_args": json.dumps(model.init_kwargs, sort_keys=True),
-        "params": str(figures["params"]),
-        "macs_per_second": str(figures["macs_per_second"]),
-        "receptive_field": str(figures["receptive_field"]),
+    extra = common_extra(model, figures, task)
+    extra |= {
         "recurrent": "true" if model.recurrent else "false",
         "total_stride": str(model.total_stride),
         "state_inputs": json.dumps(state_in),
         "state_outputs": json.dumps(state_out),
         "state_shapes": json.dumps([list(s) for s in model.state_shapes()]),
         "state_initial": "zeros",
-        "version": package_version(),
     }
     extra.update(_optional(meta or {}, checkpoint_sha256))
     return ModelInfo(

@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import torch
 
@@ -110,18 +110,24 @@ def _reason(exc: Exception) -> str:
     return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _atomic_save(payload: dict[str, Any], path: Path) -> None:
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write`` on a temporary file next to ``path``, sync it, then ``os.replace`` it into place:
+    readers see the old file or the whole new one, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _atomic_save(payload: dict[str, Any], path: Path) -> None:
+    atomic_write(path, lambda f: torch.save(payload, f))
     logger.info("saved checkpoint %s", path)
 
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ import numpy as np
 import torch
 
 from rt_enhance.model import AudioModel, build_model
-from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rt_enhance.model.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -111,17 +109,7 @@ def read_stored_config(run: RunDir) -> dict[str, Any]:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_config(run: RunDir, config: dict[str, Any]) -> None:
