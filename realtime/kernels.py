@@ -138,17 +138,23 @@ def _soft_limit(x, knee):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _emit(value, is_enh, c, channels, st, fst):  # pragma: no cover - compiled
-    """Declick a change of source (enhanced <-> dry), then soft-limit; returns the sample."""
+def _emit(value, before, is_enh, c, channels, st, fst):  # pragma: no cover - compiled
+    """Declick a change of source (enhanced <-> dry), then soft-limit; returns the sample.
+
+    ``before`` is the new source's sample one position earlier. At a switch the new source is
+    offset to meet the old one there (``last - before``, the gap between the two signals, not
+    between consecutive samples, so a transient that lands on the switch is kept), and the
+    offset decays to nothing over the declick time.
+    """
     last = fst[FSTATE_HEAD + c]
     offset = fst[FSTATE_HEAD + channels + c]
     if is_enh != st[SOURCE]:
-        offset = last - value
+        offset = last - before
     offset *= fst[DECLICK_DECAY]
-    out = _soft_limit(value + offset, fst[LIMIT_KNEE])
-    fst[FSTATE_HEAD + c] = out
+    raw = value + offset
+    fst[FSTATE_HEAD + c] = raw
     fst[FSTATE_HEAD + channels + c] = offset
-    return out
+    return _soft_limit(raw, fst[LIMIT_KNEE])
 
 
 @njit(cache=True, nogil=True)
@@ -174,10 +180,11 @@ def play_from_rings_nb(outdata, in_ring, out_ring, first, st, fst):  # pragma: n
             st[MISSED] += 1
             if st[SOURCE] == 1:
                 st[MISS_EVENTS] += 1
+        src = out_ring if is_enh == 1 else in_ring
         for c in range(channels):
             r = c % ring_channels  # a mono stream feeds every output channel
-            v = out_ring[r, q & mask] if is_enh == 1 else in_ring[r, q & mask]
-            outdata[i, c] = _emit(v, is_enh, c, channels, st, fst)
+            before = src[r, (q - 1) & mask] if q > 0 else 0.0
+            outdata[i, c] = _emit(src[r, q & mask], before, is_enh, c, channels, st, fst)
         st[SOURCE] = is_enh
 
 

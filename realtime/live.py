@@ -39,6 +39,7 @@ RING_SECONDS = 8.0
 POLL_SECONDS = 0.0005
 GIL_SWITCH_SECONDS = 0.0002
 STALL_SECONDS = 2.0  # no audio callback for this long: the device or server is gone
+SLOW_WARN_SHARE = 0.2  # warn (once) when more than this share of a second of audio played dry
 XRUN_FLAGS = ("input_overflow", "input_underflow", "output_overflow", "output_underflow")
 
 
@@ -110,6 +111,8 @@ class LiveEngine:
         self._worker_error: BaseException | None = None
         self._done_producing = False
         self._produced = 0
+        self._miss_mark = (0, 0)  # (input samples, dry samples) at the last check of _watch_misses
+        self._slow_warned = False
         kernels.warm_up()
 
     # ------------------------------------------------------------------ delay
@@ -350,6 +353,7 @@ class LiveEngine:
         last_count, last_change = -1, time.monotonic()
         while not self.stop_event.wait(0.05):
             done = int(self.st[kernels.IN_COUNT])
+            self._watch_misses(done)
             if done != last_count:
                 last_count, last_change = done, time.monotonic()
             if limit is not None and done >= limit:
@@ -365,6 +369,28 @@ class LiveEngine:
                 break
             if on_tick is not None:
                 on_tick(self)
+
+    def dry_samples(self) -> int:
+        """Device samples so far that played without the model: callback misses and skipped hops."""
+        g = self.streamer.geometry
+        hop = g.hop * self.rate / g.sample_rate
+        return int(self.st[kernels.MISSED]) + round(self.streamer.dry_hops * hop)
+
+    def _watch_misses(self, done: int) -> None:
+        """Once per second of audio: if more than SLOW_WARN_SHARE of it played dry, say so (once).
+        A model slower than its hop budget keeps the delay and plays dry; the user should know why."""
+        if self._slow_warned or done - self._miss_mark[0] < self.rate:
+            return
+        dry = self.dry_samples()
+        share = (dry - self._miss_mark[1]) / (done - self._miss_mark[0])
+        self._miss_mark = (done, dry)
+        if share > SLOW_WARN_SHARE:
+            self._slow_warned = True
+            g = self.streamer.geometry
+            logger.warning(
+                "the model cannot keep up: %.0f%% of the last second played dry (hop budget %.2f ms); "
+                "those hops are passed through unprocessed: try a larger --latency preset, a smaller "
+                "--model, or fewer busy programs", 100 * min(share, 1.0), g.ms(g.hop))
 
     def stop(self, reason: str = "stopped") -> None:
         """Ask the engine to stop (safe from a signal handler)."""

@@ -102,3 +102,30 @@ def write_stateful_delay_model(path: str, *, delay: int = 3, stride: int = 4, ho
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return path
+
+
+def write_slow_onnx_model(path: str, *, window: int = 1024, repeats: int = 40, hop: int = 256,
+                          lookahead: int = 128, crossfade: int = 64) -> str:
+    """An identity ONNX model made slow on purpose: ``repeats`` matrix products with the identity
+    matrix, so each window costs ``repeats * window**2`` multiply-adds and the output equals the input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", 1, window])
+    y = helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, ["batch", 1, window])
+    eye = np.eye(window, dtype=np.float32)
+    inits = [helper.make_tensor("eye", TensorProto.FLOAT, eye.shape, eye.tobytes(), raw=True)]
+    nodes, name = [], "audio"
+    for i in range(repeats):
+        nodes.append(helper.make_node("MatMul", [name, "eye"], [f"m{i}"]))
+        name = f"m{i}"
+    nodes.append(helper.make_node("Identity", [name], ["enhanced"]))
+    graph = helper.make_graph(nodes, "slow", [x], [y], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in to_props(ModelInfo(48000, window, hop, lookahead, crossfade, extra={"name": "slow"})).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path

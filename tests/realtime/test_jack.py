@@ -116,3 +116,30 @@ def test_busy_cores_keep_the_delay_constant_and_the_output_continuous(jack_serve
     lost = len(result.sent) - np.sum(result.sent > result.frames - expected) - len(result.received)
     assert 0 <= lost <= len(result.xrun_frames) + sum(record["xruns"].values()), (lost, result.xrun_frames, record["xruns"])
     assert "deadline_misses" in record  # counted (may be zero on a fast machine)
+
+
+def test_a_model_slower_than_its_budget_plays_dry_at_the_same_delay(jack_server, tmp_path):
+    """A model that needs ~4x its hop budget per call: the engine does not stall or drift; the hops
+    it cannot enhance in time play dry (counted), the user is told once, and every click still
+    arrives exactly at the reported delay."""
+    from helpers import write_slow_onnx_model
+    from rt_enhance.benchmarks.jackloop import JackLoopback
+
+    model = write_slow_onnx_model(str(tmp_path / "slow.onnx"), window=1024, repeats=200, hop=256)
+    stats = tmp_path / "stats.json"
+    proc = start_cli("--in", "JACK", "--out", "JACK", "--duration", "5", "--stats-json", str(stats), "-q",
+                     "--model", model)
+    loop = JackLoopback(click_every=4800)
+    loop.wait_for_target()
+    result = loop.measure(2.5)
+    err = finish(proc)
+    record = json.loads(stats.read_text())
+    expected = record["latency_samples"] + round(record["device_latency_out_ms"] * 48)
+    assert len(result.clean_delays) >= 15
+    assert set(result.clean_delays.tolist()) == {expected}
+    lost = len(result.sent) - np.sum(result.sent > result.frames - expected) - len(result.received)
+    assert 0 <= lost <= len(result.xrun_frames) + sum(record["xruns"].values())
+    hops = record["duration_s"] * 48000 / 256
+    assert record["dry_hops"] + record["missed_samples"] / 256 > 0.3 * hops, record  # most hops played dry
+    assert err.count("cannot keep up") == 1, err
+    assert record["stop_reason"] == "duration reached"

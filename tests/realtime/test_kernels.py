@@ -1,6 +1,7 @@
 """numba kernels agree with their numpy references; crossfade weights sum to one."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,6 +74,36 @@ def test_duplex_callback_plays_input_delayed_and_falls_back_to_dry():
     np.testing.assert_allclose(y[delay + 12 :], x[12 : 4 * frames - delay], atol=1e-3)
     assert st_[kernels.MISS_EVENTS] == 1
     assert st_[kernels.MISSED] == 4 * frames - delay - 10
+
+
+def test_a_switch_between_identical_sources_changes_nothing_even_on_a_transient():
+    """The declick matches the two sources at the switch: when enhanced equals dry (an identity
+    model), switching back and forth is inaudible, and a click that lands on a switch is kept."""
+    st_, fst = kernels.new_state(1, delay=0, declick_samples=48)
+    x = np.zeros(64, np.float32)
+    x[[10, 20, 21, 40]] = [0.8, -0.5, 0.7, 0.9]  # clicks on and next to the switches
+    ring = np.zeros((1, 128), np.float32)
+    out_ring = np.zeros_like(ring)
+    out_ring[0, :64] = x
+    played = []
+    for first, end, wm in ((0, 16, 10), (16, 32, 21), (32, 64, 40)):  # switches at 10, 16, 21, 32, 40
+        out = np.zeros((end - first, 1), np.float32)
+        st_[kernels.WATERMARK] = wm
+        kernels.duplex_callback_nb(x[first:end, None], out, ring, out_ring, st_, fst)
+        played.append(out[:, 0])
+    np.testing.assert_allclose(np.concatenate(played), x, atol=1e-7)
+
+
+def test_a_switch_to_a_different_source_is_declicked():
+    st_, fst = kernels.new_state(1, delay=0, declick_samples=48)
+    ring = np.zeros((1, 64), np.float32)
+    out_ring = np.full((1, 64), 0.5, np.float32)  # "enhanced" is a constant 0.5, dry is silence
+    st_[kernels.WATERMARK] = 16
+    out = np.zeros((48, 1), np.float32)
+    kernels.duplex_callback_nb(np.zeros((48, 1), np.float32), out, ring, out_ring, st_, fst)
+    y = out[:, 0]
+    assert y[15] == pytest.approx(0.5, abs=1e-6) and y[16] > 0.4  # no step at the switch
+    assert np.all(np.diff(y[16:]) < 0) and abs(y[-1]) < 0.05  # then a smooth fade to the dry signal
 
 
 def test_soft_limiter_never_reaches_full_scale():
