@@ -41,6 +41,7 @@ from rt_enhance.export.parity import ORT_ERRORS, ErrorFigure, check_fp32, compar
 from rt_enhance.export.pipeline import ExportReport, check_metadata
 from rt_enhance.export.to_onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, check_onnx
 from rt_enhance.model.causal import CausalUNet
+from rt_enhance.model.spectral import SpectralUNet
 from rt_enhance.realtime.metadata import ModelError, ModelInfo
 from rt_enhance.realtime.processor import StatefulOnnxProcessor, open_onnx
 
@@ -53,7 +54,7 @@ ENGINE_SECONDS = 0.5  # the engine-loader check runs on the first half second
 
 def is_streaming(model: nn.Module) -> bool:
     """True for models that export as a stateful step (``export_streaming``), not as a window."""
-    return isinstance(model, CausalUNet)
+    return isinstance(model, (CausalUNet, SpectralUNet))
 
 
 class StepGraph(nn.Module):

@@ -11,6 +11,7 @@ from rt_enhance.model.base import AudioModel
 from rt_enhance.model.causal import CausalUNet
 from rt_enhance.model.discriminator import Discriminator
 from rt_enhance.model.generator import Generator
+from rt_enhance.model.spectral import SpectralUNet
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +20,7 @@ MODEL_CLASSES: dict[str, type[AudioModel]] = {
     "Discriminator": Discriminator,
     "Autoencoder": Autoencoder,
     "CausalUNet": CausalUNet,
+    "SpectralUNet": SpectralUNet,
 }
 
 

@@ -79,6 +79,13 @@ SIZES: dict[str, NamedSize] = {
             family="CausalUNet", window=128, hop=128, lookahead=112, crossfade=0,
         ),
         NamedSize(
+            "spec-small",
+            "spectral streaming U-Net (gain per bin of 10 ms / 5 ms frames, U-Net over frequency 12..32 "
+            "channels, GRU 128 across frames, lookahead 5 ms): the CPU-trainable speech model",
+            {"hop": 240, "channels": [12, 24, 32, 32], "kernel": 5, "gru_hidden": 128, "max_gain": 2.0},
+            family="SpectralUNet", window=240, hop=240, lookahead=240, crossfade=0,
+        ),
+        NamedSize(
             "stream-base",
             "causal streaming U-Net (depth 4, 32..256 channels, kernel 17, GRU 256, lookahead 2 ms), "
             "~4 ms per 10 ms hop on 1 thread",

@@ -27,8 +27,8 @@ from rt_enhance.training.datasets import DatasetError, parse_dataset_args
 
 logger = logging.getLogger(__name__)
 
-ARCHS = ("windowed", "causal")
-LOSSES = ("L1", "L2")
+ARCHS = ("windowed", "causal", "spectral")
+LOSSES = ("L1", "L2", "SPEC")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw")
 BEST_METRICS = ("si_sdr", "snr", "loss")
@@ -240,7 +240,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("rate", ("--rate",), int, "model sample rate in Hz (required)"),
     Option("preprocessing", ("--preprocessing",), str,
            "degradation pipeline, e.g. 'sample 8000 16000,whitenoise 0 0.01'"),
-    Option("loss", ("--loss",), _upper, "waveform loss L1 or L2 (default L2, the original's)"),
+    Option("loss", ("--loss",), _upper, "reconstruction loss: L1 or L2 on samples (default L2, the original's), or SPEC (compressed spectra)"),
     Option("stft", ("--stft",), float, "weight of the multi-resolution STFT loss (default 0)"),
     Option("gan", ("--gan",), float, "weight of the adversarial loss, 0 = no GAN (default 0)"),
     Option("conditional", ("--conditional",), parse_bool, "the discriminator also sees the degraded input",
@@ -261,9 +261,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("optimizer", ("--optimizer",), str, "adam or adamw (default adamw)"),
     Option("weight_decay", ("--weight_decay",), float, "AdamW weight decay (default 0)"),
     Option("clip", ("--clip",), float, "gradient norm clipping, 0 = off (default 10)"),
-    Option("arch", ("--arch",), str, "windowed (U-Net Generator) or causal (streaming CausalUNet)"),
+    Option("arch", ("--arch",), str, "windowed (U-Net Generator), causal (streaming CausalUNet) or spectral (streaming SpectralUNet)"),
     Option("size", ("--size",), str,
-           "named model size (tiny, small, base; stream-* with --arch causal); overrides --depth"),
+           "named model size (tiny, small, base; stream-* with --arch causal; spec-* with --arch spectral); overrides --depth"),
     Option("model_args", ("--model_args",), parse_json_object,
            "more model arguments as JSON, e.g. '{\"prelu\": true}'"),
     Option("device", ("--device",), str, "cpu, cuda or auto (default auto)"),

@@ -28,7 +28,7 @@ class ModelSetupError(ValueError):
     """Model options that cannot build a model; one line for the user."""
 
 
-ARCH_FAMILY = {"windowed": "Generator", "causal": "CausalUNet"}
+ARCH_FAMILY = {"windowed": "Generator", "causal": "CausalUNet", "spectral": "SpectralUNet"}
 
 
 def generator_kwargs(*, size: str, depth: int, dropout: float, rate: int, model_args: dict[str, Any],
@@ -42,8 +42,11 @@ def generator_kwargs(*, size: str, depth: int, dropout: float, rate: int, model_
             named = get_size(size)
         except KeyError as exc:
             raise ModelSetupError(exc.args[0]) from None
-        if named.family == "CausalUNet" and arch != "causal":
-            raise ModelSetupError(f"size {size!r} is a streaming CausalUNet; add --arch causal")
+        wanted = {family: a for a, family in ARCH_FAMILY.items()}.get(named.family, "windowed")
+        if named.family != "Generator" and arch != wanted:
+            raise ModelSetupError(f"size {size!r} is a {named.family}; add --arch {wanted}")
+        if arch == "spectral" and named.family != "SpectralUNet":
+            raise ModelSetupError(f"--arch spectral needs a spectral size (spec-*), not {size!r}")
         base = dict(named.kwargs)
     else:
         base = {"depth": depth}

@@ -95,3 +95,20 @@ def test_stft_loss_stays_bounded_on_silent_targets():
     assert loss(whisper, silence).item() < 3.0
     assert loss(loud * 1.1, loud).item() < loss(whisper * 100, silence).item()
     assert loss(loud, loud).item() < 1e-6
+
+
+def test_compressed_spectral_loss_is_zero_for_a_match_and_bounded_on_silence() -> None:
+    from rt_enhance.training.losses import waveform_loss
+
+    torch.manual_seed(0)
+    clean = torch.randn(2, 1, 9600) * 0.1
+    assert waveform_loss(clean, clean, "SPEC").item() < 1e-6
+    noisy = clean + 0.05 * torch.randn_like(clean)
+    quieter = 0.5 * clean
+    assert waveform_loss(noisy, clean, "SPEC").item() > 0.01
+    assert waveform_loss(quieter, clean, "SPEC").item() > 0.01
+    silent = torch.zeros(2, 1, 9600)
+    assert waveform_loss(noisy, silent, "SPEC").item() < 1e3  # no division by a silent target's level
+    # the same relative error on a loud and on a quiet clip weighs alike
+    assert waveform_loss(100 * noisy, 100 * clean, "SPEC").item() == pytest.approx(
+        waveform_loss(noisy, clean, "SPEC").item(), rel=0.2)

@@ -1,0 +1,253 @@
+"""The spectral streaming U-Net: the family's convolutional U-Net (skip connections, sub-pixel
+shuffle) run over the *frequency* axis of each short-time spectrum, with a GRU across frames at
+its bottleneck, predicting a bounded gain per frequency bin.
+
+Why a second streaming model next to :class:`~rt_enhance.model.causal.CausalUNet`: on a CPU a
+time-domain U-Net trained for hours still treats clean speech as noisy (it shrinks it by ~3 dB and
+colours it, PESQ-wb 4.6 -> 2.6, see docs/models.md), because every output sample is a free
+regression. A gain per bin starts as the exact identity (the last convolution is zero-initialised,
+so ``gain = 1``), stays there for clean input unless the data says otherwise, and learns noise and
+reverberation suppression in far fewer steps: the structure of RNNoise, GTCRN and DeepFilterNet,
+with this project's U-Net as the network. A gain cannot create energy, so this model does not
+extend bandwidth beyond a hard cut-off (the time-domain models do); ``max_gain`` > 1 lets it
+restore a gentle roll-off.
+
+Streaming, for the engine's ``stateful`` contract (see :mod:`rt_enhance.realtime.metadata`)::
+
+    chunk of n = m * hop samples
+      -> m frames of ``frame = 2 * hop`` samples (the previous hop is the state ``frames``)
+      -> sqrt-Hann window, DFT (matrix products, exportable) -> F = hop + 1 bins
+      -> features |X|^0.3 -> U-Net over F per frame, GRU across frames (state ``gru``)
+      -> gain in (0, max_gain) -> Y = gain * X -> inverse DFT, sqrt-Hann window
+      -> overlap-add with the previous frame's second half (state ``ola``) -> n samples
+
+sqrt-Hann analysis and synthesis at 50 % overlap reconstruct perfectly, so with ``gain = 1`` the
+output is the input delayed by ``lookahead = hop`` samples. ``forward`` is ``step`` from the zero
+state, so streaming equals offline by construction (up to float rounding).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from rt_enhance.model.base import AudioModel, GeometryError
+
+logger = logging.getLogger(__name__)
+
+State = list[torch.Tensor]
+POWER = 0.3  # magnitude compression of the features (as GTCRN / DeepFilterNet's losses)
+
+
+class SpectralUNet(AudioModel):
+    """Streaming spectral U-Net: ``[batch, 1, n]`` -> ``[batch, 1, n]`` lagging by ``hop`` samples.
+
+    Arguments (plain types; checkpoints store them):
+
+    - ``hop``: samples per frame advance (the total stride; ``frame = 2 * hop``); 240 = 5 ms at 48 kHz.
+    - ``channels``: U-Net channels per frequency level (each level after the first halves the bins).
+    - ``kernel``: convolution kernel along frequency.
+    - ``gru_hidden``: the bottleneck GRU across frames (0 = none: each frame on its own).
+    - ``max_gain``: gains lie in ``(0, max_gain)``; the model starts at exactly 1.
+    - ``dropout``: after the bottleneck, training only.
+    """
+
+    in_channels = 1
+
+    def __init__(
+        self,
+        *,
+        hop: int = 240,
+        channels: Sequence[int] = (12, 24, 32, 32),
+        kernel: int = 5,
+        gru_hidden: int = 128,
+        max_gain: float = 2.0,
+        dropout: float = 0.0,
+        sample_rate: int = 48000,
+    ) -> None:
+        super().__init__()
+        channels = [int(c) for c in channels]
+        if hop < 8 or len(channels) < 2 or min(channels) < 1 or kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"need hop >= 8, >= 2 positive channel counts and an odd kernel; got hop {hop}, "
+                             f"channels {channels}, kernel {kernel}")
+        if max_gain <= 1.0 or gru_hidden < 0 or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"need max_gain > 1, gru_hidden >= 0, 0 <= dropout < 1; got {max_gain}, "
+                             f"{gru_hidden}, {dropout}")
+        self.init_kwargs = {"hop": hop, "channels": channels, "kernel": kernel, "gru_hidden": gru_hidden,
+                            "max_gain": float(max_gain), "dropout": float(dropout), "sample_rate": sample_rate}
+        self.sample_rate = sample_rate
+        self.hop, self.frame = hop, 2 * hop
+        self.bins = hop + 1
+        self.lookahead = hop
+        self.gru_hidden = gru_hidden
+        self.max_gain = float(max_gain)
+        self._dft_buffers()
+        # bins per level: F, ceil(F/2), ...
+        self.lengths = [self.bins]
+        for _ in channels[1:]:
+            self.lengths.append((self.lengths[-1] + 1) // 2)
+        pad = kernel // 2
+        self.encoders = nn.ModuleList()
+        for level, (c_in, c_out) in enumerate(zip([1, *channels[:-1]], channels)):
+            stride = 1 if level == 0 else 2
+            self.encoders.append(nn.Sequential(nn.Conv1d(c_in, c_out, kernel, stride, pad), nn.PReLU(c_out)))
+        flat = channels[-1] * self.lengths[-1]
+        if gru_hidden:
+            self.gru_in = nn.Linear(flat, gru_hidden)
+            self.gru = nn.GRU(gru_hidden, gru_hidden, batch_first=True)
+            self.gru_out = nn.Linear(gru_hidden, flat)
+        else:
+            self.gru = None
+        self.drop = nn.Dropout(dropout)
+        # decoder level b: from level b+1 (concatenated with its skip, except the bottleneck) up to b
+        self.decoders = nn.ModuleList()
+        for level in range(len(channels) - 1):
+            c_in = channels[level + 1] * (1 if level == len(channels) - 2 else 2)
+            self.decoders.append(nn.Sequential(nn.Conv1d(c_in, 2 * channels[level], kernel, 1, pad),
+                                               nn.PReLU(2 * channels[level])))
+        self.final = nn.Conv1d(2 * channels[0], 1, kernel, 1, pad)
+        nn.init.zeros_(self.final.weight)  # gain exactly 1 at the start: the model begins as the identity
+        nn.init.zeros_(self.final.bias)
+        self._gain_bias = math.log(1.0 / (self.max_gain - 1.0))  # sigmoid(z + b) * max_gain = 1 at z = 0
+
+    def _dft_buffers(self) -> None:
+        n, f = self.frame, self.bins
+        t = torch.arange(n, dtype=torch.float64)
+        k = torch.arange(f, dtype=torch.float64)
+        angle = 2 * math.pi * t[:, None] * k[None, :] / n  # [N, F]
+        window = torch.sin(math.pi * t / n)  # sqrt of the periodic Hann: w^2 sums to 1 at 50 % overlap
+        self.register_buffer("analysis_re", (window[:, None] * torch.cos(angle)).float(), persistent=False)
+        self.register_buffer("analysis_im", (-window[:, None] * torch.sin(angle)).float(), persistent=False)
+        scale = torch.full((f,), 2.0, dtype=torch.float64)
+        scale[0] = 1.0
+        scale[-1] = 1.0  # N even: the Nyquist bin appears once
+        self.register_buffer("synthesis_re", (scale[:, None] * torch.cos(angle.T) * window[None, :] / n).float(),
+                             persistent=False)
+        self.register_buffer("synthesis_im", (-scale[:, None] * torch.sin(angle.T) * window[None, :] / n).float(),
+                             persistent=False)
+
+    # ------------------------------------------------------------------ streaming
+
+    def state_names(self) -> list[str]:
+        return ["frames", "gru", "ola"] if self.gru is not None else ["frames", "ola"]
+
+    def state_shapes(self) -> list[tuple[int, ...]]:
+        """``frames`` (the previous hop of input), ``gru`` (``[1, batch, H]``), ``ola`` (the overlap tail)."""
+        shapes: list[tuple[int, ...]] = [(-1, 1, self.hop)]
+        if self.gru is not None:
+            shapes.append((1, -1, self.gru_hidden))
+        shapes.append((-1, 1, self.hop))
+        return shapes
+
+    def initial_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
+                      device: str | torch.device = "cpu") -> State:
+        return [torch.zeros([batch if d == -1 else d for d in shape], dtype=dtype, device=device)
+                for shape in self.state_shapes()]
+
+    def gains(self, mag: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]`` and the new GRU state."""
+        b, m, f = mag.shape
+        z = mag.clamp_min(1e-12).pow(POWER).reshape(b * m, 1, f)
+        skips = []
+        for enc in self.encoders:
+            z = enc(z)
+            skips.append(z)
+        if self.gru is not None:
+            flat = z.reshape(b, m, -1)
+            g, h = self.gru(torch.relu(self.gru_in(flat)), h)
+            z = z + self.gru_out(self.drop(g)).reshape(z.shape)
+        levels = len(self.encoders)
+        for level in reversed(range(levels - 1)):
+            if level < levels - 2:
+                z = torch.cat([z, skips[level + 1]], dim=1)
+            z = self.decoders[level](z)
+            c = z.shape[1] // 2  # sub-pixel shuffle: [c * 2, L] -> [c, 2L], cropped to the level's bins
+            z = z.reshape(b * m, c, 2, -1).transpose(2, 3).reshape(b * m, c, -1)[..., : self.lengths[level]]
+        z = torch.cat([z, skips[0]], dim=1)
+        gain = self.max_gain * torch.sigmoid(self.final(z) + self._gain_bias)
+        return gain.reshape(b, m, f), h
+
+    def step(self, x: torch.Tensor, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, State]:
+        """Enhance the next chunk ``[batch, 1, m * hop]`` given the state after the previous one."""
+        self._check_step(x, states)
+        if self.gru is not None:
+            prev, h, tail = states
+        else:
+            (prev, tail), h = states, None
+        b, hop = x.shape[0], self.hop
+        audio = torch.cat([prev, x], dim=2).reshape(b, -1)  # [b, (m + 1) * hop]
+        halves = audio.reshape(b, -1, hop)  # [b, m + 1, hop]
+        frames = torch.cat([halves[:, :-1], halves[:, 1:]], dim=2)  # [b, m, 2 hop]
+        re, im = frames @ self.analysis_re, frames @ self.analysis_im  # [b, m, F]
+        gain, h_new = self.gains(torch.sqrt(re * re + im * im + 1e-20), h)
+        out = (gain * re) @ self.synthesis_re + (gain * im) @ self.synthesis_im  # [b, m, 2 hop], windowed
+        first, second = out[..., :hop], out[..., hop:]
+        y = first + torch.cat([tail.reshape(b, 1, hop), second[:, :-1]], dim=1)
+        new = [x[..., -hop:]]
+        if h_new is not None:
+            new.append(h_new)
+        new.append(second[:, -1:].reshape(b, 1, hop))
+        return y.reshape(b, 1, -1), new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Offline: ``[batch, 1, T]`` (``T`` a multiple of ``hop``) -> ``[batch, 1, T]``, ``y[..., t]``
+        estimating ``clean[..., t - hop]``; the zero-state :meth:`step`."""
+        self.check_input(x)
+        return self.step(x, self.initial_state(x.shape[0], dtype=x.dtype, device=x.device))[0]
+
+    def _check_step(self, x: torch.Tensor, states: Sequence[torch.Tensor]) -> None:
+        if torch.jit.is_tracing():
+            return
+        self.check_input(x)
+        shapes = self.state_shapes()
+        if len(states) != len(shapes):
+            raise GeometryError(f"expected {len(shapes)} state tensors ({', '.join(self.state_names())}), "
+                                f"got {len(states)}")
+        for name, shape, state in zip(self.state_names(), shapes, states):
+            want = [x.shape[0] if d == -1 else d for d in shape]
+            if list(state.shape) != want:
+                raise GeometryError(f"state '{name}' has shape {list(state.shape)}, expected {want}")
+
+    # ------------------------------------------------------------------ geometry and cost
+
+    @property
+    def total_stride(self) -> int:
+        return self.hop
+
+    @property
+    def recurrent(self) -> bool:
+        return self.gru is not None
+
+    def input_span(self, t: int) -> tuple[int, int]:
+        """Output ``t`` is made from the frames holding input ``t - hop``: inputs ``t - 2 hop + 1 .. t``
+        at most (plus the GRU's unbounded past)."""
+        first = (t // self.hop) * self.hop - self.hop
+        return first, first + 2 * self.hop - 1
+
+    def macs(self, window: int) -> int:
+        """MACs of one pass over ``window`` samples: DFTs, convolutions, linear layers and the GRU."""
+        self.check_window(window)
+        frames = window // self.hop
+        n, f = self.frame, self.bins
+        dft = 4 * n * f  # analysis (2) and synthesis (2)
+        convs = 0
+        for enc, length in zip(self.encoders, self.lengths):
+            conv = enc[0]
+            convs += length * conv.out_channels * conv.in_channels * conv.kernel_size[0]
+        for level, dec in enumerate(self.decoders):
+            conv = dec[0]
+            convs += self.lengths[level + 1] * conv.out_channels * conv.in_channels * conv.kernel_size[0]
+        convs += f * self.final.in_channels * self.final.kernel_size[0]
+        gru = 0
+        if self.gru is not None:
+            flat, hdim = self.gru_in.in_features, self.gru_hidden
+            gru = 2 * flat * hdim + 3 * hdim * 2 * hdim
+        return frames * (dft + convs + gru)
+
+    def describe(self, window: int | None = None) -> dict[str, int | str]:
+        return {**super().describe(window), "lookahead": self.lookahead, "gru_hidden": self.gru_hidden,
+                "states": len(self.state_shapes())}
