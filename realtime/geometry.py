@@ -132,6 +132,12 @@ def resolve_stateful(
         if preset not in PRESETS:
             raise GeometryError(f"--latency: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         value = max(stride, int(round(PRESETS[preset][0] * sample_rate / 1000.0 / stride)) * stride)
+        wanted = PRESETS[preset][0] + PRESETS[preset][1]
+        got = 1000.0 * (value + lookahead) / sample_rate
+        if got > wanted + 1e-6:
+            logger.warning("--latency %s: this model steps in multiples of %d samples and looks %d ahead, so its "
+                           "algorithmic latency is %.1f ms, not %.1f ms; a stream-* model reaches it",
+                           preset, stride, lookahead, got, wanted)
     if hop is not None:
         value = parse_duration(hop, sample_rate, "hop")
         if value <= 0 or value % stride:
