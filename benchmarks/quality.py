@@ -255,7 +255,9 @@ def targets(records: list[dict], ours_latency_ms: float | None) -> list[dict[str
     for task in ("reverb-0.3", "reverb-0.5", "reverb-0.8"):
         out.append(_beats(records, task, "si_sdr", ("degraded",), "dereverberation: SI-SDR above the input"))
     for task in ("bwe-2x", "bwe-4x"):
-        out += _bwe(records, task)
+        for system in ("ours-engine", "ours-music"):
+            if system == "ours-engine" or _get(records, task, system, "lsd") is not None:
+                out += _bwe(records, task, system)
     out.append(_streaming(records))
     ran = {r["task"] for r in records if r["section"] == "quality"}
     return [t for t in out if t["task"] in ran or t["task"].startswith(("worst", "all"))]
@@ -268,14 +270,15 @@ def _dfn3_aim(records: list[dict], task: str, latency: float | None) -> dict[str
     return _target("aim: DFN3's PESQ-wb at half its latency", task, ours, reference, met)
 
 
-def _bwe(records: list[dict], task: str) -> list[dict[str, Any]]:
-    lsd, spline_lsd = _get(records, task, "ours-engine", "lsd"), _get(records, task, "spline", "lsd")
-    snr, spline_snr = _get(records, task, "ours-engine", "snr"), _get(records, task, "spline", "snr")
+def _bwe(records: list[dict], task: str, system: str) -> list[dict[str, Any]]:
+    lsd, spline_lsd = _get(records, task, system, "lsd"), _get(records, task, "spline", "lsd")
+    snr, spline_snr = _get(records, task, system, "snr"), _get(records, task, "spline", "snr")
+    named = "" if system == "ours-engine" else f" ({system})"
     return [
-        _target("bandwidth: LSD at most 60 % of spline's", task, lsd,
+        _target(f"bandwidth{named}: LSD at most 60 % of spline's", task, lsd,
                 "-" if spline_lsd is None else f"spline {spline_lsd:.3f} (60 %: {0.6 * spline_lsd:.3f})",
                 None if lsd is None or spline_lsd is None else lsd <= 0.6 * spline_lsd),
-        _target("bandwidth: SNR at least spline's + 1 dB", task, snr,
+        _target(f"bandwidth{named}: SNR at least spline's + 1 dB", task, snr,
                 "-" if spline_snr is None else f"spline {spline_snr:.2f} dB",
                 None if snr is None or spline_snr is None else snr >= spline_snr + 1.0),
     ]

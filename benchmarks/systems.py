@@ -16,7 +16,7 @@ Peers run at their native rate (GTCRN: 16 kHz, soxr in and out inside its wrappe
 * ``gtcrn``: GTCRN's streaming ONNX with its STFT delay removed (= the package's offline ``enhance``).
 * ``ours-engine``: ``rt-enhance --model M --in X --out Y`` (file mode: the streaming engine, aligned).
 * ``ours-offline``: the model in one long call (:class:`OursOffline`).
-* ``ours-music``: the engine with the music model, on the music tasks only.
+* ``ours-music``: the engine with the music model, on the music and bandwidth-extension tasks only.
 """
 
 from __future__ import annotations
@@ -228,7 +228,8 @@ def engine_system(name: str, model: str, threads: int, *, music_only: bool = Fal
             raise RuntimeError(f"rt-enhance exited with {code} on {in_path}")
 
     note = f"rt-enhance file mode, {describe(model)}: hop {g.hop}, lookahead {g.lookahead} samples"
-    applies = (lambda item: None if TASKS[item.task].content == "music" else "music tasks only") if music_only else None
+    applies = ((lambda item: None if TASKS[item.task].content in ("music", "bwe") else "music and bandwidth tasks only")
+               if music_only else None)
     return System(name, _unused, note, applies or (lambda item: None), g.ms(g.latency), process)
 
 

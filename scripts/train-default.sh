@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the default `speech` model: build the corpus, train, export into the package.
 #   scripts/train-default.sh [CORPUS_DIR] [RUNS_DIR] [extra rt-train flags, e.g. --continue or -e 600]
-# Resumable: run it again with --continue to go on from runs/speech/last.pt.
+# Resumable: run it again with --continue to go on from RUNS_DIR/speech/last.pt.
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 rt_setup "train,corpus,dev" espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
@@ -10,11 +10,11 @@ corpus="$(realpath -m "${1:-data/corpus}")"
 runs="$(realpath -m "${2:-runs}")"
 shift 2 || shift $# || true
 "$VENV/bin/rt-data" build --out "$corpus" --hours 1.2
-mix="$corpus/mix-train"   # the clean material: speech and (full-band) music
+mix="$corpus/mix-train"   # the clean material: speech and (full-band) music, so music is kept
 mkdir -p "$mix"
 ln -sfn "$corpus/speech/train" "$mix/speech"
 ln -sfn "$corpus/music/train" "$mix/music"
-pipeline="identity 0.07,maybe 0.5 rir $corpus/rir/train -3 15,maybe 0.9 noise $corpus/noise/train 0 25,maybe 0.3 noise synth 5 30,maybe 0.3 bandlimit 3500 16000,gain -12 6"
-"$VENV/bin/rt-train" --config "$ROOT/training/configs/speech.toml" --runs "$runs" --data_root "$mix" \
+pipeline="identity 0.15,maybe 0.5 rir $corpus/rir/train -3 15,maybe 0.85 noise $corpus/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe 0.15 bandlimit 3500 16000,gain -18 6"
+"$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-spectral.toml" --runs "$runs" --data_root "$mix" \
     --preprocessing "$pipeline" "$@"
 "$VENV/bin/rt-export" "$runs/speech/best.pt" --out "$ROOT/realtime/models/speech.onnx" --name speech
