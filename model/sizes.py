@@ -86,6 +86,13 @@ SIZES: dict[str, NamedSize] = {
             family="SpectralUNet", window=240, hop=240, lookahead=240, crossfade=0,
         ),
         NamedSize(
+            "spec-monitor",
+            "spectral streaming U-Net for the monitor preset (4 ms frames, 2 ms hop, 97 bins, 12..32 "
+            "channels, GRU 96): algorithmic latency 4 ms",
+            {"hop": 96, "channels": [12, 24, 32, 32], "kernel": 5, "gru_hidden": 96, "max_gain": 2.0},
+            family="SpectralUNet", window=96, hop=96, lookahead=96, crossfade=0,
+        ),
+        NamedSize(
             "stream-base",
             "causal streaming U-Net (depth 4, 32..256 channels, kernel 17, GRU 256, lookahead 2 ms), "
             "~4 ms per 10 ms hop on 1 thread",
