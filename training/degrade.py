@@ -5,8 +5,9 @@ Syntax: steps separated by commas, each step's words by spaces, e.g. ``"sample 5
 :class:`DegradationError` naming the step, the syntax it expects and what it got.
 
 Every step works on float64 mono ``[samples]`` pairs ``(degraded, target)``: it degrades ``degraded`` and keeps
-``target`` time aligned with it (reverberation is aligned on the direct path). Steps that change the sample rate
-(``sample``, ``reverb``, ``scale``, as in the original tool) resample both signals. Pure numpy/scipy/soxr (and
+``target`` time aligned with it (reverberation is aligned on the direct path, and its target is the clean
+signal through the room's direct sound). Steps that change the sample rate (``sample``, ``reverb``,
+``scale``, as in the original tool) resample both signals. Pure numpy/scipy/soxr (and
 pyroomacoustics for ``rir simulate``): nothing is shelled out.
 
 Steps (the original tool's first, then the new ones):
@@ -102,6 +103,22 @@ def fit_length(x: np.ndarray, length: int) -> np.ndarray:
 def convolve_aligned(x: np.ndarray, rir: np.ndarray, direct: int) -> np.ndarray:
     """``x`` ``[n]`` convolved with ``rir`` and shifted so that tap ``direct`` (the direct path) lands at lag 0."""
     return signal.fftconvolve(x, rir)[direct : direct + len(x)]
+
+
+DIRECT_SECONDS = 0.0025  # half-width of the direct sound around a response's direct-path tap
+
+
+def direct_part(rir: np.ndarray, direct: int, rate: int) -> np.ndarray:
+    """The direct sound of a room response: its taps within +-DIRECT_SECONDS of tap ``direct``, the rest zero.
+
+    The dereverberation target is the clean signal through this part, not the dry signal: a measured or
+    simulated direct path is a band-limited fractional delay, not a unit impulse, and against the dry
+    signal its sub-sample shift looks like missing high frequencies (a model learns to cut them)."""
+    half = int(DIRECT_SECONDS * rate)
+    out = np.zeros_like(rir)
+    lo, hi = max(direct - half, 0), min(direct + half + 1, len(rir))
+    out[lo:hi] = rir[lo:hi]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -465,7 +482,7 @@ class RirFiles(Step):
 
     def with_drr(self, rir: np.ndarray, direct: int, rate: int, rng: np.random.Generator) -> np.ndarray:
         """``rir`` with its reverberant part rescaled to a random direct-to-reverberant ratio."""
-        half = int(0.0025 * rate)
+        half = int(DIRECT_SECONDS * rate)
         near = np.zeros_like(rir, dtype=bool)
         near[max(direct - half, 0) : direct + half + 1] = True
         direct_energy, tail_energy = np.sum(rir[near] ** 2), np.sum(rir[~near] ** 2)
@@ -489,6 +506,7 @@ class RirFiles(Step):
         rir, direct = self.load(rate, rng)
         if self.drr is not None:
             rir = self.with_drr(rir, direct, rate, rng)
+        target = convolve_aligned(target, direct_part(rir, direct, rate), direct)
         return convolve_aligned(degraded, rir, direct), target, rate
 
     def context(self, rate: int) -> int:
@@ -531,6 +549,7 @@ class RirSimulate(Step):
 
     def apply(self, degraded: np.ndarray, target: np.ndarray, rate: int, rng: np.random.Generator) -> Pair:
         rir = simulate_rir(rng.uniform(self.rt60_min, self.rt60_max), rate, rng)
+        target = convolve_aligned(target, direct_part(rir, 0, rate), 0)
         return convolve_aligned(degraded, rir, 0), target, rate
 
     def context(self, rate: int) -> int:
