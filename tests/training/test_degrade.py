@@ -399,3 +399,20 @@ def test_rir_files_with_a_drawn_direct_to_reverberant_ratio(tmp_path):
     degraded, target = parse_pipeline(f"rir {tmp_path} 6 6")(clean, rate, rng)
     lag = np.argmax(np.correlate(degraded[:4000], target[:4000], "full")) - 3999
     assert lag == 0  # still aligned on the direct path
+
+
+def test_the_dereverberation_target_is_the_direct_sound_not_the_dry_signal(tmp_path):
+    """A direct path spread over a few taps (a fractional delay, as measured and simulated rooms have)
+    is part of the target, so the pair differs only by the reverberant tail."""
+    folder = tmp_path / "rirs"
+    folder.mkdir()
+    rir = np.zeros(6000)
+    rir[100:103] = [0.4, 1.0, 0.4]  # the direct sound, spread over three taps
+    rir[600:] = 0.05 * np.random.default_rng(1).standard_normal(5400) * np.exp(-np.arange(5400) / 900)
+    sf.write(folder / "room.wav", rir, RATE, subtype="FLOAT")
+    x = _noise(0.5)
+    degraded, target = parse_pipeline(f"rir {folder}")(x, RATE, np.random.default_rng(0))
+    spread = np.convolve(x, [0.4, 1.0, 0.4])[1 : 1 + len(x)]
+    np.testing.assert_allclose(target, spread, atol=1e-5)
+    tail = np.convolve(x, rir[101:] * (np.arange(len(rir) - 101) >= 499))[: len(x)]
+    np.testing.assert_allclose(degraded - target, tail, atol=1e-4)
