@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="file to file: keep the engine's delay instead of aligning output with input")
     io.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the soft limiter on live output")
     m = p.add_argument_group("model and latency")
-    m.add_argument("--model", help="speech | music | passthrough | PATH.onnx (default: speech if bundled, else passthrough)")
+    m.add_argument("--model", help="speech | speech-monitor | music | passthrough | PATH.onnx (default: speech if "
+                   "bundled, speech-monitor with --latency monitor; else passthrough)")
     m.add_argument("--latency", choices=sorted(geo.PRESETS), help="preset: " + "; ".join(
         f"{k}: hop {v[0]:g} ms, lookahead {v[1]:g} ms" for k, v in geo.PRESETS.items()))
     m.add_argument("--hop", help="new samples per model call (e.g. 480 or 10ms)")
@@ -152,8 +153,12 @@ def _io_rate(args, ends: Endpoints, channels: int, model_rate: int | None) -> in
 
 
 def _model_name(args: argparse.Namespace) -> str:
+    """``--model``, else the bundled speech model: ``speech-monitor`` (2 ms steps) for ``--latency
+    monitor`` when it is bundled, since the default ``speech`` model steps in 5 ms."""
     if args.model:
         return args.model
+    if args.latency == "monitor" and bundled_model_path("speech-monitor"):
+        return "speech-monitor"
     if bundled_model_path("speech"):
         return "speech"
     logger.warning("no trained model is bundled in this install; running 'passthrough'")

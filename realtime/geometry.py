@@ -136,7 +136,8 @@ def resolve_stateful(
         got = 1000.0 * (value + lookahead) / sample_rate
         if got > wanted + 1e-6:
             logger.warning("--latency %s: this model steps in multiples of %d samples and looks %d ahead, so its "
-                           "algorithmic latency is %.1f ms, not %.1f ms; a stream-* model reaches it",
+                           "algorithmic latency is %.1f ms, not %.1f ms; a model with a finer step (the bundled "
+                           "speech-monitor) reaches it",
                            preset, stride, lookahead, got, wanted)
     if hop is not None:
         value = parse_duration(hop, sample_rate, "hop")

@@ -14,7 +14,7 @@ mix="$corpus/mix-train"   # the clean material: speech and (full-band) music, so
 mkdir -p "$mix"
 ln -sfn "$corpus/speech/train" "$mix/speech"
 ln -sfn "$corpus/music/train" "$mix/music"
-pipeline="identity 0.2,maybe 0.3 rir $corpus/rir/train 0 20,maybe 0.8 noise $corpus/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe 0.15 bandlimit 3500 16000,gain -18 6"
+pipeline="identity 0.3,maybe 0.3 rir $corpus/rir/train 0 20,maybe 0.8 noise $corpus/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe 0.15 bandlimit 3500 16000,gain -18 6"
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-spectral.toml" --runs "$runs" --data_root "$mix" \
     --preprocessing "$pipeline" "$@"
 "$VENV/bin/rt-export" "$runs/speech/best.pt" --out "$ROOT/realtime/models/speech.onnx" --name speech
