@@ -98,3 +98,20 @@ def test_a_failed_run_leaves_an_existing_output_untouched(tmp_path):
     assert done.returncode == 2
     assert open(dst, "rb").read() == before
     assert [p for p in os.listdir(tmp_path) if "partial" in p] == []
+
+
+def test_without_model_the_bundled_speech_models_are_used(tmp_path):
+    """No --model: the bundled `speech` model; with --latency monitor, `speech-monitor` (2 ms steps,
+    algorithmic latency at most 5 ms)."""
+    from rt_enhance.realtime.processor import bundled_model_path
+
+    assert bundled_model_path("speech") and bundled_model_path("speech-monitor"), "the default models are not bundled"
+    src = tmp_path / "in.wav"
+    write_noise_wav(str(src), rate=48000, channels=1, seconds=1.0)
+    for flags, model, most_ms in (([], "speech", 20.0), (["--latency", "monitor"], "speech-monitor", 5.0)):
+        stats = tmp_path / "stats.json"
+        done = run_cli("--in", str(src), "--out", str(tmp_path / "out.wav"), "--stats-json", str(stats), "-q", *flags)
+        assert done.returncode == 0, done.stderr
+        record = json.loads(stats.read_text())
+        assert record["model"] == model
+        assert 1000 * (record["hop"] + record["lookahead"]) / 48000 <= most_ms
