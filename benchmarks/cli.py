@@ -102,7 +102,9 @@ def _add_live(sub, name: str, text: str) -> None:
     live.add_argument("--raw", action="store_true",
                       help="run the model as it is (its output may hide the clicks) instead of the cost-equal probe")
     live.add_argument("--own-server", action="store_true",
-                      help="measure on a private JACK dummy server (-r 48000 -p 256), away from other clients")
+                      help="measure on a private JACK dummy server (-r 48000 -p PERIOD), away from other clients")
+    live.add_argument("--period", type=int, default=256,
+                      help="frames per cycle of the --own-server server (default 256; 128 or 64 for --latency monitor)")
     if name == "stress":
         live.add_argument("--load", type=int, help="competing busy processes (default: one per core)")
         live.add_argument("--stall-ms", type=float, default=500.0, help="SIGSTOP/SIGCONT stall of rt-enhance (default 500)")
@@ -214,6 +216,7 @@ def _live(args, stress: bool) -> tuple[list[dict[str, Any]], str]:
         model=args.model, threads=_positive(args.threads, "--threads"), seconds=_positive(args.seconds, "--seconds"),
         channels=args.channels, preset=args.latency or ("low" if not args.hop else None), hop=args.hop,
         lookahead=args.lookahead, crossfade=args.crossfade, probe=not args.raw, own_server=args.own_server,
+        period=_positive(args.period, "--period"),
     )
     if not stress:
         records = loopback.run(opts)

@@ -64,6 +64,7 @@ class LiveOptions:
     crossfade: str | None = None
     probe: bool = True
     own_server: bool = False
+    period: int = 256  # frames per cycle of the private server (--own-server)
 
 
 @dataclass
@@ -85,10 +86,10 @@ class LiveRun:
 
 
 @contextlib.contextmanager
-def jack_server(own: bool = False):
+def jack_server(own: bool = False, period: int = 256):
     """A JACK server for the run: the running default one, else (or with ``own``) a private dummy one.
 
-    A private server (``jackd -n rt-bench-PID -d dummy -r 48000 -p 256``) keeps other clients on
+    A private server (``jackd -n rt-bench-PID -d dummy -r 48000 -p PERIOD``) keeps other clients on
     a shared machine (another test's PortAudio stream) away from the measurement; this process
     and rt-enhance find it through ``JACK_DEFAULT_SERVER``.
     """
@@ -96,7 +97,7 @@ def jack_server(own: bool = False):
         yield None
         return
     name = f"rt-bench-{os.getpid()}"
-    proc = start_dummy_server(name=name, client_timeout_ms=CLIENT_TIMEOUT_MS)
+    proc = start_dummy_server(period=period, name=name, client_timeout_ms=CLIENT_TIMEOUT_MS)
     previous = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = name
     try:
@@ -167,7 +168,7 @@ def run_live(
 ) -> LiveRun:
     """Start rt-enhance on JACK, let ``measure`` drive the loopback, then stop it (SIGINT, as Ctrl-C)
     and collect its report. ``--duration`` (seconds + ``margin``) only bounds a run that hangs."""
-    with jack_server(opts.own_server) as server, tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
+    with jack_server(opts.own_server, opts.period) as server, tempfile.TemporaryDirectory(prefix="rt-bench-") as tmp:
         model_file, probed = _model_file(opts, tmp, gain)
         stats_path = os.path.join(tmp, "stats.json")
         _wait_for_free_target()
