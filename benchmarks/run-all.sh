@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-measure every table of benchmarks/RESULTS.md on this machine (about 11 minutes).
+# Re-measure every table of benchmarks/RESULTS.md on this machine (about 20 minutes; quality with CORPUS=DIR).
 #   benchmarks/run-all.sh [OUT_DIR]        (default: benchmarks/results)
 # Needs the venv with the dev and train extras (rt-export needs torch), jackd2 for loopback and
 # stress (a private dummy server is started for them), and optionally the peers extra.
@@ -31,3 +31,15 @@ run latency-stream-deep latency --model "$S" --threads 1,2 --latency monitor,low
 run throughput-stream-deep throughput --model "$S" --threads 1,2 --seconds 30
 run loopback-stream-deep loopback --model "$S" --latency monitor --seconds 60 --own-server
 run peers-stream-deep peers --model "$S" --threads 1 --seconds 10 --only ours
+# The shipped speech models (spectral, stateful), bundled in the package.
+run latency-speech latency --model speech --threads 1 --latency low,balanced --sections engine
+run latency-speech-monitor latency --model speech-monitor --threads 1 --latency monitor,low --sections engine
+run throughput-speech throughput --model speech --threads 1 --seconds 30
+run loopback-speech-monitor loopback --model speech-monitor --latency monitor --seconds 60 --own-server --period 128
+run loopback-speech loopback --model speech --latency low --seconds 60 --own-server
+run peers-speech peers --model speech --threads 1 --seconds 10
+# Quality needs a corpus (rt-data build --out DIR --hours 1.2); CORPUS=DIR benchmarks/run-all.sh
+if [ -n "${CORPUS:-}" ]; then
+    run quality-speech quality --corpus "$CORPUS" --model speech --items 3 --seconds 4
+    run quality-speech-monitor quality --corpus "$CORPUS" --model speech-monitor --systems degraded,ours-engine,ours-offline --items 3 --seconds 4
+fi
