@@ -54,7 +54,7 @@ SPEC_FFT = 960  # 20 ms at 48 kHz, hop 240
 SPEC_POWER = 0.3
 SPEC_LEVEL_FLOOR = 0.1  # compressed energy of a clip near -55 dBFS: quieter targets are not scaled up further
 SPEC_SDR_WEIGHT = 0.05  # per dB of the clamped SDR term
-SDR_CEILING_DB = 50.0  # the SDR term stops rewarding beyond this (a perfect identity has no finite SDR)
+SDR_CEILING_DB = 30.0  # the SDR term stops rewarding beyond this: inaudible, and a perfect identity has no finite SDR
 
 
 def compressed_spectral_loss(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
