@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the default `speech` model: build the corpus, train, export into the package.
+# Reproduce the default models, `speech` and `speech-monitor`: build the corpus, train, export into
+# the package. Each run takes one core; on a 2-core machine run them at the same time by hand.
 #   scripts/train-default.sh [CORPUS_DIR] [RUNS_DIR] [extra rt-train flags, e.g. --continue or -e 600]
 # Resumable: run it again with --continue to go on from RUNS_DIR/speech/last.pt.
 set -euo pipefail
@@ -14,7 +15,11 @@ mix="$corpus/mix-train"   # the clean material: speech and (full-band) music, so
 mkdir -p "$mix"
 ln -sfn "$corpus/speech/train" "$mix/speech"
 ln -sfn "$corpus/music/train" "$mix/music"
-pipeline="identity 0.3,maybe 0.3 rir $corpus/rir/train 0 20,maybe 0.8 noise $corpus/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe 0.15 bandlimit 3500 16000,gain -18 6"
+pipeline="identity 0.15,maybe 0.3 rir $corpus/rir/train 0 20,maybe 0.85 noise $corpus/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe 0.15 bandlimit 3500 16000,gain -18 6"
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-spectral.toml" --runs "$runs" --data_root "$mix" \
     --preprocessing "$pipeline" "$@"
-"$VENV/bin/rt-export" "$runs/speech/best.pt" --out "$ROOT/realtime/models/speech.onnx" --name speech
+"$VENV/bin/rt-export" "$runs/speech/best.pt" --out "$ROOT/realtime/models/speech.onnx" --name speech --hop 240
+"$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-monitor.toml" --runs "$runs" --data_root "$mix" \
+    --preprocessing "$pipeline" "$@"
+"$VENV/bin/rt-export" "$runs/speech-monitor/best.pt" --out "$ROOT/realtime/models/speech-monitor.onnx" \
+    --name speech-monitor --hop 96
