@@ -72,6 +72,12 @@ class FileSource:
             raise AudioFileError(f"{self.path}: read failed after {self.read} frames ({_first_line(exc)})") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
@@ -100,6 +106,7 @@ class FileSink:
         self.clip = subtype in INT_SUBTYPES
         stem = os.path.splitext(os.path.basename(path))[0]
         fd, self.tmp_path = tempfile.mkstemp(prefix=f"{stem}.partial-", suffix=ext, dir=folder)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; a recording gets the usual mode
         os.close(fd)
         try:
             self._file = sf.SoundFile(self.tmp_path, "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype)

@@ -115,3 +115,16 @@ def test_without_model_the_bundled_speech_models_are_used(tmp_path):
         record = json.loads(stats.read_text())
         assert record["model"] == model
         assert 1000 * (record["hop"] + record["lookahead"]) / 48000 <= most_ms
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    """The temporary file is private while it is written; the finished recording gets 0666 & ~umask."""
+    src = tmp_path / "in.wav"
+    write_noise_wav(str(src), rate=48000, channels=1, seconds=0.2)
+    old = os.umask(0o022)
+    try:
+        done = run_cli("--in", str(src), "--out", str(tmp_path / "out.wav"), "--model", "passthrough", "-q")
+    finally:
+        os.umask(old)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out.wav").stat().st_mode & 0o777 == 0o644
