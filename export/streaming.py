@@ -1,4 +1,5 @@
-"""Export a streaming model (:class:`~rt_enhance.model.causal.CausalUNet`) as one stateful ONNX step.
+"""Export a streaming model (:class:`~rt_enhance.model.base.StreamingModel`: ``CausalUNet``,
+``SpectralUNet``) as one stateful ONNX step.
 
 The graph (the ``stateful`` contract of :mod:`rt_enhance.realtime.metadata`, the pattern of
 GTCRN's shipped ONNX and DeepFilterNet's streaming graphs)::
@@ -40,8 +41,7 @@ from rt_enhance.export.metadata import TASKS, _optional, attach, common_extra, i
 from rt_enhance.export.parity import ORT_ERRORS, ErrorFigure, check_fp32, compare
 from rt_enhance.export.pipeline import ExportReport, check_metadata
 from rt_enhance.export.to_onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, check_onnx
-from rt_enhance.model.causal import CausalUNet
-from rt_enhance.model.spectral import SpectralUNet
+from rt_enhance.model.base import StreamingModel
 from rt_enhance.realtime.metadata import ModelError, ModelInfo
 from rt_enhance.realtime.processor import StatefulOnnxProcessor, open_onnx
 
@@ -54,13 +54,13 @@ ENGINE_SECONDS = 0.5  # the engine-loader check runs on the first half second
 
 def is_streaming(model: nn.Module) -> bool:
     """True for models that export as a stateful step (``export_streaming``), not as a window."""
-    return isinstance(model, (CausalUNet, SpectralUNet))
+    return isinstance(model, StreamingModel)
 
 
 class StepGraph(nn.Module):
     """``model.step`` with flat tensors: ``(audio, *states) -> (enhanced, *new_states)``."""
 
-    def __init__(self, model: CausalUNet) -> None:
+    def __init__(self, model: StreamingModel) -> None:
         super().__init__()
         self.model = model
 
@@ -69,13 +69,13 @@ class StepGraph(nn.Module):
         return (enhanced, *new)
 
 
-def state_io_names(model: CausalUNet) -> tuple[list[str], list[str]]:
+def state_io_names(model: StreamingModel) -> tuple[list[str], list[str]]:
     """ONNX names of the state inputs (``state_down0``...) and outputs (``next_state_down0``...)."""
     names = model.state_names()
     return [f"state_{n}" for n in names], [f"next_state_{n}" for n in names]
 
 
-def export_step(model: CausalUNet, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+def export_step(model: StreamingModel, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Trace ``model.step`` (eval mode, legacy exporter) and return the checked ONNX model, no metadata yet."""
     model.eval()
     state_in, state_out = state_io_names(model)
@@ -100,7 +100,7 @@ def export_step(model: CausalUNet, *, opset: int = DEFAULT_OPSET) -> onnx.ModelP
 
 
 def streaming_info(
-    model: CausalUNet,
+    model: StreamingModel,
     *,
     hop: int,
     task: str = "denoise",
@@ -129,7 +129,7 @@ def streaming_info(
     )
 
 
-def check_hop(model: CausalUNet, hop: int) -> None:
+def check_hop(model: StreamingModel, hop: int) -> None:
     """Raise :class:`ExportError` unless ``hop`` is a positive multiple of the model's total stride."""
     stride = model.total_stride
     if hop <= 0 or hop % stride:
@@ -137,14 +137,14 @@ def check_hop(model: CausalUNet, hop: int) -> None:
         raise ExportError(f"hop {hop} is not a multiple of the model's total stride {stride}; use {lower} or {upper}")
 
 
-def parity_hops(model: CausalUNet, hop: int) -> list[int]:
+def parity_hops(model: StreamingModel, hop: int) -> list[int]:
     """The hops checked: the stride, 2 / 5 / 10 ms rounded to the stride, and the default ``hop``."""
     stride, rate = model.total_stride, model.sample_rate
     rounded = [max(stride, round(ms * rate / 1000 / stride) * stride) for ms in (2, 5, 10)]
     return sorted({stride, *rounded, hop})
 
 
-def parity_signal(model: CausalUNet, seconds: float, seed: int = 0) -> np.ndarray:
+def parity_signal(model: StreamingModel, seconds: float, seed: int = 0) -> np.ndarray:
     """Seeded test audio ``[2, 1, T]`` float32 (T a multiple of the stride): white noise, and
     a tone burst with clicks over quieter noise."""
     rng = np.random.default_rng(seed)
@@ -183,7 +183,7 @@ def run_session(
 
 
 def streaming_parity(
-    path: str, model: CausalUNet, info: ModelInfo, *, hops: Sequence[int], seconds: float = PARITY_SECONDS
+    path: str, model: StreamingModel, info: ModelInfo, *, hops: Sequence[int], seconds: float = PARITY_SECONDS
 ) -> list[ErrorFigure]:
     """Hop-by-hop onnxruntime against the offline torch ``forward``, per hop (plus random chunks
     and the engine's loader); raise :class:`ExportError` on any mismatch above 1e-4 relative."""
@@ -236,7 +236,7 @@ def _first_line(exc: Exception) -> str:
 
 
 def export_streaming(
-    model: CausalUNet,
+    model: StreamingModel,
     out: str | os.PathLike,
     *,
     hop: int,

@@ -130,3 +130,49 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
         for handle in handles:
             handle.remove()
     return total
+
+
+class StreamingModel(AudioModel):
+    """A model that runs chunk by chunk with explicit state (exported as a stateful ONNX step).
+
+    Subclasses implement ``state_names``, ``state_shapes`` (``-1`` marks the batch axis) and
+    ``step(x, states) -> (y, new_states)``; ``forward`` is ``step`` from the zero state, so
+    streaming equals offline by construction. ``lookahead`` is how many samples the output lags.
+    """
+
+    lookahead: int = 0
+
+    def state_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def state_shapes(self) -> list[tuple[int, ...]]:
+        raise NotImplementedError
+
+    def step(self, x: torch.Tensor, states) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def initial_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
+                      device: str | torch.device = "cpu") -> list[torch.Tensor]:
+        """Zero state for ``batch`` independent streams (a fresh start, or a reset)."""
+        return [torch.zeros([batch if d == -1 else d for d in shape], dtype=dtype, device=device)
+                for shape in self.state_shapes()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Offline: ``[batch, 1, T]`` (``T`` a multiple of ``total_stride``) -> ``[batch, 1, T]``,
+        ``y[..., t]`` estimating ``clean[..., t - lookahead]``; the zero-state :meth:`step`."""
+        self.check_input(x)
+        return self.step(x, self.initial_state(x.shape[0], dtype=x.dtype, device=x.device))[0]
+
+    def _check_step(self, x: torch.Tensor, states) -> None:
+        """Raise :class:`GeometryError` for a chunk or a state set that does not fit (skipped while tracing)."""
+        if torch.jit.is_tracing():
+            return
+        self.check_input(x)
+        shapes = self.state_shapes()
+        if len(states) != len(shapes):
+            raise GeometryError(f"expected {len(shapes)} state tensors ({', '.join(self.state_names())}), "
+                                f"got {len(states)}")
+        for name, shape, state in zip(self.state_names(), shapes, states):
+            want = [x.shape[0] if d == -1 else d for d in shape]
+            if list(state.shape) != want:
+                raise GeometryError(f"state '{name}' has shape {list(state.shape)}, expected {want}")

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rt_enhance.model.base import AudioModel, GeometryError, count_macs
+from rt_enhance.model.base import GeometryError, StreamingModel, count_macs
 from rt_enhance.model.layers import Span, make_activation
 from rt_enhance.model.shuffle import SubPixel, SuperPixel
 from rt_enhance.model.spec import check_unet_args, level_channels, level_kernels
@@ -126,7 +126,7 @@ class DelayLine(nn.Module):
         return full[..., : -self.delay], full[..., -self.delay :]
 
 
-class CausalUNet(AudioModel):
+class CausalUNet(StreamingModel):
     """Streaming U-Net: ``[batch, 1, n]`` -> ``[batch, 1, n]`` lagging by ``lookahead`` samples.
 
     Arguments (plain types; checkpoints store them):
@@ -227,13 +227,6 @@ class CausalUNet(AudioModel):
                 shapes.append(part.conv.state_shape())
         return shapes
 
-    def initial_state(
-        self, batch: int, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
-    ) -> State:
-        """Zero state for ``batch`` independent streams (a fresh start, or a reset)."""
-        return [torch.zeros([batch if d == -1 else d for d in shape], dtype=dtype, device=device)
-                for shape in self.state_shapes()]
-
     def step(self, x: torch.Tensor, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, State]:
         """Enhance the next chunk: float32 ``[batch, 1, n]`` (``n`` a multiple of ``total_stride``)
         and the state after the previous chunk -> ``[batch, 1, n]`` (lagging by ``lookahead``) and
@@ -258,25 +251,6 @@ class CausalUNet(AudioModel):
         h = run(self.final, h)
         dry = run(self.delay, x) if self.delay is not None else x
         return dry + h, new
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Offline: ``[batch, 1, T]`` (``T`` a multiple of ``total_stride``) -> ``[batch, 1, T]``,
-        ``y[..., t]`` estimating ``clean[..., t - lookahead]``; the zero-state :meth:`step`."""
-        self.check_input(x)
-        return self.step(x, self.initial_state(x.shape[0], dtype=x.dtype, device=x.device))[0]
-
-    def _check_step(self, x: torch.Tensor, states: Sequence[torch.Tensor]) -> None:
-        if torch.jit.is_tracing():
-            return
-        self.check_input(x)
-        shapes = self.state_shapes()
-        if len(states) != len(shapes):
-            names = ", ".join(self.state_names())
-            raise GeometryError(f"expected {len(shapes)} state tensors ({names}), got {len(states)}")
-        for name, shape, state in zip(self.state_names(), shapes, states):
-            want = [x.shape[0] if d == -1 else d for d in shape]
-            if list(state.shape) != want:
-                raise GeometryError(f"state '{name}' has shape {list(state.shape)}, expected {want}")
 
     # ------------------------------------------------------------------ geometry and cost
 

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rt_enhance.model.base import AudioModel, GeometryError
+from rt_enhance.model.base import StreamingModel
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ State = list[torch.Tensor]
 POWER = 0.3  # magnitude compression of the features (as GTCRN / DeepFilterNet's losses)
 
 
-class SpectralUNet(AudioModel):
+class SpectralUNet(StreamingModel):
     """Streaming spectral U-Net: ``[batch, 1, n]`` -> ``[batch, 1, n]`` lagging by ``hop`` samples.
 
     Arguments (plain types; checkpoints store them):
@@ -143,11 +143,6 @@ class SpectralUNet(AudioModel):
         shapes.append((-1, 1, self.hop))
         return shapes
 
-    def initial_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
-                      device: str | torch.device = "cpu") -> State:
-        return [torch.zeros([batch if d == -1 else d for d in shape], dtype=dtype, device=device)
-                for shape in self.state_shapes()]
-
     def gains(self, mag: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]`` and the new GRU state."""
         b, m, f = mag.shape
@@ -192,25 +187,6 @@ class SpectralUNet(AudioModel):
             new.append(h_new)
         new.append(second[:, -1:].reshape(b, 1, hop))
         return y.reshape(b, 1, -1), new
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Offline: ``[batch, 1, T]`` (``T`` a multiple of ``hop``) -> ``[batch, 1, T]``, ``y[..., t]``
-        estimating ``clean[..., t - hop]``; the zero-state :meth:`step`."""
-        self.check_input(x)
-        return self.step(x, self.initial_state(x.shape[0], dtype=x.dtype, device=x.device))[0]
-
-    def _check_step(self, x: torch.Tensor, states: Sequence[torch.Tensor]) -> None:
-        if torch.jit.is_tracing():
-            return
-        self.check_input(x)
-        shapes = self.state_shapes()
-        if len(states) != len(shapes):
-            raise GeometryError(f"expected {len(shapes)} state tensors ({', '.join(self.state_names())}), "
-                                f"got {len(states)}")
-        for name, shape, state in zip(self.state_names(), shapes, states):
-            want = [x.shape[0] if d == -1 else d for d in shape]
-            if list(state.shape) != want:
-                raise GeometryError(f"state '{name}' has shape {list(state.shape)}, expected {want}")
 
     # ------------------------------------------------------------------ geometry and cost
 
