@@ -5,6 +5,7 @@ causal U-Net), its discriminator and autoencoder, and the ``meta`` a checkpoint 
 from __future__ import annotations
 
 import importlib
+import math
 import inspect
 import logging
 from typing import Any
@@ -119,12 +120,14 @@ def task_of(pipeline: Pipeline) -> str:
 
 
 def engine_defaults(model: AudioModel, *, rate: int, window: int) -> dict[str, int]:
-    """Default hop / lookahead / crossfade for the engine: 10 ms / 10 ms / 5 ms, shrunk to fit the window;
-    a streaming model keeps its own lookahead and a hop that is a multiple of its stride."""
+    """Default hop / lookahead / crossfade for the engine: 10 ms / 10 ms / 5 ms, shrunk to fit the window.
+    A streaming model keeps its own lookahead, and its hop is its own step (the smallest multiple of
+    its stride of at least 2 ms): its cost per second does not grow as the hop shrinks, so a longer
+    default hop would only add latency."""
     hop = max(1, round(rate * 0.010))
     if hasattr(model, "lookahead"):  # a streaming model
         stride = model.total_stride
-        hop = max(stride, round(hop / stride) * stride)
+        hop = stride * max(1, math.ceil(rate * 0.002 / stride))
         return {"hop": hop, "lookahead": lookahead_of(model), "crossfade": 0}
     if 2 * hop > window:
         hop = max(1, window // 4)
