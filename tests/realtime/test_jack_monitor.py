@@ -31,10 +31,10 @@ def small_period_server(monkeypatch):
     server.wait(timeout=10)
 
 
-def test_monitor_preset_with_a_stateful_model_round_trip_to_the_sample(small_period_server, tmp_path):
+def run_monitor(model: str, tmp_path):
+    """rt-enhance --latency monitor on the JACK server with ``model``; the loopback result and the stats record."""
     from rt_enhance.benchmarks.jackloop import JackLoopback
 
-    model = write_stateful_delay_model(str(tmp_path / "delay.onnx"), delay=48, stride=16, hop=240)
     stats = tmp_path / "stats.json"
     proc = subprocess.Popen([sys.executable, "-m", "rt_enhance.realtime.cli", "--in", "JACK", "--out", "JACK", "--model", model,
                              "--latency", "monitor", "--duration", "5", "--stats-json", str(stats), "-q"],
@@ -44,37 +44,34 @@ def test_monitor_preset_with_a_stateful_model_round_trip_to_the_sample(small_per
     result = loop.measure(2.5)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    record = json.loads(stats.read_text())
-    assert record["hop"] == 96 and record["lookahead"] == 48
-    assert 1000 * (record["hop"] + record["lookahead"]) / 48000 <= 5.0  # the preset's algorithmic latency
-    assert record["blocksize"] == 128 and record["latency_samples"] == 48 + 96 + 128 - 32
+    return result, json.loads(stats.read_text())
+
+
+def assert_round_trip_to_the_sample(result, record) -> None:
     device = round((record["device_latency_in_ms"] + record["device_latency_out_ms"]) * 48)
     assert len(result.clean_delays) >= 8, (result.delays, result.xrun_frames)
     assert set(result.clean_delays.tolist()) == {record["latency_samples"] + device}, (result.delays, record)
+
+
+def test_monitor_preset_with_a_stateful_model_round_trip_to_the_sample(small_period_server, tmp_path):
+    model = write_stateful_delay_model(str(tmp_path / "delay.onnx"), delay=48, stride=16, hop=240)
+    result, record = run_monitor(model, tmp_path)
+    assert record["hop"] == 96 and record["lookahead"] == 48
+    assert 1000 * (record["hop"] + record["lookahead"]) / 48000 <= 5.0  # the preset's algorithmic latency
+    assert record["blocksize"] == 128 and record["latency_samples"] == 48 + 96 + 128 - 32
+    assert_round_trip_to_the_sample(result, record)
 
 
 def test_the_shipped_monitor_model_round_trip_to_the_sample(small_period_server, tmp_path):
     """The bundled `speech-monitor` at `--latency monitor` on a 128-frame JACK period. The model runs
     as its probe (the same graph and cost, its output replaced by the input delayed by the model's
     lookahead) so that the clicks survive the denoiser and can be timed."""
-    from rt_enhance.benchmarks.jackloop import JackLoopback
     from rt_enhance.benchmarks.probe import write_probe
     from rt_enhance.realtime.processor import bundled_model_path
 
     probe = write_probe(bundled_model_path("speech-monitor"), str(tmp_path / "probe.onnx"))
-    stats = tmp_path / "stats.json"
-    proc = subprocess.Popen([sys.executable, "-m", "rt_enhance.realtime.cli", "--in", "JACK", "--out", "JACK", "--model", probe,
-                             "--latency", "monitor", "--duration", "5", "--stats-json", str(stats), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    loop = JackLoopback(click_every=4800)
-    loop.wait_for_target()
-    result = loop.measure(2.5)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    record = json.loads(stats.read_text())
+    result, record = run_monitor(probe, tmp_path)
     assert record["hop"] == 96 and record["lookahead"] == 96
     assert 1000 * (record["hop"] + record["lookahead"]) / 48000 <= 5.0
     assert record["latency_samples"] == 96 + 96 + 128 - 32
-    device = round((record["device_latency_in_ms"] + record["device_latency_out_ms"]) * 48)
-    assert len(result.clean_delays) >= 8, (result.delays, result.xrun_frames)
-    assert set(result.clean_delays.tolist()) == {record["latency_samples"] + device}, (result.delays, record)
+    assert_round_trip_to_the_sample(result, record)
