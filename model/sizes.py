@@ -93,6 +93,14 @@ SIZES: dict[str, NamedSize] = {
             family="SpectralUNet", window=96, hop=96, lookahead=96, crossfade=0,
         ),
         NamedSize(
+            "spec-music",
+            "spectral streaming U-Net for music: 10 ms frames, 5 ms hop, 5 frequency levels 12..32 channels, "
+            "GRU 128, and spectral replication by 2, 4, 6, 9, 12 and 16 kHz for bandwidth extension",
+            {"hop": 240, "channels": [12, 24, 32, 32, 32], "kernel": 5, "gru_hidden": 128, "max_gain": 2.0,
+             "copies": [2000.0, 4000.0, 6000.0, 9000.0, 12000.0, 16000.0]},
+            family="SpectralUNet", window=240, hop=240, lookahead=240, crossfade=0,
+        ),
+        NamedSize(
             "stream-base",
             "causal streaming U-Net (depth 4, 32..256 channels, kernel 17, GRU 256, lookahead 2 ms), "
             "~4 ms per 10 ms hop on 1 thread",

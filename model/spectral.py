@@ -8,9 +8,19 @@ colours it, PESQ-wb 4.6 -> 2.6, see docs/models.md), because every output sample
 regression. A gain per bin starts as the exact identity (the last convolution is zero-initialised,
 so ``gain = 1``), stays there for clean input unless the data says otherwise, and learns noise and
 reverberation suppression in far fewer steps: the structure of RNNoise, GTCRN and DeepFilterNet,
-with this project's U-Net as the network. A gain cannot create energy, so this model does not
-extend bandwidth beyond a hard cut-off (the time-domain models do); ``max_gain`` > 1 lets it
-restore a gentle roll-off.
+with this project's U-Net as the network. ``max_gain`` > 1 lets it restore a gentle roll-off.
+
+A gain cannot create energy above a hard cut-off, so for bandwidth extension the model can also
+*replicate* the spectrum upwards, as spectral band replication (SBR, HE-AAC) does: for each shift
+in ``copies`` (Hz), the spectrum moved up by that many bins is added with a second learned gain
+per bin, ``Y = g * X + sum_m c_m * shift(X, d_m)``. The copies bring the fine time structure
+(attacks, noise, partials) of the band below; the network learns the envelope they get. Shifts
+are even numbers of bins, so at 50 % overlap the shifted frames stay phase-coherent (a shift of
+``d`` bins is a modulation by ``d * rate / frame`` Hz, whose phase advances by ``pi * d`` per hop).
+The copy gains start at ``COPY_START`` (-60 dB), not 0, so a log-spectral loss sees them, and the
+head's output is scaled by ``COPY_SCALE``: a copy's gain must travel tens of dB (from -60 dB to
+the -20..-40 dB of a top octave, or down to -100 dB on full-band input), and Adam moves each
+weight by about the learning rate per step, which would take thousands of steps unscaled.
 
 Streaming, for the engine's ``stateful`` contract (see :mod:`rt_enhance.realtime.metadata`)::
 
@@ -18,7 +28,7 @@ Streaming, for the engine's ``stateful`` contract (see :mod:`rt_enhance.realtime
       -> m frames of ``frame = 2 * hop`` samples (the previous hop is the state ``frames``)
       -> sqrt-Hann window, DFT (matrix products, exportable) -> F = hop + 1 bins
       -> features |X|^0.3 -> U-Net over F per frame, GRU across frames (state ``gru``)
-      -> gain in (0, max_gain) -> Y = gain * X -> inverse DFT, sqrt-Hann window
+      -> gain in (0, max_gain) -> Y = gain * X (+ replicated copies) -> inverse DFT, sqrt-Hann window
       -> overlap-add with the previous frame's second half (state ``ola``) -> n samples
 
 sqrt-Hann analysis and synthesis at 50 % overlap reconstruct perfectly, so with ``gain = 1`` the
@@ -41,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 State = list[torch.Tensor]
 POWER = 0.3  # magnitude compression of the features (as GTCRN / DeepFilterNet's losses)
+COPY_START = 1e-3  # initial gain of each replicated copy (-60 dB): near the identity, yet trainable
+COPY_SCALE = 10.0  # the copy head's output is scaled up: a step of Adam moves a copy's log-gain 10x further
 
 
 class SpectralUNet(StreamingModel):
@@ -54,6 +66,8 @@ class SpectralUNet(StreamingModel):
     - ``gru_hidden``: the bottleneck GRU across frames (0 = none: each frame on its own).
     - ``max_gain``: gains lie in ``(0, max_gain)``; the model starts at exactly 1.
     - ``dropout``: after the bottleneck, training only.
+    - ``copies``: spectral replication shifts in Hz (each rounded to an even number of bins), for
+      bandwidth extension; each copy's gain per bin lies in ``(0, 1)``. Empty: gains only.
     """
 
     in_channels = 1
@@ -67,6 +81,7 @@ class SpectralUNet(StreamingModel):
         gru_hidden: int = 128,
         max_gain: float = 2.0,
         dropout: float = 0.0,
+        copies: Sequence[float] = (),
         sample_rate: int = 48000,
     ) -> None:
         super().__init__()
@@ -77,8 +92,14 @@ class SpectralUNet(StreamingModel):
         if max_gain <= 1.0 or gru_hidden < 0 or not 0.0 <= dropout < 1.0:
             raise ValueError(f"need max_gain > 1, gru_hidden >= 0, 0 <= dropout < 1; got {max_gain}, "
                              f"{gru_hidden}, {dropout}")
+        self.shifts = [2 * round(float(hz) * hop / sample_rate) for hz in copies]  # bin width rate / (2 hop)
+        if any(d < 2 or d >= hop for d in self.shifts):
+            raise ValueError(f"copies must be shifts of at least 2 bins and below the Nyquist frequency "
+                             f"({sample_rate / hop:.0f} .. {sample_rate / 2:.0f} Hz at hop {hop}); got {list(copies)} Hz")
         self.init_kwargs = {"hop": hop, "channels": channels, "kernel": kernel, "gru_hidden": gru_hidden,
                             "max_gain": float(max_gain), "dropout": float(dropout), "sample_rate": sample_rate}
+        if copies:  # only when used: checkpoints of gain-only models keep their exact arguments
+            self.init_kwargs["copies"] = [float(hz) for hz in copies]
         self.sample_rate = sample_rate
         self.hop, self.frame = hop, 2 * hop
         self.bins = hop + 1
@@ -113,6 +134,12 @@ class SpectralUNet(StreamingModel):
         nn.init.zeros_(self.final.weight)  # gain exactly 1 at the start: the model begins as the identity
         nn.init.zeros_(self.final.bias)
         self._gain_bias = math.log(1.0 / (self.max_gain - 1.0))  # sigmoid(z + b) * max_gain = 1 at z = 0
+        if self.shifts:
+            self.copy_head = nn.Conv1d(2 * channels[0], len(self.shifts), kernel, 1, pad)
+            nn.init.zeros_(self.copy_head.weight)
+            nn.init.constant_(self.copy_head.bias, math.log(COPY_START / (1.0 - COPY_START)) / COPY_SCALE)
+        else:
+            self.copy_head = None
 
     def _dft_buffers(self) -> None:
         n, f = self.frame, self.bins
@@ -143,8 +170,10 @@ class SpectralUNet(StreamingModel):
         shapes.append((-1, 1, self.hop))
         return shapes
 
-    def gains(self, mag: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]`` and the new GRU state."""
+    def gains(self, mag: torch.Tensor, h: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]``, the copies' gains ``[batch, m, copies, F]``
+        (``None`` without copies) and the new GRU state."""
         b, m, f = mag.shape
         z = mag.clamp_min(1e-12).pow(POWER).reshape(b * m, 1, f)
         skips = []
@@ -164,7 +193,18 @@ class SpectralUNet(StreamingModel):
             z = z.reshape(b * m, c, 2, -1).transpose(2, 3).reshape(b * m, c, -1)[..., : self.lengths[level]]
         z = torch.cat([z, skips[0]], dim=1)
         gain = self.max_gain * torch.sigmoid(self.final(z) + self._gain_bias)
-        return gain.reshape(b, m, f), h
+        copy = None
+        if self.copy_head is not None:
+            copy = torch.sigmoid(COPY_SCALE * self.copy_head(z)).reshape(b, m, len(self.shifts), f)
+        return gain.reshape(b, m, f), copy, h
+
+    def _replicate(self, part: torch.Tensor, copy: torch.Tensor) -> torch.Tensor:
+        """``sum_m copy[:, :, m] * part`` moved up by ``shifts[m]`` bins (``part``: ``[b, m, F]``, real or imaginary)."""
+        out = 0
+        for index, d in enumerate(self.shifts):
+            moved = torch.nn.functional.pad(part[..., : self.bins - d], (d, 0))
+            out = out + copy[:, :, index] * moved
+        return out
 
     def step(self, x: torch.Tensor, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, State]:
         """Enhance the next chunk ``[batch, 1, m * hop]`` given the state after the previous one."""
@@ -178,8 +218,12 @@ class SpectralUNet(StreamingModel):
         halves = audio.reshape(b, -1, hop)  # [b, m + 1, hop]
         frames = torch.cat([halves[:, :-1], halves[:, 1:]], dim=2)  # [b, m, 2 hop]
         re, im = frames @ self.analysis_re, frames @ self.analysis_im  # [b, m, F]
-        gain, h_new = self.gains(torch.sqrt(re * re + im * im + 1e-20), h)
-        out = (gain * re) @ self.synthesis_re + (gain * im) @ self.synthesis_im  # [b, m, 2 hop], windowed
+        gain, copy, h_new = self.gains(torch.sqrt(re * re + im * im + 1e-20), h)
+        out_re, out_im = gain * re, gain * im
+        if copy is not None:
+            out_re = out_re + self._replicate(re, copy)
+            out_im = out_im + self._replicate(im, copy)
+        out = out_re @ self.synthesis_re + out_im @ self.synthesis_im  # [b, m, 2 hop], windowed
         first, second = out[..., :hop], out[..., hop:]
         y = first + torch.cat([tail.reshape(b, 1, hop), second[:, :-1]], dim=1)
         new = [x[..., -hop:]]
@@ -218,6 +262,8 @@ class SpectralUNet(StreamingModel):
             conv = dec[0]
             convs += self.lengths[level + 1] * conv.out_channels * conv.in_channels * conv.kernel_size[0]
         convs += f * self.final.in_channels * self.final.kernel_size[0]
+        if self.copy_head is not None:
+            convs += f * len(self.shifts) * (self.copy_head.in_channels * self.copy_head.kernel_size[0] + 2)
         gru = 0
         if self.gru is not None:
             flat, hdim = self.gru_in.in_features, self.gru_hidden

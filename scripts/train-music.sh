@@ -12,4 +12,4 @@ shift 2 || shift $# || true
 pipeline="identity 0.1,maybe 0.85 bandlimit 4500 14000,maybe 0.3 noise synth 15 40,maybe 0.3 noise $corpus/noise/train 15 35,gain -12 3"
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/music.toml" --runs "$runs" \
     --data_root "$corpus/music/train" --preprocessing "$pipeline" "$@"
-"$VENV/bin/rt-export" "$runs/music/best.pt" --out "$ROOT/realtime/models/music.onnx" --name music
+"$VENV/bin/rt-export" "$runs/music/best.pt" --out "$ROOT/realtime/models/music.onnx" --name music --hop 240

@@ -3,7 +3,8 @@
 All signals are float32 ``[batch, 1, samples]``. Models with a lookahead ``L`` (the causal
 variant) estimate ``clean[t - L]`` at output ``t``; :func:`align` pairs them up before any loss.
 
-- waveform L1 / L2 (the original work's L2);
+- waveform L1 / L2 (the original work's L2); the compressed spectral loss (SPEC); SPEC plus the
+  log-spectral distance (BWE), for bandwidth extension;
 - multi-resolution STFT loss (spectral convergence + log-magnitude L1, Yamamoto et al. 2020);
 - adversarial: non-saturating GAN with logits (BCE), discriminator and generator sides;
 - feature loss: distance between autoencoder bottleneck features of output and target (MU-GAN).
@@ -40,14 +41,17 @@ def align_padded(x: torch.Tensor, lookahead: int, *, output: bool) -> torch.Tens
 
 
 def waveform_loss(y: torch.Tensor, target: torch.Tensor, kind: str = "L2") -> torch.Tensor:
-    """Mean absolute (``L1``) or squared (``L2``) error, or the compressed spectral loss (``SPEC``); a scalar."""
+    """Mean absolute (``L1``) or squared (``L2``) error, the compressed spectral loss (``SPEC``), or SPEC plus
+    LSD_WEIGHT times the log-spectral distance (``BWE``); a scalar."""
     if kind == "L1":
         return F.l1_loss(y, target)
     if kind == "L2":
         return F.mse_loss(y, target)
     if kind == "SPEC":
         return compressed_spectral_loss(y, target)
-    raise ValueError(f"unknown waveform loss {kind!r}; expected L1, L2 or SPEC")
+    if kind == "BWE":
+        return compressed_spectral_loss(y, target) + LSD_WEIGHT * log_spectral_distance(y, target)
+    raise ValueError(f"unknown waveform loss {kind!r}; expected L1, L2, SPEC or BWE")
 
 
 SPEC_FFT = 960  # 20 ms at 48 kHz, hop 240
@@ -77,6 +81,28 @@ def compressed_spectral_loss(y: torch.Tensor, target: torch.Tensor) -> torch.Ten
     phase = (sy * (cy / my) - st * (ct / mt)).abs().pow(2).mean(dim=(1, 2))
     level = ct.pow(2).mean(dim=(1, 2)) + SPEC_LEVEL_FLOOR
     return ((mag + phase) / level).mean() - SPEC_SDR_WEIGHT * clamped_sdr(y, target).mean()
+
+
+LSD_FFT = 2048  # the frame, window, hop and floor of the benchmark's LSD (training/metrics.py)
+LSD_FLOOR = 1e-8
+LSD_WEIGHT = 0.5
+
+
+def log_spectral_distance(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The log-spectral distance of :func:`rt_enhance.training.metrics.lsd`, differentiable: per frame the RMS
+    over frequency of the difference of ``log10(|STFT|^2 + 1e-8)`` (Hann 2048, hop 512, centred), averaged.
+
+    Unlike the compressed spectral loss, it weighs a band 60 dB down as much as a loud one, which is what
+    restoring the quiet top octaves of band-limited audio is about."""
+    window = torch.hann_window(LSD_FFT, device=y.device, dtype=torch.float32)
+
+    def log_power(x: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(x.reshape(-1, x.shape[-1]).float(), LSD_FFT, LSD_FFT // 4, window=window,
+                          return_complex=True)
+        return torch.log10(spec.real.square() + spec.imag.square() + LSD_FLOOR)
+
+    diff = log_power(y) - log_power(target)  # [batch, F, frames]
+    return torch.sqrt(diff.square().mean(dim=1) + 1e-6).mean()
 
 
 def clamped_sdr(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -105,15 +105,22 @@ def new_generator(cfg: TrainConfig) -> AudioModel:
 
 
 def warm_start(generator: AudioModel, path: str) -> None:
-    """Copy the weights of checkpoint ``path`` into ``generator``; the two must be the same model."""
+    """Copy the weights of checkpoint ``path`` into ``generator``; the two must be the same model, except
+    that a spectral model with copies (spectral replication) may start from the same model without: its
+    copy head keeps its fresh initialisation (copies 60 dB down)."""
     from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
 
     source, _ = load_checkpoint(path)
-    if type(source) is not type(generator) or source.init_kwargs != generator.init_kwargs:
+    theirs, ours = dict(source.init_kwargs), dict(generator.init_kwargs)
+    adds_copies = "copies" in ours and "copies" not in theirs
+    if adds_copies:
+        del ours["copies"]
+    if type(source) is not type(generator) or theirs != ours:
         raise CheckpointError(f"--init_from {path}: it holds {type(source).__name__}{source.init_kwargs}, "
                          f"not the {type(generator).__name__}{generator.init_kwargs} this run builds")
-    generator.load_state_dict(source.state_dict())
-    logger.info("generator initialised from %s", path)
+    missing, _ = generator.load_state_dict(source.state_dict(), strict=not adds_copies)
+    assert all(key.startswith("copy_head.") for key in missing), missing
+    logger.info("generator initialised from %s%s", path, " (new copy head)" if adds_copies else "")
 
 
 def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencoder: Autoencoder | None) -> Parts:

@@ -23,11 +23,13 @@ def small(seed: int = 0, **kwargs) -> SpectralUNet:
 
 
 def randomised(model: SpectralUNet, seed: int = 1) -> SpectralUNet:
-    """Give the zero-initialised last layer random weights, so the gains differ from 1."""
+    """Give the zero-initialised last layers random weights, so the gains differ from 1 (and the copies from 0)."""
     torch.manual_seed(seed)
     with torch.no_grad():
-        model.final.weight.normal_(0, 0.5)
-        model.final.bias.normal_(0, 0.5)
+        for head in (model.final, model.copy_head):
+            if head is not None:
+                head.weight.normal_(0, 0.5)
+                head.bias.normal_(0, 0.5)
     return model
 
 
@@ -41,9 +43,9 @@ def test_a_fresh_model_is_the_identity_delayed_by_one_hop() -> None:
     assert model.lookahead == model.total_stride == 48
 
 
-@pytest.mark.parametrize("gru", [8, 0], ids=["gru", "no-gru"])
-def test_streaming_in_uneven_chunks_equals_offline(gru: int) -> None:
-    model = randomised(small(gru_hidden=gru))
+@pytest.mark.parametrize("gru,copies", [(8, ()), (0, ()), (8, (2000.0, 6000.0))], ids=["gru", "no-gru", "copies"])
+def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...]) -> None:
+    model = randomised(small(gru_hidden=gru, copies=copies))
     x = torch.randn(3, 1, 48 * 40)
     with torch.no_grad():
         whole = model(x)
@@ -60,8 +62,49 @@ def test_gains_stay_within_zero_and_max_gain() -> None:
     model = randomised(small(max_gain=1.5), seed=3)
     with torch.no_grad():
         model.final.bias.fill_(50.0)
-        gains, _ = model.gains(torch.rand(2, 5, model.bins), None)
+        gains, _, _ = model.gains(torch.rand(2, 5, model.bins), None)
     assert torch.all(gains > 0) and torch.all(gains <= 1.5) and gains.max() > 1.49
+
+
+def tone(hz: float, n: int) -> torch.Tensor:
+    return torch.sin(2 * torch.pi * hz * torch.arange(n) / RATE).reshape(1, 1, n)
+
+
+def peaks(y: torch.Tensor) -> dict[int, float]:
+    """Amplitude spectrum of ``y``'s steady part, 10 Hz bins (1 s), keyed by frequency in Hz."""
+    mag = torch.fft.rfft(y[0, 0, 4800 : 4800 + RATE // 10 * 10][:RATE // 10] * torch.hann_window(RATE // 10))
+    return {10 * k: float(v) for k, v in enumerate(mag.abs() / (RATE // 40))}
+
+
+def test_a_fresh_model_with_copies_is_the_identity_within_60_db() -> None:
+    model = small(copies=(2000.0,))
+    x = torch.randn(1, 1, 48 * 40)
+    with torch.no_grad():
+        y = model(x)
+    error = (y[..., 48:] - x[..., :-48]).square().mean() / x.square().mean()
+    assert 1e-8 < error < 1e-5  # the copy is there, 60 dB down
+
+
+def test_a_copy_moves_a_tone_up_by_its_shift_as_a_clean_tone() -> None:
+    """Spectral replication by an even number of bins is a coherent frequency shift: a 3.1 kHz tone
+    (off the 100 Hz bins) comes out as itself plus one clean tone at 3.1 + 2 kHz, not a smear. (With
+    frames as short as 2 ms, the window's leakage across 0 Hz would leave an image ~50 dB down.)"""
+    model = small(copies=(2000.0,), hop=240)
+    with torch.no_grad():
+        model.copy_head.bias.fill_(50.0)  # copy gain 1
+        y = model(tone(3100.0, RATE))
+    spectrum = peaks(y)
+    assert spectrum[3100] == pytest.approx(1.0, abs=0.02) and spectrum[5100] == pytest.approx(1.0, abs=0.02)
+    stray = max(v for f, v in spectrum.items() if abs(f - 3100) > 300 and abs(f - 5100) > 300)
+    assert stray < 1e-3  # everything else at least 60 dB down
+
+
+def test_copies_must_be_at_least_two_bins_and_below_nyquist() -> None:
+    with pytest.raises(ValueError, match="copies"):
+        small(copies=(100.0,))  # under 2 bins of 500 Hz
+    with pytest.raises(ValueError, match="copies"):
+        small(copies=(24000.0,))
+    assert small(copies=(2000.0, 5100.0)).shifts == [4, 10]
 
 
 def test_bad_chunks_and_states_are_refused() -> None:
@@ -84,15 +127,17 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         torch.testing.assert_close(loaded(x), model(x))
 
 
-def test_the_named_size_builds_and_reports_its_cost() -> None:
-    model = build_size("spec-small")
+@pytest.mark.parametrize("size", ["spec-small", "spec-music"])
+def test_the_named_size_builds_and_reports_its_cost(size: str) -> None:
+    model = build_size(size)
     info = model.describe(240)
     assert isinstance(model, SpectralUNet) and info["total_stride"] == 240 and info["lookahead"] == 240
     assert 0.1e9 < info["macs_per_second"] < 2e9 and info["params"] < 2_000_000
 
 
-def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path) -> None:
-    model = randomised(small())
+@pytest.mark.parametrize("copies", [(), (2000.0, 6000.0)], ids=["gains", "copies"])
+def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path, copies: tuple[float, ...]) -> None:
+    model = randomised(small(copies=copies))
     out = tmp_path / "spec.onnx"
     report = export_streaming(model, out, hop=96, sample_rate=RATE, meta={"name": "spec-test"}, parity_seconds=1.0)
     assert all(f.relative < 1e-4 for f in report.fp32)

@@ -113,3 +113,24 @@ def test_compressed_spectral_loss_is_zero_for_a_match_and_bounded_on_silence() -
     # the same relative error on a loud and on a quiet clip weighs alike
     assert waveform_loss(100 * noisy, 100 * clean, "SPEC").item() == pytest.approx(
         waveform_loss(noisy, clean, "SPEC").item(), abs=0.05)
+
+
+def test_log_spectral_distance_is_the_benchmark_lsd_and_rewards_restoring_a_quiet_band() -> None:
+    from rt_enhance.training.metrics import lsd
+
+    rng = np.random.default_rng(0)
+    clean = rng.standard_normal(24000).astype(np.float32) * 0.1
+    spectrum = np.fft.rfft(clean)
+    spectrum[len(spectrum) // 4 :] *= 1e-3  # a top band 60 dB down: quiet, but the LSD counts it
+    target = np.fft.irfft(spectrum, n=clean.size).astype(np.float32)
+    cut = spectrum.copy()
+    cut[len(spectrum) // 4 :] = 0
+    degraded = np.fft.irfft(cut, n=clean.size).astype(np.float32)
+    as_torch = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731
+    ours = float(losses.log_spectral_distance(as_torch(degraded), as_torch(target)))
+    assert ours == pytest.approx(lsd(target, degraded), rel=1e-3)
+    assert ours > 1.0  # the missing quiet band dominates
+    assert float(losses.log_spectral_distance(as_torch(target), as_torch(target))) < 1e-2
+    both = losses.waveform_loss(as_torch(degraded), as_torch(target), "BWE")
+    spec = losses.waveform_loss(as_torch(degraded), as_torch(target), "SPEC")
+    assert float(both - spec) == pytest.approx(losses.LSD_WEIGHT * ours, rel=1e-4)

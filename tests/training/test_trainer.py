@@ -124,3 +124,23 @@ def test_best_checkpoint_meta_is_what_rt_export_reads(tmp_path: Path, tiny_corpu
     assert meta["training"]["hours_seen"] == pytest.approx(4 * 1024 / 16000 / 3600, rel=1e-3)
     assert set(meta["metrics"]["val"]) == {"loss", "si_sdr", "snr"}
     assert meta["training"]["config"]["size"] == "tiny"
+
+
+def test_init_from_copies_the_weights_and_lets_a_model_gain_copies(tmp_path: Path) -> None:
+    from rt_enhance.model import save_checkpoint
+    from rt_enhance.model.checkpoint import CheckpointError
+    from rt_enhance.model.spectral import SpectralUNet
+
+    torch.manual_seed(0)
+    source = SpectralUNet(hop=48, channels=[4, 8], kernel=3, gru_hidden=8)
+    with torch.no_grad():
+        source.final.bias.fill_(0.7)
+    save_checkpoint(tmp_path / "gains.pt", source)
+    cfg = dict(arch="spectral", size="spec-small", rate=48000, window=480, init_from=str(tmp_path / "gains.pt"))
+    args = {"hop": 48, "channels": [4, 8], "kernel": 3, "gru_hidden": 8}
+    same = new_generator(_cfg(**cfg, model_args=args))
+    torch.testing.assert_close(same.state_dict(), source.state_dict())
+    grown = new_generator(_cfg(**cfg, model_args={**args, "copies": [2000.0]}))
+    assert float(grown.final.bias.detach()) == pytest.approx(0.7) and grown.copy_head is not None
+    with pytest.raises(CheckpointError, match="init_from"):
+        new_generator(_cfg(**cfg, model_args={**args, "gru_hidden": 16}))
