@@ -95,9 +95,10 @@ SIZES: dict[str, NamedSize] = {
         NamedSize(
             "spec-music",
             "spectral streaming U-Net for music: 10 ms frames, 5 ms hop, 5 frequency levels 12..32 channels, "
-            "GRU 128, and spectral replication by 2, 4, 6, 9, 12 and 16 kHz for bandwidth extension",
+            "GRU 128, log-power features, and spectral replication by 2, 4, 6, 9, 12 and 16 kHz for bandwidth "
+            "extension",
             {"hop": 240, "channels": [12, 24, 32, 32, 32], "kernel": 5, "gru_hidden": 128, "max_gain": 2.0,
-             "copies": [2000.0, 4000.0, 6000.0, 9000.0, 12000.0, 16000.0]},
+             "copies": [2000.0, 4000.0, 6000.0, 9000.0, 12000.0, 16000.0], "log_features": True},
             family="SpectralUNet", window=240, hop=240, lookahead=240, crossfade=0,
         ),
         NamedSize(

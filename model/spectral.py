@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 State = list[torch.Tensor]
 POWER = 0.3  # magnitude compression of the features (as GTCRN / DeepFilterNet's losses)
 COPY_START = 1e-3  # initial gain of each replicated copy (-60 dB): near the identity, yet trainable
+LOG_FLOOR = 1e-12  # the log-power feature's floor: below any real recording's noise, above float rounding
 COPY_SCALE = 10.0  # the copy head's output is scaled up: a step of Adam moves a copy's log-gain 10x further
 
 
@@ -68,6 +69,9 @@ class SpectralUNet(StreamingModel):
     - ``dropout``: after the bottleneck, training only.
     - ``copies``: spectral replication shifts in Hz (each rounded to an even number of bins), for
       bandwidth extension; each copy's gain per bin lies in ``(0, 1)``. Empty: gains only.
+    - ``log_features``: also feed the network the log power of each bin (a second input channel).
+      The compressed magnitude hardly tells a top octave 100 dB down (a natural roll-off) from
+      digital silence (a low-pass); the log power does, and bandwidth extension hinges on it.
     """
 
     in_channels = 1
@@ -82,6 +86,7 @@ class SpectralUNet(StreamingModel):
         max_gain: float = 2.0,
         dropout: float = 0.0,
         copies: Sequence[float] = (),
+        log_features: bool = False,
         sample_rate: int = 48000,
     ) -> None:
         super().__init__()
@@ -100,6 +105,9 @@ class SpectralUNet(StreamingModel):
                             "max_gain": float(max_gain), "dropout": float(dropout), "sample_rate": sample_rate}
         if copies:  # only when used: checkpoints of gain-only models keep their exact arguments
             self.init_kwargs["copies"] = [float(hz) for hz in copies]
+        if log_features:
+            self.init_kwargs["log_features"] = True
+        self.log_features = bool(log_features)
         self.sample_rate = sample_rate
         self.hop, self.frame = hop, 2 * hop
         self.bins = hop + 1
@@ -113,7 +121,8 @@ class SpectralUNet(StreamingModel):
             self.lengths.append((self.lengths[-1] + 1) // 2)
         pad = kernel // 2
         self.encoders = nn.ModuleList()
-        for level, (c_in, c_out) in enumerate(zip([1, *channels[:-1]], channels)):
+        features = 2 if log_features else 1
+        for level, (c_in, c_out) in enumerate(zip([features, *channels[:-1]], channels)):
             stride = 1 if level == 0 else 2
             self.encoders.append(nn.Sequential(nn.Conv1d(c_in, c_out, kernel, stride, pad), nn.PReLU(c_out)))
         flat = channels[-1] * self.lengths[-1]
@@ -176,6 +185,9 @@ class SpectralUNet(StreamingModel):
         (``None`` without copies) and the new GRU state."""
         b, m, f = mag.shape
         z = mag.clamp_min(1e-12).pow(POWER).reshape(b * m, 1, f)
+        if self.log_features:  # log10 power from 1e-12 (digital silence) up, scaled to about -2..2
+            power = torch.log10(mag.reshape(b * m, 1, f).square() + LOG_FLOOR)
+            z = torch.cat([z, (power + 4.0) / 4.0], dim=1)
         skips = []
         for enc in self.encoders:
             z = enc(z)

@@ -45,7 +45,7 @@ def test_a_fresh_model_is_the_identity_delayed_by_one_hop() -> None:
 
 @pytest.mark.parametrize("gru,copies", [(8, ()), (0, ()), (8, (2000.0, 6000.0))], ids=["gru", "no-gru", "copies"])
 def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...]) -> None:
-    model = randomised(small(gru_hidden=gru, copies=copies))
+    model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies)))
     x = torch.randn(3, 1, 48 * 40)
     with torch.no_grad():
         whole = model(x)
@@ -77,7 +77,7 @@ def peaks(y: torch.Tensor) -> dict[int, float]:
 
 
 def test_a_fresh_model_with_copies_is_the_identity_within_60_db() -> None:
-    model = small(copies=(2000.0,))
+    model = small(copies=(2000.0,), log_features=True)
     x = torch.randn(1, 1, 48 * 40)
     with torch.no_grad():
         y = model(x)
@@ -105,6 +105,27 @@ def test_copies_must_be_at_least_two_bins_and_below_nyquist() -> None:
     with pytest.raises(ValueError, match="copies"):
         small(copies=(24000.0,))
     assert small(copies=(2000.0, 5100.0)).shifts == [4, 10]
+
+
+def test_log_features_tell_digital_silence_from_a_quiet_band() -> None:
+    """With the log-power channel, the gains react to a top band ~100 dB down versus digital silence;
+    from the compressed magnitude alone they barely can (same random weights on the shared channel)."""
+    assert "log_features" not in small().init_kwargs
+
+    def reaction(log_features: bool) -> float:
+        model = randomised(small(log_features=log_features), seed=4)
+        torch.manual_seed(5)
+        with torch.no_grad():
+            model.encoders[0][0].weight.normal_(0, 1.0)  # both channels weigh alike
+            loud = torch.ones(1, 1, model.bins)
+            quiet, silent = loud.clone(), loud.clone()
+            quiet[..., model.bins // 2 :], silent[..., model.bins // 2 :] = 1e-5, 1e-8
+            gains = [model.gains(mag, None)[0] for mag in (quiet, silent)]
+        return float((gains[0] - gains[1]).abs().max())
+
+    model = small(log_features=True)
+    assert model.encoders[0][0].in_channels == 2 and model.init_kwargs["log_features"] is True
+    assert reaction(True) > 5 * reaction(False)
 
 
 def test_bad_chunks_and_states_are_refused() -> None:
@@ -137,7 +158,7 @@ def test_the_named_size_builds_and_reports_its_cost(size: str) -> None:
 
 @pytest.mark.parametrize("copies", [(), (2000.0, 6000.0)], ids=["gains", "copies"])
 def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path, copies: tuple[float, ...]) -> None:
-    model = randomised(small(copies=copies))
+    model = randomised(small(copies=copies, log_features=bool(copies)))
     out = tmp_path / "spec.onnx"
     report = export_streaming(model, out, hop=96, sample_rate=RATE, meta={"name": "spec-test"}, parity_seconds=1.0)
     assert all(f.relative < 1e-4 for f in report.fp32)
