@@ -127,6 +127,8 @@ def test_tables_print(corpus, tmp_path, capsys):
     assert "n/a:" not in printed  # sinc on tasks without a band limit is left out of the tables
     if bundled_model_path("music") is None:
         assert "skipped: no model: give --music-model" in printed
+    else:  # the bundled music model joins on the music tasks
+        assert "| ours-music (music)" in printed
 
 
 def test_stateful_model_engine_equals_offline(corpus, tmp_path):
