@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="rt-enhance",
         description="Real-time audio enhancement with an ONNX model: the bundled speech models remove noise "
-                    "and leave clean audio alone; models you train can also remove room echo or restore lost highs.",
+                    "and leave clean audio alone, the music model restores the highs a low-pass took from music; "
+                    "models you train can also remove room echo.",
         epilog="Durations (--hop, --lookahead, --crossfade) are samples at the model rate, or milliseconds "
         "with 'ms' (e.g. 5ms). Exit codes: 0 ok, 2 bad input, 3 audio device lost, 4 a recording "
         "could not be written to the end (what was written is kept).",
