@@ -23,15 +23,20 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def _tones_in_noise(n: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of two clean tones (300 and 500 Hz at 16 kHz, ``[2, 1, n]``) and the same in seeded white noise."""
+    t = torch.arange(n) / 16000
+    clean = torch.stack([0.3 * torch.sin(2 * torch.pi * f * t) for f in (300.0, 500.0)])[:, None]
+    return clean + noise * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)), clean
+
+
 def test_lookahead_is_aligned_in_the_loss() -> None:
     cfg = make_config(dict(name="c", rate=16000, window=512, arch="causal", size="stream-tiny", dropout=0.0,
                            lr_g=3e-3, batch=2))
     rt = runtime.Runtime(device=torch.device("cpu"))
     parts = build_parts(cfg, rt, new_generator(cfg), None)
     assert parts.lookahead == 24
-    t = torch.arange(512) / 16000
-    clean = torch.stack([0.3 * torch.sin(2 * torch.pi * f * t) for f in (300.0, 500.0)])[:, None]
-    x = clean + 0.03 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    x, clean = _tones_in_noise(512, 0.03)
     first = train_step(parts, x, clean, cfg, rt)["loss"]
     for _ in range(60):
         last = train_step(parts, x, clean, cfg, rt)["loss"]
@@ -63,9 +68,7 @@ def test_spectral_model_learns_to_suppress_noise_with_the_spec_loss() -> None:
     rt = runtime.Runtime(device=torch.device("cpu"))
     parts = build_parts(cfg, rt, new_generator(cfg), None)
     assert parts.lookahead == 96
-    t = torch.arange(1920) / 16000
-    clean = torch.stack([0.3 * torch.sin(2 * torch.pi * f * t) for f in (300.0, 500.0)])[:, None]
-    x = clean + 0.05 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    x, clean = _tones_in_noise(1920, 0.05)
     with torch.no_grad():
         before = losses.batch_snr(*losses.align(parts.generator.eval()(x), clean, 96)).mean()
     parts.generator.train()
