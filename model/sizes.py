@@ -102,6 +102,21 @@ SIZES: dict[str, NamedSize] = {
             family="SpectralUNet", window=240, hop=240, lookahead=240, crossfade=0,
         ),
         NamedSize(
+            "spec-erb",
+            "spectral streaming U-Net on 48 ERB bands (10 ms / 5 ms frames; bands of one bin below ~1 kHz), "
+            "16..48 channels, GRU 128, log-power features: the per-bin network's work at a third of its cost",
+            {"hop": 240, "channels": [16, 32, 48, 48], "kernel": 5, "gru_hidden": 128, "max_gain": 2.0,
+             "bands": 48, "log_features": True},
+            family="SpectralUNet", window=240, hop=240, lookahead=240, crossfade=0,
+        ),
+        NamedSize(
+            "spec-erb-monitor",
+            "spec-erb for the monitor preset: 4 ms frames, 2 ms hop, 32 ERB bands over 97 bins, GRU 96",
+            {"hop": 96, "channels": [16, 32, 48, 48], "kernel": 5, "gru_hidden": 96, "max_gain": 2.0,
+             "bands": 32, "log_features": True},
+            family="SpectralUNet", window=96, hop=96, lookahead=96, crossfade=0,
+        ),
+        NamedSize(
             "stream-base",
             "causal streaming U-Net (depth 4, 32..256 channels, kernel 17, GRU 256, lookahead 2 ms), "
             "~4 ms per 10 ms hop on 1 thread",

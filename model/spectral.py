@@ -42,6 +42,7 @@ import logging
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -72,6 +73,11 @@ class SpectralUNet(StreamingModel):
     - ``log_features``: also feed the network the log power of each bin (a second input channel).
       The compressed magnitude hardly tells a top octave 100 dB down (a natural roll-off) from
       digital silence (a low-pass); the log power does, and bandwidth extension hinges on it.
+    - ``bands``: run the network on this many ERB-spaced bands instead of every bin (0: every bin), as
+      RNNoise, PercepNet and DeepFilterNet do. Features are band energies, gains are per band and
+      spread back to the bins by the same triangular filters (each bin's weights sum to one, so
+      band gains of 1 are the identity). Bands no narrower than one bin, so the low frequencies keep
+      full resolution; the network costs about ``bands / bins`` of the per-bin one.
     """
 
     in_channels = 1
@@ -87,6 +93,7 @@ class SpectralUNet(StreamingModel):
         dropout: float = 0.0,
         copies: Sequence[float] = (),
         log_features: bool = False,
+        bands: int = 0,
         sample_rate: int = 48000,
     ) -> None:
         super().__init__()
@@ -107,6 +114,10 @@ class SpectralUNet(StreamingModel):
             self.init_kwargs["copies"] = [float(hz) for hz in copies]
         if log_features:
             self.init_kwargs["log_features"] = True
+        if bands:
+            if not 4 <= bands <= hop + 1:
+                raise ValueError(f"bands must be 0 (every bin) or 4..{hop + 1} at hop {hop}; got {bands}")
+            self.init_kwargs["bands"] = int(bands)
         self.log_features = bool(log_features)
         self.sample_rate = sample_rate
         self.hop, self.frame = hop, 2 * hop
@@ -115,8 +126,11 @@ class SpectralUNet(StreamingModel):
         self.gru_hidden = gru_hidden
         self.max_gain = float(max_gain)
         self._dft_buffers()
-        # bins per level: F, ceil(F/2), ...
-        self.lengths = [self.bins]
+        self.bands = int(bands)
+        if self.bands:
+            self.register_buffer("band_weights", erb_filterbank(self.bins, self.bands, sample_rate), persistent=False)
+        # positions per level (bins, or bands): F, ceil(F/2), ...
+        self.lengths = [self.bands or self.bins]
         for _ in channels[1:]:
             self.lengths.append((self.lengths[-1] + 1) // 2)
         pad = kernel // 2
@@ -184,10 +198,12 @@ class SpectralUNet(StreamingModel):
         """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]``, the copies' gains ``[batch, m, copies, F]``
         (``None`` without copies) and the new GRU state."""
         b, m, f = mag.shape
-        z = mag.clamp_min(1e-12).pow(POWER).reshape(b * m, 1, f)
+        power = mag.square().reshape(b * m, 1, f)
+        if self.bands:  # mean power per band (each band's weights are normalised to sum to one)
+            power = power @ (self.band_weights / self.band_weights.sum(dim=1, keepdim=True)).T
+        z = power.clamp_min(1e-24).pow(POWER / 2)
         if self.log_features:  # log10 power from 1e-12 (digital silence) up, scaled to about -2..2
-            power = torch.log10(mag.reshape(b * m, 1, f).square() + LOG_FLOOR)
-            z = torch.cat([z, (power + 4.0) / 4.0], dim=1)
+            z = torch.cat([z, (torch.log10(power + LOG_FLOOR) + 4.0) / 4.0], dim=1)
         skips = []
         for enc in self.encoders:
             z = enc(z)
@@ -204,11 +220,15 @@ class SpectralUNet(StreamingModel):
             c = z.shape[1] // 2  # sub-pixel shuffle: [c * 2, L] -> [c, 2L], cropped to the level's bins
             z = z.reshape(b * m, c, 2, -1).transpose(2, 3).reshape(b * m, c, -1)[..., : self.lengths[level]]
         z = torch.cat([z, skips[0]], dim=1)
-        gain = self.max_gain * torch.sigmoid(self.final(z) + self._gain_bias)
+        gain = self.to_bins(self.max_gain * torch.sigmoid(self.final(z) + self._gain_bias))
         copy = None
         if self.copy_head is not None:
-            copy = torch.sigmoid(COPY_SCALE * self.copy_head(z)).reshape(b, m, len(self.shifts), f)
+            copy = self.to_bins(torch.sigmoid(COPY_SCALE * self.copy_head(z))).reshape(b, m, len(self.shifts), f)
         return gain.reshape(b, m, f), copy, h
+
+    def to_bins(self, per_position: torch.Tensor) -> torch.Tensor:
+        """``[n, c, bands]`` -> ``[n, c, bins]`` through the triangular filters (identity without bands)."""
+        return per_position @ self.band_weights if self.bands else per_position
 
     def _replicate(self, part: torch.Tensor, copy: torch.Tensor) -> torch.Tensor:
         """``sum_m copy[:, :, m] * part`` moved up by ``shifts[m]`` bins (``part``: ``[b, m, F]``, real or imaginary)."""
@@ -266,6 +286,8 @@ class SpectralUNet(StreamingModel):
         frames = window // self.hop
         n, f = self.frame, self.bins
         dft = 4 * n * f  # analysis (2) and synthesis (2)
+        if self.bands:  # band energies and the spread of gains (and copies) back to the bins
+            dft += self.bands * f * (2 + len(self.shifts))
         convs = 0
         for enc, length in zip(self.encoders, self.lengths):
             conv = enc[0]
@@ -273,9 +295,11 @@ class SpectralUNet(StreamingModel):
         for level, dec in enumerate(self.decoders):
             conv = dec[0]
             convs += self.lengths[level + 1] * conv.out_channels * conv.in_channels * conv.kernel_size[0]
-        convs += f * self.final.in_channels * self.final.kernel_size[0]
+        positions = self.lengths[0]
+        convs += positions * self.final.in_channels * self.final.kernel_size[0]
         if self.copy_head is not None:
-            convs += f * len(self.shifts) * (self.copy_head.in_channels * self.copy_head.kernel_size[0] + 2)
+            convs += positions * len(self.shifts) * self.copy_head.in_channels * self.copy_head.kernel_size[0]
+            convs += 2 * f * len(self.shifts)
         gru = 0
         if self.gru is not None:
             flat, hdim = self.gru_in.in_features, self.gru_hidden
@@ -284,4 +308,32 @@ class SpectralUNet(StreamingModel):
 
     def describe(self, window: int | None = None) -> dict[str, int | str]:
         return {**super().describe(window), "lookahead": self.lookahead, "gru_hidden": self.gru_hidden,
-                "states": len(self.state_shapes())}
+                "states": len(self.state_shapes()), "bands": self.bands or self.bins}
+
+
+def erb_rate(hz: torch.Tensor) -> torch.Tensor:
+    """Glasberg and Moore's ERB-rate scale (ERBs below ``hz``)."""
+    return 21.4 * torch.log10(1.0 + 0.00437 * hz)
+
+
+def erb_filterbank(bins: int, bands: int, sample_rate: int) -> torch.Tensor:
+    """Triangular filters ``[bands, bins]``: linear interpolation between band centres spaced evenly in
+    ERB rate from 0 Hz to Nyquist, each centre at least one bin above the last, so every bin's
+    weights sum to one.
+
+    Where the ERB spacing is finer than the bins (the low frequencies), the centres are one bin
+    apart and the filters are single bins: full resolution where speech has its harmonics.
+    """
+    nyquist = sample_rate / 2
+    top = float(erb_rate(torch.tensor(nyquist, dtype=torch.float64)))
+    hz = (10 ** (torch.linspace(0.0, top, bands, dtype=torch.float64) / 21.4) - 1.0) / 0.00437
+    centres = [0.0]
+    for position in (hz * (bins - 1) / nyquist).tolist()[1:]:
+        centres.append(max(position, centres[-1] + 1.0))
+    # pull the top centres down where the one-bin minimum pushed them past Nyquist (bands close to bins)
+    ceiling = (bins - 1) - torch.arange(bands - 1, -1, -1, dtype=torch.float64)
+    points = torch.minimum(torch.tensor(centres, dtype=torch.float64), ceiling).numpy()
+    points[-1] = bins - 1
+    k = np.arange(bins, dtype=np.float64)
+    weights = np.stack([np.interp(k, points, row) for row in np.eye(bands)])
+    return torch.from_numpy(weights).float()

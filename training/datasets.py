@@ -138,7 +138,7 @@ def load_audio(path: str | Path, rate: int) -> np.ndarray:
 #: dataset took the year as its first bare argument.
 POSITIONAL_ARGS: dict[str, tuple[str, ...]] = {"maestro": ("year",)}
 ALLOWED_ARGS: dict[str, frozenset[str]] = {
-    "simple": frozenset({"val", "test"}),
+    "simple": frozenset({"val", "test", "val_dir"}),
     "pairs": frozenset({"val", "test"}),
     "vctk": frozenset({"val", "test", "mic"}),
     "maestro": frozenset({"year", "metadata"}),
@@ -219,6 +219,16 @@ def _require_audio(files: list[Path], where: Path, what: str) -> list[Path]:
 
 
 def _simple_entries(root: Path, split: str, seed: int, args: dict[str, str]) -> list[Entry]:
+    """Every audio file under ``root`` is a group; ``val_dir=DIR`` takes the validation split from another
+    folder instead (held-out speakers: no file of ``root`` is held out, and there is no test split)."""
+    if "val_dir" in args:
+        if "val" in args or "test" in args:
+            raise DatasetError("dataset_args: val_dir replaces the val and test fractions; give only val_dir")
+        folder = Path(args["val_dir"]).expanduser() if split == "val" else root
+        if split == "test":
+            return []
+        files = _require_audio(list_audio(folder), folder, "simple")
+        return [(str(f.relative_to(folder)), f, None) for f in files]
     files = _require_audio(list_audio(root), root, "simple")
     return _select([(str(f.relative_to(root)), f, None) for f in files], split, seed, args)
 

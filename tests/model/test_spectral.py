@@ -10,7 +10,7 @@ import torch
 
 from rt_enhance.export.streaming import export_streaming
 from rt_enhance.model import GeometryError, build_size, load_checkpoint, save_checkpoint
-from rt_enhance.model.spectral import SpectralUNet
+from rt_enhance.model.spectral import SpectralUNet, erb_filterbank
 from rt_enhance.realtime import cli as rt_enhance
 
 RATE = 48000
@@ -43,9 +43,10 @@ def test_a_fresh_model_is_the_identity_delayed_by_one_hop() -> None:
     assert model.lookahead == model.total_stride == 48
 
 
-@pytest.mark.parametrize("gru,copies", [(8, ()), (0, ()), (8, (2000.0, 6000.0))], ids=["gru", "no-gru", "copies"])
-def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...]) -> None:
-    model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies)))
+@pytest.mark.parametrize("gru,copies,bands", [(8, (), 0), (0, (), 0), (8, (2000.0, 6000.0), 0), (8, (2000.0,), 16)],
+                         ids=["gru", "no-gru", "copies", "bands"])
+def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...], bands: int) -> None:
+    model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies), bands=bands))
     x = torch.randn(3, 1, 48 * 40)
     with torch.no_grad():
         whole = model(x)
@@ -56,6 +57,32 @@ def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float
             pos += 48 * hops
     torch.testing.assert_close(torch.cat(parts, dim=-1), whole, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(whole[..., 48:], x[..., :-48], atol=1e-3)  # the gains do something
+
+
+def test_a_fresh_band_model_is_the_identity_delayed_by_one_hop() -> None:
+    model = small(bands=12, log_features=True)
+    x = torch.randn(2, 1, 48 * 30)
+    with torch.no_grad():
+        y = model(x)
+    torch.testing.assert_close(y[..., 48:], x[..., :-48], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("bins,bands", [(241, 48), (241, 32), (97, 32), (49, 49)])
+def test_the_erb_filters_sum_to_one_in_every_bin_and_keep_the_lows_at_full_resolution(bins: int, bands: int) -> None:
+    weights = erb_filterbank(bins, bands, RATE).double()
+    assert weights.shape == (bands, bins) and weights.min() >= 0
+    torch.testing.assert_close(weights.sum(dim=0), torch.ones(bins, dtype=torch.float64))
+    assert (weights.sum(dim=1) > 0).all()  # no empty band
+    assert weights[0, 0] == 1 and weights[1, 1] == 1  # the lowest bins are bands of their own
+    centres = weights.argmax(dim=1)
+    assert (centres[1:] > centres[:-1]).all() and centres[-1] == bins - 1
+
+
+def test_a_band_model_costs_a_fraction_of_the_per_bin_one() -> None:
+    per_bin = SpectralUNet(hop=240, channels=[12, 24, 32, 32], gru_hidden=128)
+    banded = SpectralUNet(hop=240, channels=[12, 24, 32, 32], gru_hidden=128, bands=48)
+    assert banded.macs(240) < 0.5 * per_bin.macs(240)
+    assert banded.param_count() < 0.6 * per_bin.param_count()
 
 
 def test_gains_stay_within_zero_and_max_gain() -> None:
@@ -156,9 +183,9 @@ def test_the_named_size_builds_and_reports_its_cost(size: str) -> None:
     assert 0.1e9 < info["macs_per_second"] < 2e9 and info["params"] < 2_000_000
 
 
-@pytest.mark.parametrize("copies", [(), (2000.0, 6000.0)], ids=["gains", "copies"])
-def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path, copies: tuple[float, ...]) -> None:
-    model = randomised(small(copies=copies, log_features=bool(copies)))
+@pytest.mark.parametrize("copies,bands", [((), 0), ((2000.0, 6000.0), 0), ((), 16)], ids=["gains", "copies", "bands"])
+def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path, copies: tuple[float, ...], bands: int) -> None:
+    model = randomised(small(copies=copies, log_features=bool(copies), bands=bands))
     out = tmp_path / "spec.onnx"
     report = export_streaming(model, out, hop=96, sample_rate=RATE, meta={"name": "spec-test"}, parity_seconds=1.0)
     assert all(f.relative < 1e-4 for f in report.fp32)

@@ -65,6 +65,19 @@ def test_simple_split_by_file_is_a_partition(simple_root: Path) -> None:
     assert len(splits["val"]) == len(splits["test"]) == 2
 
 
+def test_simple_val_dir_holds_out_a_folder_not_files(simple_root: Path, tmp_path: Path) -> None:
+    held_out = tmp_path / "speakers-val"
+    for i in range(3):
+        _tone(held_out / f"voice{i}.wav", 300 + 40 * i, seconds=0.1)
+    make = lambda split: _files(make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE,
+                                             split=split, args={"val_dir": str(held_out)}))
+    assert make("train") == {f"song{i}.wav" for i in range(10)}
+    assert make("val") == {f"voice{i}.wav" for i in range(3)}
+    with pytest.raises(datasets.DatasetError, match="val_dir replaces"):
+        make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE,
+                     args={"val_dir": str(held_out), "val": "0.1"})
+
+
 def test_simple_split_is_seeded(simple_root: Path) -> None:
     assert _all_splits("simple", simple_root, seed=3) == _all_splits("simple", simple_root, seed=3)
     others = [_all_splits("simple", simple_root, seed=s)["test"] for s in range(4, 9)]
