@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from rt_enhance.training import corpus_items, music, texts, tts
+from rt_enhance.training import corpus_items, music, recorded, texts, tts
 from rt_enhance.training.corpus_items import Item
 
 logger = logging.getLogger(__name__)
@@ -401,12 +401,21 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="recipe seed (0)")
     b.add_argument("--split", choices=("train", "test", "all"), default="all", help="which split(s) (all)")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (one per core)")
-    b.add_argument("--only", default=",".join(KINDS), help="kinds to build, comma-separated (all)")
+    b.add_argument("--only", default=",".join(KINDS + ("recorded",)),
+                   help="kinds to build, comma-separated: speech, music, noise, rir (synthetic) and recorded "
+                        "(real voices and noises from Debian packages: DIR/voices, DIR/realnoise) (all)")
     b.add_argument("--test-fraction", type=float, default=0.1, help="share of --hours in the test split (0.1)")
     b.add_argument("-v", "--verbose", action="store_true", help="log every file")
     s = sub.add_parser("summary", help="hours and files per kind and split")
     s.add_argument("out", type=Path)
     return parser
+
+
+def _build_recorded(out: Path, rate: int) -> None:
+    """The real voices and noises (training/recorded.py), fetched from Debian packages once."""
+    start = time.perf_counter()
+    entries = recorded.build(out, rate=rate)
+    print(f"recorded: {len(entries)} file(s) in {time.perf_counter() - start:.0f} s\n{recorded.summary(entries)}")
 
 
 def _report(report: BuildReport) -> None:
@@ -430,13 +439,20 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.workers < 1:
             raise CorpusError(f"--workers must be at least 1, got {args.workers}")
-        report = build(args.out, recipe_from_args(args), workers=args.workers)
-    except CorpusError as err:
+        kinds = [k.strip() for k in args.only.split(",") if k.strip()]
+        with_recorded = "recorded" in kinds
+        args.only = ",".join(k for k in kinds if k != "recorded")
+        report = build(args.out, recipe_from_args(args), workers=args.workers) if args.only else None
+        if with_recorded:
+            _build_recorded(args.out, args.rate)
+    except (CorpusError, recorded.RecordedError) as err:
         print(f"rt-data: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rt-data: interrupted; the manifest is saved, run the same command again to resume", file=sys.stderr)
         return 130
+    if report is None:
+        return 0
     _report(report)
     return 1 if report.failed and not report.built and not report.cached else 0
 

@@ -1,0 +1,85 @@
+"""The recorded sources of the corpus: splits by speaker or family (never by file), the reserved
+evaluation sources never read, G.722 prompts decoded, short clips joined into utterances, and a
+build from a package-shaped folder of real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from rt_enhance.training import recorded
+
+RATE = 48000
+RESERVED = ("alsa-utils", "pyannote", "pysptk", "amfm", "wesnoth", "music21")
+
+
+def test_no_source_is_reserved_for_evaluation() -> None:
+    for source in recorded.SOURCES:
+        assert not any(name in source.package for name in RESERVED)
+
+
+def test_one_speaker_in_two_packages_is_one_group_in_one_split() -> None:
+    english = next(s for s in recorded.SOURCES if s.package == "asterisk-core-sounds-en-g722")
+    spanish = next(s for s in recorded.SOURCES if s.package == "asterisk-core-sounds-es-g722")
+    key_en = recorded.group_key(english, english.group("usr/share/asterisk/sounds/en_US_f_Allison/a.g722"))
+    key_es = recorded.group_key(spanish, spanish.group("usr/share/asterisk/sounds/es_MX_f_Allison/b.g722"))
+    assert key_en == key_es == "asterisk:allison"
+    assert recorded.split_of(key_en) == "test"
+
+
+def test_every_held_out_split_has_voices_of_several_sources() -> None:
+    for split in ("val", "test"):
+        sources = {key.split(":")[0] for key, s in recorded.SPLITS.items() if s == split}
+        assert {"asterisk", "klettres-data", "hedgewars-data"} <= sources
+    assert recorded.split_of("klettres-data:da") == "train"
+
+
+def test_g722_prompts_are_decoded_at_the_asked_rate(tmp_path: Path) -> None:
+    G722 = pytest.importorskip("G722", reason="the corpus extra's G.722 codec")
+    t = np.arange(16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    path = tmp_path / "tone.g722"
+    path.write_bytes(bytes(G722.G722(16000, 64000).encode(tone)))
+    x = recorded.read_mono(path, RATE)
+    assert abs(len(x) - RATE) < 100
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    assert abs(np.argmax(spectrum) * RATE / len(x) - 440) < 3
+
+
+def test_clips_are_joined_into_utterances_with_silence_between() -> None:
+    rng = np.random.default_rng(0)
+    clips = [np.ones(RATE // 2) * 0.1 for _ in range(40)]
+    pieces = recorded.utterances(clips, RATE, rng, seconds=4.0)
+    assert len(pieces) >= 4 and all(3.9 * RATE <= len(p) <= 6 * RATE for p in pieces)
+    assert all(p[0] == 0 and p[-1] == 0 for p in pieces)
+    assert sum(np.count_nonzero(p) for p in pieces) <= 40 * RATE // 2
+
+
+def test_a_package_folder_builds_voices_by_speaker_and_babble(tmp_path: Path, monkeypatch) -> None:
+    cache = tmp_path / "debs"
+    rng = np.random.default_rng(1)
+    for lang in ("de", "da", "it", "es", "nb", "nn"):  # de: test, it: val, the rest: train
+        for i in range(6):
+            path = cache / "klettres-data" / "usr/share/klettres" / lang / "alpha" / f"{i}.ogg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, 0.1 * rng.standard_normal(44100), 44100)
+    (cache / "klettres-data" / ".complete").write_text("test")
+    source = next(s for s in recorded.SOURCES if s.package == "klettres-data")
+    monkeypatch.setattr(recorded, "SOURCES", (source,))
+    entries = recorded.build(tmp_path / "corpus", cache=cache, babble=10)
+    by_split = {}
+    for e in entries:
+        by_split.setdefault(e["split"], set()).add(e["group"])
+    assert by_split["test"] >= {"klettres-data:de"} and "klettres-data:de" not in by_split["train"]
+    assert "klettres-data:it" in by_split["val"]
+    assert {"klettres-data:da", "klettres-data:es", "klettres-data:nb"} <= by_split["train"]
+    manifest = json.loads((tmp_path / "corpus" / "recorded.json").read_text())
+    assert manifest["rate"] == RATE and len(manifest["files"]) == len(entries)
+    for e in entries:
+        x, rate = sf.read(tmp_path / "corpus" / e["file"])
+        assert rate == RATE and x.ndim == 1 and 0 < np.max(np.abs(x)) <= recorded.PEAK + 1e-4
+    assert any(e["source"].startswith("babble") and e["split"] == "train" for e in entries)

@@ -1,0 +1,315 @@
+"""Real recordings for the corpus: recorded voices and noises found inside Debian packages.
+
+``rt-data build`` adds them beside the synthetic kinds (``--only recorded``; docs/corpus.md lists
+every package, its licence and what it holds)::
+
+    DIR/voices/{train,val,test}/<source>-<speaker>-<n>.wav     real voices, 48 kHz mono PCM_24
+    DIR/realnoise/{train,val,test}/<source>-<group>-<n>.wav    real noises and babble of real voices
+    DIR/recorded.json                                          every file: source, speaker, split, licence
+
+Packages are fetched with ``apt-get download`` (no root needed) and unpacked with ``dpkg-deb -x``
+into ``DIR/cache/debs`` once; a rebuild reuses them. Splits are by speaker or sound family, never
+by file (:data:`SPLITS`); a speaker recorded in two packages (Allison Smith reads English and
+Spanish for Asterisk) is one group. Short clips of one speaker (letters, syllables, prompts) are
+joined with 0.15-0.4 s of silence into utterances of about ``UTTERANCE_SECONDS``, which is what the
+training windows and the test items need.
+
+Babble: 4-7 voices of the same split, each at its own level, summed into ``realnoise`` files, so
+that the competing-talker noise a model meets in training is made of real voices, and the test
+babble of voices training never heard.
+
+The sources reserved for independent evaluation (alsa-utils' voices, the audio inside
+pyannote.audio, pysptk and amfm_decompy, wesnoth-1.16-music, and three music21 pieces) are never
+read here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+logger = logging.getLogger(__name__)
+
+UTTERANCE_SECONDS = 8.0
+BABBLE_SECONDS = 12.0
+PEAK = 0.97
+SPLIT_NAMES = ("train", "val", "test")
+
+
+class RecordedError(RuntimeError):
+    """A package could not be fetched or unpacked; one line naming it and what to do."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One Debian package: which of its files are used, how they group into speakers, its licence."""
+
+    package: str
+    kind: str  # "voices" or "realnoise"
+    pattern: str  # regular expression on the path inside the package
+    group: Callable[[str], str]  # path inside the package -> speaker or sound family
+    licence: str
+    note: str
+
+
+def _nth(index: int) -> Callable[[str], str]:
+    return lambda rel: rel.split("/")[index]
+
+
+def _asterisk_group(rel: str) -> str:
+    voice = rel.split("/")[4]  # usr/share/asterisk/sounds/en_US_f_Allison/...
+    return voice.rsplit("_", 1)[-1].lower()  # the speaker: "allison" reads en_US and es_MX
+
+
+def _sonic_family(rel: str) -> str:
+    return Path(rel).name.split("_")[0]  # ambi, bd, drum, elec, guit, loop, misc, perc, sn, tabla, vinyl
+
+
+def _hedgewars_family(rel: str) -> str:
+    return re.sub(r"[0-9]+$", "", Path(rel).stem).lower() or "misc"
+
+
+SOURCES: tuple[Source, ...] = (
+    Source("klettres-data", "voices", r"usr/share/klettres/[^/]+/(alpha|syllab)/.*\.ogg$", _nth(3),
+           "GPL-2+", "letters and syllables read by one speaker per language, 44.1 kHz"),
+    Source("hedgewars-data", "voices", r"Data/Sounds/voices/[^/]+/.*\.ogg$", lambda r: r.split("/")[-2],
+           "GFDL-1.3", "acted voice packs (one speaker each), 44.1/48 kHz"),
+    Source("fillets-ng-data-nl", "voices", r"sound/.*/nl/.*\.ogg$", lambda r: "nl",
+           "GPL-2", "acted Dutch dialogue, 22.05 kHz (content below ~10 kHz)"),
+    Source("fillets-ng-data-cs", "voices", r"sound/.*/cs/.*\.ogg$", lambda r: "cs",
+           "GPL-2", "acted Czech dialogue, 22.05 kHz (content below ~10 kHz)"),
+    *(Source(f"asterisk-core-sounds-{lang}-g722", "voices", r"usr/share/asterisk/sounds/[^/]+/.*\.g722$",
+             _asterisk_group, licence, "telephone prompts by one professional speaker, G.722 at 16 kHz")
+      for lang, licence in (("en", "CC-BY-SA-3.0"), ("es", "CC-BY-SA-3.0"), ("fr", "CC-BY-SA-3.0"),
+                            ("it", "CC-BY-3.0"), ("ru", "CC-BY-3.0"))),
+    Source("hedgewars-data", "realnoise", r"Data/Sounds/[^/]+\.ogg$", _hedgewars_family,
+           "GFDL-1.3 (Droplet*: CC-BY-SA-3.0)", "game sound effects: explosions, impacts, machines, water"),
+    Source("sonic-pi-samples", "realnoise", r"usr/share/sonic-pi/samples/.*\.flac$", _sonic_family,
+           "CC0 / MIT (per sample, see the package's copyright)", "ambiences, drums, percussion, vinyl, loops"),
+)
+
+#: Held-out groups (everything else is ``train``). Speakers are named per source: ``package:group``.
+SPLITS: dict[str, str] = {
+    **{f"asterisk:{s}": "test" for s in ("allison",)},
+    "asterisk:june": "val",
+    **{f"klettres-data:{lang}": "test" for lang in ("de", "fr", "ru", "pt_BR")},
+    **{f"klettres-data:{lang}": "val" for lang in ("it", "nl")},
+    **{f"hedgewars-data:{pack}": "test" for pack in ("British", "Mobster", "Default_uk")},
+    **{f"hedgewars-data:{pack}": "val" for pack in ("Pirate", "Singer")},
+    **{f"sonic-pi-samples:{family}": "test" for family in ("ambi", "vinyl", "misc")},
+    **{f"sonic-pi-samples:{family}": "val" for family in ("elec",)},
+}
+
+
+def group_key(source: Source, group: str) -> str:
+    prefix = "asterisk" if source.package.startswith("asterisk-") else source.package
+    return f"{prefix}:{group}"
+
+
+def split_of(key: str) -> str:
+    """The split of a speaker or sound family (``package:group``); hedgewars effects by name hash."""
+    if key in SPLITS:
+        return SPLITS[key]
+    if key.startswith("hedgewars-data:") and key.split(":", 1)[1][:1].islower():  # effect families
+        return ("train", "train", "train", "train", "train", "train", "train", "val", "test", "test")[
+            zlib.crc32(key.encode()) % 10]
+    return "train"
+
+
+# ----------------------------------------------------------------------------- fetching packages
+
+
+def unpack(package: str, cache: Path) -> Path:
+    """The package's files under ``cache/<package>`` (downloaded and unpacked on first use)."""
+    target = cache / package
+    if (target / ".complete").is_file():
+        return target
+    for tool in ("apt-get", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            raise RecordedError(f"{tool} not found: the recorded sources come from Debian packages "
+                                f"(skip them with --only speech,music,noise,rir)")
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(debs.glob(f"{package}_*.deb"))
+    if not found:
+        run = subprocess.run(["apt-get", "download", package], cwd=debs, capture_output=True, text=True)
+        found = sorted(debs.glob(f"{package}_*.deb"))
+        if run.returncode or not found:
+            last = (run.stderr.strip().splitlines() or ["no .deb written"])[-1]
+            raise RecordedError(f"apt-get download {package} failed ({last}); run 'apt-get update' first")
+    shutil.rmtree(target, ignore_errors=True)
+    subprocess.run(["dpkg-deb", "-x", str(found[-1]), str(target)], check=True, capture_output=True)
+    (target / ".complete").write_text(found[-1].name)
+    return target
+
+
+def source_files(source: Source, root: Path) -> dict[str, list[Path]]:
+    """The source's audio files by ``package:group`` key, sorted."""
+    pattern = re.compile(source.pattern)
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and pattern.search(rel):
+            groups.setdefault(group_key(source, source.group(rel)), []).append(path)
+    return groups
+
+
+# ----------------------------------------------------------------------------- audio
+
+
+def read_mono(path: Path, rate: int) -> np.ndarray:
+    """A file as float64 mono ``[n]`` at ``rate`` (G.722 prompts decoded with the ``g722`` package)."""
+    if path.suffix == ".g722":
+        import G722  # the corpus extra's G.722 decoder (public domain)
+
+        native, x = 16000, np.asarray(G722.G722(16000, 64000).decode(path.read_bytes()), dtype=np.float64) / 32768
+    else:
+        x, native = sf.read(str(path), dtype="float64", always_2d=True)
+        x = x.mean(axis=1)
+    return soxr.resample(x, native, rate) if native != rate else x
+
+
+def trim(x: np.ndarray, rate: int, floor_db: float = -50.0) -> np.ndarray:
+    """``x`` without its leading and trailing stretches quieter than ``floor_db`` below its loudest 10 ms."""
+    hop = max(1, rate // 100)
+    frames = len(x) // hop
+    if frames < 2:
+        return x
+    level = np.sqrt(np.mean(x[: frames * hop].reshape(frames, hop) ** 2, axis=1) + 1e-20)
+    active = np.flatnonzero(level > level.max() * 10 ** (floor_db / 20))
+    return x[active[0] * hop : (active[-1] + 1) * hop]
+
+
+def utterances(clips: list[np.ndarray], rate: int, rng: np.random.Generator,
+               seconds: float = UTTERANCE_SECONDS) -> list[np.ndarray]:
+    """Clips ``[n]`` joined in order with 0.15-0.4 s of silence into pieces of about ``seconds``."""
+    out, current, length = [], [], 0
+    for clip in clips:
+        gap = np.zeros(int(rng.uniform(0.15, 0.4) * rate))
+        current += [gap, clip]
+        length += len(gap) + len(clip)
+        if length >= seconds * rate:
+            out.append(np.concatenate(current + [gap]))
+            current, length = [], 0
+    if current and length >= 0.3 * seconds * rate:
+        out.append(np.concatenate(current + [np.zeros(int(0.2 * rate))]))
+    return out
+
+
+def level(x: np.ndarray, rng: np.random.Generator, low_db: float, high_db: float) -> np.ndarray:
+    """``x`` at an RMS drawn in ``low_db..high_db`` dBFS, with its peak at most :data:`PEAK`."""
+    rms = np.sqrt(np.mean(x**2) + 1e-20)
+    y = x * 10 ** (rng.uniform(low_db, high_db) / 20) / rms
+    peak = np.max(np.abs(y)) if len(y) else 0.0
+    return y * (PEAK / peak) if peak > PEAK else y
+
+
+def bandwidth_hz(x: np.ndarray, rate: int) -> float:
+    """The frequency below which 99.9 % of ``x``'s energy lies (where a low-pass or a codec cut it)."""
+    spectrum = np.abs(np.fft.rfft(x[: 20 * rate])) ** 2
+    cumulative = np.cumsum(spectrum) / max(spectrum.sum(), 1e-30)
+    return float(np.searchsorted(cumulative, 0.999) * rate / (2 * (len(spectrum) - 1)))
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def _write(path: Path, x: np.ndarray, rate: int) -> None:
+    tmp = path.with_name(path.name + ".part")
+    sf.write(str(tmp), x.astype(np.float32), rate, subtype="PCM_24", format="WAV")
+    tmp.replace(path)
+
+
+def build_group(source: Source, key: str, files: list[Path], out: Path, rate: int) -> list[dict]:
+    """One speaker's or family's files written as utterances; returns their manifest entries."""
+    split = split_of(key)
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    clips = [c for c in (trim(read_mono(f, rate), rate) for f in files) if len(c) > 0.05 * rate]
+    if source.kind == "voices":
+        pieces = utterances(clips, rate, rng)
+    else:  # noises: each recording on its own (a clip shorter than 1 s is looped by the pipeline)
+        pieces = clips
+    folder = out / source.kind / split
+    folder.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9]+", "-", key.split(":", 1)[1]).strip("-")
+    stem = f"{source.package.replace('-data', '').replace('asterisk-core-sounds-', 'asterisk-')}-{name}"
+    entries = []
+    for index, piece in enumerate(pieces):
+        piece = level(piece, rng, -30.0, -18.0) if source.kind == "voices" else level(piece, rng, -32.0, -20.0)
+        path = folder / f"{stem}-{index:04d}.wav"
+        _write(path, piece, rate)
+        entries.append({"file": path.relative_to(out).as_posix(), "kind": source.kind, "split": split,
+                        "source": source.package, "group": key, "licence": source.licence,
+                        "duration": round(len(piece) / rate, 3), "bandwidth_hz": round(bandwidth_hz(piece, rate))})
+    return entries
+
+
+def build_babble(out: Path, split: str, rate: int, count: int) -> list[dict]:
+    """``count`` files of 4-7 real voices of ``split`` talking at once (each at its own level)."""
+    voices = sorted((out / "voices" / split).glob("*.wav"))
+    if len(voices) < 4:
+        return []
+    folder = out / "realnoise" / split
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([zlib.crc32(b"babble"), SPLIT_NAMES.index(split)])
+    n = int(BABBLE_SECONDS * rate)
+    entries = []
+    for index in range(count):
+        mix = np.zeros(n)
+        talkers = rng.choice(len(voices), size=min(len(voices), int(rng.integers(4, 8))), replace=False)
+        for t in talkers:
+            x, _ = sf.read(str(voices[t]), dtype="float64")
+            x = np.tile(x, -(-n // len(x)))[:n]
+            mix += np.roll(x, int(rng.integers(n))) * 10 ** (rng.uniform(-6, 0) / 20)
+        path = folder / f"babble-real-{index:04d}.wav"
+        _write(path, level(mix, rng, -28.0, -22.0), rate)
+        entries.append({"file": path.relative_to(out).as_posix(), "kind": "realnoise", "split": split,
+                        "source": "babble of recorded voices", "group": f"babble:{split}",
+                        "licence": "as its voices", "duration": BABBLE_SECONDS,
+                        "talkers": [voices[t].name for t in talkers]})
+    return entries
+
+
+def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: int = 40) -> list[dict]:
+    """Fetch, unpack and write every source into ``out``; ``out/recorded.json`` lists the files.
+
+    A finished build (``recorded.json`` present with the same rate) is kept as it is."""
+    manifest = out / "recorded.json"
+    if manifest.is_file() and json.loads(manifest.read_text()).get("rate") == rate:
+        logger.info("recorded sources: already built (%s)", manifest)
+        return json.loads(manifest.read_text())["files"]
+    cache = cache or out / "cache" / "debs"
+    entries: list[dict] = []
+    for source in SOURCES:
+        root = unpack(source.package, cache)
+        for key, files in source_files(source, root).items():
+            entries += build_group(source, key, files, out, rate)
+        logger.info("recorded: %s (%s) done, %d files so far", source.package, source.kind, len(entries))
+    for split in SPLIT_NAMES:
+        share = {"train": 0.8, "val": 0.1, "test": 0.1}[split]
+        entries += build_babble(out, split, rate, max(4, int(babble * share)))
+    tmp = manifest.with_name(manifest.name + ".part")
+    tmp.write_text(json.dumps({"rate": rate, "files": entries}, indent=1))
+    tmp.replace(manifest)
+    return entries
+
+
+def summary(entries: list[dict]) -> str:
+    """Minutes and files per kind and split, one line each."""
+    rows = {}
+    for e in entries:
+        minutes, count = rows.get((e["kind"], e["split"]), (0.0, 0))
+        rows[(e["kind"], e["split"])] = (minutes + e["duration"] / 60, count + 1)
+    return "\n".join(f"{kind}/{split}: {count} files, {minutes:.1f} min"
+                     for (kind, split), (minutes, count) in sorted(rows.items()))
