@@ -151,8 +151,9 @@ def resolve_stateful(
         if value <= 0:
             raise GeometryError(f"--hop {hop}: the hop must be positive; this streaming model needs a multiple of {stride} samples (e.g. {stride})")
         if value % stride:
-            lower, upper = max(stride, value // stride * stride), (value // stride + 1) * stride
-            raise GeometryError(f"--hop {hop}: this streaming model needs a multiple of {stride} samples (e.g. {lower} or {upper})")
+            near = sorted({max(stride, value // stride * stride), (value // stride + 1) * stride})
+            raise GeometryError(f"--hop {hop}: this streaming model needs a multiple of {stride} samples "
+                                f"(e.g. {' or '.join(map(str, near))})")
     if lookahead_flag is not None and parse_duration(lookahead_flag, sample_rate, "lookahead") != lookahead:
         raise GeometryError(f"--lookahead: this streaming model has a fixed lookahead of {lookahead} samples")
     return Geometry(sample_rate, receptive_field, value, lookahead, 0, stateful=True)
