@@ -100,18 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "and leave clean audio alone, the music model restores the highs a low-pass took from music; "
                     "models you train can also remove room echo.",
         epilog="Durations (--hop, --lookahead, --crossfade) are samples at the model rate, or milliseconds "
-        "with 'ms' (e.g. 5ms). Exit codes: 0 ok, 2 bad input, 3 audio device lost, 4 a recording "
-        "could not be written to the end (what was written is kept).",
+        "with 'ms' (e.g. 5ms). A flag that does not apply to a run is refused. Exit codes: 0 ok, 2 bad input, "
+        "3 audio device lost or never started, 4 an output could not be written to the end (live: what was "
+        "written is kept; file to file: nothing is replaced), 130/143 SIGINT/SIGTERM before the run was under "
+        "way (nothing replaced). Recordings are crash-safe WAV files (NAME.partial-XXXX.wav) until the run ends.",
     )
     io = p.add_argument_group("input and output")
     io.add_argument("--in", dest="inp", default="mic", help="mic | default | DEVICE (index or name substring) | FILE | demo (default: mic)")
     io.add_argument("--out", action="append", help="speakers | default | DEVICE | FILE; repeat for several (default: speakers)")
     io.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    io.add_argument("--duration", type=float, help="stop a live run after this many seconds")
-    io.add_argument("--channels", type=int, help="channels to capture from a device (default: up to 2)")
-    io.add_argument("--rate", type=int, help="device sample rate (default: the model's, else the device's)")
-    io.add_argument("--blocksize", type=int, default=0, help="device callback block in samples (default 0: the host's)")
-    io.add_argument("--subtype", help="output file sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's, or PCM_24)")
+    io.add_argument("--duration", type=float, help="stop a live run after this many seconds; file to file: "
+                    "enhance the first this many seconds")
+    io.add_argument("--channels", type=int, help="channels to capture from a device (default: up to 2; at most 64)")
+    io.add_argument("--rate", type=int, help="device sample rate (default: the model's, else the device's); file "
+                    "to file: write the output at this rate (default: the input's)")
+    io.add_argument("--blocksize", type=int, default=0, help="device callback block in samples (default 0: the "
+                    "host's; at most 65536)")
+    io.add_argument("--subtype", help="output file sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's "
+                    "if linear PCM or float, else PCM_24; VORBIS for .ogg)")
     io.add_argument("--no-compensate", dest="compensate", action="store_false",
                     help="file to file: keep the engine's delay instead of aligning output with input")
     io.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the soft limiter on live output")
@@ -123,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--hop", help="new samples per model call (e.g. 480 or 10ms)")
     m.add_argument("--lookahead", help="future context the kept output sees (e.g. 10ms)")
     m.add_argument("--crossfade", help="crossfade between consecutive windows (at most the lookahead)")
-    m.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    m.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1; at most the CPU cores)")
     m.add_argument("--provider", default="cpu", choices=sorted(PROVIDERS), help="execution provider (default cpu)")
     r = p.add_argument_group("report")
     r.add_argument("--stats-json", help="write the end-of-run report to this JSON file")

@@ -22,7 +22,8 @@ if ! jack_wait -c 2>/dev/null | grep -qx running; then
         pgrep -x jackd >/dev/null || rm -f /dev/shm/jack_sem.*_default_* 2>/dev/null || true
     }
     trap stop_jack EXIT
-    jack_wait -w -t 15 >/dev/null
+    # libjack prints a connection error for every poll until the server is up: keep them out of the run.
+    jack_wait -w -t 15 >/dev/null 2>&1 || { echo "test.sh: jackd did not start; see ${TMPDIR:-/tmp}/rt-enhance-jackd.log" >&2; exit 1; }
 fi
 cd "$ROOT"
 "$VENV/bin/python" -m pytest "$@"
