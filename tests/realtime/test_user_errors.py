@@ -150,6 +150,8 @@ def test_threads_and_hops_out_of_bounds(tmp_path, src):
     assert "e.g. 240 or 240" not in line
     one_line(run_cli("--in", src, "--out", out, "--hop", "9999999840"), 2, "--hop 9999999840", "at most")
     one_line(run_cli("--in", src, "--out", out, "--model", "passthrough", "--rate", "10000000"), 2, "--rate", "out of range")
+    # a block so large no callback ever came (the run was then called a device loss, its target emptied)
+    one_line(run_cli("--in", "JACK", "--out", out, "--blocksize", "1000000"), 2, "--blocksize 1000000", "out of range", "65536")
     assert not os.path.exists(out)
 
 
