@@ -87,9 +87,10 @@ def _kind(mode: int) -> str:
 def check_writable_target(path: str, flag: str) -> str:
     """The folder a new ``path`` will be written in, after checking that a file can be created
     there and that ``path`` is not a folder or special file. Raises :class:`PathError`."""
-    if os.path.exists(path) and _kind(os.stat(path).st_mode):
-        raise PathError(f"{flag} {path} is {_kind(os.stat(path).st_mode)}; name a file (e.g. {os.path.join(path, 'out.wav')})"
-                        if os.path.isdir(path) else f"{flag} {path} is {_kind(os.stat(path).st_mode)}; name a regular file")
+    kind = _kind(os.stat(path).st_mode) if os.path.exists(path) else ""
+    if kind:
+        hint = f"e.g. {os.path.join(path, 'out.wav')}" if kind == "a folder" else "a regular file"
+        raise PathError(f"{flag} {path} is {kind}; name a file ({hint})")
     folder = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(folder):
         raise PathError(f"{flag} {path}: output folder does not exist: {folder}")

@@ -4,16 +4,12 @@ import os
 
 import pytest
 
-from helpers import run_cli, write_noise_wav
+from helpers import one_line, run_cli, write_noise_wav
 from rt_enhance.realtime import paths
 
 
 def one_line_error(done, *needles):
-    assert done.returncode == 2, (done.returncode, done.stderr)
-    lines = [line for line in done.stderr.strip().splitlines() if line]
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+    one_line(done, 2, *needles)
 
 
 @pytest.fixture

@@ -9,16 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers import run_cli, write_noise_wav
-
-
-def one_line(done, code, *needles):
-    assert done.returncode == code, (done.returncode, done.stderr)
-    lines = [line for line in done.stderr.strip().splitlines() if line]
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+from helpers import one_line, run_cli, write_noise_wav
 
 
 def leftovers(folder) -> list[str]:
