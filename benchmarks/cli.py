@@ -287,7 +287,17 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
           f"load average {machine['load_avg_1m']:.2f}")
     if args.json:
         rec.write_json(args.json, args.command, records, argv)
-    return 0
+    return _inner_failures(args.command, records)
+
+
+def _inner_failures(command: str, records: list[dict[str, Any]]) -> int:
+    """A run whose rt-enhance ended with a non-zero exit (e.g. 3: the server dropped it) fails
+    the benchmark: its figures cover only the part before it ended."""
+    failed = [r for r in records if r.get("exit_code") not in (None, 0)]
+    for r in failed:
+        print(f"rt-bench: {command} failed: rt-enhance exited {r['exit_code']} ({r.get('stop_reason') or 'no reason'}); "
+              "the figures above cover the run only up to then", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

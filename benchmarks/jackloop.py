@@ -9,7 +9,10 @@ with a click train and records the client's outputs, both in JACK frame time, as
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import logging
+import os
 import shutil
 import subprocess
 import time
@@ -30,6 +33,19 @@ def jack_running() -> bool:
         return False
     done = subprocess.run(["jack_wait", "-c"], capture_output=True, text=True)
     return done.returncode == 0 and done.stdout.strip() == "running"
+
+
+def stop_server(proc: subprocess.Popen, name: str | None = None) -> None:
+    """Stop a server started by :func:`start_dummy_server` and remove the semaphores its clients
+    left in /dev/shm (``jack_sem.UID_SERVER_CLIENT``: a client that died or left without closing
+    never unlinks its own). A default server's are removed only if no other one took its place."""
+    proc.terminate()
+    proc.wait(timeout=10)
+    if name is None and jack_running():
+        return
+    for path in glob.glob(f"/dev/shm/jack_sem.*_{name or 'default'}_*"):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def start_dummy_server(

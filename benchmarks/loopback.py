@@ -32,7 +32,9 @@ from typing import Any, Callable
 import numpy as np
 
 from rt_enhance.benchmarks import analysis, priority
-from rt_enhance.benchmarks.jackloop import JackLoopback, JackUnavailable, LoopbackResult, jack_running, start_dummy_server
+from rt_enhance.benchmarks.jackloop import (
+    JackLoopback, JackUnavailable, LoopbackResult, jack_running, start_dummy_server, stop_server,
+)
 from rt_enhance.benchmarks.models import describe, model_path
 from rt_enhance.benchmarks.probe import write_probe
 from rt_enhance.benchmarks.table import Column, render
@@ -107,8 +109,7 @@ def jack_server(own: bool = False, period: int = 256):
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = previous
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_server(proc, name)
 
 
 def live_command(opts: LiveOptions, model_file: str, stats: str, duration: float) -> list[str]:

@@ -1,7 +1,18 @@
-"""rt-enhance export package: torch model -> checked, self-describing ONNX file (``rt-export``)."""
+"""rt-enhance export package: torch model -> checked, self-describing ONNX file (``rt-export``).
 
-from rt_enhance.export.errors import ExportError
-from rt_enhance.export.metadata import TASKS, EngineDefaults, file_sha256, model_info
-from rt_enhance.export.pipeline import ExportReport, export_model
+Its names load on first use, so ``rt-export`` can tell a user without torch which extra to
+install before anything imports torch.
+"""
 
-__all__ = ["TASKS", "EngineDefaults", "ExportError", "ExportReport", "export_model", "file_sha256", "model_info"]
+import importlib
+
+_HOME = {"ExportError": "errors", "TASKS": "metadata", "EngineDefaults": "metadata", "file_sha256": "metadata",
+         "model_info": "metadata", "ExportReport": "pipeline", "export_model": "pipeline"}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(importlib.import_module(f"rt_enhance.export.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'rt_enhance.export' has no attribute {name!r}")

@@ -17,11 +17,12 @@ import math
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 from rt_enhance.realtime import geometry as geo
-from rt_enhance.realtime import kernels, report
-from rt_enhance.realtime.audio_io import AudioFileError, FileSink, FileSource, looks_like_path
+from rt_enhance.realtime import kernels, limits, paths, report
+from rt_enhance.realtime.audio_io import AudioFileError, FileSink, FileSource, WriteError, looks_like_path, output_subtype
 from rt_enhance.realtime.devices import Device, DeviceError, find_device, list_devices, sounddevice
 from rt_enhance.realtime.metadata import ModelError
 from rt_enhance.realtime.processor import PROVIDERS, bundled_model_path, open_processor
@@ -37,6 +38,44 @@ DEMO_CLIP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "
 
 class UsageError(Exception):
     """Anything the user can fix; printed as one line."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM before a live engine was running: nothing is replaced."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopSignals:
+    """SIGINT and SIGTERM handled from the start of a run, before any output is opened.
+
+    Until a live engine is attached they raise :class:`Interrupted` (file outputs opened so far
+    are dropped and no target is replaced); once it is attached they stop it cleanly, so every
+    captured sample is written. Outside the main thread (rt-enhance called as a library from a
+    worker thread) Python cannot install handlers and the caller's stay.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.engine = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.engine is None:
+            raise Interrupted(signum)
+        self.engine.stop(f"signal {signal.Signals(signum).name}")
 
 
 @dataclass(frozen=True)
@@ -61,18 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "and leave clean audio alone, the music model restores the highs a low-pass took from music; "
                     "models you train can also remove room echo.",
         epilog="Durations (--hop, --lookahead, --crossfade) are samples at the model rate, or milliseconds "
-        "with 'ms' (e.g. 5ms). Exit codes: 0 ok, 2 bad input, 3 audio device lost, 4 a recording "
-        "could not be written to the end (what was written is kept).",
+        "with 'ms' (e.g. 5ms). A flag that does not apply to a run is refused. Exit codes: 0 ok, 2 bad input, "
+        "3 audio device lost or never started, 4 an output could not be written to the end (live: what was "
+        "written is kept; file to file: nothing is replaced), 130/143 SIGINT/SIGTERM before the run was under "
+        "way (nothing replaced). Recordings are crash-safe WAV files (NAME.partial-XXXX.wav) until the run ends.",
     )
     io = p.add_argument_group("input and output")
     io.add_argument("--in", dest="inp", default="mic", help="mic | default | DEVICE (index or name substring) | FILE | demo (default: mic)")
     io.add_argument("--out", action="append", help="speakers | default | DEVICE | FILE; repeat for several (default: speakers)")
     io.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    io.add_argument("--duration", type=float, help="stop a live run after this many seconds")
-    io.add_argument("--channels", type=int, help="channels to capture from a device (default: up to 2)")
-    io.add_argument("--rate", type=int, help="device sample rate (default: the model's, else the device's)")
-    io.add_argument("--blocksize", type=int, default=0, help="device callback block in samples (default 0: the host's)")
-    io.add_argument("--subtype", help="output file sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's, or PCM_24)")
+    io.add_argument("--duration", type=float, help="stop a live run after this many seconds; file to file: "
+                    "enhance the first this many seconds")
+    io.add_argument("--channels", type=int, help="channels to capture from a device (default: up to 2; at most 64)")
+    io.add_argument("--rate", type=int, help="device sample rate (default: the model's, else the device's); file "
+                    "to file: write the output at this rate (default: the input's)")
+    io.add_argument("--blocksize", type=int, default=0, help="device callback block in samples (default 0: the "
+                    "host's; at most 65536)")
+    io.add_argument("--subtype", help="output file sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's "
+                    "if linear PCM or float, else PCM_24; VORBIS for .ogg)")
     io.add_argument("--no-compensate", dest="compensate", action="store_false",
                     help="file to file: keep the engine's delay instead of aligning output with input")
     io.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the soft limiter on live output")
@@ -84,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--hop", help="new samples per model call (e.g. 480 or 10ms)")
     m.add_argument("--lookahead", help="future context the kept output sees (e.g. 10ms)")
     m.add_argument("--crossfade", help="crossfade between consecutive windows (at most the lookahead)")
-    m.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    m.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1; at most the CPU cores)")
     m.add_argument("--provider", default="cpu", choices=sorted(PROVIDERS), help="execution provider (default cpu)")
     r = p.add_argument_group("report")
     r.add_argument("--stats-json", help="write the end-of-run report to this JSON file")
@@ -110,19 +155,30 @@ def _endpoints(args: argparse.Namespace) -> Endpoints:
     if len(devices) > 1:
         raise UsageError(f"--out names {len(devices)} devices ({', '.join(devices)}); give at most one device")
     files = tuple(o for o in outs if looks_like_path(o))
-    if len(set(map(os.path.abspath, files))) != len(files):
-        raise UsageError("--out names the same file twice")
-    if source is not None and any(os.path.abspath(f) == os.path.abspath(source.path) for f in files):
-        raise UsageError(f"--out {source.path} would overwrite the input; choose another output file")
+    _check_files(args, source, files)
     output_device = find_device(devices[0], "output") if devices else None
     return Endpoints(source, input_device, output_device, files)
+
+
+def _check_files(args: argparse.Namespace, source: FileSource | None, files: tuple[str, ...]) -> None:
+    """Every file written is a new name for no file read or written: compared by identity
+    (device and inode after links), so symlinks, hard links and /proc/self/cwd are caught;
+    and each can be created where it is named, before any work is done."""
+    writes = [("--out", f) for f in files] + ([("--stats-json", args.stats_json)] if args.stats_json else [])
+    for flag, path in writes:
+        paths.check_writable_target(path, flag)
+    reads = [("--in", source.path)] if source is not None else []
+    model = bundled_model_path(args.model or "") or args.model
+    if model and os.path.isfile(model):
+        reads.append(("--model", model))
+    paths.check_distinct(reads, writes)
 
 
 def _channels(args: argparse.Namespace, ends: Endpoints) -> int:
     if ends.source_file is not None:
         return ends.source_file.channels
     available = ends.input_device.channels
-    channels = args.channels or min(2, available)
+    channels = args.channels or min(2, available, limits.bounds("channels")[1])
     if not 1 <= channels <= available:
         raise UsageError(f"--channels {channels}: {ends.input_device} has {available} input channels")
     return channels
@@ -146,9 +202,33 @@ def _device_rate(args: argparse.Namespace, ends: Endpoints, channels: int, model
 
 
 def _io_rate(args, ends: Endpoints, channels: int, model_rate: int | None) -> int:
-    if ends.input_device is None and ends.output_device is None:
-        return ends.source_file.rate
+    """The rate of the outputs: the device's, or in file to file ``--rate`` (the output is
+    resampled to it), else the input file's."""
+    if not _is_live(ends):
+        return args.rate or ends.source_file.rate
     return _device_rate(args, ends, channels, model_rate)
+
+
+def _is_live(ends: Endpoints) -> bool:
+    return ends.input_device is not None or ends.output_device is not None
+
+
+def _check_mode(args: argparse.Namespace, ends: Endpoints) -> None:
+    """A flag that does not apply to this kind of run is refused, never silently ignored."""
+    live = _is_live(ends)
+    if ends.source_file is not None and args.channels is not None:
+        raise UsageError(f"--channels applies to a device input; {ends.source_file.path} is read with its own "
+                         f"{ends.source_file.channels} channel(s)")
+    if not live and args.blocksize:
+        raise UsageError("--blocksize applies to audio devices; file to file has no device callbacks")
+    if live and not args.compensate:
+        raise UsageError("--no-compensate applies to file to file; a live run plays and records in real time")
+    if not live and not args.limiter:
+        raise UsageError("--no-limiter applies to live output; file to file never limits")
+    if args.subtype is not None and not ends.output_files:
+        raise UsageError(f"--subtype {args.subtype} applies to output files; no --out names a file")
+    if args.duration is not None and not live:
+        ends.source_file.limit(args.duration)
 
 
 # ----------------------------------------------------------------------------- run
@@ -185,10 +265,11 @@ def _streamer(args, processor, channels: int) -> Streamer:
 
 
 def _sinks(ends: Endpoints, args, rate: int, channels: int) -> list[FileSink]:
-    subtype = args.subtype or (ends.source_file.subtype if ends.source_file else "PCM_24")
+    source_subtype = ends.source_file.subtype if ends.source_file else None
     sinks: list[FileSink] = []
     try:
         for path in ends.output_files:
+            subtype = output_subtype(path, args.subtype, source_subtype)
             sinks.append(FileSink(path, rate=rate, channels=channels, subtype=subtype))
     except AudioFileError:
         for sink in sinks:
@@ -208,15 +289,18 @@ def _record(args, model: str, streamer: Streamer, extra: dict) -> dict:
     return rec
 
 
-def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink]) -> dict:
+def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int) -> dict:
     from rt_enhance.realtime.offline import enhance_file
 
     src = ends.source_file
-    result = enhance_file(src, sinks, streamer, compensate=args.compensate)
-    for sink in sinks:
-        sink.close()
+    try:
+        result = enhance_file(src, sinks, streamer, compensate=args.compensate, rate_out=rate)
+        for sink in sinks:
+            sink.close()
+    except WriteError as exc:  # all or nothing: the run can be repeated, a half file is no result
+        raise WriteError(f"{exc}; no output file was replaced") from None
     g = streamer.geometry
-    return {"mode": "file", "input": src.path, "io_rate": src.rate, "duration_s": src.duration,
+    return {"mode": "file", "input": src.path, "io_rate": rate, "duration_s": src.duration,
             "latency_samples": g.latency, "latency_ms": g.ms(g.latency), "compensated": result.compensated,
             "wall_s": result.seconds, "speed_x_realtime": src.duration / max(result.seconds, 1e-9),
             "outputs": list(ends.output_files)}
@@ -233,25 +317,27 @@ def _status_line(engine) -> None:
     sys.stderr.flush()
 
 
-def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int) -> dict:
+def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int, stop: StopSignals) -> dict:
     from rt_enhance.realtime.live import LiveEngine
 
     engine = LiveEngine(streamer=streamer, device_rate=rate, input_device=ends.input_device,
                         output_device=ends.output_device, source=ends.source_file, sinks=sinks,
                         blocksize=args.blocksize, limit_knee=0.9 if args.limiter else 0.0)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda num, frame: engine.stop(f"signal {signal.Signals(num).name}"))
+    stop.engine = engine  # from here on a signal stops the stream and keeps what it captured
     tick = _status_line if sys.stderr.isatty() and not args.quiet else None
     try:
         result = engine.run(duration=args.duration, on_tick=tick)
     finally:
         if tick:
             sys.stderr.write("\n")
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
+    if engine.device_lost:
+        logger.error("%s; exit code %d", result.stop_reason, EXIT_DEVICE_LOST)
     for sink in engine.sinks:
-        sink.close()
-    d = result.delay_samples if ends.input_device is not None else 0
+        if not sink.close():
+            logger.warning("%s: nothing was recorded (%s); the file was left as it was", sink.path, result.stop_reason)
+    g = streamer.geometry
+    # From a device, the constant delay of the stream; from a file, the engine's algorithmic latency.
+    d = result.delay_samples if ends.input_device is not None else round(g.latency * rate / g.sample_rate)
     return {"mode": "live", "io_rate": rate, "input": str(ends.input_device or ends.source_file.path),
             "output": str(ends.output_device) if ends.output_device else None, "outputs": list(ends.output_files),
             "duration_s": result.input_samples / rate if ends.input_device else result.seconds,
@@ -265,17 +351,20 @@ def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], 
 
 
 def _live_exit(result) -> int:
-    if result.stop_reason.startswith("audio stream ended"):
+    from rt_enhance.realtime.live import NEVER_STARTED, STREAM_ENDED
+
+    if result.stop_reason in (STREAM_ENDED, NEVER_STARTED):
         return EXIT_DEVICE_LOST
     return EXIT_WRITE_FAILED if result.failed_outputs else 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     if args.list_devices:
-        print(list_devices())
-        return 0
+        return _list_devices()
+    stop = stop or StopSignals()
     _check_args(args)
     ends = _endpoints(args)
+    _check_mode(args, ends)
     channels = _channels(args, ends)
     name = _model_name(args)
     probe = None if name == "passthrough" else open_processor(name, threads=args.threads, provider=args.provider)
@@ -283,9 +372,9 @@ def run(args: argparse.Namespace) -> int:
     processor = probe or open_processor(name, rate_hint=rate)
     streamer = _streamer(args, processor, channels)
     sinks = _sinks(ends, args, rate, channels)
-    live = ends.input_device is not None or ends.output_device is not None
+    live = _is_live(ends)
     try:
-        extra = _run_live(args, ends, streamer, sinks, rate) if live else _run_files(args, ends, streamer, sinks)
+        extra = _run_live(args, ends, streamer, sinks, rate, stop) if live else _run_files(args, ends, streamer, sinks, rate)
     except BaseException:
         # A live recording keeps what it captured; a file-to-file result is all or nothing.
         for sink in sinks:
@@ -295,11 +384,26 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print("rt-enhance report:\n" + report.render(record), file=sys.stderr)
     if args.stats_json:
-        report.write_json(args.stats_json, record)
+        _write_stats(args.stats_json, record)
     return int(record.get("exit_code", 0))
 
 
+def _list_devices() -> int:
+    table = list_devices()
+    print(table or "no audio devices found: PortAudio sees no sound card and no running audio server "
+          "(JACK, PulseAudio, PipeWire); file to file works without one")
+    return 0
+
+
+def _write_stats(path: str, record: dict) -> None:
+    try:
+        report.write_json(path, record)
+    except OSError as exc:
+        raise WriteError(f"--stats-json {path}: cannot write the report ({exc.strerror})") from None
+
+
 def _keep(sink: FileSink) -> None:
+    """A live run that failed: finalise what it recorded (an empty recording replaces nothing)."""
     try:
         sink.close()
     except Exception as exc:  # noqa: BLE001 - say where the audio is instead
@@ -315,28 +419,46 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--blocksize must be 0 (host default) or positive, got {args.blocksize}")
     if args.rate is not None and args.rate <= 0:
         raise UsageError(f"--rate must be positive, got {args.rate}")
+    if args.channels is not None and args.channels < 1:
+        raise UsageError(f"--channels must be at least 1, got {args.channels}")
+    for what, value in (("threads", args.threads), ("blocksize", args.blocksize), ("sample rate", args.rate),
+                        ("channels", args.channels)):
+        if value is not None:
+            limits.check(what, value, "--rate" if what == "sample rate" else f"--{what}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    with StopSignals() as stop:  # before any output is opened
+        try:
+            return _main(argv, stop)
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            print(f"rt-enhance: interrupted ({signal.Signals(signum).name}) before the run finished; "
+                  "no output file was replaced", file=sys.stderr)
+            return 128 + signum
+
+
+def _main(argv: list[str] | None, stop: StopSignals) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit is a write error, not a kill
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="rt-enhance: %(message)s")
     try:
-        code = run(args)
-        if code == EXIT_DEVICE_LOST:
-            # PortAudio may hang in its exit handler after losing a server: the recording is
-            # already finalised and the report written, so leave without it.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        return code
-    except (UsageError, AudioFileError, DeviceError, ModelError, geo.GeometryError) as exc:
+        code = run(args, stop)
+    except WriteError as exc:
+        print(f"rt-enhance: error: {exc}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
+    except (UsageError, AudioFileError, DeviceError, ModelError, geo.GeometryError, paths.PathError,
+            limits.LimitError) as exc:
         print(f"rt-enhance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("rt-enhance: interrupted; unfinished output files were not written", file=sys.stderr)
-        return 130
+    if code == EXIT_DEVICE_LOST:
+        # PortAudio may hang in its exit handler after losing a server: the recording is
+        # already finalised and the report written, so leave without it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from rt_enhance.realtime import limits
+
 logger = logging.getLogger(__name__)
 
 # Presets in milliseconds: (hop, lookahead, crossfade).
@@ -78,10 +80,15 @@ def parse_duration(text: str, sample_rate: int, what: str) -> int:
         raise GeometryError(f"--{what}: expected samples (e.g. 240) or milliseconds (e.g. 5ms), got {text!r}")
     number, unit = match.groups()
     if unit == "ms":
-        return int(round(float(number) * sample_rate / 1000.0))
-    if "." in number:
+        value = int(round(float(number) * sample_rate / 1000.0))
+    elif "." in number:
         raise GeometryError(f"--{what}: a sample count must be a whole number, got {text!r} (add 'ms' for time)")
-    return int(number)
+    else:
+        value = int(number)
+    low, high, unit_text = limits.bounds(what)
+    if value > high:
+        raise GeometryError(f"--{what} {text}: at most {high}{unit_text} ({1000.0 * high / sample_rate:g} ms at {sample_rate} Hz)")
+    return value
 
 
 def resolve(
@@ -141,9 +148,12 @@ def resolve_stateful(
                            preset, stride, lookahead, got, wanted)
     if hop is not None:
         value = parse_duration(hop, sample_rate, "hop")
-        if value <= 0 or value % stride:
-            lower, upper = max(stride, value // stride * stride), (value // stride + 1) * stride
-            raise GeometryError(f"--hop {hop}: this streaming model needs a multiple of {stride} samples (e.g. {lower} or {upper})")
+        if value <= 0:
+            raise GeometryError(f"--hop {hop}: the hop must be positive; this streaming model needs a multiple of {stride} samples (e.g. {stride})")
+        if value % stride:
+            near = sorted({max(stride, value // stride * stride), (value // stride + 1) * stride})
+            raise GeometryError(f"--hop {hop}: this streaming model needs a multiple of {stride} samples "
+                                f"(e.g. {' or '.join(map(str, near))})")
     if lookahead_flag is not None and parse_duration(lookahead_flag, sample_rate, "lookahead") != lookahead:
         raise GeometryError(f"--lookahead: this streaming model has a fixed lookahead of {lookahead} samples")
     return Geometry(sample_rate, receptive_field, value, lookahead, 0, stateful=True)

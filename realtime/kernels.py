@@ -26,6 +26,7 @@ MISSED = 3  # output samples the callback played dry because the worker was late
 MISS_EVENTS = 4  # times the callback switched from enhanced to dry
 SOURCE = 5  # per-callback state: 1 if the last sample played was enhanced
 OVERRUN = 6  # capture: samples dropped because the worker fell a whole ring behind
+END = 7  # playback: positions from here on are past the end of the file (silence, not misses)
 STATE_SIZE = 8
 
 # Indices into the float64 state array (per channel, after the first slots).
@@ -215,7 +216,10 @@ def capture_callback_nb(indata, in_ring, st):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def playback_callback_nb(outdata, out_ring, st, fst):  # pragma: no cover - compiled
-    """Output-only audio callback (file source): play what the worker wrote, else silence."""
+    """Output-only audio callback (file source): play what the worker wrote, else silence.
+
+    A position the worker has not written yet is a deadline miss (counted like the duplex
+    callback's); positions past the end of the file (``END``) are not."""
     pos = st[IN_COUNT]
     frames, channels = outdata.shape
     mask = out_ring.shape[1] - 1
@@ -223,8 +227,11 @@ def playback_callback_nb(outdata, out_ring, st, fst):  # pragma: no cover - comp
     for i in range(frames):
         q = pos + i
         ready = q < wm
-        if not ready:
+        if not ready and q < st[END]:
             st[MISSED] += 1
+            if st[SOURCE] == 1:
+                st[MISS_EVENTS] += 1
+        st[SOURCE] = 1 if ready else 0
         for c in range(channels):
             v = out_ring[c % out_ring.shape[0], q & mask] if ready else 0.0
             outdata[i, c] = _soft_limit(v, fst[LIMIT_KNEE])
@@ -236,6 +243,7 @@ def new_state(channels: int, *, delay: int = 0, declick_samples: int = 48, limit
     st = np.zeros(STATE_SIZE, np.int64)
     st[DELAY] = delay
     st[SOURCE] = 1
+    st[END] = np.iinfo(np.int64).max
     fst = np.zeros(FSTATE_HEAD + 2 * channels, np.float64)
     # The offset decays to 1/1000 (-60 dB) over declick_samples.
     fst[DECLICK_DECAY] = 10.0 ** (-3.0 / max(declick_samples, 1))

@@ -38,8 +38,11 @@ logger = logging.getLogger(__name__)
 RING_SECONDS = 8.0
 POLL_SECONDS = 0.0005
 GIL_SWITCH_SECONDS = 0.0002
-STALL_SECONDS = 2.0  # no audio callback for this long: the device or server is gone
+STALL_SECONDS = 2.0  # no audio callback for this long (or two blocks, if longer): the device or server is gone
+PREBUFFER_SECONDS = 0.1  # file to device: enhanced audio ready before the stream starts
 SLOW_WARN_SHARE = 0.2  # warn (once) when more than this share of a second of audio played dry
+STREAM_ENDED = "audio stream ended (device lost or server stopped)"
+NEVER_STARTED = "no audio ever arrived: the device opened but never called back"
 XRUN_FLAGS = ("input_overflow", "input_underflow", "output_overflow", "output_underflow")
 
 
@@ -192,7 +195,7 @@ class LiveEngine:
 
     def _sink_failed(self, sink: FileSink, message: str) -> None:
         """A recording cannot go on (disk full, size limit): keep what it has, keep playing."""
-        logger.error("%s", message)
+        logger.error("%s; the first %.1f s are kept in %s", message, sink.written / sink.rate, sink.path)
         self.sinks.remove(sink)
         self.failed_sinks.append((sink, message))
         try:
@@ -258,7 +261,14 @@ class LiveEngine:
                 break
             self._emit(chain.feed(block))
         self._emit(chain.finish())
+        self.st[kernels.END] = self._produced
         self._done_producing = True
+
+    def _prebuffer(self) -> None:
+        """File to device: let the worker get PREBUFFER_SECONDS ahead before the first callback."""
+        wanted = int(PREBUFFER_SECONDS * self.rate)
+        while self._produced < wanted and not (self._done_producing or self.stop_event.is_set()):
+            time.sleep(POLL_SECONDS)
 
     def _run_worker(self, target) -> None:
         try:
@@ -323,6 +333,8 @@ class LiveEngine:
         worker.start()
         start = time.monotonic()
         try:
+            if self.source is not None:
+                self._prebuffer()
             stream.start()
             self._wait(stream, duration, on_tick)
         finally:
@@ -336,7 +348,7 @@ class LiveEngine:
 
     @property
     def device_lost(self) -> bool:
-        return self.stop_reason.startswith("audio stream ended")
+        return self.stop_reason.startswith((STREAM_ENDED, NEVER_STARTED))
 
     def _close(self, stream) -> None:
         """Stop the stream. PortAudio can block forever closing a stream whose server died, so
@@ -348,9 +360,13 @@ class LiveEngine:
         closer.start()
         closer.join(1.0)
 
+    def _stall_seconds(self) -> float:
+        """How long without a callback means the device is gone: STALL_SECONDS, or two blocks."""
+        return max(STALL_SECONDS, 2.0 * max(self.blocksize, self._block_seen) / self.rate)
+
     def _wait(self, stream, duration: float | None, on_tick) -> None:
         limit = None if duration is None else int(duration * self.rate)
-        last_count, last_change = -1, time.monotonic()
+        last_count, last_change = 0, time.monotonic()
         while not self.stop_event.wait(0.05):
             done = int(self.st[kernels.IN_COUNT])
             self._watch_misses(done)
@@ -362,10 +378,10 @@ class LiveEngine:
             if self._done_producing and done >= self._produced:
                 self.stop_reason = "end of input file"
                 break
-            if not stream.active or time.monotonic() - last_change > STALL_SECONDS:
+            if not stream.active or time.monotonic() - last_change > self._stall_seconds():
                 # PortAudio does not always end the stream when a server dies: no callbacks for
-                # STALL_SECONDS means the device is gone.
-                self.stop_reason = "audio stream ended (device lost or server stopped)"
+                # that long means the device is gone (or, without a single one, never started).
+                self.stop_reason = STREAM_ENDED if self._block_seen else NEVER_STARTED
                 break
             if on_tick is not None:
                 on_tick(self)

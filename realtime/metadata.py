@@ -38,6 +38,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from rt_enhance.realtime import limits
+
 logger = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("sample_rate", "window", "hop", "lookahead", "crossfade")
@@ -118,6 +120,7 @@ def parse_props(props: dict[str, str], source: str = "model") -> ModelInfo:
         raise ModelError(f"{source}: metadata sample_rate, window and hop must be positive")
     if values["lookahead"] < 0 or values["crossfade"] < 0:
         raise ModelError(f"{source}: metadata lookahead and crossfade must not be negative")
+    _bounded(source, **values)
     extra = {k: v for k, v in props.items() if k not in REQUIRED_KEYS and k != "kind"}
     info = ModelInfo(kind=kind, extra=extra, **values)
     if kind == "stateful":
@@ -142,6 +145,27 @@ def _check_stateful(info: ModelInfo, source: str) -> None:
         raise ModelError(f"{source}: every state shape needs exactly one batch axis (-1)")
     if stride <= 0 or info.hop % stride:
         raise ModelError(f"{source}: default hop {info.hop} is not a multiple of total_stride {stride}")
+    state_size = sum(_product(shape) for shape in spec.shapes)
+    _bounded(source, total_stride=stride, state_size=state_size)
+
+
+def _product(shape: tuple[int, ...]) -> int:
+    """Values per batch row of a state shape (the -1 batch axis counts once)."""
+    n = 1
+    for d in shape:
+        if d != -1 and d < 0:
+            return -1
+        n *= max(d, 1)
+    return n
+
+
+def _bounded(source: str, **values: int) -> None:
+    """Every value within :data:`limits.BOUNDS`, or a ModelError naming the key (keys use '_')."""
+    for key, value in values.items():
+        try:
+            limits.check(key.replace("_", " "), value, f"metadata {key}")
+        except limits.LimitError as exc:
+            raise ModelError(f"{source}: {exc}") from None
 
 
 def to_props(info: ModelInfo) -> dict[str, str]:

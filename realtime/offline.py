@@ -27,13 +27,15 @@ class OfflineResult:
 
 
 def enhance_file(
-    source: FileSource, sinks: list[FileSink], streamer: Streamer, *, compensate: bool = True, progress=None
+    source: FileSource, sinks: list[FileSink], streamer: Streamer, *, compensate: bool = True, progress=None,
+    rate_out: int | None = None,
 ) -> OfflineResult:
-    """Enhance ``source`` into every sink. Aligned sample for sample unless ``compensate`` is False,
-    in which case the output starts with the engine's latency in silence, as a live recording
-    would, and is that much longer (nothing is cut)."""
-    chain = Chain(streamer, source.rate, source.rate)
-    delay = 0 if compensate else round(streamer.latency * source.rate / streamer.geometry.sample_rate)
+    """Enhance ``source`` into every sink, at ``rate_out`` (default: the source's rate). Aligned
+    sample for sample unless ``compensate`` is False, in which case the output starts with the
+    engine's latency in silence, as a live recording would, and is that much longer (nothing is cut)."""
+    rate_out = rate_out or source.rate
+    chain = Chain(streamer, source.rate, rate_out)
+    delay = 0 if compensate else round(streamer.latency * rate_out / streamer.geometry.sample_rate)
     _write(sinks, np.zeros((source.channels, delay), np.float32))
     g = streamer.geometry
     # A streaming model computes any number of hops in one call with the same result, so it gets
@@ -46,7 +48,7 @@ def enhance_file(
         if progress is not None:
             progress(source.read, source.frames)
     _write(sinks, chain.finish())
-    return OfflineResult(source.frames, source.rate, time.perf_counter() - start, delay, compensate)
+    return OfflineResult(source.frames, rate_out, time.perf_counter() - start, delay, compensate)
 
 
 def _write(sinks: list[FileSink], block: np.ndarray) -> None:

@@ -19,7 +19,7 @@ import time
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from rt_enhance.realtime import kernels
+from rt_enhance.realtime import kernels, limits
 from rt_enhance.realtime.geometry import Geometry
 from rt_enhance.realtime.processor import Processor
 
@@ -83,6 +83,10 @@ class Streamer:
         self.timer = HopTimer()
         self.dry_hops = 0  # hops run without the model to catch up (live deadline fallback)
         self.bad_hops = 0  # hops whose model output was NaN/Inf and played dry instead
+        # A block of any size is cut into pieces so that one model call sees at most about
+        # MAX_CALL_SAMPLES values (at least one hop or window per channel).
+        per_hop = channels * (geometry.hop if geometry.stateful else geometry.window)
+        self.max_block = geometry.hop * max(1, limits.MAX_CALL_SAMPLES // per_hop)
         kernels.warm_up()  # compile before any stream starts, never inside a callback
         self.reset()
 
@@ -115,6 +119,14 @@ class Streamer:
         block = np.asarray(block, np.float32)
         if block.ndim != 2 or block.shape[0] != self.channels:
             raise ValueError(f"expected a [{self.channels}, n] block, got {block.shape}")
+        if block.shape[1] > self.max_block:
+            step = self.max_block
+            parts = [self._feed(block[:, i : i + step], dry) for i in range(0, block.shape[1], step)]
+            return np.concatenate(parts, axis=1)
+        return self._feed(block, dry)
+
+    def _feed(self, block: np.ndarray, dry: bool) -> np.ndarray:
+        """:meth:`feed` for a block of at most ``max_block`` samples (one bounded model call)."""
         self.samples_in += block.shape[1]
         buf = np.concatenate([self._context, block], axis=1)
         g = self.geometry

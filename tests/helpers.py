@@ -58,6 +58,16 @@ def write_noise_wav(path: str, *, rate: int, channels: int, seconds: float, subt
     return sf.read(path, dtype="float32", always_2d=True)[0]
 
 
+def one_line(done: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    """Assert that a run ended with ``code`` and one stderr line (no traceback) holding every needle."""
+    assert done.returncode == code, (done.returncode, done.stderr)
+    lines = [line for line in done.stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
 def run_cli(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     """Run ``rt-enhance`` as a user would, in a subprocess."""
     cmd = [sys.executable, "-m", "rt_enhance.realtime.cli", *args]

@@ -176,3 +176,17 @@ def test_latency_and_probe_of_a_streaming_model(tmp_path):
     x = np.random.default_rng(0).standard_normal((1, 4000)).astype(np.float32)
     y = np.concatenate([streamer.feed(x[:, i : i + 300]) for i in range(0, 4000, 300)] + [streamer.flush()], axis=1)
     np.testing.assert_allclose(y, 0.75 * x, atol=1e-6)
+
+
+def test_an_inner_run_that_failed_fails_the_benchmark(capsys):
+    """A stress or loopback record whose rt-enhance exited non-zero (3: the JACK server dropped
+    it during the stall) makes rt-bench exit 1 with a line; a clean record exits 0."""
+    from rt_enhance.benchmarks.cli import _inner_failures
+
+    ok = {"section": "stress", "exit_code": 0, "stop_reason": "duration reached"}
+    dropped = {"section": "stress", "exit_code": 3, "stop_reason": "audio stream ended (device lost or server stopped)"}
+    assert _inner_failures("stress", [ok]) == 0 and capsys.readouterr().err == ""
+    assert _inner_failures("stress", [ok, dropped]) == 1
+    err = capsys.readouterr().err
+    assert "stress failed: rt-enhance exited 3 (audio stream ended" in err and len(err.strip().splitlines()) == 1
+    assert _inner_failures("latency", [{"section": "latency"}]) == 0  # records without an inner run

@@ -35,3 +35,4 @@ def test_stress_record(jack_server, tmp_path, onnx_model, capsys):
                 "deadline_misses", "jack_xruns", "portaudio_xruns", "timeline"):
         assert key in r
     assert r["timeline"] and {"when", "hops", "kind", "delay"} <= set(r["timeline"][0])
+

@@ -1,5 +1,6 @@
 """Faults mid-stream on a real JACK server: nothing recorded is lost, exits are clear."""
 
+import glob
 import json
 import os
 import resource
@@ -64,7 +65,7 @@ def test_file_size_limit_stops_the_recording_cleanly_and_live_output_goes_on(jac
 
 
 def test_audio_server_killed_while_recording(tmp_path):
-    from rt_enhance.benchmarks.jackloop import JackUnavailable
+    from rt_enhance.benchmarks.jackloop import JackUnavailable, stop_server
 
     if subprocess.run(["which", "jackd"], capture_output=True).returncode != 0:
         pytest.skip("jackd not installed") if not os.environ.get("CI") else pytest.fail("jackd missing on CI")
@@ -83,9 +84,9 @@ def test_audio_server_killed_while_recording(tmp_path):
         server.wait(timeout=10)
         _, err = proc.communicate(timeout=30)
     finally:
-        if server.poll() is None:
-            server.kill()
+        stop_server(server, name)  # and the semaphore the dropped rt-enhance left in /dev/shm
     assert proc.returncode == 3, err
+    assert glob.glob(f"/dev/shm/jack_sem.*_{name}_*") == []
     assert "device lost or server stopped" in err or proc.returncode == 3
     data, rate = sf.read(str(take), dtype="float32", always_2d=True)
     assert data.shape[0] > 0.5 * rate and sf.info(str(take)).frames == data.shape[0]

