@@ -83,7 +83,8 @@ class Streamer:
         self.timer = HopTimer()
         self.dry_hops = 0  # hops run without the model to catch up (live deadline fallback)
         self.bad_hops = 0  # hops whose model output was NaN/Inf and played dry instead
-        kernels.warm_up()  # compile before any stream starts, never inside a callback
+        if not geometry.stateful:  # the only kernel the Streamer runs; the live engine warms the rest
+            kernels.warm_up_overlap()  # compile before any stream starts, never inside a callback
         self.reset()
 
     def reset(self) -> None:
