@@ -86,6 +86,15 @@ class Streamer:
         if not geometry.stateful:  # the only kernel the Streamer runs; the live engine warms the rest
             kernels.warm_up_overlap()  # compile before any stream starts, never inside a callback
         self.reset()
+        self.prepare(1)  # the live worker's call: one hop
+
+    def prepare(self, hops: int) -> None:
+        """Bind the model for calls of ``hops`` hops (a streaming model's processor may keep a
+        session and buffers for that shape, see ``StatefulOnnxProcessor.prepare``). Calls of
+        other sizes still work; only their speed differs."""
+        prepare = getattr(self.processor, "prepare", None)
+        if self.geometry.stateful and prepare is not None:
+            prepare(self.channels, hops * self.geometry.hop)
 
     def reset(self) -> None:
         """Forget all history: the next sample fed is sample 0 of a new stream."""
