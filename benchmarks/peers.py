@@ -172,6 +172,7 @@ def ours(opts: PeersOptions):
 
     def run(x: np.ndarray, threads: int) -> np.ndarray:
         streamer = Streamer(processor, g, 1)
+        streamer.prepare(1)  # as the live engine does
         parts = [streamer.feed(x[None, k : k + g.hop]) for k in range(0, len(x), g.hop)]
         return np.concatenate(parts + [streamer.flush()], axis=1)[0, : len(x)]
 

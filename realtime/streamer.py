@@ -86,12 +86,11 @@ class Streamer:
         if not geometry.stateful:  # the only kernel the Streamer runs; the live engine warms the rest
             kernels.warm_up_overlap()  # compile before any stream starts, never inside a callback
         self.reset()
-        self.prepare(1)  # the live worker's call: one hop
 
     def prepare(self, hops: int) -> None:
-        """Bind the model for calls of ``hops`` hops (a streaming model's processor may keep a
-        session and buffers for that shape, see ``StatefulOnnxProcessor.prepare``). Calls of
-        other sizes still work; only their speed differs."""
+        """Bind the model for calls of ``hops`` hops: the live engine binds 1, file mode its block
+        (a streaming model's processor then keeps a session and buffers for that shape, see
+        ``StatefulOnnxProcessor.prepare``). Calls of other sizes still work; only their speed differs."""
         prepare = getattr(self.processor, "prepare", None)
         if self.geometry.stateful and prepare is not None:
             prepare(self.channels, hops * self.geometry.hop)
