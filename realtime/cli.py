@@ -18,14 +18,18 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rt_enhance.realtime import geometry as geo
-from rt_enhance.realtime import kernels, report
-from rt_enhance.realtime.audio_io import AudioFileError, FileSink, FileSource, looks_like_path
 from rt_enhance.realtime.devices import Device, DeviceError, find_device, list_devices, sounddevice
 from rt_enhance.realtime.metadata import ModelError
-from rt_enhance.realtime.processor import PROVIDERS, bundled_model_path, open_processor
-from rt_enhance.realtime.streamer import Streamer
+from rt_enhance.realtime.providers import PROVIDERS
+
+# The engine (numpy, soundfile, onnxruntime...) is imported where a run needs it, so that --help
+# and --list-devices answer at once.
+if TYPE_CHECKING:
+    from rt_enhance.realtime.audio_io import FileSink, FileSource
+    from rt_enhance.realtime.streamer import Streamer
 
 logger = logging.getLogger("rt_enhance")
 
@@ -97,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _endpoints(args: argparse.Namespace) -> Endpoints:
+    from rt_enhance.realtime.audio_io import FileSource, looks_like_path
+
     outs = args.out or ["speakers"]
     source = None
     input_device = None
@@ -157,6 +163,8 @@ def _io_rate(args, ends: Endpoints, channels: int, model_rate: int | None) -> in
 def _model_name(args: argparse.Namespace) -> str:
     """``--model``, else the bundled speech model: ``speech-monitor`` (2 ms steps) for ``--latency
     monitor`` when it is bundled, since the default ``speech`` model steps in 5 ms."""
+    from rt_enhance.realtime.processor import bundled_model_path
+
     if args.model:
         return args.model
     if args.latency == "monitor" and bundled_model_path("speech-monitor"):
@@ -168,6 +176,8 @@ def _model_name(args: argparse.Namespace) -> str:
 
 
 def _streamer(args, processor, channels: int) -> Streamer:
+    from rt_enhance.realtime.streamer import Streamer
+
     info = processor.info
     if info.kind == "stateful":
         g = geo.resolve_stateful(
@@ -185,6 +195,8 @@ def _streamer(args, processor, channels: int) -> Streamer:
 
 
 def _sinks(ends: Endpoints, args, rate: int, channels: int) -> list[FileSink]:
+    from rt_enhance.realtime.audio_io import AudioFileError, FileSink
+
     subtype = args.subtype or (ends.source_file.subtype if ends.source_file else "PCM_24")
     sinks: list[FileSink] = []
     try:
@@ -198,6 +210,8 @@ def _sinks(ends: Endpoints, args, rate: int, channels: int) -> list[FileSink]:
 
 
 def _record(args, model: str, streamer: Streamer, extra: dict) -> dict:
+    from rt_enhance.realtime import report
+
     g = streamer.geometry
     rec = {"model": model, "model_rate": g.sample_rate, "channels": streamer.channels, "window": g.window,
            "hop": g.hop, "lookahead": g.lookahead, "crossfade": g.crossfade}
@@ -223,6 +237,8 @@ def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink])
 
 
 def _status_line(engine) -> None:
+    from rt_enhance.realtime import kernels
+
     inp, out = engine.levels_db()
     st = engine.st
     seconds = st[kernels.IN_COUNT] / engine.rate
@@ -274,6 +290,9 @@ def run(args: argparse.Namespace) -> int:
     if args.list_devices:
         print(list_devices())
         return 0
+    from rt_enhance.realtime import report
+    from rt_enhance.realtime.processor import open_processor
+
     _check_args(args)
     ends = _endpoints(args)
     channels = _channels(args, ends)
@@ -322,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit is a write error, not a kill
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="rt-enhance: %(message)s")
+    from rt_enhance.realtime.audio_io import AudioFileError
+
     try:
         code = run(args)
         if code == EXIT_DEVICE_LOST:

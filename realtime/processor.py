@@ -15,10 +15,10 @@ import numpy as np
 
 from rt_enhance.realtime.binding import BoundStep, dim_overrides
 from rt_enhance.realtime.metadata import ModelError, ModelInfo, parse_props
+from rt_enhance.realtime.providers import PROVIDERS
 
 logger = logging.getLogger(__name__)
 
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 PASSTHROUGH_WINDOW = 2048
 
 
