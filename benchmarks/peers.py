@@ -273,7 +273,7 @@ def _one(tool: str, opts: PeersOptions, x: np.ndarray, folder: str) -> dict[str,
     lag = measured_lag_ms(x, y) if lag is None else lag
     return {"section": "peers", "tool": tool, "name": name, "provider": "cpu", "threads": opts.threads,
             "audio_s": opts.seconds, "wall_s": wall, "cpu_s": cpu, "cpu_per_wall": cpu / max(wall, 1e-9),
-            "rtf": wall / opts.seconds, "frame_ms": frame, "lag_ms": lag,
+            "rtf": wall / opts.seconds, "cpu_rtf": cpu / opts.seconds, "frame_ms": frame, "lag_ms": lag,
             "latency_ms": None if lag is None else lag + frame, "documented_latency_ms": documented[0],
             "latency_source": documented[1], "repeat": opts.repeat, "status": "ok"}
 
@@ -281,6 +281,7 @@ def _one(tool: str, opts: PeersOptions, x: np.ndarray, folder: str) -> dict[str,
 COLUMNS = (
     Column("name", "tool"), Column("threads", "threads"), Column("audio_s", "audio s", "{:.0f}"),
     Column("rtf", "RTF", "{:.4f}"), Column("rtf_vs_ours", "RTF / ours", "{:.2f}"), Column("cpu_per_wall", "CPU/wall", "{:.2f}"),
+    Column("cpu_rtf", "CPU s per audio s", "{:.4f}"),
     Column("frame_ms", "frame ms", "{:.1f}"), Column("lag_ms", "output lag ms", "{:.2f}"),
     Column("latency_ms", "algorithmic latency ms (frame + lag)", "{:.1f}"),
     Column("documented_latency_ms", "documented ms", "{:.0f}"), Column("latency_source", "documented by"),
