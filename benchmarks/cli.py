@@ -117,7 +117,9 @@ def _add_peers(sub) -> None:
     _geometry_flags(peers, lists=False)
     peers.add_argument("--threads", type=int, default=1, help="threads for every tool (default 1)")
     peers.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
-    peers.add_argument("--only", help="comma-separated subset: ours,rnnoise,deepfilternet3,gtcrn")
+    peers.add_argument("--only", help="comma-separated subset: ours,floor,rnnoise,deepfilternet3,gtcrn (floor: "
+                       "ours' path with an empty graph of the same inputs and outputs)")
+    peers.add_argument("--repeat", type=int, default=3, help="runs per tool; the fastest counts (default 3)")
 
 
 def _add_quality(sub) -> None:
@@ -234,7 +236,7 @@ def _peers(args) -> tuple[list[dict[str, Any]], str]:
     opts = peers.PeersOptions(
         model=args.model, threads=_positive(args.threads, "--threads"), seconds=_positive(args.seconds, "--seconds"),
         only=_list(args.only) or peers.TOOLS, preset=args.latency, hop=args.hop, lookahead=args.lookahead,
-        crossfade=args.crossfade,
+        crossfade=args.crossfade, repeat=_positive(args.repeat, "--repeat"),
     )
     unknown = set(opts.only) - set(peers.TOOLS)
     if unknown:

@@ -50,6 +50,7 @@ class StepTimes:
 def time_steps(timed: TimedProcessor, geometry: Geometry, *, channels: int, hops: int, warmup: int, seed: int = 0) -> StepTimes:
     """Run ``warmup + hops`` live-worker steps of one hop each; return the last ``hops`` timings."""
     streamer = Streamer(timed, geometry, channels)
+    streamer.prepare(1)  # as the live engine does
     chain = Chain(streamer, geometry.sample_rate, geometry.sample_rate)
     rng = np.random.default_rng(seed)
     in_ring = (0.1 * rng.standard_normal((channels, RING))).astype(np.float32)

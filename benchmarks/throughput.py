@@ -4,8 +4,9 @@ The path is ``rt-enhance``'s own file mode (:func:`rt_enhance.realtime.offline.e
 the file is read in blocks of ``offline.BLOCK_HOPS`` hops and the Streamer hands all their
 windows to the model in one call. ``--batch B`` caps a model call at B hops (the processor's
 ``max_batch``), so ``--batch 1`` is the same work one hop per call, as the live path runs it.
-A streaming (stateful) model takes every complete hop of a block in one call: ``--batch`` does
-not apply to it and its row says 64 (the block).
+A streaming (stateful) model takes every complete hop of a block in one call (about
+``offline.STATEFUL_BLOCK_SECONDS``, on a session bound to that shape): ``--batch`` does not apply
+to it and its row gives the hops of that block.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def one_run(opts: ThroughputOptions, processor: Processor, clip: str, out_dir: s
     budget = g.ms(g.hop)
     per_hop = streamer.timer.per_hop_ms()
     r = {"section": "throughput", "model": describe(opts.model), "provider": "cpu", "threads": threads,
-         "batch_hops": batch, "window": g.window, "hop": g.hop, "lookahead": g.lookahead, "channels": source.channels,
+         "batch_hops": offline.block_hops(g) if g.stateful else batch, "window": g.window, "hop": g.hop, "lookahead": g.lookahead, "channels": source.channels,
          "audio_s": source.duration, "wall_s": result.seconds, "cpu_s": cpu, "cpu_per_wall": cpu / max(result.seconds, 1e-9),
          "x_realtime": source.duration / max(result.seconds, 1e-9), "budget_ms": budget}
     r.update(rec.timing_stats(per_hop, budget))

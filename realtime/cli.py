@@ -19,14 +19,19 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rt_enhance.realtime import geometry as geo
-from rt_enhance.realtime import kernels, limits, paths, report
-from rt_enhance.realtime.audio_io import AudioFileError, FileSink, FileSource, WriteError, looks_like_path, output_subtype
+from rt_enhance.realtime import limits, paths
 from rt_enhance.realtime.devices import Device, DeviceError, find_device, list_devices, sounddevice
 from rt_enhance.realtime.metadata import ModelError
-from rt_enhance.realtime.processor import PROVIDERS, bundled_model_path, open_processor
-from rt_enhance.realtime.streamer import Streamer
+from rt_enhance.realtime.providers import PROVIDERS
+
+# The engine (numpy, soundfile, onnxruntime...) is imported where a run needs it, so that --help
+# and --list-devices answer at once.
+if TYPE_CHECKING:
+    from rt_enhance.realtime.audio_io import FileSink, FileSource
+    from rt_enhance.realtime.streamer import Streamer
 
 logger = logging.getLogger("rt_enhance")
 
@@ -142,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _endpoints(args: argparse.Namespace) -> Endpoints:
+    from rt_enhance.realtime.audio_io import FileSource, looks_like_path
+
     outs = args.out or ["speakers"]
     source = None
     input_device = None
@@ -167,6 +174,8 @@ def _check_files(args: argparse.Namespace, source: FileSource | None, files: tup
     writes = [("--out", f) for f in files] + ([("--stats-json", args.stats_json)] if args.stats_json else [])
     for flag, path in writes:
         paths.check_writable_target(path, flag)
+    from rt_enhance.realtime.processor import bundled_model_path
+
     reads = [("--in", source.path)] if source is not None else []
     model = bundled_model_path(args.model or "") or args.model
     if model and os.path.isfile(model):
@@ -237,6 +246,8 @@ def _check_mode(args: argparse.Namespace, ends: Endpoints) -> None:
 def _model_name(args: argparse.Namespace) -> str:
     """``--model``, else the bundled speech model: ``speech-monitor`` (2 ms steps) for ``--latency
     monitor`` when it is bundled, since the default ``speech`` model steps in 5 ms."""
+    from rt_enhance.realtime.processor import bundled_model_path
+
     if args.model:
         return args.model
     if args.latency == "monitor" and bundled_model_path("speech-monitor"):
@@ -248,6 +259,8 @@ def _model_name(args: argparse.Namespace) -> str:
 
 
 def _streamer(args, processor, channels: int) -> Streamer:
+    from rt_enhance.realtime.streamer import Streamer
+
     info = processor.info
     if info.kind == "stateful":
         g = geo.resolve_stateful(
@@ -265,6 +278,8 @@ def _streamer(args, processor, channels: int) -> Streamer:
 
 
 def _sinks(ends: Endpoints, args, rate: int, channels: int) -> list[FileSink]:
+    from rt_enhance.realtime.audio_io import AudioFileError, FileSink, output_subtype
+
     source_subtype = ends.source_file.subtype if ends.source_file else None
     sinks: list[FileSink] = []
     try:
@@ -279,6 +294,8 @@ def _sinks(ends: Endpoints, args, rate: int, channels: int) -> list[FileSink]:
 
 
 def _record(args, model: str, streamer: Streamer, extra: dict) -> dict:
+    from rt_enhance.realtime import report
+
     g = streamer.geometry
     rec = {"model": model, "model_rate": g.sample_rate, "channels": streamer.channels, "window": g.window,
            "hop": g.hop, "lookahead": g.lookahead, "crossfade": g.crossfade}
@@ -290,6 +307,7 @@ def _record(args, model: str, streamer: Streamer, extra: dict) -> dict:
 
 
 def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int) -> dict:
+    from rt_enhance.realtime.audio_io import WriteError
     from rt_enhance.realtime.offline import enhance_file
 
     src = ends.source_file
@@ -307,6 +325,8 @@ def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink],
 
 
 def _status_line(engine) -> None:
+    from rt_enhance.realtime import kernels
+
     inp, out = engine.levels_db()
     st = engine.st
     seconds = st[kernels.IN_COUNT] / engine.rate
@@ -362,6 +382,9 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     if args.list_devices:
         return _list_devices()
     stop = stop or StopSignals()
+    from rt_enhance.realtime import report
+    from rt_enhance.realtime.processor import open_processor
+
     _check_args(args)
     ends = _endpoints(args)
     _check_mode(args, ends)
@@ -396,6 +419,9 @@ def _list_devices() -> int:
 
 
 def _write_stats(path: str, record: dict) -> None:
+    from rt_enhance.realtime import report
+    from rt_enhance.realtime.audio_io import WriteError
+
     try:
         report.write_json(path, record)
     except OSError as exc:
@@ -443,6 +469,8 @@ def _main(argv: list[str] | None, stop: StopSignals) -> int:
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit is a write error, not a kill
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="rt-enhance: %(message)s")
+    from rt_enhance.realtime.audio_io import AudioFileError, WriteError
+
     try:
         code = run(args, stop)
     except WriteError as exc:

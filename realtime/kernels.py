@@ -5,6 +5,10 @@ is what the engine runs; ``*_np`` is the readable numpy reference the tests comp
 :func:`warm_up` compiles (or loads from cache) every numba kernel before a stream starts,
 so nothing is ever JIT-compiled inside an audio callback.
 
+numba itself is imported only when a kernel is first needed (importing it and loading the
+cached machine code costs about a second): ``rt-enhance --help`` and file mode with a streaming
+model, which needs no kernel, never pay it. The ``njit`` below is numba's, deferred.
+
 Conventions: rings are float32 ``[channels, N]`` with N a power of two (index ``& (N - 1)``);
 device blocks are float32 ``[frames, channels]`` as PortAudio delivers them.
 """
@@ -14,9 +18,38 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from numba import njit
 
 logger = logging.getLogger(__name__)
+
+
+class _Deferred:
+    """A kernel not yet handed to numba; the first call (or :func:`warm_up`) hands over all of them."""
+
+    def __init__(self, fn, options: dict) -> None:
+        self.fn, self.options = fn, options
+        self.__name__, self.__doc__ = fn.__name__, fn.__doc__
+
+    def __call__(self, *args):
+        _bind_all()
+        return globals()[self.__name__](*args)
+
+
+def njit(**options):
+    """numba's ``njit(**options)``, applied when a kernel is first needed (see the module docstring)."""
+    return lambda fn: _Deferred(fn, options)
+
+
+def _bind_all() -> None:
+    """Replace every deferred kernel in this module by its numba dispatcher (compiled lazily by
+    numba on the first call of each signature, from its on-disk cache when there is one).
+    All at once, so a kernel that calls another finds a dispatcher under the callee's name."""
+    deferred = {name: k for name, k in globals().items() if isinstance(k, _Deferred)}
+    if not deferred:
+        return
+    import numba
+
+    for name, k in deferred.items():
+        globals()[name] = numba.njit(**k.options)(k.fn)
 
 # Indices into the int64 state array shared by the audio callback and the worker.
 IN_COUNT = 0  # device input samples received so far (duplex/capture) or positions played (playback)
@@ -251,6 +284,12 @@ def new_state(channels: int, *, delay: int = 0, declick_samples: int = 48, limit
     return st, fst
 
 
+def warm_up_overlap() -> None:
+    """Compile (or load from numba's cache) the one kernel a windowed model's Streamer needs."""
+    f32 = np.float32
+    overlap_hops_nb(np.zeros((1, 2, 16), f32), np.zeros((2, 2), f32), fade_in_weights(2), np.zeros((2, 8), f32), 4, 8)
+
+
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel with the engine's dtypes."""
     f32 = np.float32
@@ -260,7 +299,7 @@ def warm_up() -> None:
     st, fst = new_state(2, delay=4, limit_knee=0.9)
     ring_write_nb(ring, 3, block_cn)
     ring_read_nb(ring, 3, block_cn)
-    overlap_hops_nb(np.zeros((1, 2, 16), f32), np.zeros((2, 2), f32), fade_in_weights(2), block_cn, 4, 8)
+    warm_up_overlap()
     duplex_callback_nb(block_nc, block_nc.copy(), ring, ring.copy(), st, fst)
     capture_callback_nb(block_nc, ring, st)
     playback_callback_nb(block_nc.copy(), ring, st, fst)

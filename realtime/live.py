@@ -117,6 +117,7 @@ class LiveEngine:
         self._miss_mark = (0, 0)  # (input samples, dry samples) at the last check of _watch_misses
         self._slow_warned = False
         kernels.warm_up()
+        streamer.prepare(1)  # the worker's usual call: one hop
 
     # ------------------------------------------------------------------ delay
 

@@ -10,11 +10,13 @@ import numpy as np
 
 from rt_enhance.realtime.audio_io import FileSink, FileSource
 from rt_enhance.realtime.chain import Chain
+from rt_enhance.realtime.geometry import Geometry
 from rt_enhance.realtime.streamer import Streamer
 
 logger = logging.getLogger(__name__)
 
 BLOCK_HOPS = 64  # hops per read: their windows go to the model as one batch
+STATEFUL_BLOCK_SECONDS = 0.2  # a streaming model's call in file mode (longer calls were no faster per sample)
 
 
 @dataclass
@@ -38,9 +40,9 @@ def enhance_file(
     delay = 0 if compensate else round(streamer.latency * rate_out / streamer.geometry.sample_rate)
     _write(sinks, np.zeros((source.channels, delay), np.float32))
     g = streamer.geometry
-    # A streaming model computes any number of hops in one call with the same result, so it gets
-    # about a second per call; a windowed model gets BLOCK_HOPS windows per batch.
-    hops = max(BLOCK_HOPS, g.sample_rate // g.hop) if g.stateful else BLOCK_HOPS
+    hops = block_hops(g)
+    if g.stateful:
+        streamer.prepare(hops)
     blocksize = max(1, round(hops * g.hop * source.rate / g.sample_rate))
     start = time.perf_counter()
     for block in source.blocks(blocksize):
@@ -49,6 +51,15 @@ def enhance_file(
             progress(source.read, source.frames)
     _write(sinks, chain.finish())
     return OfflineResult(source.frames, rate_out, time.perf_counter() - start, delay, compensate)
+
+
+def block_hops(g: Geometry) -> int:
+    """Hops per model call in file mode. A streaming model computes any number of hops in one
+    call with the same result as hop by hop (to float rounding), so it gets about
+    STATEFUL_BLOCK_SECONDS per call; a windowed model gets BLOCK_HOPS windows per batch."""
+    if g.stateful:
+        return max(1, round(STATEFUL_BLOCK_SECONDS * g.sample_rate / g.hop))
+    return BLOCK_HOPS
 
 
 def _write(sinks: list[FileSink], block: np.ndarray) -> None:

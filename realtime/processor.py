@@ -13,11 +13,12 @@ from typing import Protocol
 
 import numpy as np
 
+from rt_enhance.realtime.binding import BoundStep, dim_overrides
 from rt_enhance.realtime.metadata import ModelError, ModelInfo, parse_props
+from rt_enhance.realtime.providers import PROVIDERS
 
 logger = logging.getLogger(__name__)
 
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 PASSTHROUGH_WINDOW = 2048
 
 
@@ -54,7 +55,8 @@ class PassthroughProcessor:
         return windows
 
 
-def _session(path: str, threads: int, provider: str):
+def _session(path: str, threads: int, provider: str, dims: dict[str, int] | None = None):
+    """An onnxruntime session on ``threads`` threads; ``dims`` fixes named dynamic dimensions."""
     import onnxruntime as ort
 
     if provider not in PROVIDERS:
@@ -69,6 +71,8 @@ def _session(path: str, threads: int, provider: str):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    for name, value in (dims or {}).items():
+        options.add_free_dimension_override_by_name(name, value)
     providers = [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
     try:
         session = ort.InferenceSession(path, sess_options=options, providers=providers)
@@ -138,14 +142,21 @@ class OnnxProcessor:
 class StatefulOnnxProcessor:
     """A streaming ONNX model: each call takes the next ``n`` samples and the state, returns the
     ``n`` enhanced samples (``lookahead`` samples late) and the new state. One state set per
-    batch row (channel)."""
+    batch row (channel).
+
+    :meth:`prepare` binds a shape the caller will use over and over (the live hop, file mode's
+    block) to a session of its own (:class:`~rt_enhance.realtime.binding.BoundStep`); calls of
+    any other shape run on the dynamic session. Both give the same samples, to float rounding.
+    """
 
     native_rate = True
     is_identity = False
+    MAX_BOUND = 4  # shapes bound at once; each holds a session
 
     def __init__(self, path: str, *, threads: int = 1, provider: str = "cpu", _loaded=None) -> None:
-        self.path = path
+        self.path, self.threads, self.provider_name = path, threads, provider
         self.session, self.info = _loaded or _load(path, threads, provider)
+        self._bound: dict[tuple[int, int], BoundStep] = {}
         self.spec = self.info.state_spec()
         self.provider = self.session.get_providers()[0]
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -180,10 +191,27 @@ class StatefulOnnxProcessor:
         self._batch = batch
         self._states = self.spec.zeros(batch)
 
+    def prepare(self, batch: int, n: int) -> None:
+        """Bind calls of ``[batch, n]`` (n a multiple of total_stride): a session with those
+        dimensions fixed, its input, output and states in preallocated buffers. CPU only; on
+        another provider, or past MAX_BOUND shapes, such calls stay on the dynamic session."""
+        if (batch, n) in self._bound or self.provider != PROVIDERS["cpu"] or len(self._bound) >= self.MAX_BOUND:
+            return
+        if n <= 0 or n % self.info.total_stride:
+            raise ModelError(f"{self.path}: {n} samples per call is not a multiple of total_stride {self.info.total_stride}")
+        dims = dim_overrides(self.session, self.spec, batch, n)
+        session = _session(self.path, self.threads, self.provider_name, dims) if dims else self.session
+        self._bound[(batch, n)] = BoundStep(session, self.spec, batch, n)
+        logger.debug("bound [%d, 1, %d] calls (fixed dimensions %s)", batch, n, dims)
+
     def step(self, x: np.ndarray) -> np.ndarray:
         """float32 ``[batch, n]`` (n a multiple of total_stride) -> ``[batch, n]``, state carried."""
         if x.shape[0] != self._batch:
             self.reset(x.shape[0])
+        bound = self._bound.get(x.shape)
+        if bound is not None:
+            y, self._states = bound.run(x, self._states)
+            return y
         feed = {self._input: np.ascontiguousarray(x[:, None, :], np.float32)}
         feed.update(zip(self.spec.inputs, self._states))
         out = self.session.run(self._fetch, feed)
@@ -197,8 +225,8 @@ def open_onnx(path: str, *, threads: int = 1, provider: str = "cpu"):
     """The processor a model's metadata asks for: windowed or stateful."""
     loaded = _load(path, threads, provider)
     if loaded[1].kind == "stateful":
-        return StatefulOnnxProcessor(path, _loaded=loaded)
-    return OnnxProcessor(path, _loaded=loaded)
+        return StatefulOnnxProcessor(path, threads=threads, provider=provider, _loaded=loaded)
+    return OnnxProcessor(path, threads=threads, provider=provider, _loaded=loaded)
 
 
 def bundled_models_dir() -> str:

@@ -87,8 +87,17 @@ class Streamer:
         # MAX_CALL_SAMPLES values (at least one hop or window per channel).
         per_hop = channels * (geometry.hop if geometry.stateful else geometry.window)
         self.max_block = geometry.hop * max(1, limits.MAX_CALL_SAMPLES // per_hop)
-        kernels.warm_up()  # compile before any stream starts, never inside a callback
+        if not geometry.stateful:  # the only kernel the Streamer runs; the live engine warms the rest
+            kernels.warm_up_overlap()  # compile before any stream starts, never inside a callback
         self.reset()
+
+    def prepare(self, hops: int) -> None:
+        """Bind the model for calls of ``hops`` hops: the live engine binds 1, file mode its block
+        (a streaming model's processor then keeps a session and buffers for that shape, see
+        ``StatefulOnnxProcessor.prepare``). Calls of other sizes still work; only their speed differs."""
+        prepare = getattr(self.processor, "prepare", None)
+        if self.geometry.stateful and prepare is not None:
+            prepare(self.channels, hops * self.geometry.hop)
 
     def reset(self) -> None:
         """Forget all history: the next sample fed is sample 0 of a new stream."""

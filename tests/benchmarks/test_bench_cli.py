@@ -68,11 +68,12 @@ def test_throughput_keys(tmp_path, onnx_model, capsys):
 
 def test_peers_rows_run_or_say_why(tmp_path, onnx_model):
     out = tmp_path / "peers.json"
-    assert main(["peers", "--model", onnx_model(window=2048), "--seconds", "1", "--json", str(out)]) == 0
+    assert main(["peers", "--model", onnx_model(window=2048), "--seconds", "1", "--repeat", "2", "--json", str(out)]) == 0
     records = read(out)["records"]
-    assert [r["tool"] for r in records] == ["ours", "rnnoise", "deepfilternet3", "gtcrn"]
-    ours = records[0]
+    assert [r["tool"] for r in records] == ["ours", "floor", "rnnoise", "deepfilternet3", "gtcrn"]
+    ours, floor = records[:2]
     assert ours["status"] == "ok" and ours["latency_ms"] == pytest.approx(1000 * (256 + 128) / 48000)
+    assert floor["status"] == "ok" and "empty graph" in floor["name"] and floor["repeat"] == 2
     for r in records:
         assert r["status"] == "ok" or r["status"].startswith("skipped: ")
         if r["status"] == "ok":
