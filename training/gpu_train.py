@@ -168,6 +168,8 @@ def load_options(argv: list[str] | None) -> tuple[Budget, TrainConfig]:
 def _check_budget(b: Budget) -> None:
     if not (math.isfinite(b.seconds) and b.seconds > 0):
         raise ConfigError(f"--seconds must be a positive number, got {b.seconds}")
+    if b.resume and not Path(b.resume).is_file():
+        raise ConfigError(f"--resume {b.resume}: no such checkpoint")
     if b.max_batch < 1:
         raise ConfigError(f"--max-batch must be >= 1, got {b.max_batch}")
     for name, value in (("--val-every", b.val_every), ("--save-every", b.save_every), ("--log-every", b.log_every),
@@ -438,7 +440,8 @@ def run(budget: Budget, cfg: TrainConfig, rt: Runtime) -> dict[str, Any]:
     return result
 
 
-def _setup_logging(out: Path) -> None:
+def _setup_logging(out: Path) -> list[logging.Handler]:
+    """Log lines to stderr and ``out/train.log``; returns the handlers (removed by ``main`` at the end)."""
     out.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
     handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(out / "train.log", encoding="utf-8")]
@@ -447,12 +450,13 @@ def _setup_logging(out: Path) -> None:
     for handler in handlers:
         handler.setFormatter(fmt)
         root.addHandler(handler)
+    return handlers
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         budget, cfg = load_options(argv)
-        _setup_logging(budget.out)
+        handlers = _setup_logging(budget.out)
         rt = runtime.start(device=cfg.device, seed=cfg.seed, threads=cfg.threads, deterministic=cfg.deterministic,
                            amp=budget.precision == "fp16")
     except USER_ERRORS as exc:
@@ -469,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         runtime.stop(rt)
+        for handler in handlers:
+            logging.getLogger("rt_enhance").removeHandler(handler)
+            handler.close()
 
 
 if __name__ == "__main__":
