@@ -22,7 +22,10 @@ from rt_enhance.benchmarks import records as rec
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime.audio_io import AudioFileError
 from rt_enhance.realtime.metadata import ModelError
+from rt_enhance.benchmarks.torch_twin import PROVIDERS as TWINS
 from rt_enhance.realtime.processor import PROVIDERS
+
+TWIN_PROVIDERS = tuple(TWINS)
 
 logger = logging.getLogger("rt_enhance.benchmarks")
 
@@ -74,7 +77,8 @@ def _add_latency(sub) -> None:
     lat = sub.add_parser("latency", help="per-hop engine step vs the hop budget (p50..max, RTF, headroom)")
     _common(lat)
     _geometry_flags(lat, lists=True)
-    lat.add_argument("--provider", default="cpu", help=f"comma-separated: {', '.join(PROVIDERS)} (default cpu)")
+    lat.add_argument("--provider", default="cpu", help=f"comma-separated: {', '.join(PROVIDERS)}, or a torch twin "
+                     f"(stand-in for onnxruntime's GPU providers): {', '.join(TWIN_PROVIDERS)} (default cpu)")
     lat.add_argument("--threads", default="1", help="onnxruntime threads, comma-separated (default 1)")
     lat.add_argument("--window", help="model window(s) in samples, for models with a dynamic window")
     lat.add_argument("--hops", type=int, default=2000, help="measured hops per configuration (default 2000)")
@@ -154,9 +158,10 @@ def _latency(args) -> tuple[list[dict[str, Any]], str]:
     if unknown:
         raise UsageError(f"--sections: unknown {', '.join(sorted(unknown))}; choose from {', '.join(latency.SECTIONS)}")
     providers = _list(args.provider)
+    known = (*PROVIDERS, *TWIN_PROVIDERS)
     for provider in providers:
-        if provider not in PROVIDERS:
-            raise UsageError(f"--provider: unknown {provider!r}; choose from {', '.join(PROVIDERS)}")
+        if provider not in known:
+            raise UsageError(f"--provider: unknown {provider!r}; choose from {', '.join(known)}")
     opts = latency.LatencyOptions(
         model=args.model, providers=providers, threads=_threads(args.threads), geometries=specs, windows=windows,
         channels=args.channels, hops=_positive(args.hops, "--hops"), warmup=max(0, args.warmup), sections=sections,
