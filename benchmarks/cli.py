@@ -6,6 +6,7 @@
     rt-bench stress     --model M [--seconds 20] [--load 2] [--stall-ms 500] [--own-server]
     rt-bench peers      [--model M] [--seconds 10] [--threads 1]
     rt-bench quality    --corpus DIR [--model M] [--items 2] [--seconds 4] [--systems ...] [--tasks ...] [--out DIR]
+    rt-bench gpu        --out DIR [--models speech,...,init:base] [--providers torch-cuda,...,cpu] [--budget 150]
 
 Each prints Markdown tables (paste them into benchmarks/RESULTS.md) and, with ``--json PATH``,
 writes one record per configuration. A user mistake prints one line and exits 2.
@@ -63,13 +64,15 @@ def _geometry_flags(p: argparse.ArgumentParser, *, lists: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rt-bench", description="Benchmarks of the rt-enhance engine (tables + JSON).")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{latency,throughput,loopback,stress,peers,quality}")
+    sub = p.add_subparsers(dest="command", required=True,
+                         metavar="{latency,throughput,loopback,stress,peers,quality,gpu}")
     _add_latency(sub)
     _add_throughput(sub)
     _add_live(sub, "loopback", "live rt-enhance on JACK, measured through a loopback client")
     _add_live(sub, "stress", "live rt-enhance on JACK with every core loaded and a stall")
     _add_peers(sub)
     _add_quality(sub)
+    _add_gpu(sub)
     return p
 
 
@@ -143,6 +146,26 @@ def _add_quality(sub) -> None:
     q.add_argument("--threads", type=int, default=1, help="threads for every system (default 1)")
     q.add_argument("--json", help="write the records to this JSON file")
     q.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _add_gpu(sub) -> None:
+    from rt_enhance.benchmarks import gpu_suite as suite
+
+    g = sub.add_parser("gpu", help="the shipped models and base on the GPU (torch twins) and the CPU: "
+                                   "per-hop time vs the budget, to OUT/gpu-bench.json and .md")
+    g.add_argument("--out", required=True, help="folder for gpu-bench.json and gpu-bench.md")
+    g.add_argument("--models", default=",".join(suite.MODELS),
+                   help=f"comma-separated; init:SIZE is an untrained export (default {','.join(suite.MODELS)})")
+    g.add_argument("--providers", default=",".join(suite.PROVIDERS), help=f"default {','.join(suite.PROVIDERS)}")
+    g.add_argument("--latency", default=",".join(suite.PRESETS), help=f"presets (default {','.join(suite.PRESETS)})")
+    g.add_argument("--channels", dest="channel_list", default=",".join(map(str, suite.CHANNELS)),
+                   help="channel counts (default 1,2,8)")
+    g.add_argument("--seconds-per-config", type=float, default=1.0, help="measuring time per configuration (default 1)")
+    g.add_argument("--max-hops", type=int, default=2000, help="most hops per configuration (default 2000)")
+    g.add_argument("--budget", type=float, default=150.0,
+                   help="seconds after which no configuration starts; the rest are recorded as skipped (default 150)")
+    g.add_argument("--json", help="JSON path (default OUT/gpu-bench.json)")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 # ----------------------------------------------------------------------------- subcommands
@@ -280,11 +303,46 @@ def _quality(args) -> tuple[list[dict[str, Any]], str]:
     return records, quality.tables(records)
 
 
+def _gpu(args) -> tuple[list[dict[str, Any]], str]:
+    import os
+
+    from rt_enhance.benchmarks import gpu_suite as suite
+
+    known = (*PROVIDERS, *TWIN_PROVIDERS)
+    providers = _list(args.providers)
+    unknown = [p for p in providers if p not in known]
+    if unknown:
+        raise UsageError(f"--providers: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    presets = _list(args.latency)
+    bad = [p for p in presets if p not in geo.PRESETS]
+    if bad:
+        raise UsageError(f"--latency: unknown {', '.join(bad)}; choose from {', '.join(geo.PRESETS)}")
+    channels = _list(args.channel_list, int)
+    if not channels or min(channels) < 1:
+        raise UsageError(f"--channels must be positive integers, got {args.channel_list!r}")
+    opts = suite.SuiteOptions(out=args.out, models=_list(args.models), providers=providers, presets=presets,
+                              channels=channels, seconds_per_config=_positive(args.seconds_per_config, "--seconds-per-config"),
+                              max_hops=_positive(args.max_hops, "--max-hops"), budget=_positive(args.budget, "--budget"))
+    os.makedirs(args.out, exist_ok=True)
+    try:
+        records = suite.run(opts, progress=lambda text: logger.info("measuring %s", text))
+    except suite.SuiteError as exc:
+        raise UsageError(str(exc)) from None
+    extra = suite.machine_extra()
+    records = [{**r, **extra} for r in records]
+    text = suite.tables(records)
+    header = f"# rt-bench gpu\n\nGPU: {extra.get('gpu') or 'none visible to torch'}; torch {extra.get('torch')}\n\n"
+    with open(os.path.join(args.out, "gpu-bench.md"), "w", encoding="utf-8") as f:
+        f.write(header + text + "\n")
+    args.json = args.json or os.path.join(args.out, "gpu-bench.json")
+    return records, text
+
+
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     if getattr(args, "channels", 1) < 1:
         raise UsageError(f"--channels must be at least 1, got {args.channels}")
     handlers = {"latency": _latency, "throughput": _throughput, "peers": _peers, "quality": _quality,
-                "loopback": lambda a: _live(a, False), "stress": lambda a: _live(a, True)}
+                "loopback": lambda a: _live(a, False), "stress": lambda a: _live(a, True), "gpu": _gpu}
     records, text = handlers[args.command](args)
     print(text)
     machine = rec.machine_info()
