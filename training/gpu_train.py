@@ -302,7 +302,7 @@ def size_batch(loop: Loop, start: int, limit: int) -> int:
         torch.cuda.reset_peak_memory_stats(device)
         try:
             rate = _measure(loop, batch)
-        except torch.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError:
             logger.info("batch %d: out of memory", batch)
             torch.cuda.empty_cache()
             break
