@@ -6,6 +6,7 @@
     rt-bench stress     --model M [--seconds 20] [--load 2] [--stall-ms 500] [--own-server]
     rt-bench peers      [--model M] [--seconds 10] [--threads 1]
     rt-bench quality    --corpus DIR [--model M] [--items 2] [--seconds 4] [--systems ...] [--tasks ...] [--out DIR]
+    rt-bench gpu        --out DIR [--models speech,...,init:base] [--providers torch-cuda,...,cpu] [--budget 150]
 
 Each prints Markdown tables (paste them into benchmarks/RESULTS.md) and, with ``--json PATH``,
 writes one record per configuration. A user mistake prints one line and exits 2.
@@ -22,7 +23,10 @@ from rt_enhance.benchmarks import records as rec
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime.audio_io import AudioFileError
 from rt_enhance.realtime.metadata import ModelError
+from rt_enhance.benchmarks.torch_twin import PROVIDERS as TWINS
 from rt_enhance.realtime.processor import PROVIDERS
+
+TWIN_PROVIDERS = tuple(TWINS)
 
 logger = logging.getLogger("rt_enhance.benchmarks")
 
@@ -60,13 +64,15 @@ def _geometry_flags(p: argparse.ArgumentParser, *, lists: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rt-bench", description="Benchmarks of the rt-enhance engine (tables + JSON).")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{latency,throughput,loopback,stress,peers,quality}")
+    sub = p.add_subparsers(dest="command", required=True,
+                         metavar="{latency,throughput,loopback,stress,peers,quality,gpu}")
     _add_latency(sub)
     _add_throughput(sub)
     _add_live(sub, "loopback", "live rt-enhance on JACK, measured through a loopback client")
     _add_live(sub, "stress", "live rt-enhance on JACK with every core loaded and a stall")
     _add_peers(sub)
     _add_quality(sub)
+    _add_gpu(sub)
     return p
 
 
@@ -74,7 +80,8 @@ def _add_latency(sub) -> None:
     lat = sub.add_parser("latency", help="per-hop engine step vs the hop budget (p50..max, RTF, headroom)")
     _common(lat)
     _geometry_flags(lat, lists=True)
-    lat.add_argument("--provider", default="cpu", help=f"comma-separated: {', '.join(PROVIDERS)} (default cpu)")
+    lat.add_argument("--provider", default="cpu", help=f"comma-separated: {', '.join(PROVIDERS)}, or a torch twin "
+                     f"(stand-in for onnxruntime's GPU providers): {', '.join(TWIN_PROVIDERS)} (default cpu)")
     lat.add_argument("--threads", default="1", help="onnxruntime threads, comma-separated (default 1)")
     lat.add_argument("--window", help="model window(s) in samples, for models with a dynamic window")
     lat.add_argument("--hops", type=int, default=2000, help="measured hops per configuration (default 2000)")
@@ -143,6 +150,26 @@ def _add_quality(sub) -> None:
     q.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
+def _add_gpu(sub) -> None:
+    from rt_enhance.benchmarks import gpu_suite as suite
+
+    g = sub.add_parser("gpu", help="the shipped models and base on the GPU (torch twins) and the CPU: "
+                                   "per-hop time vs the budget, to OUT/gpu-bench.json and .md")
+    g.add_argument("--out", required=True, help="folder for gpu-bench.json and gpu-bench.md")
+    g.add_argument("--models", default=",".join(suite.MODELS),
+                   help=f"comma-separated; init:SIZE is an untrained export (default {','.join(suite.MODELS)})")
+    g.add_argument("--providers", default=",".join(suite.PROVIDERS), help=f"default {','.join(suite.PROVIDERS)}")
+    g.add_argument("--latency", default=",".join(suite.PRESETS), help=f"presets (default {','.join(suite.PRESETS)})")
+    g.add_argument("--channels", dest="channel_list", default=",".join(map(str, suite.CHANNELS)),
+                   help="channel counts (default 1,2,8)")
+    g.add_argument("--seconds-per-config", type=float, default=1.0, help="measuring time per configuration (default 1)")
+    g.add_argument("--max-hops", type=int, default=2000, help="most hops per configuration (default 2000)")
+    g.add_argument("--budget", type=float, default=150.0,
+                   help="seconds after which no configuration starts; the rest are recorded as skipped (default 150)")
+    g.add_argument("--json", help="JSON path (default OUT/gpu-bench.json)")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
 # ----------------------------------------------------------------------------- subcommands
 
 
@@ -156,9 +183,10 @@ def _latency(args) -> tuple[list[dict[str, Any]], str]:
     if unknown:
         raise UsageError(f"--sections: unknown {', '.join(sorted(unknown))}; choose from {', '.join(latency.SECTIONS)}")
     providers = _list(args.provider)
+    known = (*PROVIDERS, *TWIN_PROVIDERS)
     for provider in providers:
-        if provider not in PROVIDERS:
-            raise UsageError(f"--provider: unknown {provider!r}; choose from {', '.join(PROVIDERS)}")
+        if provider not in known:
+            raise UsageError(f"--provider: unknown {provider!r}; choose from {', '.join(known)}")
     opts = latency.LatencyOptions(
         model=args.model, providers=providers, threads=_threads(args.threads), geometries=specs, windows=windows,
         channels=args.channels, hops=_positive(args.hops, "--hops"), warmup=max(0, args.warmup), sections=sections,
@@ -277,11 +305,46 @@ def _quality(args) -> tuple[list[dict[str, Any]], str]:
     return records, quality.tables(records)
 
 
+def _gpu(args) -> tuple[list[dict[str, Any]], str]:
+    import os
+
+    from rt_enhance.benchmarks import gpu_suite as suite
+
+    known = (*PROVIDERS, *TWIN_PROVIDERS)
+    providers = _list(args.providers)
+    unknown = [p for p in providers if p not in known]
+    if unknown:
+        raise UsageError(f"--providers: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    presets = _list(args.latency)
+    bad = [p for p in presets if p not in geo.PRESETS]
+    if bad:
+        raise UsageError(f"--latency: unknown {', '.join(bad)}; choose from {', '.join(geo.PRESETS)}")
+    channels = _list(args.channel_list, int)
+    if not channels or min(channels) < 1:
+        raise UsageError(f"--channels must be positive integers, got {args.channel_list!r}")
+    opts = suite.SuiteOptions(out=args.out, models=_list(args.models), providers=providers, presets=presets,
+                              channels=channels, seconds_per_config=_positive(args.seconds_per_config, "--seconds-per-config"),
+                              max_hops=_positive(args.max_hops, "--max-hops"), budget=_positive(args.budget, "--budget"))
+    os.makedirs(args.out, exist_ok=True)
+    try:
+        records = suite.run(opts, progress=lambda text: logger.info("measuring %s", text))
+    except suite.SuiteError as exc:
+        raise UsageError(str(exc)) from None
+    extra = suite.machine_extra()
+    records = [{**r, **extra} for r in records]
+    text = suite.tables(records)
+    header = f"# rt-bench gpu\n\nGPU: {extra.get('gpu') or 'none visible to torch'}; torch {extra.get('torch')}\n\n"
+    with open(os.path.join(args.out, "gpu-bench.md"), "w", encoding="utf-8") as f:
+        f.write(header + text + "\n")
+    args.json = args.json or os.path.join(args.out, "gpu-bench.json")
+    return records, text
+
+
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     if getattr(args, "channels", 1) < 1:
         raise UsageError(f"--channels must be at least 1, got {args.channels}")
     handlers = {"latency": _latency, "throughput": _throughput, "peers": _peers, "quality": _quality,
-                "loopback": lambda a: _live(a, False), "stress": lambda a: _live(a, True)}
+                "loopback": lambda a: _live(a, False), "stress": lambda a: _live(a, True), "gpu": _gpu}
     records, text = handlers[args.command](args)
     print(text)
     machine = rec.machine_info()

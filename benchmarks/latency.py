@@ -149,6 +149,8 @@ def engine_record(config: dict, g: geo.Geometry, times: StepTimes, processor: Pr
         r["copy_p50_ms"] = float(np.percentile(np.asarray(processor.copy_ns[-n:]) / 1e6, 50))
         r["compute_p50_ms"] = float(np.percentile(np.asarray(processor.compute_ns[-n:]) / 1e6, 50))
         r["cuda_graph"] = bool(getattr(processor, "cuda_graph", False))
+    if hasattr(processor, "labels"):  # a torch twin: say so in every record
+        r.update(processor.labels())
     r["_geometry"] = g
     r["status"] = "ok"
     return r
@@ -270,7 +272,7 @@ def tables(records: list[dict[str, Any]]) -> str:
     engine = [r for r in records if r["section"] == "engine"]
     if engine:
         parts.append(render(engine, ENGINE_COLUMNS, "Engine step per hop (ms): ring read + Streamer.feed + ring write"))
-        gpu = [r for r in engine if r["provider"] in ("cuda", "tensorrt")]
+        gpu = [r for r in engine if r["provider"] in ("cuda", "tensorrt") or str(r["provider"]).startswith("torch-")]
         if gpu:
             parts.append(render(gpu, GPU_COLUMNS, "GPU: host-device copies vs compute per hop"))
     kernels = [r for r in records if r["section"] == "kernels"]

@@ -58,9 +58,24 @@ def open_model(model: str, *, threads: int, provider: str = "cpu", window: int |
             processor = GpuProcessor(path, provider, threads=threads)
         except GpuUnavailable as exc:
             raise Skip(str(exc)) from None
+    elif provider.startswith("torch-"):
+        processor = _open_twin(model, provider, threads)
     else:
         processor = open_processor(model, threads=threads, provider=provider, rate_hint=rate)
     return with_window(processor, window)
+
+
+def _open_twin(model: str, provider: str, threads: int) -> Processor:
+    """The model's torch twin (benchmarks/torch_twin.py); :class:`Skip` when it cannot run here."""
+    from rt_enhance.benchmarks.torch_twin import TwinUnavailable, open_twin
+
+    path = model_path(model)
+    if path is None:
+        raise Skip("passthrough runs no model, so it has no torch twin")
+    try:
+        return open_twin(path, provider, threads=threads)
+    except TwinUnavailable as exc:
+        raise Skip(str(exc)) from None
 
 
 def with_window(processor: Processor, window: int | None) -> Processor:

@@ -11,13 +11,9 @@ corpus="$(realpath -m "${1:-data/corpus}")"
 runs="$(realpath -m "${2:-runs}")"
 shift 2 || shift $# || true
 "$VENV/bin/rt-data" build --out "$corpus" --hours 1.2
-mix="$corpus/mix-train"   # the clean material: speech and (full-band) music, so music is kept
-mkdir -p "$mix"
-ln -sfn "$corpus/speech/train" "$mix/speech"
-ln -sfn "$corpus/music/train" "$mix/music"
-pipeline() {  # the degradations; $1: the share of band-limited examples (speech-monitor was trained with 0.15)
-    echo "identity 0.15,maybe 0.3 rir $corpus/rir/train 0 20,maybe 0.85 noise $corpus/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe $1 bandlimit 3500 16000,gain -18 6"
-}
+source "$(dirname "$0")/speech-pipeline.sh"
+mix="$(speech_mix "$corpus")"
+pipeline() { speech_pipeline "$corpus" "$1"; }
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-spectral.toml" --runs "$runs" --data_root "$mix" \
     --preprocessing "$(pipeline 0.3)" "$@"
 "$VENV/bin/rt-export" "$runs/speech/best.pt" --out "$ROOT/realtime/models/speech.onnx" --name speech --hop 240
