@@ -56,6 +56,7 @@ class Task:
     snr_db: float | None = None
     rt60: tuple[float, float] | None = None
     lowpass_hz: float | None = None
+    recorded: bool = False  # real recorded voices (``voices/``) and noises (``noise/`` + ``realnoise/``)
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
@@ -74,7 +75,15 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          lowpass_hz=4000.0),
     Task("clean-music", "music", "clean music, untouched"),
     Task("music-noise-10db", "music", "music + noise at 10 dB", snr_db=10.0),
+    Task("real-noise-0db", "speech", "real voices + real or synthetic noise at 0 dB", snr_db=0.0, recorded=True),
+    Task("real-noise-5db", "speech", "real voices + real or synthetic noise at 5 dB", snr_db=5.0, recorded=True),
+    Task("real-noise-10db", "speech", "real voices + real or synthetic noise at 10 dB", snr_db=10.0, recorded=True),
+    Task("real-clean-speech", "speech", "real voices, untouched", recorded=True),
+    Task("real-clean-bandlimited-speech", "speech", "real voices low-passed at 4 kHz (reference: unfiltered)",
+         lowpass_hz=4000.0, recorded=True),
 )}
+#: The tasks on real recorded voices (``rt-bench quality --tasks real``).
+REAL_TASKS = tuple(name for name, task in TASKS.items() if task.recorded)
 
 
 @dataclass(frozen=True)
@@ -102,17 +111,23 @@ class Corpus:
     entries: dict[str, dict[str, Any]]  # "kind/test/name.wav" -> manifest entry (may be empty)
 
     @classmethod
-    def open(cls, root: str | Path) -> Corpus:
+    def open(cls, root: str | Path, recorded_split: str = "test") -> Corpus:
+        """The corpus's test files; the recorded kinds (``voices``, ``realnoise``) from
+        ``recorded_split`` (``val`` selects checkpoints on held-out speakers that the report never uses)."""
         root = Path(root).expanduser()
         if not (root / "speech" / "test").is_dir():
             raise TestSetError(f"{root}: no speech/test folder; build a corpus with "
                                f"rt-data build --out {root} --split test")
         manifest = root / "manifest.json"
         files = json.loads(manifest.read_text())["files"] if manifest.is_file() else {}
+        recorded = root / "recorded.json"
+        for entry in json.loads(recorded.read_text())["files"] if recorded.is_file() else ():
+            files[entry["file"]] = {**entry, "info": {"bandwidth_hz": entry.get("bandwidth_hz")}}
         entries = {}
-        for kind in ("speech", "music", "noise", "rir"):
-            for path in sorted((root / kind / "test").glob("*.wav")) if (root / kind / "test").is_dir() else ():
-                key = f"{kind}/test/{path.name}"
+        for kind, split in (("speech", "test"), ("music", "test"), ("noise", "test"), ("rir", "test"),
+                            ("voices", recorded_split), ("realnoise", recorded_split)):
+            for path in sorted((root / kind / split).glob("*.wav")) if (root / kind / split).is_dir() else ():
+                key = f"{kind}/{split}/{path.name}"
                 entries[key] = dict(files.get(key, {}))
                 if kind == "rir" and "rt60_measured" not in entries[key].get("info", {}):
                     entries[key]["info"] = _sidecar(path)
@@ -142,7 +157,10 @@ def item_rng(seed: int, task: str, index: int | None = None) -> np.random.Genera
 
 
 def clean_pool(corpus: Corpus, task: Task, rng: np.random.Generator) -> list[str]:
-    """The task's clean source files in a seeded order (bwe: music and wide speech interleaved)."""
+    """The task's clean source files in a seeded order (bwe: music and wide speech interleaved; real
+    voices: one speaker after another, so a few items already hear several speakers)."""
+    if task.recorded:
+        return _round_robin(corpus, corpus.files("voices"), rng)
     if task.content != "bwe":
         pool = corpus.files(task.content)
         return [pool[i] for i in rng.permutation(len(pool))]
@@ -153,14 +171,42 @@ def clean_pool(corpus: Corpus, task: Task, rng: np.random.Generator) -> list[str
     return mixed + music[len(wide):] + wide[len(music):]
 
 
+def _round_robin(corpus: Corpus, files: list[str], rng: np.random.Generator) -> list[str]:
+    """``files`` shuffled within their groups (speaker or family), then taken one group at a time."""
+    groups: dict[str, list[str]] = {}
+    for key in files:
+        groups.setdefault(corpus.entries[key].get("group", key), []).append(key)
+    queues = [[g[i] for i in rng.permutation(len(g))] for _, g in sorted(groups.items())]
+    queues = [queues[i] for i in rng.permutation(len(queues))]
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
+
+def noise_kind(corpus: Corpus, key: str) -> str:
+    """A noise file's kind: the generator of a synthetic one, the source of a recorded one (babble,
+    game effects, or a sample family)."""
+    entry = corpus.entries[key]
+    if key.startswith("realnoise/"):
+        group = entry.get("group", "recorded")
+        return "real babble" if group.startswith("babble") else f"real {group.split(':')[0].split('-')[0]}"
+    return entry.get("noise", Path(key).stem)
+
+
 def noise_for(corpus: Corpus, index: int, task: Task) -> str:
-    """A noise file of the ``index``-th kind (kinds cycle; the task name shifts the cycle)."""
+    """A noise file of the ``index``-th kind (kinds cycle; the task name shifts the cycle). Tasks on
+    real voices alternate real noises (babble, effects, samples) with synthetic ones."""
     files = corpus.files("noise")
-    if not files:
+    real = corpus.files("realnoise") if task.recorded else []
+    if not files and not real:
         raise TestSetError(f"{corpus.root}: no noise/test files for task {task.name}")
-    kinds = sorted({corpus.entries[f].get("noise", Path(f).stem) for f in files})
-    kind = kinds[(index + zlib.crc32(task.name.encode())) % len(kinds)]
-    return next(f for f in files if corpus.entries[f].get("noise", Path(f).stem) == kind)
+    kinds = sorted({noise_kind(corpus, f) for f in files})
+    real_kinds = sorted({noise_kind(corpus, f) for f in real})
+    if real_kinds:  # real and synthetic in turn
+        kinds = [k for pair in zip(real_kinds * len(kinds), kinds * len(real_kinds)) for k in pair][
+            : 2 * max(len(kinds), len(real_kinds))]
+    shift = zlib.crc32(task.name.encode())
+    kind = kinds[(index + shift) % len(kinds)]
+    matching = [f for f in files + real if noise_kind(corpus, f) == kind]
+    return matching[(index // len(kinds) + shift) % len(matching)]
 
 
 def rooms_for(corpus: Corpus, rt60: tuple[float, float]) -> list[str]:
@@ -217,7 +263,7 @@ def degradation_steps(corpus: Corpus, task: Task, index: int, rng: np.random.Gen
     if task.snr_db is not None:
         noise = noise_for(corpus, index, task)
         steps.append(Noise(task.snr_db, task.snr_db, _one_file(corpus.path(noise))))
-        sources.update(noise=Path(noise).name, noise_kind=corpus.entries[noise].get("noise"), snr_db=task.snr_db)
+        sources.update(noise=Path(noise).name, noise_kind=noise_kind(corpus, noise), snr_db=task.snr_db)
     if task.lowpass_hz is not None:
         steps.append(Lowpass(task.lowpass_hz))
         sources.update(lowpass_hz=task.lowpass_hz)
@@ -244,9 +290,11 @@ def make_item(corpus: Corpus, task: Task, index: int, pool: list[str], *, second
     name = f"{task.name}-{index:02d}"
     paths, scale = write_pair(out / "items" / task.name, name, clean, degraded)
     entry = corpus.entries[key]
-    sources = {"file": Path(key).name, "start_s": start, "voice": entry.get("voice"), "piece": entry.get("piece"),
-               "bandwidth_hz": corpus.info(key).get("bandwidth_hz"), "gain": scale, **sources}
-    return TestItem(task.name, index, name, key.split("/")[0], paths[0], paths[1], task.lowpass_hz,
+    sources = {"file": Path(key).name, "start_s": start, "voice": entry.get("voice") or entry.get("group"),
+               "piece": entry.get("piece"), "bandwidth_hz": corpus.info(key).get("bandwidth_hz"), "gain": scale,
+               **sources}
+    content = "speech" if key.startswith("voices/") else key.split("/")[0]
+    return TestItem(task.name, index, name, content, paths[0], paths[1], task.lowpass_hz,
                     {k: v for k, v in sources.items() if v is not None})
 
 
@@ -276,10 +324,10 @@ def describe(items: list[TestItem]) -> list[dict[str, Any]]:
 
 
 def build(corpus_dir: str | Path, out: str | Path, *, tasks: tuple[str, ...], items: int, seconds: float,
-          seed: int = 0) -> list[TestItem]:
+          seed: int = 0, recorded_split: str = "test") -> list[TestItem]:
     """Build ``items`` items of ``seconds`` for each task into ``out``; a task the corpus cannot
-    feed (no music, no noise) is left out with a warning. Writes ``out/testset.json``."""
-    corpus, out = Corpus.open(corpus_dir), Path(out)
+    feed (no music, no noise, no recorded voices) is left out with a warning. Writes ``out/testset.json``."""
+    corpus, out = Corpus.open(corpus_dir, recorded_split), Path(out)
     built: list[TestItem] = []
     for name in tasks:
         task = TASKS[name]
@@ -291,7 +339,7 @@ def build(corpus_dir: str | Path, out: str | Path, *, tasks: tuple[str, ...], it
             built += [make_item(corpus, task, i, pool, seconds=seconds, seed=seed, out=out) for i in range(items)]
         except TestSetError as exc:
             logger.warning("task %s skipped: %s", name, exc)
-    doc = {"corpus": str(corpus.root), "seed": seed, "seconds": seconds, "rate": RATE,
+    doc = {"corpus": str(corpus.root), "seed": seed, "seconds": seconds, "rate": RATE, "recorded_split": recorded_split,
            "tasks": {n: asdict(TASKS[n]) for n in tasks}, "items": [asdict(i) for i in built]}
     (out / "testset.json").write_text(json.dumps(doc, indent=2))
     return built

@@ -54,6 +54,19 @@ def corpus(tmp_path_factory):
         put("rir", i, _room(rt60, rng), info={"rt60_measured": rt60, "direct_index": 32})
         (root / "rir" / "test" / f"rir-test-{i:06d}.json").write_text(json.dumps({"rt60_measured": rt60}))
     (root / "manifest.json").write_text(json.dumps({"files": files}))
+    recorded = []  # real voices (two speakers per split) and a real noise, as rt-data's recorded sources
+    for split in ("test", "val"):
+        for i, speaker in enumerate(("a", "b")):
+            name = f"voices/{split}/src-{speaker}{split}-0000.wav"
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(root / name, 0.2 * noisy_voice(5.0, RATE, snr_db=60, seed=10 + i).astype(np.float32), RATE)
+            recorded.append({"file": name, "kind": "voices", "split": split, "group": f"src:{speaker}{split}",
+                             "duration": 5.0, "bandwidth_hz": 8000})
+        name = f"realnoise/{split}/effects-bang-0000.wav"
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / name, (0.1 * rng.standard_normal(6 * RATE)).astype(np.float32), RATE)
+        recorded.append({"file": name, "kind": "realnoise", "split": split, "group": "effects:bang", "duration": 6.0})
+    (root / "recorded.json").write_text(json.dumps({"rate": RATE, "files": recorded}))
     return root
 
 
@@ -86,6 +99,17 @@ def test_every_task_and_system_has_a_record(passthrough_run):
     music = next(r for r in records if r["task"] == "clean-music" and r["system"] == "degraded")
     assert speech["stoi"] is not None and music["pesq"] is None and music["stoi"] is None
     assert {t["target"].split(":")[0] for t in _records(doc, "targets")} >= {"denoising", "do no harm", "streaming"}
+
+
+def test_real_voice_tasks_use_the_recorded_split_asked_for(corpus, tmp_path):
+    for split in ("test", "val"):
+        items = testset.build(corpus, tmp_path / split, tasks=testset.REAL_TASKS, items=2, seconds=2.0,
+                              recorded_split=split)
+        assert {i.task for i in items} == set(testset.REAL_TASKS)
+        assert all(f"{split}-0000" in i.sources["file"] and i.content == "speech" for i in items)
+        assert len({i.sources["voice"] for i in items if i.task == "real-clean-speech"}) == 2  # speakers in turn
+        kinds = {i.sources["noise_kind"] for i in items if i.task.startswith("real-noise")}
+        assert "real effects" in kinds and kinds - {"real effects"}  # real and synthetic noise in turn
 
 
 def test_passthrough_equals_degraded_with_no_lag(passthrough_run):
