@@ -70,7 +70,7 @@ def test_peers_rows_run_or_say_why(tmp_path, onnx_model):
     out = tmp_path / "peers.json"
     assert main(["peers", "--model", onnx_model(window=2048), "--seconds", "1", "--repeat", "2", "--json", str(out)]) == 0
     records = read(out)["records"]
-    assert [r["tool"] for r in records] == ["ours", "floor", "rnnoise", "deepfilternet3", "gtcrn"]
+    assert [r["tool"] for r in records] == ["ours", "floor", "rnnoise", "deepfilternet3", "gtcrn", "dtln"]
     ours, floor = records[:2]
     assert ours["status"] == "ok" and ours["latency_ms"] == pytest.approx(1000 * (256 + 128) / 48000)
     assert floor["status"] == "ok" and "empty graph" in floor["name"] and floor["repeat"] == 2
