@@ -3,8 +3,11 @@
 # recorded voices (docs/corpus.md) against real and synthetic noise; validation on held-out real
 # speakers. Resumable: run it again with --continue to go on from RUNS_DIR/speech-erb/last.pt, or
 # --init_from a committed checkpoint (training/checkpoints/speech-erb.pt) to start a new stage.
-#   scripts/train-speech.sh [CORPUS_DIR] [RUNS_DIR] [extra rt-train flags]
+#   scripts/train-speech.sh [--monitor] [CORPUS_DIR] [RUNS_DIR] [extra rt-train flags]
+# --monitor trains speech-monitor's recipe (training/configs/speech-erb-monitor.toml) instead.
 set -euo pipefail
+config=speech-erb
+if [ "${1:-}" = "--monitor" ]; then config=speech-erb-monitor; shift; fi
 source "$(dirname "$0")/setup.sh"
 rt_setup "train,corpus,dev" espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
     fluidsynth fluid-soundfont-gm wamerican
@@ -21,5 +24,5 @@ ln -sfn "$corpus/music/train" "$mix/music"
 ln -sfn "$corpus/noise/train" "$noise/synthetic"
 ln -sfn "$corpus/realnoise/train" "$noise/recorded"
 pipeline="identity 0.1,maybe 0.3 rir $corpus/rir/train 0 20,maybe 0.9 noise $noise -5 20,maybe 0.3 noise synth 0 30,maybe 0.3 bandlimit 3500 16000,gain -18 6"
-"$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-erb.toml" --runs "$runs" --data_root "$mix" \
+"$VENV/bin/rt-train" --config "$ROOT/training/configs/$config.toml" --runs "$runs" --data_root "$mix" \
     --dataset_args "val_dir=$corpus/voices/val" --preprocessing "$pipeline" "$@"
