@@ -1,6 +1,7 @@
 """How fast training runs on this machine: windows per second of the training step, and of the data path.
 
     python -m rt_enhance.training.throughput --size small --batch 32 --window 2048 --threads 2
+    python -m rt_enhance.training.throughput --size spec-small,spec-erb --batch 16 --window 48000 --threads 1
     python -m rt_enhance.training.throughput --data_root wavs/ --preprocessing "noise synth 0 20" --workers 2
 
 The step figure uses random windows (the model, its losses, backward and the optimizer, nothing else);
@@ -18,10 +19,12 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
+from rt_enhance.model.sizes import get_size
 from rt_enhance.training import runtime
 from rt_enhance.training.config import make_config
 from rt_enhance.training.data import DataSpec, windows
 from rt_enhance.training.degrade import parse_pipeline
+from rt_enhance.training.models import ARCH_FAMILY
 from rt_enhance.training.trainer import build_parts, new_generator, train_step
 
 logger = logging.getLogger(__name__)
@@ -31,7 +34,10 @@ def step_rate(*, size: str, batch: int, window: int, rate: int, threads: int, st
               gan: float = 0.0, stft: float = 0.0) -> float:
     """Training windows per second of ``train_step`` (AdamW, L2 [+ GAN, MR-STFT]) on random data, on CPU."""
     torch.set_num_threads(threads)
-    cfg = make_config(dict(name="bench", size=size, window=window, rate=rate, batch=batch, gan=gan, stft=stft))
+    arch = {family: arch for arch, family in ARCH_FAMILY.items()}[get_size(size).family]
+    loss = {"spectral": "SPEC"}.get(arch, "L2")
+    cfg = make_config(dict(name="bench", arch=arch, size=size, window=window, rate=rate, batch=batch, gan=gan,
+                           stft=stft, loss=loss))
     rt = runtime.Runtime(device=torch.device("cpu"))
     parts = build_parts(cfg, rt, new_generator(cfg), None)
     x, target = 0.1 * torch.randn(batch, 1, window), 0.1 * torch.randn(batch, 1, window)
@@ -62,7 +68,7 @@ def data_rate(*, root: str, preprocessing: str, rate: int, window: int, batch: i
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     p = argparse.ArgumentParser(prog="python -m rt_enhance.training.throughput", description=__doc__.splitlines()[0])
-    p.add_argument("--size", default="small")
+    p.add_argument("--size", default="small", help="a named size, or several separated by commas (one run)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--window", type=int, default=2048)
     p.add_argument("--rate", type=int, default=48000)
@@ -74,10 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preprocessing", default="")
     p.add_argument("--workers", type=int, default=0)
     args = p.parse_args(argv)
-    speed = step_rate(size=args.size, batch=args.batch, window=args.window, rate=args.rate, threads=args.threads,
-                      steps=args.steps, gan=args.gan, stft=args.stft)
-    print(f"train step: {speed:.0f} windows/s ({args.size}, batch {args.batch} x {args.window}, "
-          f"{args.threads} threads, gan {args.gan:g}, stft {args.stft:g})")
+    for size in args.size.split(","):
+        speed = step_rate(size=size, batch=args.batch, window=args.window, rate=args.rate, threads=args.threads,
+                          steps=args.steps, gan=args.gan, stft=args.stft)
+        audio = speed * args.window / args.rate / args.threads
+        print(f"train step: {speed:.1f} windows/s = {audio:.2f} s of audio per core-second ({size}, batch "
+              f"{args.batch} x {args.window}, {args.threads} threads, gan {args.gan:g}, stft {args.stft:g})")
     if args.data_root:
         loaded = data_rate(root=args.data_root, preprocessing=args.preprocessing, rate=args.rate, window=args.window,
                            batch=args.batch, workers=args.workers)
