@@ -1,6 +1,14 @@
-# The degradations of the speech recipe, shared by scripts/train-default.sh and scripts/gpu-pack.sh.
-# Source it, then: speech_pipeline CORPUS_DIR BANDLIMIT_SHARE (speech-monitor was trained with 0.15,
-# speech with 0.3). CORPUS_DIR is an `rt-data build` folder (its noise/train and rir/train are read).
+# The speech recipes' clean material and degradations, one definition for the scripts that train or
+# pack them. Source it; CORPUS_DIR is an `rt-data build` folder.
+#
+# The first generation (scripts/train-default.sh reproduces the shipped `speech`, `speech-monitor`):
+#   speech_pipeline CORPUS_DIR BANDLIMIT_SHARE   speech-monitor was trained with 0.15, speech with 0.3
+#   speech_mix CORPUS_DIR                        TTS speech and music; prints the folder
+# The second generation (issue 16; scripts/train-speech.sh, scripts/gpu-pack.sh):
+#   speech_erb_pipeline CORPUS_DIR               real and synthetic noise, rooms, band limits
+#   speech_erb_mix CORPUS_DIR                    TTS and real voices, and music; prints the folder
+#   speech_erb_noise CORPUS_DIR                  synthetic textures, TTS babble, real noises and babble
+#   speech_erb_dataset_args CORPUS_DIR           validation on held-out real speakers (voices/val)
 speech_pipeline() {
     echo "identity 0.15,maybe 0.3 rir $1/rir/train 0 20,maybe 0.85 noise $1/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe $2 bandlimit 3500 16000,gain -18 6"
 }
@@ -12,4 +20,33 @@ speech_mix() {
     ln -sfn "$1/speech/train" "$mix/speech"
     ln -sfn "$1/music/train" "$mix/music"
     echo "$mix"
+}
+
+speech_erb_pipeline() {
+    echo "identity 0.1,maybe 0.3 rir $1/rir/train 0 20,maybe 0.9 noise $1/noise-train -5 20,maybe 0.3 noise synth 0 30,maybe 0.3 bandlimit 3500 16000,gain -18 6"
+}
+
+# A folder of links, made only when one is missing (a corpus that is read-only stays untouched).
+_speech_links() {
+    local folder="$1" name target
+    shift
+    mkdir -p "$folder"
+    while [ $# -gt 0 ]; do
+        name="$1" target="$2"
+        shift 2
+        [ "$(readlink "$folder/$name" 2>/dev/null)" = "$target" ] || ln -sfn "$target" "$folder/$name"
+    done
+    echo "$folder"
+}
+
+speech_erb_mix() {
+    _speech_links "$1/mix-train" speech "$1/speech/train" voices "$1/voices/train" music "$1/music/train"
+}
+
+speech_erb_noise() {
+    _speech_links "$1/noise-train" synthetic "$1/noise/train" recorded "$1/realnoise/train"
+}
+
+speech_erb_dataset_args() {
+    echo "val_dir=$1/voices/val"
 }

@@ -15,14 +15,8 @@ corpus="$(realpath -m "${1:-data/corpus}")"
 runs="$(realpath -m "${2:-runs}")"
 shift 2 || shift $# || true
 "$VENV/bin/rt-data" build --out "$corpus" --hours 3
-mix="$corpus/mix-train"      # clean material: TTS and real voices, and music (so music is kept)
-noise="$corpus/noise-train"  # synthetic textures, TTS babble, real noises, babble of real voices
-mkdir -p "$mix" "$noise"
-ln -sfn "$corpus/speech/train" "$mix/speech"
-ln -sfn "$corpus/voices/train" "$mix/voices"
-ln -sfn "$corpus/music/train" "$mix/music"
-ln -sfn "$corpus/noise/train" "$noise/synthetic"
-ln -sfn "$corpus/realnoise/train" "$noise/recorded"
-pipeline="identity 0.1,maybe 0.3 rir $corpus/rir/train 0 20,maybe 0.9 noise $noise -5 20,maybe 0.3 noise synth 0 30,maybe 0.3 bandlimit 3500 16000,gain -18 6"
+source "$(dirname "$0")/speech-pipeline.sh"
+mix="$(speech_erb_mix "$corpus")"  # clean material: TTS and real voices, and music (so music is kept)
+speech_erb_noise "$corpus" >/dev/null  # synthetic textures, TTS babble, real noises, babble of real voices
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/$config.toml" --runs "$runs" --data_root "$mix" \
-    --dataset_args "val_dir=$corpus/voices/val" --preprocessing "$pipeline" "$@"
+    --dataset_args "$(speech_erb_dataset_args "$corpus")" --preprocessing "$(speech_erb_pipeline "$corpus")" "$@"
