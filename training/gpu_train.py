@@ -2,12 +2,14 @@
 card, degradation on the device), which runs on a CPU as well.
 
     python -m rt_enhance.training.gpu_train --pack .gpu/pack --out OUT --seconds 500 \\
-        [--config training/configs/speech-spectral.toml] [--resume CKPT] [--precision bf16|fp16|fp32] \\
+        [--config training/configs/speech-erb.toml] [--resume CKPT] [--precision bf16|fp16|fp32] \\
         [--degrade auto|device|cpu] [--max-batch 256] [rt-train flags, e.g. --lr_g 5e-4 --batch 64]
 
 The model, loss and optimizer are the ``--config`` recipe's (``rt-train``'s TOML; its flags may follow
-and win); the audio and the degradation string are the pack's (scripts/gpu-pack.sh). What differs from
-``rt-train`` and why:
+and win; by default the recipe the pack was made for); the audio, the degradation string and the
+dataset arguments are the pack's (scripts/gpu-pack.sh), so a pack made with ``val_dir`` validates on
+its packed validation folder (held-out speakers), and ``--dataset_args`` given here wins. What differs
+from ``rt-train`` and why:
 
 - **Time, not epochs.** Training stops at the first step after ``--seconds`` of training. Every
   ``--val-every`` seconds the fixed validation batches are scored, the scheduler steps and ``best.pt``
@@ -55,13 +57,14 @@ from rt_enhance.training.datasets import DatasetError
 from rt_enhance.training.degrade import DegradationError, Pipeline, parse_pipeline
 from rt_enhance.training.device_degrade import unsupported
 from rt_enhance.training.models import ModelSetupError
-from rt_enhance.training.pack import PackError, unpacked_pipeline
+from rt_enhance.training.pack import PackError, read_manifest, unpacked_dataset_args, unpacked_pipeline
 from rt_enhance.training.runtime import Runtime, RuntimeSetupError
 from rt_enhance.training.state import Progress, RunDir, RunError, save_last, write_config
 
 logger = logging.getLogger("rt_enhance.training.gpu_train")
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "speech-spectral.toml"
+CONFIGS = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = CONFIGS / "speech-erb.toml"
 #: rt-train flags this trainer replaces, and with what.
 REPLACED = {"resume": "--resume CKPT", "load": "--resume CKPT", "overwrite": "--out", "init_from": "--resume CKPT",
             "epochs": "--seconds", "count": "--seconds", "amp": "--precision", "runs": "--out", "name": "--out",
@@ -125,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="Any other flag is an rt-train flag (rt-train --help) and overrides --config.")
     p.add_argument("--pack", required=True, help="the pack folder (scripts/gpu-pack.sh writes .gpu/pack)")
     p.add_argument("--out", required=True, help="folder for last.pt, best.pt, train.log, summary.json")
-    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="the recipe (default: the speech recipe)")
+    p.add_argument("--config", help="the recipe (default: the one the pack was made for, else speech-erb.toml)")
     p.add_argument("--seconds", type=float, default=500.0,
                    help="training wall-clock budget; start-up and the last save come on top (default 500)")
     p.add_argument("--resume", default="", help="checkpoint to start from (a last.pt resumes everything)")
@@ -150,9 +153,11 @@ def load_options(argv: list[str] | None) -> tuple[Budget, TrainConfig]:
     if replaced:
         raise ConfigError(f"--{replaced[0]} is not used by the GPU trainer; use {REPLACED[replaced[0]]}")
     pack = Path(args.pack)
-    recipe = {k: v for k, v in read_toml(args.config).items() if k not in REPLACED or k == "name"}
+    recipe = {k: v for k, v in read_toml(args.config or pack_config(pack)).items() if k not in REPLACED or k == "name"}
+    packed = unpacked_dataset_args(pack)
+    pack_args = {"dataset_args": {"__raw__": packed}} if packed else {}
     data = {"data_root": str(pack / "clean"), "preprocessing": unpacked_pipeline(pack)}
-    cfg = make_config(recipe, flags, data)
+    cfg = make_config(recipe, pack_args, flags, data)
     for key, value in (("gan", cfg.gan), ("ae", cfg.ae)):
         if value > 0:
             raise ConfigError(f"--{key} {value:g}: the GPU trainer trains without it; use rt-train")
@@ -163,6 +168,17 @@ def load_options(argv: list[str] | None) -> tuple[Budget, TrainConfig]:
                     batch_given="batch" in flags, workers_given="workers" in flags)
     _check_budget(budget)
     return budget, cfg
+
+
+def pack_config(pack: Path) -> str:
+    """The recipe the pack was made for (a name in training/configs, or a path), else DEFAULT_CONFIG."""
+    name = read_manifest(pack).get("config") or ""
+    if not name:
+        return str(DEFAULT_CONFIG)
+    path = CONFIGS / name if Path(name).name == name else Path(name)
+    if not path.is_file():
+        raise ConfigError(f"the pack was made for the recipe {name}, which is not in {CONFIGS}; give --config")
+    return str(path)
 
 
 def _check_budget(b: Budget) -> None:
