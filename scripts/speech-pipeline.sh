@@ -13,19 +13,6 @@ speech_pipeline() {
     echo "identity 0.15,maybe 0.3 rir $1/rir/train 0 20,maybe 0.85 noise $1/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe $2 bandlimit 3500 16000,gain -18 6"
 }
 
-# The clean material of the speech recipe: speech and (full-band) music, so music is kept. Prints the folder.
-speech_mix() {
-    local mix="$1/mix-train"
-    mkdir -p "$mix"
-    ln -sfn "$1/speech/train" "$mix/speech"
-    ln -sfn "$1/music/train" "$mix/music"
-    echo "$mix"
-}
-
-speech_erb_pipeline() {
-    echo "identity 0.1,maybe 0.3 rir $1/rir/train 0 20,maybe 0.9 noise $1/noise-train -5 20,maybe 0.3 noise synth 0 30,maybe 0.3 bandlimit 3500 16000,gain -18 6"
-}
-
 # A folder of links, made only when one is missing (a corpus that is read-only stays untouched).
 _speech_links() {
     local folder="$1" name target
@@ -37,6 +24,15 @@ _speech_links() {
         [ "$(readlink "$folder/$name" 2>/dev/null)" = "$target" ] || ln -sfn "$target" "$folder/$name"
     done
     echo "$folder"
+}
+
+# The clean material of the speech recipe: speech and (full-band) music, so music is kept. Prints the folder.
+speech_mix() {
+    _speech_links "$1/mix-train" speech "$1/speech/train" music "$1/music/train"
+}
+
+speech_erb_pipeline() {
+    echo "identity 0.1,maybe 0.3 rir $1/rir/train 0 20,maybe 0.9 noise $1/noise-train -5 20,maybe 0.3 noise synth 0 30,maybe 0.3 bandlimit 3500 16000,gain -18 6"
 }
 
 speech_erb_mix() {

@@ -67,7 +67,7 @@ class PackError(ValueError):
 #: Share of the cap each kind of folder may fill under ``--subset``; the clean audio gets what is left.
 SHARES = {"val": 0.04, "rir": 0.08, "noise": 0.20}
 #: Bytes kept free under the cap for ``pack.json``.
-MANIFEST_ROOM = 256 * 1024
+MANIFEST_ROOM = 64 * 1024
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The GPU recipe on a CPU: a pack of a tiny corpus, the device degradation steps, and the time-budgeted
-trainer through scripts/gpu-train.sh (a few seconds), resumed once."""
+"""The GPU recipe on a CPU: a pack of a tiny corpus (whole, and a seeded sample under a cap), the device
+degradation steps, and the time-budgeted trainer through scripts/gpu-train.sh (a few seconds) on the
+speech-erb recipe, validating on the packed held-out speakers, resumed once."""
 
 from __future__ import annotations
 
@@ -18,43 +19,52 @@ from scipy import signal
 from rt_enhance.model.checkpoint import load_checkpoint
 from rt_enhance.training import device_degrade as dd
 from rt_enhance.training.degrade import parse_pipeline
-from rt_enhance.training.pack import PackError, make_pack, read_manifest, unpacked_pipeline
+from rt_enhance.training.device_data import split_paths
+from rt_enhance.training.gpu_train import load_options
+from rt_enhance.training.pack import (MANIFEST_ROOM, MIB, SHARES, PackError, Subset, make_pack, read_manifest, unpacked_dataset_args,
+                                      unpacked_pipeline)
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 48000
 
 
 def tiny_corpus(root: Path) -> Path:
-    """speech/music/noise/rir train folders of a few seconds (24-bit WAV, as rt-data writes them)."""
+    """The folders of the speech-erb recipe, a few seconds each (24-bit WAV, as rt-data writes them)."""
     rng = np.random.default_rng(0)
-    for kind in ("speech", "music", "noise", "rir"):
-        (root / kind / "train").mkdir(parents=True)
+    for kind in ("speech/train", "voices/train", "voices/val", "music/train", "noise/train", "realnoise/train",
+                 "rir/train"):
+        (root / kind).mkdir(parents=True)
     t = np.arange(int(1.6 * RATE)) / RATE
     for i in range(5):
         tone = 0.2 * np.sin(2 * np.pi * (150 + 40 * i) * t) * (1 + np.sin(2 * np.pi * 3 * t))
         sf.write(root / "speech" / "train" / f"s{i}.wav", tone, RATE, subtype="PCM_24")
+    for split, n in (("train", 2), ("val", 2)):
+        for i in range(n):
+            tone = 0.2 * np.sin(2 * np.pi * (110 + 30 * i) * t) * (1 + np.sin(2 * np.pi * 4 * t))
+            sf.write(root / "voices" / split / f"{split}{i}.wav", tone, RATE, subtype="PCM_24")
     sf.write(root / "music" / "train" / "m0.wav", 0.1 * np.sin(2 * np.pi * 440 * t), RATE, subtype="PCM_24")
     sf.write(root / "noise" / "train" / "n0.wav", 0.1 * rng.standard_normal(2 * RATE), RATE, subtype="PCM_24")
+    sf.write(root / "realnoise" / "train" / "b0.wav", 0.1 * rng.standard_normal(RATE), RATE, subtype="PCM_24")
     rir = np.zeros(2400)
     rir[10], rir[11:] = 0.5, 0.02 * rng.standard_normal(2389) * np.exp(-np.arange(2389) / 400)
     sf.write(root / "rir" / "train" / "r0.wav", rir, RATE, subtype="PCM_24")
     return root
 
 
-def speech_pipeline(corpus: Path) -> str:
-    out = subprocess.run(["bash", "-c", f'source {ROOT}/scripts/speech-pipeline.sh; speech_pipeline "$1" 0.3', "_",
-                          str(corpus)], capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+def recipe(corpus: Path) -> dict[str, str]:
+    """The speech-erb recipe's folders and strings, as scripts/speech-pipeline.sh defines them."""
+    script = (f'source {ROOT}/scripts/speech-pipeline.sh; speech_erb_noise "$1" >/dev/null; speech_erb_mix "$1"; '
+              'speech_erb_pipeline "$1"; speech_erb_dataset_args "$1"')
+    out = subprocess.run(["bash", "-c", script, "_", str(corpus)], capture_output=True, text=True, check=True)
+    mix, pipeline, args = out.stdout.strip().splitlines()
+    return {"data_root": mix, "preprocessing": pipeline, "dataset_args": args}
 
 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory) -> Path:
     corpus = tiny_corpus(tmp_path_factory.mktemp("corpus"))
-    (corpus / "mix").mkdir()
-    for kind in ("speech", "music"):
-        (corpus / "mix" / kind).symlink_to(corpus / kind / "train")
     out = tmp_path_factory.mktemp("gpu") / "pack"
-    make_pack(out, data_root=str(corpus / "mix"), preprocessing=speech_pipeline(corpus), codec="flac", max_mib=5)
+    make_pack(out, **recipe(corpus), config="speech-erb.toml", codec="flac", max_mib=5)
     return out
 
 
@@ -63,21 +73,83 @@ def pack(tmp_path_factory) -> Path:
 
 def test_pack_holds_the_recipes_folders_compressed(pack):
     manifest = read_manifest(pack)
-    assert set(manifest["folders"]) == {"clean", "dir-1", "dir-2"}
-    assert manifest["folders"]["clean"]["files"] == 6
-    assert sorted(p.suffix for p in (pack / "clean").rglob("*.*")) == [".flac"] * 6
+    assert set(manifest["folders"]) == {"clean", "dir-1", "dir-2", "val"}
+    assert manifest["folders"]["clean"]["files"] == 8 and manifest["folders"]["val"]["files"] == 2
+    assert set(manifest["folders"]["clean"]["subfolders"]) == {"speech", "voices", "music"}
+    assert set(manifest["folders"]["dir-2"]["subfolders"]) == {"synthetic", "recorded"}
+    assert sorted(p.suffix for p in (pack / "clean").rglob("*.*")) == [".flac"] * 8
     spec = unpacked_pipeline(pack)
     assert "{pack}" not in spec and str(pack.resolve() / "dir-2") in spec
     steps = parse_pipeline(spec).steps  # the folders exist and hold audio
     assert len(steps) == 6
+    assert unpacked_dataset_args(pack) == f"val_dir={pack.resolve() / 'val'}"
     clean = sf.read(pack / "clean" / "speech" / "s0.flac")[0]
     assert clean.shape == (int(1.6 * RATE),)
+
+
+def test_the_trainer_validates_on_the_packed_held_out_speakers(pack):
+    _, cfg = load_options(["--pack", str(pack), "--out", "unused"])
+    assert cfg.size == "spec-erb" and cfg.dataset_args == {"val_dir": str(pack.resolve() / "val")}
+    train, val = split_paths(pack / "clean", cfg, "train"), split_paths(pack / "clean", cfg, "val")
+    assert sorted(Path(p).name for p in val) == ["val0.flac", "val1.flac"]
+    assert len(train) == 8 and not set(train) & set(val)  # no training file is held out
+    _, given = load_options(["--pack", str(pack), "--out", "unused", "--dataset_args", "val=0.2,test=0"])
+    assert given.dataset_args == {"val": "0.2", "test": "0"}  # a flag given here wins over the pack's
+
+
+def _sample_corpus(root: Path) -> Path:
+    """A mix whose subfolders differ in size: 12, 12 and 2 files of 2 s of noise-like audio."""
+    rng = np.random.default_rng(3)
+    for name, count in (("speech", 12), ("voices", 12), ("music", 2)):
+        (root / "mix" / name).mkdir(parents=True)
+        for i in range(count):
+            sf.write(root / "mix" / name / f"{name}{i}.wav", 0.1 * rng.standard_normal(2 * RATE), RATE,
+                     subtype="PCM_24")
+    return root / "mix"
+
+
+def _sample(manifest: dict) -> dict[str, dict]:
+    return manifest["folders"]["clean"]["subfolders"]
+
+
+def test_a_subset_fits_the_cap_balanced_across_subfolders_and_seeded(tmp_path):
+    mix = _sample_corpus(tmp_path)
+    one = make_pack(tmp_path / "a", data_root=str(mix), preprocessing="", max_mib=0.2, subset=Subset(crop=1.0))
+    assert one["codec"] == "opus" and one["bytes"] <= 0.2 * MIB
+    got = _sample(one)
+    assert got["music"]["files"] == got["music"]["of_files"] == 2  # smaller than its share: whole
+    assert 4 <= got["speech"]["files"] < 12 and abs(got["speech"]["files"] - got["voices"]["files"]) <= 1
+    assert all(sf.info(str(p)).duration <= 1.0 + 1e-3 for p in (tmp_path / "a" / "clean").rglob("*.ogg"))
+    again = make_pack(tmp_path / "b", data_root=str(mix), preprocessing="", max_mib=0.2, subset=Subset(crop=1.0))
+    other = make_pack(tmp_path / "c", data_root=str(mix), preprocessing="", max_mib=0.2,
+                      subset=Subset(crop=1.0, seed=1))
+
+    def names(folder: str) -> list[str]:
+        return sorted(str(p.relative_to(tmp_path / folder)) for p in (tmp_path / folder / "clean").rglob("*.ogg"))
+
+    assert names("a") == names("b") and names("a") != names("c")
+    first = sf.read(tmp_path / "a" / "clean" / "music" / "music0.ogg")[0]
+    assert np.array_equal(first, sf.read(tmp_path / "b" / "clean" / "music" / "music0.ogg")[0])
+
+
+def test_a_subset_gives_each_kind_of_folder_its_share(tmp_path):
+    corpus = tiny_corpus(tmp_path / "c")
+    manifest = make_pack(tmp_path / "p", **recipe(corpus), max_mib=0.3, subset=Subset(crop=1.0))
+    folders = manifest["folders"]
+    assert manifest["bytes"] <= 0.3 * MIB and manifest["subset"] == {"crop": 1.0, "seed": 0}
+    assert folders["dir-1"]["kind"] == "rir" and folders["dir-1"]["crop"] is None  # rooms whole
+    assert sf.info(str(next((tmp_path / "p" / "dir-1").rglob("*.flac")))).frames == 2400
+    room = 0.3 * MIB - MANIFEST_ROOM
+    for name, share in (("val", SHARES["val"]), ("dir-1", SHARES["rir"]), ("dir-2", SHARES["noise"])):
+        assert 0 < folders[name]["bytes"] <= share * room
+    assert folders["clean"]["files"] == 8  # the clean audio fills what the others left: here all of it
+    assert unpacked_dataset_args(tmp_path / "p").endswith("/val")
 
 
 def test_pack_over_the_cap_is_one_clear_error(pack, tmp_path):
     corpus = tmp_path / "c"
     tiny_corpus(corpus)
-    with pytest.raises(PackError, match="over --max-mib"):
+    with pytest.raises(PackError, match="over --max-mib.*--subset"):
         make_pack(tmp_path / "p", data_root=str(corpus / "speech" / "train"), preprocessing="", codec="flac",
                   max_mib=0.01)
     assert not (tmp_path / "p" / "pack.json").exists()
@@ -183,6 +255,7 @@ def test_gpu_train_on_cpu_writes_a_loadable_checkpoint_and_its_throughput(pack, 
     assert summary["steps"] > 0 and summary["audio_per_second"] > 0
     assert summary["audio_seconds"] == pytest.approx(summary["steps"] * 4 * 0.1, rel=1e-6)
     assert "s of audio per s" in (tmp_path / "run" / "train.log").read_text()
+    assert summary["config"]["size"] == "spec-erb" and set(summary["validation"]) >= {"loss", "si_sdr"}
     model, extra = load_checkpoint(tmp_path / "run" / "last.pt")
     assert type(model).__name__ == "SpectralUNet" and extra["resume"]["opt_g"] is not None
     assert (tmp_path / "run" / "best.pt").is_file()
@@ -211,6 +284,19 @@ def test_gpu_train_mistakes_are_one_line(pack, tmp_path, flags, message, capsys)
     assert main(["--pack", str(pack), "--out", str(tmp_path / "run"), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gpu-train: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_gpu_pack_names_an_unknown_recipe_or_a_missing_folder(tmp_path):
+    corpus = tiny_corpus(tmp_path / "c")
+    bad = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-pack.sh"), str(corpus), "--recipe", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip() == "gpu-pack: --recipe nope: expected speech-erb or speech"
+    (corpus / "voices" / "val" / "val0.wav").unlink()
+    (corpus / "voices" / "val" / "val1.wav").unlink()
+    (corpus / "voices" / "val").rmdir()
+    missing = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-pack.sh"), str(corpus)], capture_output=True,
+                             text=True)
+    assert missing.returncode == 2 and f"{corpus}/voices/val is missing" in missing.stderr
 
 
 def test_without_the_package_installed_links_make_it_importable(tmp_path):
