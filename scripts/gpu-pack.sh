@@ -28,7 +28,8 @@ while [ $# -gt 0 ]; do
     if [ "$1" = --recipe ]; then recipe="${2:-}"; shift 2 || shift $#; else rest+=("$1"); shift; fi
 done
 case "$recipe" in
-    speech-erb) parts=(speech/train voices/train voices/val music/train noise/train realnoise/train rir/train); hours=3 ;;
+    speech-erb) parts=(speech/train voices/train voices/val music/train noise/train realnoise/train rir/train)
+                hours=3 ;;
     speech) parts=(speech/train music/train noise/train rir/train); hours=1.2 ;;
     *) echo "gpu-pack: --recipe ${recipe:-(none)}: expected speech-erb or speech" >&2; exit 2 ;;
 esac
@@ -55,12 +56,14 @@ echo "gpu-pack: working tree $((tree_bytes / 1048576)) MiB + wheels $((wheel_byt
 if [ "$recipe" = speech-erb ]; then
     speech_erb_noise "$corpus" >/dev/null
     recipe_flags=(--data_root "$(speech_erb_mix "$corpus")" --preprocessing "$(speech_erb_pipeline "$corpus")"
-                  --dataset_args "$(speech_erb_dataset_args "$corpus")" --config training/configs/speech-erb.toml --subset)
+                  --dataset_args "$(speech_erb_dataset_args "$corpus")" --config training/configs/speech-erb.toml
+                  --subset)
 else
     recipe_flags=(--data_root "$(speech_mix "$corpus")" --preprocessing "$(speech_pipeline "$corpus" 0.3)"
                   --config training/configs/speech-spectral.toml)
 fi
 cd "$ROOT"
 gpu_package
-"$PY" -m rt_enhance.training.pack --out "${RT_GPU_PACK:-$ROOT/.gpu/pack}" --max-mib "$max_mib" "${recipe_flags[@]}" "${rest[@]}"
+"$PY" -m rt_enhance.training.pack --out "${RT_GPU_PACK:-$ROOT/.gpu/pack}" --max-mib "$max_mib" "${recipe_flags[@]}" \
+    "${rest[@]}"
 echo "gpu-pack: carry [\".gpu\"] with each run (docs/gpu.md)"

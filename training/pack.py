@@ -7,11 +7,12 @@
 A pack holds what a recipe reads from disk and nothing else: the clean files under ``--data_root``
 (folder ``clean/``) and every folder the ``--preprocessing`` string names (``noise DIR``, ``rir DIR``;
 folders ``dir-1/``, ``dir-2/`` ...) and the validation folder of ``--dataset_args val_dir=DIR`` (folder
-``val/``), each file reduced to the one channel training reads (the channel
-mean; a room response's first channel) and compressed, plus ``pack.json``: the preprocessing string with those folders written as
+``val/``), each file reduced to the one channel training reads (the channel mean; a room response's
+first channel) and compressed, plus ``pack.json``: the preprocessing string with those folders written as
 ``{pack}/dir-N`` (:func:`unpacked_pipeline` puts the pack's path back), the dataset arguments with
 ``val_dir={pack}/val`` (:func:`unpacked_dataset_args`), the recipe's ``--config`` (the trainer's default)
-and what each folder holds. Noise, rooms and every other degradation are still made on the fly when training reads the pack.
+and what each folder holds. Noise, rooms and every other degradation are still made on the fly when
+training reads the pack.
 
 Codecs: FLAC (16-bit, lossless up to the 16-bit floor) or Ogg/Opus (``--bitrate``, 64 kb/s by
 default; clean and noise files at Opus's own rates only; room responses always FLAC, 16-bit, scaled
@@ -160,7 +161,8 @@ def opus_level(kbps: float) -> float:
     return float(np.clip((256.0 - kbps) / 250.0, 0.0, 1.0))
 
 
-def read_mono(source: Path, *, rir: bool, crop: float | None, rng: np.random.Generator | None) -> tuple[np.ndarray, int]:
+def read_mono(source: Path, *, rir: bool, crop: float | None,
+              rng: np.random.Generator | None) -> tuple[np.ndarray, int]:
     """``source`` as mono float32 ``[samples]`` (a room response's first channel, else the channel mean, as
     ``rir DIR`` and the dataset read them), cut to a stretch of at most ``crop`` seconds drawn with ``rng``."""
     info = sf.info(str(source))

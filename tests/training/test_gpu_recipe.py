@@ -21,8 +21,8 @@ from rt_enhance.training import device_degrade as dd
 from rt_enhance.training.degrade import parse_pipeline
 from rt_enhance.training.device_data import split_paths
 from rt_enhance.training.gpu_train import load_options
-from rt_enhance.training.pack import (MANIFEST_ROOM, MIB, SHARES, PackError, Subset, make_pack, read_manifest, unpacked_dataset_args,
-                                      unpacked_pipeline)
+from rt_enhance.training.pack import (MANIFEST_ROOM, MIB, SHARES, PackError, Subset, make_pack, read_manifest,
+                                      unpacked_dataset_args, unpacked_pipeline)
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 48000
