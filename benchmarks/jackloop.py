@@ -154,8 +154,9 @@ class JackLoopback:
         """Frames recorded so far in the current measurement (read from any thread)."""
         return self._frame
 
-    def wait_for_target(self, timeout: float = 20.0) -> None:
-        """Block until the client under test has registered its ports."""
+    def wait_for_target(self, timeout: float = 60.0) -> None:
+        """Block until the client under test has registered its ports (its start-up, imports and numba
+        included, can take tens of seconds on a loaded 2-core machine)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ins = self.client.get_ports(f"{self.target}:in", is_input=True)
