@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import limits, paths
+from rt_enhance.realtime.keys import TerminalKeys
 from rt_enhance.realtime.devices import Device, DeviceError, find_device, list_devices, sounddevice
 from rt_enhance.realtime.metadata import ModelError
 from rt_enhance.realtime.providers import PROVIDERS
@@ -134,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--hop", help="new samples per model call (e.g. 480 or 10ms)")
     m.add_argument("--lookahead", help="future context the kept output sees (e.g. 10ms)")
     m.add_argument("--crossfade", help="crossfade between consecutive windows (at most the lookahead)")
+    m.add_argument("--strength", type=_strength, default=1.0, metavar="S|NdB",
+                   help="how much of the model's change to keep, mixed with the aligned input at no added latency: "
+                   "0 = the input unchanged, 1 = the full effect (default); or the most it may remove, e.g. 12dB "
+                   "(= 0.75; DeepFilterNet's --atten-lim). A mix rather than a gain floor, so it works for every model. "
+                   "Live in a terminal, + and - change it while you listen")
     m.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1; at most the CPU cores)")
     m.add_argument("--provider", default="cpu", choices=sorted(PROVIDERS), help="execution provider (default cpu)")
     r = p.add_argument_group("report")
@@ -141,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no status line and no report")
     r.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
+
+
+def _strength(text: str) -> float:
+    from rt_enhance.realtime import strength as mixing
+
+    try:
+        return mixing.parse_strength(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------- endpoints
@@ -268,13 +283,13 @@ def _streamer(args, processor, channels: int) -> Streamer:
             lookahead=info.lookahead, stride=info.total_stride, preset=args.latency, hop=args.hop,
             lookahead_flag=args.lookahead,
         )
-        return Streamer(processor, g, channels)
+        return Streamer(processor, g, channels, strength=args.strength)
     g = geo.resolve(
         sample_rate=info.sample_rate, window=info.window, default_hop=info.hop, default_lookahead=info.lookahead,
         default_crossfade=info.crossfade, preset=args.latency, hop=args.hop, lookahead=args.lookahead,
         crossfade=args.crossfade,
     )
-    return Streamer(processor, g, channels)
+    return Streamer(processor, g, channels, strength=args.strength)
 
 
 def _sinks(ends: Endpoints, args, rate: int, channels: int) -> list[FileSink]:
@@ -298,7 +313,7 @@ def _record(args, model: str, streamer: Streamer, extra: dict) -> dict:
 
     g = streamer.geometry
     rec = {"model": model, "model_rate": g.sample_rate, "channels": streamer.channels, "window": g.window,
-           "hop": g.hop, "lookahead": g.lookahead, "crossfade": g.crossfade}
+           "hop": g.hop, "lookahead": g.lookahead, "crossfade": g.crossfade, "strength": streamer.mix.strength}
     rec.update(extra)
     rec.update(report.compute_stats(streamer))
     rec["deadline_misses"] = rec.get("miss_events", 0) + streamer.dry_hops
@@ -324,15 +339,20 @@ def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink],
             "outputs": list(ends.output_files)}
 
 
-def _status_line(engine) -> None:
+def _status_line(engine, keys: TerminalKeys | None = None) -> None:
     from rt_enhance.realtime import kernels
+    from rt_enhance.realtime import strength as mixing
 
+    mix = engine.streamer.mix
+    if keys is not None:
+        mix.strength = mixing.apply_keys(mix.strength, keys.read())
     inp, out = engine.levels_db()
     st = engine.st
     seconds = st[kernels.IN_COUNT] / engine.rate
     sys.stderr.write(
         f"\r  {seconds:7.1f} s   in {inp:6.1f} dBFS   out {out:6.1f} dBFS   "
-        f"misses {st[kernels.MISS_EVENTS] + engine.streamer.dry_hops}   xruns {sum(engine.xruns.values())}  "
+        f"misses {st[kernels.MISS_EVENTS] + engine.streamer.dry_hops}   xruns {sum(engine.xruns.values())}   "
+        f"strength {mix.strength:.1f}" + (f" ({mixing.KEYS_HELP})  " if keys is not None and keys.active else "  ")
     )
     sys.stderr.flush()
 
@@ -344,11 +364,13 @@ def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], 
                         output_device=ends.output_device, source=ends.source_file, sinks=sinks,
                         blocksize=args.blocksize, limit_knee=0.9 if args.limiter else 0.0)
     stop.engine = engine  # from here on a signal stops the stream and keeps what it captured
-    tick = _status_line if sys.stderr.isatty() and not args.quiet else None
+    show = sys.stderr.isatty() and not args.quiet
     try:
-        result = engine.run(duration=args.duration, on_tick=tick)
+        with TerminalKeys(enabled=show) as keys:
+            tick = (lambda eng: _status_line(eng, keys)) if show else None
+            result = engine.run(duration=args.duration, on_tick=tick)
     finally:
-        if tick:
+        if show:
             sys.stderr.write("\n")
     if engine.device_lost:
         logger.error("%s; exit code %d", result.stop_reason, EXIT_DEVICE_LOST)
