@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "if linear PCM or float, else PCM_24; VORBIS for .ogg)")
     io.add_argument("--no-compensate", dest="compensate", action="store_false",
                     help="file to file: keep the engine's delay instead of aligning output with input")
+    io.add_argument("--spectrogram", metavar="PNG", help="file mode: also write a picture of the input's and the "
+                    "output's spectrograms, one above the other (needs matplotlib: the plot extra)")
     io.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the soft limiter on live output")
     m = p.add_argument_group("model and latency")
     m.add_argument("--model", help="speech | speech-monitor | music | passthrough | PATH.onnx (default: speech if "
@@ -186,7 +188,8 @@ def _check_files(args: argparse.Namespace, source: FileSource | None, files: tup
     """Every file written is a new name for no file read or written: compared by identity
     (device and inode after links), so symlinks, hard links and /proc/self/cwd are caught;
     and each can be created where it is named, before any work is done."""
-    writes = [("--out", f) for f in files] + ([("--stats-json", args.stats_json)] if args.stats_json else [])
+    writes = [("--out", f) for f in files] + [(flag, path) for flag, path in (("--stats-json", args.stats_json),
+                                                                            ("--spectrogram", args.spectrogram)) if path]
     for flag, path in writes:
         paths.check_writable_target(path, flag)
     from rt_enhance.realtime.processor import bundled_model_path
@@ -416,8 +419,9 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     rate = _io_rate(args, ends, channels, probe.info.sample_rate if probe else None)
     processor = probe or open_processor(name, rate_hint=rate)
     streamer = _streamer(args, processor, channels)
-    sinks = _sinks(ends, args, rate, channels)
     live = _is_live(ends)
+    _check_picture(args, live, ends)
+    sinks = _sinks(ends, args, rate, channels)
     try:
         extra = _run_live(args, ends, streamer, sinks, rate, stop) if live else _run_files(args, ends, streamer, sinks, rate)
     except BaseException:
@@ -426,6 +430,12 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
             _keep(sink) if live else sink.abort()
         raise
     record = _record(args, name, streamer, extra)
+    if args.spectrogram:
+        from rt_enhance.realtime import pictures
+
+        pictures.write_before_after(args.spectrogram, ends.source_file.path, ends.output_files[0],
+                                    title=f"rt-enhance --model {name}", before_seconds=args.duration)
+        record["spectrogram"] = args.spectrogram
     if not args.quiet:
         print("rt-enhance report:\n" + report.render(record), file=sys.stderr)
     if args.stats_json:
@@ -448,6 +458,16 @@ def _write_stats(path: str, record: dict) -> None:
         report.write_json(path, record)
     except OSError as exc:
         raise WriteError(f"--stats-json {path}: cannot write the report ({exc.strerror})") from None
+
+
+def _check_picture(args, live: bool, ends: Endpoints) -> None:
+    if not args.spectrogram:
+        return
+    if live or not ends.output_files:
+        raise UsageError("--spectrogram needs file mode: a file in and a file out (--in FILE --out FILE)")
+    from rt_enhance.realtime import pictures
+
+    pictures.check_available()
 
 
 def _keep(sink: FileSink) -> None:
@@ -492,6 +512,7 @@ def _main(argv: list[str] | None, stop: StopSignals) -> int:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit is a write error, not a kill
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="rt-enhance: %(message)s")
     from rt_enhance.realtime.audio_io import AudioFileError, WriteError
+    from rt_enhance.realtime.pictures import PictureError
 
     try:
         code = run(args, stop)
@@ -499,7 +520,7 @@ def _main(argv: list[str] | None, stop: StopSignals) -> int:
         print(f"rt-enhance: error: {exc}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     except (UsageError, AudioFileError, DeviceError, ModelError, geo.GeometryError, paths.PathError,
-            limits.LimitError) as exc:
+            limits.LimitError, PictureError) as exc:
         print(f"rt-enhance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if code == EXIT_DEVICE_LOST:
