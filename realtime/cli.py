@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--spectrogram", metavar="PNG", help="file mode: also write a picture of the input's and the "
                     "output's spectrograms, one above the other (needs matplotlib: the plot extra)")
     io.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the soft limiter on live output")
+    b = p.add_argument_group("batch mode (--in DIR or a glob such as 'talks/**/*.wav', --out DIR)")
+    b.add_argument("--jobs", type=int, help="files enhanced in parallel, one process each (default: the number of CPUs)")
+    b.add_argument("--ray", metavar="ADDRESS", help="run the files as tasks on an existing Ray cluster (e.g. auto); "
+                   "needs the ray extra and the folders at the same paths on every node")
     m = p.add_argument_group("model and latency")
     m.add_argument("--model", help="speech | speech-monitor | music | passthrough | PATH.onnx (default: speech if "
                    "bundled, speech-monitor with --latency monitor; else passthrough)")
@@ -277,22 +281,10 @@ def _model_name(args: argparse.Namespace) -> str:
 
 
 def _streamer(args, processor, channels: int) -> Streamer:
-    from rt_enhance.realtime.streamer import Streamer
+    from rt_enhance.realtime.streamer import build_streamer
 
-    info = processor.info
-    if info.kind == "stateful":
-        g = geo.resolve_stateful(
-            sample_rate=info.sample_rate, receptive_field=info.window, default_hop=info.hop,
-            lookahead=info.lookahead, stride=info.total_stride, preset=args.latency, hop=args.hop,
-            lookahead_flag=args.lookahead,
-        )
-        return Streamer(processor, g, channels, strength=args.strength)
-    g = geo.resolve(
-        sample_rate=info.sample_rate, window=info.window, default_hop=info.hop, default_lookahead=info.lookahead,
-        default_crossfade=info.crossfade, preset=args.latency, hop=args.hop, lookahead=args.lookahead,
-        crossfade=args.crossfade,
-    )
-    return Streamer(processor, g, channels, strength=args.strength)
+    return build_streamer(processor, channels, preset=args.latency, hop=args.hop, lookahead=args.lookahead,
+                          crossfade=args.crossfade, strength=args.strength)
 
 
 def _sinks(ends: Endpoints, args, rate: int, channels: int) -> list[FileSink]:
@@ -411,6 +403,12 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     from rt_enhance.realtime.processor import open_processor
 
     _check_args(args)
+    from rt_enhance.realtime import batch
+
+    if batch.is_batch(args.inp, args.out or []):
+        return _run_batch(args)
+    if args.jobs is not None or args.ray:
+        raise UsageError("--jobs and --ray are for batch mode: give a folder or a glob as --in and a folder as --out")
     ends = _endpoints(args)
     _check_mode(args, ends)
     channels = _channels(args, ends)
@@ -458,6 +456,36 @@ def _write_stats(path: str, record: dict) -> None:
         report.write_json(path, record)
     except OSError as exc:
         raise WriteError(f"--stats-json {path}: cannot write the report ({exc.strerror})") from None
+
+
+BATCH_UNUSED = {"duration": "--duration", "spectrogram": "--spectrogram", "channels": "--channels", "rate": "--rate"}
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from rt_enhance.realtime import batch
+    from rt_enhance.realtime.processor import open_processor
+
+    given = [flag for key, flag in BATCH_UNUSED.items() if getattr(args, key) is not None]
+    if given or args.blocksize or not args.limiter:
+        raise UsageError(f"{', '.join(given) or 'device flags'}: not used in batch mode (a folder or glob in, a folder out)")
+    if not args.out or len(args.out) != 1 or os.path.splitext(args.out[0])[1].lower() in batch.AUDIO_EXTENSIONS:
+        raise UsageError(f"--in {args.inp} is a folder or a glob: give one folder as --out")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.stats_json:
+        paths.check_writable_target(args.stats_json, "--stats-json")
+    settings = batch.Settings(model=_model_name(args), threads=args.threads, provider=args.provider, preset=args.latency,
+                              hop=args.hop, lookahead=args.lookahead, crossfade=args.crossfade, strength=args.strength,
+                              compensate=args.compensate, subtype=args.subtype)
+    if settings.model != "passthrough":  # a bad model or geometry flag is one line now, not a failure per file
+        _streamer(args, open_processor(settings.model, threads=args.threads, provider=args.provider), 1)
+    jobs = args.jobs or max(1, (os.cpu_count() or 1) // args.threads)
+    summary = batch.run_batch(args.inp, args.out[0], settings, jobs=jobs, ray_address=args.ray, progress=not args.quiet)
+    if not args.quiet or summary.failed:
+        print(batch.render(summary, args.inp, args.out[0]), file=sys.stderr)
+    if args.stats_json:
+        _write_stats(args.stats_json, summary.as_record())
+    return batch.EXIT_FAILURES if summary.failed else 0
 
 
 def _check_picture(args, live: bool, ends: Endpoints) -> None:
@@ -512,6 +540,7 @@ def _main(argv: list[str] | None, stop: StopSignals) -> int:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit is a write error, not a kill
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="rt-enhance: %(message)s")
     from rt_enhance.realtime.audio_io import AudioFileError, WriteError
+    from rt_enhance.realtime.batch import BatchError
     from rt_enhance.realtime.pictures import PictureError
 
     try:
@@ -520,7 +549,7 @@ def _main(argv: list[str] | None, stop: StopSignals) -> int:
         print(f"rt-enhance: error: {exc}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     except (UsageError, AudioFileError, DeviceError, ModelError, geo.GeometryError, paths.PathError,
-            limits.LimitError, PictureError) as exc:
+            limits.LimitError, PictureError, BatchError) as exc:
         print(f"rt-enhance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if code == EXIT_DEVICE_LOST:

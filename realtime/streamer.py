@@ -19,6 +19,7 @@ import time
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import kernels, limits
 from rt_enhance.realtime.geometry import Geometry
 from rt_enhance.realtime.processor import Processor
@@ -221,3 +222,21 @@ class Streamer:
         out = self.feed(np.zeros((self.channels, g.lookahead + g.hop), np.float32))[:, :owed]
         self.reset()
         return out
+
+
+def build_streamer(processor: Processor, channels: int, *, preset: str | None = None, hop: str | None = None,
+                   lookahead: str | None = None, crossfade: str | None = None, strength: float = 1.0) -> Streamer:
+    """A :class:`Streamer` whose geometry comes from the model's metadata and the user's flags
+    (a ``--latency`` preset and ``--hop``/``--lookahead``/``--crossfade``, samples or ``"5ms"``)."""
+    info = processor.info
+    if info.kind == "stateful":
+        g = geo.resolve_stateful(
+            sample_rate=info.sample_rate, receptive_field=info.window, default_hop=info.hop,
+            lookahead=info.lookahead, stride=info.total_stride, preset=preset, hop=hop, lookahead_flag=lookahead,
+        )
+    else:
+        g = geo.resolve(
+            sample_rate=info.sample_rate, window=info.window, default_hop=info.hop, default_lookahead=info.lookahead,
+            default_crossfade=info.crossfade, preset=preset, hop=hop, lookahead=lookahead, crossfade=crossfade,
+        )
+    return Streamer(processor, g, channels, strength=strength)
