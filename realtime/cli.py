@@ -113,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io = p.add_argument_group("input and output")
     io.add_argument("--in", dest="inp", default="mic", help="mic | default | DEVICE (index or name substring) | FILE | demo (default: mic)")
-    io.add_argument("--out", action="append", help="speakers | default | DEVICE | FILE; repeat for several (default: speakers)")
+    io.add_argument("--out", action="append", help="speakers | default | virtual-mic | DEVICE | FILE; repeat for several "
+                    "(default: speakers). virtual-mic: a microphone named rt-enhance-MODEL that any app (browser call, "
+                    "Discord, OBS) can pick, on PipeWire or PulseAudio; --in is then mic, a server source name or a file")
     io.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     io.add_argument("--duration", type=float, help="stop a live run after this many seconds; file to file: "
                     "enhance the first this many seconds")
@@ -352,12 +354,13 @@ def _status_line(engine, keys: TerminalKeys | None = None) -> None:
     sys.stderr.flush()
 
 
-def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int, stop: StopSignals) -> dict:
+def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int, stop: StopSignals,
+              make_engine=None) -> dict:
     from rt_enhance.realtime.live import LiveEngine
 
-    engine = LiveEngine(streamer=streamer, device_rate=rate, input_device=ends.input_device,
-                        output_device=ends.output_device, source=ends.source_file, sinks=sinks,
-                        blocksize=args.blocksize, limit_knee=0.9 if args.limiter else 0.0)
+    engine = (make_engine or LiveEngine)(
+        streamer=streamer, device_rate=rate, input_device=ends.input_device, output_device=ends.output_device,
+        source=ends.source_file, sinks=sinks, blocksize=args.blocksize, limit_knee=0.9 if args.limiter else 0.0)
     stop.engine = engine  # from here on a signal stops the stream and keeps what it captured
     show = sys.stderr.isatty() and not args.quiet
     try:
@@ -409,6 +412,8 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
         return _run_batch(args)
     if args.jobs is not None or args.ray:
         raise UsageError("--jobs and --ray are for batch mode: give a folder or a glob as --in and a folder as --out")
+    if any(o.lower() in VIRTUAL_MIC for o in args.out or []):
+        return _run_virtual_mic(args, stop)
     ends = _endpoints(args)
     _check_mode(args, ends)
     channels = _channels(args, ends)
@@ -488,6 +493,61 @@ def _run_batch(args: argparse.Namespace) -> int:
     return batch.EXIT_FAILURES if summary.failed else 0
 
 
+VIRTUAL_MIC = ("virtual-mic", "virtual-microphone")  # --out spellings
+
+
+def _run_virtual_mic(args: argparse.Namespace, stop: StopSignals) -> int:
+    """--out virtual-mic: the enhanced microphone (or file) as a source other applications record."""
+    from rt_enhance.realtime import report, virtual_mic
+    from rt_enhance.realtime.audio_io import FileSource, looks_like_path
+    from rt_enhance.realtime.processor import open_processor
+
+    files = tuple(o for o in args.out if o.lower() not in VIRTUAL_MIC)
+    _check_virtual_mic_flags(args, files)
+    source = FileSource(DEMO_CLIP if args.inp == "demo" else args.inp) if args.inp == "demo" or looks_like_path(args.inp) else None
+    _check_files(args, source, files)
+    name = _model_name(args)
+    processor = open_processor(name, threads=args.threads, provider=args.provider)
+    rate = processor.info.sample_rate
+    channels = source.channels if source else (args.channels or 1)
+    streamer = _streamer(args, processor, channels)
+    block = args.blocksize or max(1, round(rate * 0.005))
+    mic = None if source else virtual_mic.input_device(args.inp, channels, rate)  # before the device exists
+    with virtual_mic.VirtualMic(name, rate=rate, channels=channels) as vmic:
+        ends = Endpoints(source, mic, vmic.device(), files)
+        sinks = _sinks(ends, args, rate, channels)
+        try:
+            extra = _run_live(args, ends, streamer, sinks, rate, stop, lambda **kw: virtual_mic.engine(block=block, **kw))
+        except BaseException:
+            for sink in sinks:
+                _keep(sink)
+            raise
+    extra["virtual_mic"] = vmic.source_name
+    extra["latency_total_ms"] = extra["latency_ms"] + extra["device_latency_in_ms"] + extra["device_latency_out_ms"]
+    record = _record(args, name, streamer, extra)
+    if not args.quiet:
+        print("rt-enhance report:\n" + report.render(record), file=sys.stderr)
+    if args.stats_json:
+        _write_stats(args.stats_json, record)
+    return int(record.get("exit_code", 0))
+
+
+def _check_virtual_mic_flags(args: argparse.Namespace, files: tuple[str, ...]) -> None:
+    """--out virtual-mic takes files beside it; flags that cannot apply are refused."""
+    from rt_enhance.realtime.audio_io import looks_like_path
+
+    if any(not looks_like_path(f) for f in files) or args.spectrogram:
+        raise UsageError("--out virtual-mic goes with files only (no second device, no --spectrogram); "
+                         "to hear yourself, monitor the virtual mic in your call app")
+    if args.rate is not None:
+        raise UsageError("--rate does not apply to --out virtual-mic: it runs at the model's rate and the server "
+                         "converts for each application")
+    if not args.compensate:
+        raise UsageError("--no-compensate applies to file to file; a virtual microphone runs in real time")
+    if args.subtype is not None and not files:
+        raise UsageError(f"--subtype {args.subtype} applies to output files; no --out names a file")
+
+
 def _check_picture(args, live: bool, ends: Endpoints) -> None:
     if not args.spectrogram:
         return
@@ -542,6 +602,7 @@ def _main(argv: list[str] | None, stop: StopSignals) -> int:
     from rt_enhance.realtime.audio_io import AudioFileError, WriteError
     from rt_enhance.realtime.batch import BatchError
     from rt_enhance.realtime.pictures import PictureError
+    from rt_enhance.realtime.virtual_mic import ServerError
 
     try:
         code = run(args, stop)
@@ -549,7 +610,7 @@ def _main(argv: list[str] | None, stop: StopSignals) -> int:
         print(f"rt-enhance: error: {exc}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     except (UsageError, AudioFileError, DeviceError, ModelError, geo.GeometryError, paths.PathError,
-            limits.LimitError, PictureError, BatchError) as exc:
+            limits.LimitError, PictureError, BatchError, ServerError) as exc:
         print(f"rt-enhance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if code == EXIT_DEVICE_LOST:

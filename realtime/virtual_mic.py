@@ -1,0 +1,366 @@
+"""A virtual microphone on PipeWire (through pipewire-pulse) or PulseAudio: ``--out virtual-mic``.
+
+How it is made (the way NoiseTorch does it, with the server's own modules, no sound server of
+ours): ``module-null-sink`` gives a sink the enhanced audio is played into, and
+``module-remap-source`` turns that sink's monitor into a real source, so every application lists
+it as a microphone (many hide monitors). Both go through ``pactl``, which speaks to plain
+PulseAudio and to PipeWire's PulseAudio interface alike. The physical microphone is read and the
+enhanced signal written with libpulse-simple (``libpulse0``), from one thread that calls the live
+engine's duplex callback once per block: the record stream's clock drives the engine exactly as a
+device callback would.
+
+Clean-up, whatever ends the run:
+
+* normal end, Ctrl-C, SIGTERM: the modules are unloaded and the streams closed (the physical
+  microphone is released) before the report;
+* a crash or SIGKILL: a watchdog process (``sh``, in its own session) waits for the tool's end of
+  a pipe to close, which the kernel does when the tool dies, then unloads the modules;
+* if even that failed (the machine lost power), the modules carry ``rt_enhance.pid``: the next
+  run finds modules whose process is gone and unloads them before making its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import re
+import subprocess
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from rt_enhance.realtime.devices import Device
+
+logger = logging.getLogger(__name__)
+
+HOSTAPI = "PulseAudio"
+PACTL_TIMEOUT = 10.0
+
+
+class ServerError(Exception):
+    """No server, missing tools, a name clash: one line for the user."""
+
+
+def slug(model: str) -> str:
+    """A model name or path as a device-name part: ``speech``, ``my-model`` (from my-model.onnx)."""
+    stem = os.path.splitext(os.path.basename(model))[0]
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-") or "model"
+
+
+# ----------------------------------------------------------------------------- pactl
+
+
+def pactl(*args: str) -> str:
+    """Run ``pactl``; its absence or a server that does not answer is a ServerError."""
+    try:
+        done = subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=PACTL_TIMEOUT)
+    except FileNotFoundError:
+        raise ServerError("the virtual microphone needs pactl: apt-get install pulseaudio-utils "
+                          "(with PipeWire also pipewire-pulse)") from None
+    except subprocess.TimeoutExpired:
+        raise ServerError(f"the audio server did not answer 'pactl {' '.join(args)}' within {PACTL_TIMEOUT:g} s") from None
+    if done.returncode != 0:
+        text = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        reason = text[-1] if text else f"exit code {done.returncode}"
+        if "onnection" in reason:  # "Connection refused", "Connection failure"
+            raise ServerError(f"no PulseAudio or PipeWire server is running ({reason}); start one "
+                              "(systemctl --user start pipewire pipewire-pulse wireplumber, or pulseaudio --start)")
+        raise ServerError(f"pactl {args[0]} failed: {reason}")
+    return done.stdout
+
+
+def _modules() -> list[tuple[int, str, str]]:
+    """``(index, module name, arguments)`` of every loaded module."""
+    rows = []
+    for line in pactl("list", "short", "modules").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[0].isdigit():
+            rows.append((int(parts[0]), parts[1], parts[2] if len(parts) > 2 else ""))
+    return rows
+
+
+def _names(kind: str) -> set[str]:
+    return {line.split("\t")[1] for line in pactl("list", "short", kind).splitlines() if "\t" in line}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ----------------------------------------------------------------------------- the device
+
+
+@dataclass
+class VirtualMic:
+    """The null sink + remap source pair named after the tool and the model.
+
+    ``source_name`` is what a recording client opens (``rt_enhance.speech``); the description
+    applications show is ``rt-enhance-speech`` (pipewire-pulse 0.3 cuts descriptions at a space).
+    """
+
+    model: str
+    rate: int = 48000
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        self.source_name = f"rt_enhance.{slug(self.model)}"
+        self.sink_name = f"{self.source_name}.sink"
+        self.description = f"rt-enhance-{slug(self.model)}"
+        self.modules: list[int] = []
+        self._watchdog: subprocess.Popen | None = None
+
+    def create(self) -> "VirtualMic":
+        """Check the server, replace leftovers of dead runs, refuse a clash, load both modules."""
+        self.server = pactl("info")
+        self._remove_leftovers()
+        taken = (_names("sources") | _names("sinks")) & {self.source_name, self.sink_name}
+        if taken:
+            raise ServerError(f"a device named {sorted(taken)[0]} already exists and is not a leftover of rt-enhance; "
+                              "remove it (pactl unload-module) or pick another model name")
+        mark = f"rt_enhance.pid={os.getpid()}"
+        self.modules.append(int(pactl(
+            "load-module", "module-null-sink", f"sink_name={self.sink_name}", f"rate={self.rate}",
+            f"channels={self.channels}", f"sink_properties=device.description={self.description}-output {mark}").strip()))
+        self._start_watchdog()
+        self.modules.append(int(pactl(
+            "load-module", "module-remap-source", f"master={self.sink_name}.monitor", f"source_name={self.source_name}",
+            f"channels={self.channels}", f"rate={self.rate}",
+            f"source_properties=device.description={self.description} {mark}").strip()))
+        self._start_watchdog()
+        logger.info("virtual microphone %s (modules %s)", self.source_name, self.modules)
+        return self
+
+    def _remove_leftovers(self) -> None:
+        for index, _, args in _modules():
+            match = re.search(r"rt_enhance\.pid=(\d+)", args)
+            if not match or (self.source_name not in args and self.sink_name not in args):
+                continue
+            pid = int(match.group(1))
+            if pid != os.getpid() and _alive(pid):
+                raise ServerError(f"another rt-enhance (pid {pid}) runs the virtual microphone {self.source_name}; "
+                                  "stop it first or use another --model")
+            logger.warning("removing a virtual microphone left by an earlier run (module %d)", index)
+            pactl("unload-module", str(index))
+
+    def _start_watchdog(self) -> None:
+        """(Re)start a process that unloads our modules when this process dies, however it dies."""
+        self._stop_watchdog()
+        unload = "; ".join(f"pactl unload-module {m}" for m in reversed(self.modules))
+        self._watchdog = subprocess.Popen(
+            ["sh", "-c", f"cat >/dev/null; {unload}"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
+
+    def remove(self) -> None:
+        """Unload the modules (the device disappears for every application)."""
+        self._stop_watchdog()
+        for index in reversed(self.modules):
+            try:
+                pactl("unload-module", str(index))
+            except ServerError as exc:
+                logger.warning("could not remove module %d of the virtual microphone: %s", index, exc)
+        self.modules.clear()
+
+    def __enter__(self) -> "VirtualMic":
+        return self.create()
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def device(self) -> Device:
+        """The virtual mic as the engine's output device."""
+        return Device(-1, self.source_name, HOSTAPI, self.channels, self.rate, 0.0)
+
+
+def input_device(name: str, channels: int, rate: int) -> Device:
+    """``mic``/``default`` -> the server's default source; else a source whose name contains ``name``."""
+    if name.lower() in ("mic", "default"):
+        return Device(-1, "", HOSTAPI, channels, rate, 0.0)
+    sources = sorted(n for n in _names("sources") if name.lower() in n.lower() and not n.startswith("rt_enhance."))
+    exact = [n for n in sources if n == name]
+    if exact or len(sources) == 1:
+        return Device(-1, (exact or sources)[0], HOSTAPI, channels, rate, 0.0)
+    if not sources:
+        raise ServerError(f"no source matches '{name}'; list them with: pactl list short sources")
+    raise ServerError(f"'{name}' is ambiguous ({', '.join(sources)}); give the full source name")
+
+
+# ----------------------------------------------------------------------------- libpulse-simple
+
+
+class _SampleSpec(ctypes.Structure):
+    _fields_ = [("format", ctypes.c_int), ("rate", ctypes.c_uint32), ("channels", ctypes.c_uint8)]
+
+
+class _BufferAttr(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint32) for name in ("maxlength", "tlength", "prebuf", "minreq", "fragsize")]
+
+
+PA_SAMPLE_FLOAT32LE = 5
+PA_STREAM_PLAYBACK, PA_STREAM_RECORD = 1, 2
+NO_VALUE = 0xFFFFFFFF
+
+
+def _libs():
+    try:
+        simple = ctypes.CDLL(ctypes.util.find_library("pulse-simple") or "libpulse-simple.so.0")
+        pulse = ctypes.CDLL(ctypes.util.find_library("pulse") or "libpulse.so.0")
+    except OSError:
+        raise ServerError("the virtual microphone needs libpulse-simple: apt-get install libpulse0") from None
+    simple.pa_simple_new.restype = ctypes.c_void_p
+    simple.pa_simple_new.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
+                                     ctypes.POINTER(_SampleSpec), ctypes.c_void_p, ctypes.POINTER(_BufferAttr),
+                                     ctypes.POINTER(ctypes.c_int)]
+    for fn in (simple.pa_simple_read, simple.pa_simple_write):
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)]
+    simple.pa_simple_get_latency.restype = ctypes.c_uint64
+    simple.pa_simple_get_latency.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+    simple.pa_simple_free.argtypes = [ctypes.c_void_p]
+    pulse.pa_strerror.restype = ctypes.c_char_p
+    return simple, pulse
+
+
+class PulseStream:
+    """One libpulse-simple stream of float32 frames ``[frames, channels]``."""
+
+    def __init__(self, direction: int, device: str | None, name: str, *, rate: int, channels: int, block: int) -> None:
+        self._simple, self._pulse = _libs()
+        spec = _SampleSpec(PA_SAMPLE_FLOAT32LE, rate, channels)
+        nbytes = block * channels * 4
+        attr = _BufferAttr(NO_VALUE, 2 * nbytes, nbytes, nbytes, nbytes)  # two blocks of playback buffer
+        err = ctypes.c_int(0)
+        self._s = self._simple.pa_simple_new(None, b"rt-enhance", direction, device.encode() if device else None,
+                                             name.encode(), ctypes.byref(spec), None, ctypes.byref(attr), ctypes.byref(err))
+        if not self._s:
+            raise ServerError(f"cannot open {'the source ' + (device or '(default)') if direction == PA_STREAM_RECORD else device}: "
+                              f"{self._strerror(err.value)}")
+
+    def _strerror(self, code: int) -> str:
+        return self._pulse.pa_strerror(code).decode(errors="replace")
+
+    def _check(self, rc: int, err: ctypes.c_int, what: str) -> None:
+        if rc < 0:
+            raise ServerError(f"audio server {what} failed: {self._strerror(err.value)}")
+
+    def read_into(self, buf: np.ndarray) -> None:
+        err = ctypes.c_int(0)
+        self._check(self._simple.pa_simple_read(self._s, buf.ctypes.data, buf.nbytes, ctypes.byref(err)), err, "read")
+
+    def write(self, buf: np.ndarray) -> None:
+        err = ctypes.c_int(0)
+        self._check(self._simple.pa_simple_write(self._s, buf.ctypes.data, buf.nbytes, ctypes.byref(err)), err, "write")
+
+    def latency(self) -> float:
+        """The server's latency estimate for this stream, in seconds."""
+        err = ctypes.c_int(0)
+        return self._simple.pa_simple_get_latency(self._s, ctypes.byref(err)) / 1e6
+
+    def close(self) -> None:
+        if self._s:
+            self._simple.pa_simple_free(self._s)
+            self._s = None
+
+
+class PulseDuplex:
+    """What the live engine needs of a sounddevice stream, on libpulse-simple.
+
+    A thread reads one block from the microphone (or, with no microphone, waits for room in the
+    playback buffer), calls the engine's callback with it exactly as PortAudio would, and writes
+    the block it returns into the virtual mic's sink.
+    """
+
+    def __init__(self, *, source: str | None, sink: str, rate: int, channels: int, block: int, callback, duplex: bool) -> None:
+        self.block, self.channels, self.callback, self.duplex = block, channels, callback, duplex
+        self._rec = PulseStream(PA_STREAM_RECORD, source or None, "microphone", rate=rate, channels=channels, block=block) if duplex else None
+        try:
+            self._play = PulseStream(PA_STREAM_PLAYBACK, sink, "enhanced", rate=rate, channels=channels, block=block)
+        except ServerError:
+            self.close()
+            raise
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rt-enhance-pulse", daemon=True)
+        self.error: BaseException | None = None
+        self.measured = (0.0, 0.0)
+
+    def _measure(self) -> None:
+        self.measured = (self._rec.latency() if self._rec else 0.0, self._play.latency())
+
+    @property
+    def latency(self) -> tuple[float, float]:
+        """(record, playback) latency in seconds, as the server last estimated it while streaming."""
+        return self.measured
+
+    @property
+    def active(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        indata = np.zeros((self.block, self.channels), np.float32)
+        outdata = np.zeros((self.block, self.channels), np.float32)
+        blocks = 0
+        try:
+            while not self._stop.is_set():
+                blocks += 1
+                if blocks % 100 == 20:  # settled after the first blocks, then now and again
+                    self._measure()
+                if self.duplex:
+                    self._rec.read_into(indata)
+                    self.callback(indata, outdata, self.block, None, None)
+                else:
+                    self.callback(outdata, self.block, None, None)
+                self._play.write(outdata)
+        except ServerError as exc:  # the server went away: the engine sees an inactive stream
+            self.error = exc
+            logger.error("%s", exc)
+
+    def close(self) -> None:
+        """Stop the thread, then close both streams: the physical microphone is released."""
+        if hasattr(self, "_stop"):
+            self._stop.set()
+            if self._thread.is_alive():
+                self._thread.join(2.0)
+        for stream in (self._rec, getattr(self, "_play", None)):
+            if stream is not None:
+                stream.close()
+
+    abort = close
+
+
+def engine(*, block: int, **kwargs):
+    """A :class:`~rt_enhance.realtime.live.LiveEngine` whose stream is a :class:`PulseDuplex`:
+    ``input_device`` from :func:`input_device` (or a file ``source``), ``output_device`` from
+    :meth:`VirtualMic.device`, ``block`` samples per callback; other arguments as LiveEngine's."""
+    from rt_enhance.realtime.live import LiveEngine
+
+    class VirtualMicEngine(LiveEngine):
+        def _stream(self) -> PulseDuplex:
+            duplex = self.input_device is not None
+            stream = PulseDuplex(
+                source=self.input_device.name if duplex else None, sink=f"{self.output_device.name}.sink",
+                rate=self.rate, channels=self.channels, block=block, duplex=duplex,
+                callback=self._duplex_callback if duplex else self._playback_callback)
+            self._pulse = stream
+            return stream
+
+        def _result(self, seconds: float):
+            self.device_latency = self._pulse.latency
+            return super()._result(seconds)
+
+    return VirtualMicEngine(**kwargs)
