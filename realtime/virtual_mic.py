@@ -210,6 +210,7 @@ class _BufferAttr(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint32) for name in ("maxlength", "tlength", "prebuf", "minreq", "fragsize")]
 
 
+PLAY_BLOCKS = 2  # playback buffer target; it starts with the first block
 PA_SAMPLE_FLOAT32LE = 5
 PA_STREAM_PLAYBACK, PA_STREAM_RECORD = 1, 2
 NO_VALUE = 0xFFFFFFFF
@@ -230,6 +231,7 @@ def _libs():
     simple.pa_simple_get_latency.restype = ctypes.c_uint64
     simple.pa_simple_get_latency.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
     simple.pa_simple_free.argtypes = [ctypes.c_void_p]
+    simple.pa_simple_flush.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
     pulse.pa_strerror.restype = ctypes.c_char_p
     return simple, pulse
 
@@ -241,7 +243,7 @@ class PulseStream:
         self._simple, self._pulse = _libs()
         spec = _SampleSpec(PA_SAMPLE_FLOAT32LE, rate, channels)
         nbytes = block * channels * 4
-        attr = _BufferAttr(NO_VALUE, 2 * nbytes, nbytes, nbytes, nbytes)  # two blocks of playback buffer
+        attr = _BufferAttr(NO_VALUE, PLAY_BLOCKS * nbytes, nbytes, nbytes, nbytes)
         err = ctypes.c_int(0)
         self._s = self._simple.pa_simple_new(None, b"rt-enhance", direction, device.encode() if device else None,
                                              name.encode(), ctypes.byref(spec), None, ctypes.byref(attr), ctypes.byref(err))
@@ -263,6 +265,11 @@ class PulseStream:
     def write(self, buf: np.ndarray) -> None:
         err = ctypes.c_int(0)
         self._check(self._simple.pa_simple_write(self._s, buf.ctypes.data, buf.nbytes, ctypes.byref(err)), err, "write")
+
+    def flush(self) -> None:
+        """Drop what the server holds for this stream (a record backlog from before the loop ran)."""
+        err = ctypes.c_int(0)
+        self._check(self._simple.pa_simple_flush(self._s, ctypes.byref(err)), err, "flush")
 
     def latency(self) -> float:
         """The server's latency estimate for this stream, in seconds."""
@@ -294,15 +301,20 @@ class PulseDuplex:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rt-enhance-pulse", daemon=True)
         self.error: BaseException | None = None
-        self.measured = (0.0, 0.0)
+        self._samples: list[tuple[float, float]] = []
 
     def _measure(self) -> None:
-        self.measured = (self._rec.latency() if self._rec else 0.0, self._play.latency())
+        self._samples.append((self._rec.latency() if self._rec else 0.0, self._play.latency()))
 
     @property
     def latency(self) -> tuple[float, float]:
-        """(record, playback) latency in seconds, as the server last estimated it while streaming."""
-        return self.measured
+        """(record, playback) latency in seconds: the median of the server's estimates while streaming."""
+        if not self._samples:
+            return (0.0, 0.0)
+        a = np.array(self._samples[-1000:])
+        logger.debug("latency estimates ms: rec p10/50/90 %s play %s sum %s", np.percentile(a[:, 0], [10, 50, 90]) * 1e3, np.percentile(a[:, 1], [10, 50, 90]) * 1e3, np.percentile(a.sum(axis=1), [0, 10, 50, 90, 100]) * 1e3)
+        rec, play = np.median(a, axis=0)
+        return (float(rec), float(play))
 
     @property
     def active(self) -> bool:
@@ -316,9 +328,11 @@ class PulseDuplex:
         outdata = np.zeros((self.block, self.channels), np.float32)
         blocks = 0
         try:
+            if self._rec is not None:
+                self._rec.flush()  # what the microphone captured while the engine started would stay as delay
             while not self._stop.is_set():
                 blocks += 1
-                if blocks % 100 == 20:  # settled after the first blocks, then now and again
+                if blocks > 20 and blocks % 10 == 0:  # once settled, every tenth block
                     self._measure()
                 if self.duplex:
                     self._rec.read_into(indata)
