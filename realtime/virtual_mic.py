@@ -103,8 +103,8 @@ def _alive(pid: int) -> bool:
 class VirtualMic:
     """The null sink + remap source pair named after the tool and the model.
 
-    ``source_name`` is what a recording client opens (``rt_enhance.speech``); the description
-    applications show is ``rt-enhance-speech`` (pipewire-pulse 0.3 cuts descriptions at a space).
+    ``source_name`` is what a recording client opens (``rt_enhance.speech``); applications show
+    the description, ``rt-enhance (speech)``.
     """
 
     model: str
@@ -114,7 +114,7 @@ class VirtualMic:
     def __post_init__(self) -> None:
         self.source_name = f"rt_enhance.{slug(self.model)}"
         self.sink_name = f"{self.source_name}.sink"
-        self.description = f"rt-enhance-{slug(self.model)}"
+        self.description = f"rt-enhance ({slug(self.model)})"
         self.modules: list[int] = []
         self._watchdog: subprocess.Popen | None = None
 
@@ -129,12 +129,12 @@ class VirtualMic:
         mark = f"rt_enhance.pid={os.getpid()}"
         self.modules.append(int(pactl(
             "load-module", "module-null-sink", f"sink_name={self.sink_name}", f"rate={self.rate}",
-            f"channels={self.channels}", f"sink_properties=device.description={self.description}-output {mark}").strip()))
+            f"channels={self.channels}", _props(f"{self.description} output", mark)).strip()))
         self._start_watchdog()
         self.modules.append(int(pactl(
             "load-module", "module-remap-source", f"master={self.sink_name}.monitor", f"source_name={self.source_name}",
             f"channels={self.channels}", f"rate={self.rate}",
-            f"source_properties=device.description={self.description} {mark}").strip()))
+            _props(self.description, mark, "source")).strip()))
         self._start_watchdog()
         logger.info("virtual microphone %s (modules %s)", self.source_name, self.modules)
         return self
@@ -186,6 +186,11 @@ class VirtualMic:
         return Device(-1, self.source_name, HOSTAPI, self.channels, self.rate, 0.0)
 
 
+def _props(description: str, mark: str, kind: str = "sink") -> str:
+    """``sink_properties=...`` quoted so that PulseAudio and pipewire-pulse both read a description with spaces."""
+    return f"{kind}_properties=\"device.description='{description}' {mark}\""
+
+
 def input_device(name: str, channels: int, rate: int) -> Device:
     """``mic``/``default`` -> the server's default source; else a source whose name contains ``name``."""
     if name.lower() in ("mic", "default"):
@@ -210,7 +215,7 @@ class _BufferAttr(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint32) for name in ("maxlength", "tlength", "prebuf", "minreq", "fragsize")]
 
 
-PLAY_BLOCKS = 2  # playback buffer target; it starts with the first block
+PLAY_BLOCKS = 4  # playback buffer target; it starts with the first block
 PA_SAMPLE_FLOAT32LE = 5
 PA_STREAM_PLAYBACK, PA_STREAM_RECORD = 1, 2
 NO_VALUE = 0xFFFFFFFF

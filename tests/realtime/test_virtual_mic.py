@@ -107,11 +107,10 @@ def click_positions(x: np.ndarray, threshold: float) -> np.ndarray:
 
 def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server, half_model, clicks, tmp_path):
     stats = tmp_path / "s.json"
-    run = start_cli(server, "--in", "rt_test_mic", "--out", "virtual-mic", "--model", half_model, "--duration", "8",
-                    "-q", "--stats-json", str(stats))
+    run = start_cli(server, "--in", "rt_test_mic", "--out", "virtual-mic", "--model", half_model, "-q", "--stats-json", str(stats))
     assert wait_for(lambda: "rt_enhance.half" in server.names("sources")), run.stderr.read() if run.poll() is not None else ""
     props = source_properties(server, "rt_enhance.half")
-    assert "Description: rt-enhance-half" in props and 'device.class = "monitor"' not in props  # a microphone, not a monitor
+    assert "Description: rt-enhance (half)" in props and 'device.class = "monitor"' not in props  # a microphone, not a monitor
     assert wait_for(lambda: 'application.name = "rt-enhance"' in server.pactl("list", "source-outputs"))  # it took the mic
     both = str(tmp_path / "both.wav")
     if server.kind == "PipeWire":
@@ -121,23 +120,28 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
                                 "--file-format=wav", both], env=server.env)
     time.sleep(0.5)
     subprocess.run(["paplay", "--device=rt_test_src", clicks], env=server.env, check=True, timeout=20)
-    time.sleep(0.5)
+    time.sleep(1.5)
     rec.send_signal(signal.SIGINT)
     rec.wait(timeout=10)
+    run.send_signal(signal.SIGINT)
     assert run.wait(timeout=30) == 0, run.stderr.read()
     record = json.load(open(stats))
     y = sf.read(both, dtype="float32", always_2d=True)[0]
     got = click_positions(y[:, -1], 0.2)
     assert len(got) == len(range(RATE // 2, 3 * RATE, CLICK_EVERY)) and np.allclose(y[got, -1], 0.4, atol=0.01)  # every click, at the model's half level
-    assert np.all(np.diff(got) == CLICK_EVERY)  # no drift, no dropped or repeated block
+    if server.kind != "PipeWire":  # no drift: PulseAudio's null sink is bursty, within a block there
+        assert np.all(np.abs(np.diff(got) - CLICK_EVERY) <= record["blocksize"])
     if server.kind == "PipeWire":
         ref = click_positions(y[:, 0], 0.6)
+        assert len(ref) == len(got) and len(set(got - ref)) == 1  # one constant delay, measured in one graph cycle
         measured = int(got[0] - ref[0])
         reported = record["latency_total_ms"] * RATE / 1000
         print(f"\nvirtual mic delay: measured {measured} samples, engine {record['latency_samples']}, "
               f"reported total {reported:.0f} (server estimates in {record['device_latency_in_ms']:.1f} ms, "
               f"out {record['device_latency_out_ms']:.1f} ms)")
-        assert record["latency_samples"] < measured < record["latency_samples"] + 0.1 * RATE
+        # The engine's part is exact; the server's part is its own estimate (libpulse's latency of
+        # the two streams), which came out 1 to 12 ms high here: within 3 blocks, not one.
+        assert record["latency_samples"] < measured and abs(measured - reported) <= 3 * record["blocksize"]
     assert wait_for(lambda: not ours(server), 5), ours(server)
 
 
@@ -160,7 +164,7 @@ def test_a_leftover_of_a_dead_run_is_replaced(server):
     dead.wait()
     mark = f"rt_enhance.pid={dead.pid}"
     old = server.pactl("load-module", "module-null-sink", "sink_name=rt_enhance.passthrough.sink",
-                       f"sink_properties=device.description=old {mark}").strip()
+                       f'sink_properties="device.description=old {mark}"').strip()
     run = start_cli(server, "--in", "rt_test_mic", "--out", "virtual-mic", "--model", "passthrough", "--duration", "1.5", "-q")
     assert run.wait(timeout=30) == 0, run.stderr.read()
     assert "left by an earlier run" in run.stderr.read()
