@@ -192,9 +192,15 @@ def _props(description: str, mark: str, kind: str = "sink") -> str:
 
 
 def input_device(name: str, channels: int, rate: int) -> Device:
-    """``mic``/``default`` -> the server's default source; else a source whose name contains ``name``."""
+    """``mic``/``default`` -> the server's default source, by name (resolved before the virtual
+    microphone exists: a server may make the newest source its default); else a source whose name
+    contains ``name``. rt-enhance's own virtual microphones are never an input (feedback)."""
     if name.lower() in ("mic", "default"):
-        return Device(-1, "", HOSTAPI, channels, rate, 0.0)
+        default = pactl("get-default-source").strip()
+        if default.startswith("rt_enhance."):
+            raise ServerError(f"the default source is rt-enhance's own virtual microphone {default}; "
+                              "name the real microphone with --in (pactl list short sources)")
+        return Device(-1, default, HOSTAPI, channels, rate, 0.0)
     sources = sorted(n for n in _names("sources") if name.lower() in n.lower() and not n.startswith("rt_enhance."))
     exact = [n for n in sources if n == name]
     if exact or len(sources) == 1:
@@ -287,6 +293,43 @@ class PulseStream:
             self._s = None
 
 
+class SourcePin:
+    """Keeps this process's microphone stream on the source it was opened on.
+
+    A server moves a stream that was opened on the default source when the default changes, and
+    users do make the virtual microphone their default: the engine would then record its own
+    output. :meth:`check` (once a second, from a thread) moves the stream back with ``pactl``.
+    """
+
+    PERIOD = 1.0
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.moves = 0
+
+    def check(self) -> None:
+        indexes = {line.split("\t")[1]: line.split("\t")[0] for line in pactl("list", "short", "sources").splitlines() if "\t" in line}
+        wanted = indexes.get(self.source)
+        for block in pactl("list", "source-outputs").split("Source Output #")[1:]:
+            if f'application.process.id = "{os.getpid()}"' not in block or 'media.name = "microphone"' not in block:
+                continue
+            now = re.search(r"^\s*Source: (\d+)", block, re.M)
+            if wanted is not None and now and now.group(1) != wanted:
+                if self.moves == 0:
+                    logger.warning("the server moved rt-enhance's microphone input (the default source changed); "
+                                   "moving it back to %s", self.source)
+                self.moves += 1
+                pactl("move-source-output", block.split("\n", 1)[0].strip(), self.source)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.PERIOD):
+            try:
+                self.check()
+            except ServerError as exc:  # the server went away: the stream's own thread reports it
+                logger.debug("source pin: %s", exc)
+                return
+
+
 class PulseDuplex:
     """What the live engine needs of a sounddevice stream, on libpulse-simple.
 
@@ -296,7 +339,7 @@ class PulseDuplex:
     """
 
     def __init__(self, *, source: str | None, sink: str, rate: int, channels: int, block: int, callback, duplex: bool) -> None:
-        self.block, self.channels, self.callback, self.duplex = block, channels, callback, duplex
+        self.block, self.channels, self.callback, self.duplex, self.source = block, channels, callback, duplex, source
         self._rec = PulseStream(PA_STREAM_RECORD, source or None, "microphone", rate=rate, channels=channels, block=block) if duplex else None
         try:
             self._play = PulseStream(PA_STREAM_PLAYBACK, sink, "enhanced", rate=rate, channels=channels, block=block)
@@ -327,6 +370,9 @@ class PulseDuplex:
 
     def start(self) -> None:
         self._thread.start()
+        if self.duplex and self.source:
+            pin = SourcePin(self.source)
+            threading.Thread(target=pin.run, args=(self._stop,), name="rt-enhance-pin", daemon=True).start()
 
     def _loop(self) -> None:
         indata = np.zeros((self.block, self.channels), np.float32)

@@ -159,6 +159,31 @@ def test_nothing_is_left_behind_however_it_stops(server, stop, tmp_path):
     assert wait_for(lambda: not ours(server), 10), ours(server)  # the device is gone and the mic released
 
 
+def test_mic_is_the_default_source_and_never_the_virtual_mic(server):
+    server.pactl("set-default-source", "rt_test_mic")
+    run = start_cli(server, "--in", "mic", "--out", "virtual-mic", "--model", "passthrough", "-q")
+    try:
+        assert wait_for(lambda: "rt_enhance.passthrough" in server.names("sources"))
+        server.pactl("set-default-source", "rt_enhance.passthrough")  # as a server may do with a new source
+        second = start_cli(server, "--in", "mic", "--out", "virtual-mic", "--model", "speech", "-q")
+        _, err = second.communicate(timeout=30)
+        assert second.returncode == 2 and "rt-enhance's own virtual microphone" in err
+        test_mic = next(line.split("\t")[0] for line in server.pactl("list", "short", "sources").splitlines() if "\trt_test_mic\t" in line)
+
+        def on_test_mic() -> bool:  # the server may move it to the new default; rt-enhance moves it back
+            streams = server.pactl("list", "source-outputs").split("Source Output #")
+            mine = [s for s in streams if 'application.name = "rt-enhance"' in s]
+            return len(mine) == 1 and f"Source: {test_mic}\n" in mine[0]
+
+        time.sleep(2.5)
+        assert wait_for(on_test_mic, 3)
+    finally:
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=30) == 0, run.stderr.read()
+        server.pactl("set-default-source", "rt_test_mic")
+    assert wait_for(lambda: not ours(server), 5), ours(server)
+
+
 def test_a_leftover_of_a_dead_run_is_replaced(server):
     dead = subprocess.Popen(["true"])
     dead.wait()
