@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import socket
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -206,18 +207,39 @@ def _on_ray(settings: Settings, todo: list[tuple[str, str]], address: str):
         import ray
     except ImportError:
         raise BatchError('--ray needs Ray: pip install "rt-enhance[ray]"') from None
+    _check_reachable(address)
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except Exception as exc:  # noqa: BLE001 - ray raises ConnectionError, RuntimeError, ...
         raise BatchError(f"cannot reach the Ray cluster at {address}: {str(exc).strip().splitlines()[0]}") from None
     task = ray.remote(num_cpus=settings.threads)(enhance_one)
-    pending = [task.remote(settings, src, dst) for src, dst in todo]
+    # workers run in folders of their own: they get absolute paths, the summary keeps the user's
+    names = {task.remote(settings, os.path.abspath(src), os.path.abspath(dst)): (src, dst) for src, dst in todo}
+    pending = list(names)
     try:
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(ready[0])
+            outcome = ray.get(ready[0])
+            outcome.src, outcome.dst = names[ready[0]]
+            if outcome.error:
+                outcome.error = outcome.error.replace(f"{os.path.abspath(outcome.src)}: ", "")
+            yield outcome
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """``host:port`` or ``ray://host:port``: a TCP connection within ``timeout`` s, since Ray
+    itself retries an unreachable address for minutes. ``auto`` is left to Ray (it fails fast)."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise BatchError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; "
+                         "check the address (ray status on the head node)") from None
 
 
 def run_batch(inp: str, out_dir: str, settings: Settings, *, jobs: int = 1, ray_address: str | None = None,

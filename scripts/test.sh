@@ -4,7 +4,7 @@
 #   scripts/test.sh [pytest args]
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-rt_setup "train,corpus,peers,dev" libportaudio2 jackd2 gcc libc6-dev sox \
+rt_setup "train,corpus,peers,dev,ray" libportaudio2 jackd2 gcc libc6-dev sox \
     espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm wamerican \
     pipewire pipewire-bin pipewire-pulse wireplumber pulseaudio-utils libpulse0 dbus-daemon \
     libtdb1 liborc-0.4-0 libsoxr0 libspeexdsp1 libwrap0 libwebrtc-audio-processing1

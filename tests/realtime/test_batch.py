@@ -87,3 +87,52 @@ def test_bad_batch_input_is_one_line(tmp_path, tree, case):
     assert done.returncode == 2, done.stderr
     assert expect in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists() or listing(tmp_path / "o") == []
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A local Ray cluster (``ray start --head``) for the --ray backend; skipped without the ray extra
+    on a developer machine, a failure on CI."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    from helpers import ON_CI
+
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    if not os.path.exists(ray_cli) and shutil.which("ray") is None:
+        if ON_CI:
+            pytest.fail("the --ray tests need the ray extra on CI")
+        pytest.skip('Ray is not installed (pip install ".[ray]")')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    start = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                            "--disable-usage-stats", "--object-store-memory=100000000"], env=env, capture_output=True,
+                           text=True, timeout=180)
+    assert start.returncode == 0, start.stderr[-2000:]
+    yield f"127.0.0.1:{port}"
+    subprocess.run([ray_cli, "stop"], env=env, capture_output=True, timeout=120)
+
+
+def test_the_same_batch_on_a_ray_cluster(tmp_path, tree, onnx_model, ray_cluster):
+    root, x = tree
+    out = tmp_path / "out"
+    model = onnx_model(gain=0.5)
+    done = run_cli("--in", str(root), "--out", str(out), "--model", model, "--ray", ray_cluster, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "3 enhanced, 0 already done, 1 failed" in done.stderr and f"failed: {root}/sub/bad.wav" in done.stderr
+    assert listing(out) == ["a.wav", "sub/b.flac", "sub/deep/c.ogg"]
+    np.testing.assert_allclose(sf.read(str(out / "a.wav"), dtype="float32", always_2d=True)[0], 0.5 * x["a.wav"], atol=1e-4)
+    again = run_cli("--in", str(root), "--out", str(out), "--model", model, "--ray", ray_cluster, timeout=300)
+    assert "0 enhanced, 3 already done, 1 failed" in again.stderr
+
+
+def test_an_unreachable_ray_cluster_is_one_line(tmp_path, tree):
+    pytest.importorskip("ray")
+    root, _ = tree
+    done = run_cli("--in", str(root), "--out", str(tmp_path / "o"), "--model", "passthrough", "--ray", "127.0.0.1:9")
+    assert done.returncode == 2 and "cannot reach the Ray cluster at 127.0.0.1:9" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
