@@ -2,10 +2,12 @@
 
 Examples::
 
+    rt-enhance --in mic --out virtual-mic            # live, as a microphone other apps pick
     rt-enhance --in mic --out speakers               # live, the default model
     rt-enhance --in mic --out take.wav --out speakers
     rt-enhance --in noisy.wav --out clean.wav        # file mode, aligned sample for sample
     rt-enhance --in demo --out demo-enhanced.wav     # the bundled demo clip
+    rt-enhance --in talks/ --out clean/ --jobs 2     # every audio file in a tree
     rt-enhance --list-devices
 """
 
@@ -106,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and leave clean audio alone, the music model restores the highs a low-pass took from music; "
                     "models you train can also remove room echo.",
         epilog="Durations (--hop, --lookahead, --crossfade) are samples at the model rate, or milliseconds "
-        "with 'ms' (e.g. 5ms). A flag that does not apply to a run is refused. Exit codes: 0 ok, 2 bad input, "
+        "with 'ms' (e.g. 5ms). A flag that does not apply to a run is refused. Exit codes: 0 ok, 1 some files of "
+        "a batch failed (listed), 2 bad input, "
         "3 audio device lost or never started, 4 an output could not be written to the end (live: what was "
         "written is kept; file to file: nothing is replaced), 130/143 SIGINT/SIGTERM before the run was under "
         "way (nothing replaced). Recordings are crash-safe WAV files (NAME.partial-XXXX.wav) until the run ends.",
@@ -114,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     io = p.add_argument_group("input and output")
     io.add_argument("--in", dest="inp", default="mic", help="mic | default | DEVICE (index or name substring) | FILE | demo (default: mic)")
     io.add_argument("--out", action="append", help="speakers | default | virtual-mic | DEVICE | FILE; repeat for several "
-                    "(default: speakers). virtual-mic: a microphone named rt-enhance-MODEL that any app (browser call, "
+                    "(default: speakers). virtual-mic: a microphone named 'rt-enhance (MODEL)' that any app (browser call, "
                     "Discord, OBS) can pick, on PipeWire or PulseAudio; --in is then mic, a server source name or a file")
     io.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     io.add_argument("--duration", type=float, help="stop a live run after this many seconds; file to file: "
@@ -132,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "output's spectrograms, one above the other (needs matplotlib: the plot extra)")
     io.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the soft limiter on live output")
     b = p.add_argument_group("batch mode (--in DIR or a glob such as 'talks/**/*.wav', --out DIR)")
-    b.add_argument("--jobs", type=int, help="files enhanced in parallel, one process each (default: the number of CPUs)")
+    b.add_argument("--jobs", type=int, help="files enhanced in parallel, one process each (default: the number of CPUs / --threads)")
     b.add_argument("--ray", metavar="ADDRESS", help="run the files as tasks on an existing Ray cluster (e.g. auto); "
                    "needs the ray extra and the folders at the same paths on every node")
     m = p.add_argument_group("model and latency")
