@@ -66,3 +66,22 @@ def test_unwritable_picture_is_one_line(tmp_path):
     done = run_cli("--in", src, "--out", str(tmp_path / "o.wav"), "--spectrogram", str(tmp_path / "no" / "x.png"), "-q")
     assert done.returncode == 2 and "--spectrogram" in done.stderr and "folder does not exist" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_picture_never_overwrites_the_audio(tmp_path):
+    src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
+    x = write_noise_wav(src, rate=16000, channels=1, seconds=0.2)
+    for png in (src, dst):
+        done = run_cli("--in", src, "--out", dst, "--spectrogram", png, "--model", "passthrough", "-q")
+        assert done.returncode == 2 and "--spectrogram" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    np.testing.assert_array_equal(sf.read(src, dtype="float32", always_2d=True)[0], x)
+    assert not os.path.exists(dst)
+
+
+def test_with_duration_both_pictures_cover_the_enhanced_part(tmp_path):
+    src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
+    write_tone(src, seconds=2.0)
+    done = run_cli("--in", src, "--out", dst, "--duration", "0.5", "--spectrogram", str(tmp_path / "p.png"),
+                   "--model", "passthrough", "-q")
+    assert done.returncode == 0, done.stderr
+    assert spectrogram_db(src, seconds=0.5)[1] == pytest.approx(0.5) == spectrogram_db(dst)[1]
