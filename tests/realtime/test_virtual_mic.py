@@ -140,8 +140,8 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
               f"reported total {reported:.0f} (server estimates in {record['device_latency_in_ms']:.1f} ms, "
               f"out {record['device_latency_out_ms']:.1f} ms)")
         # The engine's part is exact; the server's part is its own estimate (libpulse's latency of
-        # the two streams), off by -4 to +13 ms in 14 runs here: within 3 blocks, not one.
-        assert record["latency_samples"] < measured and abs(measured - reported) <= 3 * record["blocksize"]
+        # the two streams), off by -4 to +13 ms in 14 runs here: within 4 blocks (20 ms), not one.
+        assert record["latency_samples"] < measured and abs(measured - reported) <= 4 * record["blocksize"]
     assert wait_for(lambda: not ours(server), 5), ours(server)
 
 
