@@ -28,6 +28,7 @@ import os
 import re
 import subprocess
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -349,7 +350,7 @@ class PulseDuplex:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rt-enhance-pulse", daemon=True)
         self.error: BaseException | None = None
-        self._samples: list[tuple[float, float]] = []
+        self._samples: deque[tuple[float, float]] = deque(maxlen=1000)  # the last ~50 s of estimates
 
     def _measure(self) -> None:
         self._samples.append((self._rec.latency() if self._rec else 0.0, self._play.latency()))
@@ -359,9 +360,10 @@ class PulseDuplex:
         """(record, playback) latency in seconds: the median of the server's estimates while streaming."""
         if not self._samples:
             return (0.0, 0.0)
-        a = np.array(self._samples[-1000:])
-        logger.debug("latency estimates ms: rec p10/50/90 %s play %s sum %s", np.percentile(a[:, 0], [10, 50, 90]) * 1e3, np.percentile(a[:, 1], [10, 50, 90]) * 1e3, np.percentile(a.sum(axis=1), [0, 10, 50, 90, 100]) * 1e3)
-        rec, play = np.median(a, axis=0)
+        a = 1e3 * np.array(self._samples)
+        logger.debug("server latency estimates ms, p10/p50/p90: record %s, playback %s",
+                     np.percentile(a[:, 0], [10, 50, 90]).round(1), np.percentile(a[:, 1], [10, 50, 90]).round(1))
+        rec, play = np.median(a, axis=0) / 1e3
         return (float(rec), float(play))
 
     @property
