@@ -136,7 +136,8 @@ _processors: dict[tuple, object] = {}  # per process: the model, opened once
 def _processor(settings: Settings, rate: int):
     key = (settings.model, rate if settings.model == "passthrough" else None)
     if key not in _processors:
-        _processors[key] = open_processor(settings.model, threads=settings.threads, provider=settings.provider, rate_hint=rate)
+        _processors[key] = open_processor(settings.model, threads=settings.threads, provider=settings.provider,
+                                          rate_hint=rate)
     return _processors[key]
 
 

@@ -116,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io = p.add_argument_group("input and output")
     io.add_argument("--in", dest="inp", default="mic", help="mic | default | DEVICE (index or name substring) | FILE | demo (default: mic)")
-    io.add_argument("--out", action="append", help="speakers | default | virtual-mic | DEVICE | FILE; repeat for several "
-                    "(default: speakers). virtual-mic: a microphone named 'rt-enhance (MODEL)' that any app (browser call, "
-                    "Discord, OBS) can pick, on PipeWire or PulseAudio; --in is then mic, a server source name or a file")
+    io.add_argument("--out", action="append", help="speakers | default | virtual-mic | DEVICE | FILE; repeat for "
+                    "several (default: speakers). virtual-mic: a microphone named 'rt-enhance (MODEL)' that any app "
+                    "(browser call, Discord, OBS) can pick, on PipeWire or PulseAudio; --in is then mic, a server "
+                    "source name or a file")
     io.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     io.add_argument("--duration", type=float, help="stop a live run after this many seconds; file to file: "
                     "enhance the first this many seconds")
@@ -135,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "output's spectrograms, one above the other (needs matplotlib: the plot extra)")
     io.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the soft limiter on live output")
     b = p.add_argument_group("batch mode (--in DIR or a glob such as 'talks/**/*.wav', --out DIR)")
-    b.add_argument("--jobs", type=int, help="files enhanced in parallel, one process each (default: the number of CPUs / --threads)")
+    b.add_argument("--jobs", type=int, help="files enhanced in parallel, one process each (default: the number of "
+                   "CPUs / --threads)")
     b.add_argument("--ray", metavar="ADDRESS", help="run the files as tasks on an existing Ray cluster (e.g. auto); "
                    "needs the ray extra and the folders at the same paths on every node")
     m = p.add_argument_group("model and latency")
@@ -149,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--strength", type=_strength, default=1.0, metavar="S|NdB",
                    help="how much of the model's change to keep, mixed with the aligned input at no added latency: "
                    "0 = the input unchanged, 1 = the full effect (default); or the most it may remove, e.g. 12dB "
-                   "(= 0.75; DeepFilterNet's --atten-lim). A mix rather than a gain floor, so it works for every model. "
+                   "(= 0.75; DeepFilterNet's --atten-lim). A mix rather than a gain floor, so it works for every "
+                   "model. "
                    "Live in a terminal, + and - change it while you listen")
     m.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1; at most the CPU cores)")
     m.add_argument("--provider", default="cpu", choices=sorted(PROVIDERS), help="execution provider (default cpu)")
@@ -197,8 +200,8 @@ def _check_files(args: argparse.Namespace, source: FileSource | None, files: tup
     """Every file written is a new name for no file read or written: compared by identity
     (device and inode after links), so symlinks, hard links and /proc/self/cwd are caught;
     and each can be created where it is named, before any work is done."""
-    writes = [("--out", f) for f in files] + [(flag, path) for flag, path in (("--stats-json", args.stats_json),
-                                                                            ("--spectrogram", args.spectrogram)) if path]
+    extra = (("--stats-json", args.stats_json), ("--spectrogram", args.spectrogram))
+    writes = [("--out", f) for f in files] + [(flag, path) for flag, path in extra if path]
     for flag, path in writes:
         paths.check_writable_target(path, flag)
     from rt_enhance.realtime.processor import bundled_model_path
@@ -475,16 +478,17 @@ def _run_batch(args: argparse.Namespace) -> int:
 
     given = [flag for key, flag in BATCH_UNUSED.items() if getattr(args, key) is not None]
     if given or args.blocksize or not args.limiter:
-        raise UsageError(f"{', '.join(given) or 'device flags'}: not used in batch mode (a folder or glob in, a folder out)")
+        raise UsageError(f"{', '.join(given) or 'device flags'}: not used in batch mode "
+                         "(a folder or glob in, a folder out)")
     if not args.out or len(args.out) != 1 or os.path.splitext(args.out[0])[1].lower() in batch.AUDIO_EXTENSIONS:
         raise UsageError(f"--in {args.inp} is a folder or a glob: give one folder as --out")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if args.stats_json:
         paths.check_writable_target(args.stats_json, "--stats-json")
-    settings = batch.Settings(model=_model_name(args), threads=args.threads, provider=args.provider, preset=args.latency,
-                              hop=args.hop, lookahead=args.lookahead, crossfade=args.crossfade, strength=args.strength,
-                              compensate=args.compensate, subtype=args.subtype)
+    settings = batch.Settings(model=_model_name(args), threads=args.threads, provider=args.provider,
+                              preset=args.latency, hop=args.hop, lookahead=args.lookahead, crossfade=args.crossfade,
+                              strength=args.strength, compensate=args.compensate, subtype=args.subtype)
     if settings.model != "passthrough":  # a bad model or geometry flag is one line now, not a failure per file
         _streamer(args, open_processor(settings.model, threads=args.threads, provider=args.provider), 1)
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // args.threads)
@@ -507,7 +511,8 @@ def _run_virtual_mic(args: argparse.Namespace, stop: StopSignals) -> int:
 
     files = tuple(o for o in args.out if o.lower() not in VIRTUAL_MIC)
     _check_virtual_mic_flags(args, files)
-    source = FileSource(DEMO_CLIP if args.inp == "demo" else args.inp) if args.inp == "demo" or looks_like_path(args.inp) else None
+    from_file = args.inp == "demo" or looks_like_path(args.inp)
+    source = FileSource(DEMO_CLIP if args.inp == "demo" else args.inp) if from_file else None
     _check_files(args, source, files)
     name = _model_name(args)
     processor = open_processor(name, threads=args.threads, provider=args.provider)
@@ -520,7 +525,8 @@ def _run_virtual_mic(args: argparse.Namespace, stop: StopSignals) -> int:
         ends = Endpoints(source, mic, vmic.device(), files)
         sinks = _sinks(ends, args, rate, channels)
         try:
-            extra = _run_live(args, ends, streamer, sinks, rate, stop, lambda **kw: virtual_mic.engine(block=block, **kw))
+            make_engine = lambda **kw: virtual_mic.engine(block=block, **kw)  # noqa: E731
+            extra = _run_live(args, ends, streamer, sinks, rate, stop, make_engine)
         except BaseException:
             for sink in sinks:
                 _keep(sink)

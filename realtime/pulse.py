@@ -36,7 +36,8 @@ def pactl(*args: str) -> str:
         raise ServerError("the virtual microphone needs pactl: apt-get install pulseaudio-utils "
                           "(with PipeWire also pipewire-pulse)") from None
     except subprocess.TimeoutExpired:
-        raise ServerError(f"the audio server did not answer 'pactl {' '.join(args)}' within {PACTL_TIMEOUT:g} s") from None
+        raise ServerError(f"the audio server did not answer 'pactl {' '.join(args)}' "
+                          f"within {PACTL_TIMEOUT:g} s") from None
     if done.returncode != 0:
         text = (done.stderr.strip() or done.stdout.strip()).splitlines()
         reason = text[-1] if text else f"exit code {done.returncode}"
@@ -96,10 +97,11 @@ class PulseStream:
         attr = _BufferAttr(NO_VALUE, PLAY_BLOCKS * nbytes, nbytes, nbytes, nbytes)
         err = ctypes.c_int(0)
         self._s = self._simple.pa_simple_new(None, b"rt-enhance", direction, device.encode() if device else None,
-                                             name.encode(), ctypes.byref(spec), None, ctypes.byref(attr), ctypes.byref(err))
+                                             name.encode(), ctypes.byref(spec), None, ctypes.byref(attr),
+                                             ctypes.byref(err))
         if not self._s:
-            raise ServerError(f"cannot open {'the source ' + (device or '(default)') if direction == PA_STREAM_RECORD else device}: "
-                              f"{self._strerror(err.value)}")
+            what = f"the source {device or '(default)'}" if direction == PA_STREAM_RECORD else device
+            raise ServerError(f"cannot open {what}: {self._strerror(err.value)}")
 
     def _strerror(self, code: int) -> str:
         return self._pulse.pa_strerror(code).decode(errors="replace")
@@ -147,7 +149,8 @@ class SourcePin:
         self.moves = 0
 
     def check(self) -> None:
-        indexes = {line.split("\t")[1]: line.split("\t")[0] for line in pactl("list", "short", "sources").splitlines() if "\t" in line}
+        rows = [line.split("\t") for line in pactl("list", "short", "sources").splitlines() if "\t" in line]
+        indexes = {row[1]: row[0] for row in rows}
         wanted = indexes.get(self.source)
         for block in pactl("list", "source-outputs").split("Source Output #")[1:]:
             if f'application.process.id = "{os.getpid()}"' not in block or 'media.name = "microphone"' not in block:
@@ -177,9 +180,11 @@ class PulseDuplex:
     the block it returns into the virtual mic's sink.
     """
 
-    def __init__(self, *, source: str | None, sink: str, rate: int, channels: int, block: int, callback, duplex: bool) -> None:
+    def __init__(self, *, source: str | None, sink: str, rate: int, channels: int, block: int, callback,
+                 duplex: bool) -> None:
         self.block, self.channels, self.callback, self.duplex, self.source = block, channels, callback, duplex, source
-        self._rec = PulseStream(PA_STREAM_RECORD, source or None, "microphone", rate=rate, channels=channels, block=block) if duplex else None
+        self._rec = PulseStream(PA_STREAM_RECORD, source or None, "microphone", rate=rate, channels=channels,
+                                block=block) if duplex else None
         try:
             self._play = PulseStream(PA_STREAM_PLAYBACK, sink, "enhanced", rate=rate, channels=channels, block=block)
         except ServerError:
