@@ -154,11 +154,16 @@ class JackLoopback:
         """Frames recorded so far in the current measurement (read from any thread)."""
         return self._frame
 
-    def wait_for_target(self, timeout: float = 60.0) -> None:
+    def wait_for_target(self, timeout: float = 60.0, process=None) -> None:
         """Block until the client under test has registered its ports (its start-up, imports and numba
-        included, can take tens of seconds on a loaded 2-core machine)."""
+        included, can take tens of seconds on a loaded 2-core machine). ``process`` (a ``Popen``), if
+        given, is the client: its early exit ends the wait at once, with what it printed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                out, err = process.communicate()
+                raise RuntimeError(f"the client under test exited ({process.returncode}) before it joined JACK: "
+                                   f"{(err or out or '').strip()[-500:]}")
             ins = self.client.get_ports(f"{self.target}:in", is_input=True)
             outs = self.client.get_ports(f"{self.target}:out", is_output=True)
             if ins or outs:

@@ -58,13 +58,13 @@ def test_file_size_limit_stops_the_recording_cleanly_and_live_output_goes_on(jac
 
     take, stats = tmp_path / "take.wav", tmp_path / "stats.json"
     limit = 300_000  # bytes: about 1 s of 48 kHz stereo 24-bit
+    loop = JackLoopback()  # ready before the client under test starts its 6 s
     proc = start_cli(
         "--in", "JACK", "--out", "JACK", "--out", str(take), "--model", "passthrough", "--duration", "6",
         "--stats-json", str(stats), "-q",
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
     )
-    loop = JackLoopback()
-    loop.wait_for_target()
+    loop.wait_for_target(process=proc)
     result = loop.measure(3.5, settle=1.5)  # the limit is hit during the settle time
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 4, err
