@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import re
 import logging
 import os
 import shutil
@@ -108,7 +109,7 @@ class JackLoopback:
         import jack
 
         self.jack = jack
-        self.target = target
+        self.target = self._wanted = target
         self.client = jack.Client(name, no_start_server=True)
         self.out = self.client.outports.register("click")
         self.inp = self.client.inports.register("capture")
@@ -164,13 +165,19 @@ class JackLoopback:
                 out, err = process.communicate()
                 raise RuntimeError(f"the client under test exited ({process.returncode}) before it joined JACK: "
                                    f"{(err or out or '').strip()[-500:]}")
-            ins = self.client.get_ports(f"{self.target}:in", is_input=True)
-            outs = self.client.get_ports(f"{self.target}:out", is_output=True)
-            if ins or outs:
+            found = self._newest_client()
+            if found:
+                self.target = found
                 time.sleep(0.2)  # a duplex client registers its ports one after another
                 return
             time.sleep(0.05)
         raise TimeoutError(f"no JACK client named {self.target!r} appeared within {timeout:.0f} s")
+
+    def _newest_client(self) -> str | None:
+        """The client under test: ``target``, or the newest ``target-NN`` with ports (JACK renames a
+        client whose name a zombie of a killed process still holds; zombies have no ports)."""
+        names = {p.name.split(":", 1)[0] for p in self.client.get_ports(f"^{re.escape(self._wanted)}(-[0-9]+)?:(in|out)")}
+        return max(names, key=lambda n: (len(n), n), default=None)
 
     def _wire(self) -> None:
         ins = self.client.get_ports(f"{self.target}:in", is_input=True)

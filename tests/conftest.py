@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from helpers import ON_CI, write_onnx_model
+from helpers import ON_CI, kill_started, write_onnx_model
 
 
 @pytest.fixture
@@ -37,3 +39,40 @@ def jack_server():
         pytest.skip(str(exc))
     yield proc
     stop_server(proc)
+
+
+@pytest.fixture(autouse=True)
+def _no_cli_left_running():
+    """A test that fails half-way must not leave its rt-enhance running: the next JACK test would find
+    that client under the name it waits for (and its own renamed PortAudio-01)."""
+    yield
+    kill_started()
+
+
+_PRIVATE = itertools.count()
+
+
+@pytest.fixture
+def private_jack():
+    """A JACK dummy server of this test's own, for tests that kill a client with SIGKILL: a client
+    killed that way can stay in its server as a zombie holding its name, so the clients of later
+    tests on the shared server would be renamed (PortAudio-01). Yields the environment that points
+    rt-enhance at it (``JACK_DEFAULT_SERVER``); the server is stopped afterwards."""
+    import os
+
+    from rt_enhance.benchmarks.jackloop import JackUnavailable, start_dummy_server, stop_server
+
+    name = f"rtpriv{os.getpid()}x{next(_PRIVATE)}"
+    try:
+        proc = start_dummy_server(name=name)
+    except JackUnavailable as exc:
+        if ON_CI:
+            pytest.fail(f"device tests need JACK on CI: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield dict(os.environ, JACK_DEFAULT_SERVER=name)
+    finally:
+        kill_started()
+        stop_server(proc, name)
+
+

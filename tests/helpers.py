@@ -68,6 +68,29 @@ def one_line(done: subprocess.CompletedProcess, code: int, *needles: str) -> str
     return lines[0]
 
 
+#: rt-enhance processes started by :func:`start_cli`; the test set-up kills those still running after
+#: each test, so a failed test never leaves a client behind that takes the next one's JACK name.
+STARTED: list[subprocess.Popen] = []
+
+
+def start_cli(*args: str, module: str = "rt_enhance.realtime.cli", env=None, preexec_fn=None) -> subprocess.Popen:
+    """``python -m MODULE ARGS`` in the background, text pipes (``rt_enhance.realtime`` is what the
+    ``rt-enhance`` console script runs: the light entry module, then the CLI)."""
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, preexec_fn=preexec_fn)
+    STARTED.append(proc)
+    return proc
+
+
+def kill_started() -> None:
+    """Kill and reap every process of :func:`start_cli` still running."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
 def run_cli(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     """Run ``rt-enhance`` as a user would, in a subprocess."""
     cmd = [sys.executable, "-m", "rt_enhance.realtime.cli", *args]

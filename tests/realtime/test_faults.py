@@ -6,19 +6,15 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import start_cli
+
 pytestmark = pytest.mark.jack
-
-
-def start_cli(*args: str, env=None, preexec_fn=None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "rt_enhance.realtime.cli", *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec_fn)
 
 
 def partial_files(folder) -> list[str]:
@@ -33,9 +29,9 @@ def _frames_on_disk(folder) -> int:
         return 0
 
 
-def test_sigkill_leaves_a_readable_recording_missing_at_most_a_second(jack_server, tmp_path):
+def test_sigkill_leaves_a_readable_recording_missing_at_most_a_second(private_jack, tmp_path):
     take = tmp_path / "take.wav"
-    proc = start_cli("--in", "JACK", "--out", str(take), "--model", "passthrough", "-q")
+    proc = start_cli("--in", "JACK", "--out", str(take), "--model", "passthrough", "-q", env=private_jack)
     start = time.monotonic()
     while _frames_on_disk(tmp_path) < 48000 * 0.5:  # recording (start-up takes longer on a busy machine)
         assert proc.poll() is None and time.monotonic() - start < 60, proc.communicate()[1]

@@ -14,12 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import start_cli
+
 pytestmark = pytest.mark.jack
-
-
-def start_cli(*args: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "rt_enhance.realtime.cli", *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 30) -> str:
