@@ -1,5 +1,6 @@
 """The `monitor` preset with a stateful model on a JACK server with a small period (128 frames)."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -10,12 +11,13 @@ import pytest
 from helpers import ON_CI, write_stateful_delay_model
 
 pytestmark = pytest.mark.jack
+_SERVERS = itertools.count()
 
 
 @pytest.fixture
 def small_period_server(monkeypatch):
     """A private dummy JACK server at -p 128; clients find it through JACK_DEFAULT_SERVER."""
-    name = f"rtmon{os.getpid()}"
+    name = f"rtmon{os.getpid()}x{next(_SERVERS)}"  # a new name each time: no state of a stopped one is met
     try:
         server = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -24,7 +26,7 @@ def small_period_server(monkeypatch):
             pytest.fail("jackd missing on CI")
         pytest.skip("jackd not installed")
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
-    ready = subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True)
+    ready = subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], capture_output=True)
     assert ready.returncode == 0, "private jackd did not start"
     yield name
     server.terminate()
@@ -40,8 +42,11 @@ def run_monitor(model: str, tmp_path):
                              "--latency", "monitor", "--duration", "5", "--stats-json", str(stats), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     loop = JackLoopback(click_every=4800)  # ~25 clicks: enough clean ones even when a busy machine xruns
-    loop.wait_for_target()
-    result = loop.measure(2.5)
+    try:
+        loop.wait_for_target(process=proc)
+        result = loop.measure(2.5)
+    finally:
+        loop.client.close()  # never leave a client of a server that the fixture stops next
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     return result, json.loads(stats.read_text())
