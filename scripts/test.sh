@@ -48,4 +48,12 @@ if ! jack_wait -c 2>/dev/null | grep -qx running; then
     jack_wait -w -t 15 >/dev/null 2>&1 || { echo "test.sh: jackd did not start; see ${TMPDIR:-/tmp}/rt-enhance-jackd.log" >&2; exit 1; }
 fi
 cd "$ROOT"
-"$VENV/bin/python" -m pytest "$@"
+if [ $# -eq 0 ]; then
+    # The monitor JACK test starts private servers and connects to them from the test process; libjack
+    # keeps per-process state of every server it met, and after the suite's other JACK tests its
+    # client open crashed: it runs in a process of its own.
+    "$VENV/bin/python" -m pytest --ignore=tests/realtime/test_jack_monitor.py
+    "$VENV/bin/python" -m pytest tests/realtime/test_jack_monitor.py
+else
+    "$VENV/bin/python" -m pytest "$@"
+fi

@@ -76,3 +76,4 @@ def private_jack():
         stop_server(proc, name)
 
 
+
