@@ -111,10 +111,12 @@ def ray_cluster(tmp_path_factory):
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     start = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
                             "--disable-usage-stats", "--object-store-memory=100000000"], env=env, capture_output=True,
-                           text=True, timeout=180)
+                           text=True, timeout=180, start_new_session=True)  # Ray's processes in a group of their own
     assert start.returncode == 0, start.stderr[-2000:]
     yield f"127.0.0.1:{port}"
-    subprocess.run([ray_cli, "stop"], env=env, capture_output=True, timeout=120)
+    # `ray stop` signals what it takes for Ray's processes; from a session of its own it cannot hit the
+    # test process (a run of the suite ended Terminated here)
+    subprocess.run([ray_cli, "stop"], env=env, capture_output=True, timeout=120, start_new_session=True)
 
 
 def test_the_same_batch_on_a_ray_cluster(tmp_path, tree, onnx_model, ray_cluster):
