@@ -28,7 +28,7 @@ from rt_enhance.training.datasets import DatasetError, parse_dataset_args
 logger = logging.getLogger(__name__)
 
 ARCHS = ("windowed", "causal", "spectral")
-LOSSES = ("L1", "L2", "SPEC", "BWE")
+LOSSES = ("L1", "L2", "SPEC", "DENOISE", "BWE")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw")
 BEST_METRICS = ("si_sdr", "snr", "loss")
@@ -240,7 +240,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("rate", ("--rate",), int, "model sample rate in Hz (required)"),
     Option("preprocessing", ("--preprocessing",), str,
            "degradation pipeline, e.g. 'sample 8000 16000,whitenoise 0 0.01'"),
-    Option("loss", ("--loss",), _upper, "reconstruction loss: L1 or L2 on samples (default L2, the original's), SPEC (compressed spectra), or BWE (SPEC + log-spectral distance)"),
+    Option("loss", ("--loss",), _upper, "reconstruction loss: L1 or L2 on samples (default L2, the original's), SPEC (compressed spectra), DENOISE (SPEC tilted against residual noise), or BWE (SPEC + log-spectral distance)"),
     Option("stft", ("--stft",), float, "weight of the multi-resolution STFT loss (default 0)"),
     Option("gan", ("--gan",), float, "weight of the adversarial loss, 0 = no GAN (default 0)"),
     Option("conditional", ("--conditional",), parse_bool, "the discriminator also sees the degraded input",

@@ -115,6 +115,23 @@ def test_compressed_spectral_loss_is_zero_for_a_match_and_bounded_on_silence() -
         waveform_loss(noisy, clean, "SPEC").item(), abs=0.05)
 
 
+def test_denoise_loss_weighs_noise_left_in_above_speech_taken_out() -> None:
+    torch.manual_seed(0)
+    clean = torch.randn(2, 1, 9600) * 0.1
+    best = -losses.DENOISE_SDR_WEIGHT * losses.SDR_CEILING_DB
+    assert losses.waveform_loss(clean, clean, "DENOISE").item() == pytest.approx(best, abs=1e-4)
+    louder, quieter = 1.25 * clean, 0.75 * clean  # the same error in amplitude, either side of the target
+
+    def excess(kind: str, y: torch.Tensor) -> float:
+        floor = -(losses.DENOISE_SDR_WEIGHT if kind == "DENOISE" else losses.SPEC_SDR_WEIGHT)
+        return losses.waveform_loss(y, clean, kind).item() - floor * losses.clamped_sdr(y, clean).mean().item()
+
+    # the spectral part (magnitude + complex terms, equal here: the phase is right): too loud (noise left in)
+    # costs the magnitude term once more, 1.5 times what SPEC charges; too quiet costs the same
+    assert excess("DENOISE", louder) == pytest.approx(1.5 * excess("SPEC", louder), rel=0.02)
+    assert excess("DENOISE", quieter) == pytest.approx(excess("SPEC", quieter), rel=0.02)
+
+
 def test_log_spectral_distance_is_the_benchmark_lsd_and_rewards_restoring_a_quiet_band() -> None:
     from rt_enhance.training.metrics import lsd
 
