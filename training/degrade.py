@@ -18,7 +18,7 @@ Steps (the original tool's first, then the new ones):
 - ``scale RATE``: both signals resampled to RATE.
 - ``lowpass HZ [cheby1|butter] [ORDER]``, ``noise DIR SNR_MIN SNR_MAX``, ``noise synth SNR_MIN SNR_MAX [KINDS]``,
   ``rir simulate RT60_MIN RT60_MAX``, ``rir DIR``, ``clip LEVEL``, ``quantize BITS``, ``gain DB_MIN DB_MAX``,
-  ``bandlimit HZ_MIN HZ_MAX`` (random cutoff and filter), ``maybe P STEP ...`` (a step with probability P),
+  ``bandlimit HZ_MIN HZ_MAX`` (random cutoff and filter), ``maybe P STEP ...`` (a step with probability P), ``both STEP ...`` (applied to the target too),
   ``identity P`` (with probability P, stop here: clean or lightly degraded pairs).
 
 Each step class's docstring gives its exact reading of the parameters.
@@ -747,7 +747,7 @@ class Maybe(Step):
         p = _number(args[0], "P")
         if not 0 <= p <= 1:
             raise _Bad("P must be between 0 and 1")
-        if args[1] not in STEPS or args[1] in ("maybe", "identity"):
+        if args[1] not in STEPS or args[1] in ("maybe", "identity"):  # "maybe P both STEP" is fine
             raise _Bad(f"unknown or unsupported step {args[1]!r}")
         inner = STEPS[args[1]].parse(args[2:], args[1])
         if inner.output_rate(48000) != 48000 or inner.output_rate(44100) != 44100:
@@ -758,6 +758,36 @@ class Maybe(Step):
         if rng.random() < self.p:
             return self.inner.apply(degraded, target, rate, rng)
         return degraded, target, rate
+
+    def context(self, rate: int) -> int:
+        return self.inner.context(rate)
+
+
+@dataclass(frozen=True)
+class Both(Step):
+    """``both STEP ...``: STEP applied to the degraded signal and to the target alike, with the same random draws:
+    a property of the source to keep, not a degradation to undo. ``both bandlimit 3500 16000`` makes band-limited
+    clean material (a microphone or a codec that lost the highs), which a gains-only denoiser should pass through
+    as it is, where ``bandlimit`` alone asks it to restore the highs. Only steps that keep the sample rate."""
+
+    NAME: ClassVar[str] = "both"
+    SYNTAX: ClassVar[str] = "both STEP [STEP ARGS...]"
+    inner: Step
+
+    @classmethod
+    def parse(cls, args: list[str], name: str) -> Both:
+        if not args or args[0] not in STEPS or args[0] in ("maybe", "identity", "both"):
+            raise _Bad(f"unknown or unsupported step {args[0] if args else ''!r}")
+        inner = STEPS[args[0]].parse(args[1:], args[0])
+        if inner.output_rate(48000) != 48000 or inner.output_rate(44100) != 44100:
+            raise _Bad(f"'{args[0]}' changes the sample rate, so it cannot apply to both signals")
+        return cls(inner)
+
+    def apply(self, degraded: np.ndarray, target: np.ndarray, rate: int, rng: np.random.Generator) -> Pair:
+        twin = np.random.Generator(type(rng.bit_generator)())
+        twin.bit_generator.state = rng.bit_generator.state
+        degraded = self.inner.apply(degraded, degraded, rate, rng)[0]
+        return degraded, self.inner.apply(target, target, rate, twin)[0], rate
 
     def context(self, rate: int) -> int:
         return self.inner.context(rate)
@@ -789,6 +819,7 @@ STEPS: dict[str, type[Step]] = {
     "bandlimit": Bandlimit,
     "maybe": Maybe,
     "identity": Identity,
+    "both": Both,
     "sample": Sample,
     **{name: ColouredNoise for name in _COLOURS},
     "reverb": Reverb,

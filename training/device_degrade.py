@@ -181,6 +181,23 @@ class Maybe(DeviceStep):
 
 
 @dataclass
+class Both(DeviceStep):
+    """The inner step on the degraded signal and, with the same draws, on the target (``both STEP``)."""
+
+    inner: DeviceStep
+
+    def apply(self, batch: Batch, mask: torch.Tensor, gen: torch.Generator) -> None:
+        before = gen.get_state()
+        twin = Batch(batch.target, batch.target, batch.active.clone())
+        self.inner.apply(batch, mask, gen)
+        after = gen.get_state()
+        gen.set_state(before)
+        self.inner.apply(twin, mask, gen)
+        gen.set_state(after)
+        batch.target = twin.degraded
+
+
+@dataclass
 class Gain(DeviceStep):
     db_min: float
     db_max: float
@@ -362,7 +379,7 @@ def _name(step: cpu.Step) -> str:
 
 
 def _check(step: cpu.Step) -> None:
-    if isinstance(step, cpu.Maybe):
+    if isinstance(step, (cpu.Maybe, cpu.Both)):
         _check(step.inner)
     elif type(step) not in _SIMPLE and not isinstance(step, (cpu.Noise, cpu.RirFiles)):
         raise Unsupported(f"'{_name(step)}' has no device version")
@@ -373,6 +390,8 @@ def device_step(step: cpu.Step, rate: int, sources: Sources) -> DeviceStep:
     _check(step)
     if isinstance(step, cpu.Maybe):
         return Maybe(step.p, device_step(step.inner, rate, sources))
+    if isinstance(step, cpu.Both):
+        return Both(device_step(step.inner, rate, sources))
     if type(step) in _SIMPLE:
         return _SIMPLE[type(step)](step, rate)
     if isinstance(step, cpu.Noise):

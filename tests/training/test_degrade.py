@@ -416,3 +416,15 @@ def test_the_dereverberation_target_is_the_direct_sound_not_the_dry_signal(tmp_p
     np.testing.assert_allclose(target, spread, atol=1e-5)
     tail = np.convolve(x, rir[101:] * (np.arange(len(rir) - 101) >= 499))[: len(x)]
     np.testing.assert_allclose(degraded - target, tail, atol=1e-4)
+
+
+def test_both_applies_a_step_to_the_target_alike_and_keeps_the_rate() -> None:
+    x = np.random.default_rng(1).standard_normal(48000)
+    step = degrade.parse_pipeline("maybe 1 both bandlimit 3500 16000").steps[0]
+    degraded, target, rate = step.apply(x, x.copy(), 48000, np.random.default_rng(0))
+    assert rate == 48000 and np.array_equal(degraded, target)  # the same filter, the same draws
+    spectrum = np.abs(np.fft.rfft(target))
+    assert spectrum[17000:].mean() < 0.01 * spectrum[:3000].mean()  # low-passed (16 kHz at most)
+    for bad in ("both sample 16000 48000", "both maybe 0.5 gain 0 1", "both"):
+        with pytest.raises(degrade.DegradationError):
+            degrade.parse_pipeline(bad)

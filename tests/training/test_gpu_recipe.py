@@ -207,6 +207,17 @@ def test_gain_scales_both_signals_alike():
     assert torch.allclose(degraded, target) and not torch.allclose(ratio, ratio[0].expand(4))
 
 
+def test_both_low_passes_the_target_with_the_same_draws_and_later_steps_draw_as_without_it():
+    clean = _batch()
+    step = dd.device_step(parse_pipeline("both bandlimit 3000 6000").steps[0], RATE, None)
+    gen = torch.Generator().manual_seed(0)
+    degraded, target = dd.DevicePipeline((step, dd.Gain(-6.0, 6.0)), 0)(clean, gen)
+    assert torch.allclose(degraded, target) and not torch.allclose(target, clean, atol=1e-3)
+    alone = torch.Generator().manual_seed(0)
+    dd.DevicePipeline((dd.Lowpass(RATE, 3000, 6000), dd.Gain(-6.0, 6.0)), 0)(clean, alone)
+    assert torch.equal(gen.get_state(), alone.get_state())  # the twin's draws are not consumed twice
+
+
 def test_a_room_is_aligned_on_its_direct_path_and_the_target_keeps_only_that():
     rir = np.zeros(300, np.float32)
     rir[40], rir[240] = 0.5, 0.25  # the direct path, and one reflection 200 taps (4.2 ms) later
