@@ -19,6 +19,7 @@ import soundfile as sf
 import soxr
 
 from rt_enhance.realtime import limits
+from rt_enhance.realtime.errors import RtEnhanceError, first_line
 from rt_enhance.realtime.paths import PathError, check_readable_file
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".au", ".c
 INT_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW"}
 
 
-class AudioFileError(ValueError):
+class AudioFileError(RtEnhanceError, ValueError):
     """An audio file that cannot be read or written; the message is one line for the user."""
 
 
@@ -47,7 +48,7 @@ class FileSource:
         try:
             info = sf.info(path)
         except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
-            raise AudioFileError(f"{path}: not a readable audio file ({_first_line(exc)})") from None
+            raise AudioFileError(f"{path}: not a readable audio file ({first_line(exc, 200)})") from None
         if info.frames <= 0 or info.channels <= 0:
             raise AudioFileError(f"{path}: the file holds no audio samples")
         try:
@@ -86,7 +87,7 @@ class FileSource:
                     self.read += data.shape[0]
                     yield data.T
         except sf.LibsndfileError as exc:
-            raise AudioFileError(f"{self.path}: read failed after {self.read} frames ({_first_line(exc)})") from None
+            raise AudioFileError(f"{self.path}: read failed after {self.read} frames ({first_line(exc, 200)})") from None
 
 
 def _warn_if_truncated(path: str, info) -> None:
@@ -103,11 +104,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 class WriteError(AudioFileError):
@@ -168,7 +164,7 @@ class FileSink:
             self._file = sf.SoundFile(self.tmp_path, "w", samplerate=rate, channels=channels, format="WAV", subtype=wav_subtype)
         except Exception as exc:
             os.unlink(self.tmp_path)
-            raise AudioFileError(f"{path}: cannot write ({_first_line(exc)})") from None
+            raise AudioFileError(f"{path}: cannot write ({first_line(exc, 200)})") from None
         self.rate = rate
         self.written = 0
         self._sync_every = max(1, int(sync_seconds * rate))
@@ -200,7 +196,7 @@ class FileSink:
                 self.sync()
         except Exception as exc:  # libsndfile reports a short write in several ways
             raise WriteError(f"{self.path}: writing failed after {self.written / self.rate:.1f} s "
-                             f"({_first_line(exc)}); is the disk full?") from None
+                             f"({first_line(exc, 200)}); is the disk full?") from None
         self.written += block.shape[1]
 
     def sync(self) -> None:
@@ -221,7 +217,7 @@ class FileSink:
             self.sync()
             self._file.close()
         except Exception as exc:  # noqa: BLE001 - libsndfile's error types
-            raise WriteError(f"{self.path}: finishing the file failed ({_first_line(exc)}); is the disk full?") from None
+            raise WriteError(f"{self.path}: finishing the file failed ({first_line(exc, 200)}); is the disk full?") from None
         os.replace(self._encoded() if self.format != "WAV" else self.tmp_path, self.target)
         return True
 
@@ -236,7 +232,7 @@ class FileSink:
                     dst.write(block)
         except Exception as exc:  # a full disk while encoding: the WAV recording stays
             os.unlink(out)
-            raise WriteError(f"{self.path}: encoding {self.format} failed ({_first_line(exc)}); is the disk full? "
+            raise WriteError(f"{self.path}: encoding {self.format} failed ({first_line(exc, 200)}); is the disk full? "
                              f"The recording is kept as {self.tmp_path}") from None
         os.unlink(self.tmp_path)
         return out

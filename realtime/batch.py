@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 
 from rt_enhance.realtime.audio_io import AUDIO_EXTENSIONS, FileSink, FileSource, output_subtype
+from rt_enhance.realtime.errors import RtEnhanceError, first_line
 from rt_enhance.realtime.offline import enhance_file
 from rt_enhance.realtime.processor import open_processor
 from rt_enhance.realtime.streamer import build_streamer
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 EXIT_FAILURES = 1
 
 
-class BatchError(Exception):
+class BatchError(RtEnhanceError):
     """The batch cannot start (no inputs, an unwritable output folder); one line for the user."""
 
 
@@ -159,8 +160,7 @@ def enhance_one(settings: Settings, src: str, dst: str) -> Outcome:
         sink.close()
         return Outcome(src, dst, None, source.duration)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch; the reason is listed
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return Outcome(src, dst, text.replace(f"{src}: ", ""))
+        return Outcome(src, dst, first_line(exc).replace(f"{src}: ", ""))
 
 
 # ----------------------------------------------------------------------------- running
@@ -212,7 +212,7 @@ def _on_ray(settings: Settings, todo: list[tuple[str, str]], address: str):
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except Exception as exc:  # noqa: BLE001 - ray raises ConnectionError, RuntimeError, ...
-        raise BatchError(f"cannot reach the Ray cluster at {address}: {str(exc).strip().splitlines()[0]}") from None
+        raise BatchError(f"cannot reach the Ray cluster at {address}: {first_line(exc)}") from None
     task = ray.remote(num_cpus=settings.threads)(enhance_one)
     # workers run in folders of their own: they get absolute paths, the summary keeps the user's
     names = {task.remote(settings, os.path.abspath(src), os.path.abspath(dst)): (src, dst) for src, dst in todo}

@@ -27,7 +27,7 @@ from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import limits, paths
 from rt_enhance.realtime.keys import TerminalKeys
 from rt_enhance.realtime.devices import Device, DeviceError, find_device, list_devices, sounddevice
-from rt_enhance.realtime.metadata import ModelError
+from rt_enhance.realtime.errors import RtEnhanceError, UsageError, report
 from rt_enhance.realtime.providers import PROVIDERS
 
 # The engine (numpy, soundfile, onnxruntime...) is imported where a run needs it, so that --help
@@ -42,10 +42,6 @@ EXIT_USAGE = 2  # a user mistake: bad file, device, model or flag
 EXIT_DEVICE_LOST = 3  # the audio device or server went away mid-stream
 EXIT_WRITE_FAILED = 4  # a recording could not be written to the end (disk full, size limit)
 DEMO_CLIP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "demo.wav")
-
-
-class UsageError(Exception):
-    """Anything the user can fix; printed as one line."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -608,20 +604,14 @@ def _main(argv: list[str] | None, stop: StopSignals) -> int:
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit is a write error, not a kill
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="rt-enhance: %(message)s")
-    from rt_enhance.realtime.audio_io import AudioFileError, WriteError
-    from rt_enhance.realtime.batch import BatchError
-    from rt_enhance.realtime.pictures import PictureError
-    from rt_enhance.realtime.virtual_mic import ServerError
+    from rt_enhance.realtime.audio_io import WriteError
 
     try:
         code = run(args, stop)
     except WriteError as exc:
-        print(f"rt-enhance: error: {exc}", file=sys.stderr)
-        return EXIT_WRITE_FAILED
-    except (UsageError, AudioFileError, DeviceError, ModelError, geo.GeometryError, paths.PathError,
-            limits.LimitError, PictureError, BatchError, ServerError) as exc:
-        print(f"rt-enhance: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return report("rt-enhance", exc, EXIT_WRITE_FAILED)
+    except RtEnhanceError as exc:  # every other error of ours is a user mistake here
+        return report("rt-enhance", exc, EXIT_USAGE)
     if code == EXIT_DEVICE_LOST:
         # PortAudio may hang in its exit handler after losing a server: the recording is
         # already finalised and the report written, so leave without it.

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_NAMES = {"mic", "default", "speakers"}
 
 
-class DeviceError(RuntimeError):
+class DeviceError(RtEnhanceError, RuntimeError):
     """A device problem; the message is one line for the user."""
 
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from rt_enhance.realtime import limits
+from rt_enhance.realtime.errors import GeometryError
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +25,6 @@ PRESETS: dict[str, tuple[float, float, float]] = {
     "balanced": (10.0, 10.0, 5.0),
     "quality": (20.0, 20.0, 10.0),
 }
-
-
-class GeometryError(ValueError):
-    """A hop / lookahead / crossfade that cannot work; the message is one line for the user."""
 
 
 @dataclass(frozen=True)

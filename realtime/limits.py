@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 MAX_CALL_SAMPLES = 1 << 22  # float32 samples the model sees in one call (16 MB), beyond one window
@@ -35,7 +37,7 @@ BOUNDS = {
 }
 
 
-class LimitError(ValueError):
+class LimitError(RtEnhanceError, ValueError):
     """A value outside :data:`BOUNDS`; the message is one line (without the thing it belongs to)."""
 
 

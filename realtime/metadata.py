@@ -39,6 +39,7 @@ import logging
 from dataclasses import dataclass, field
 
 from rt_enhance.realtime import limits
+from rt_enhance.realtime.errors import RtEnhanceError
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ REQUIRED_KEYS = ("sample_rate", "window", "hop", "lookahead", "crossfade")
 KINDS = ("windowed", "stateful")
 
 
-class ModelError(ValueError):
+class ModelError(RtEnhanceError, ValueError):
     """A model file the engine cannot use; the message is one line for the user."""
 
 

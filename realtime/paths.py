@@ -14,10 +14,12 @@ import stat
 import tempfile
 from collections.abc import Iterable
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 
-class PathError(ValueError):
+class PathError(RtEnhanceError, ValueError):
     """A path the run cannot use; the message is one line for the user."""
 
 

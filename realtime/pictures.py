@@ -14,6 +14,8 @@ import logging
 import numpy as np
 import soundfile as sf
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 N_FFT = 1024
@@ -21,7 +23,7 @@ MAX_FRAMES = 4000  # columns of the picture; longer files take frames further ap
 RANGE_DB = 90.0
 
 
-class PictureError(Exception):
+class PictureError(RtEnhanceError):
     """The picture cannot be made; the message is one line for the user."""
 
 

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from rt_enhance.realtime.binding import BoundStep, dim_overrides
+from rt_enhance.realtime.errors import first_line
 from rt_enhance.realtime.metadata import ModelError, ModelInfo, parse_props
 from rt_enhance.realtime.providers import PROVIDERS
 
@@ -77,8 +78,7 @@ def _session(path: str, threads: int, provider: str, dims: dict[str, int] | None
     try:
         session = ort.InferenceSession(path, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises several private exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a loadable ONNX model ({first[:200]})") from None
+        raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc, 200)})") from None
     if session.get_providers()[0] != wanted:
         raise ModelError(f"{path}: onnxruntime could not start {provider!r} (running on {session.get_providers()[0]})")
     return session
@@ -132,8 +132,7 @@ class OnnxProcessor:
         try:
             out = self.session.run([self._output], {self._input: np.ascontiguousarray(feed, np.float32)})[0]
         except Exception as exc:  # onnxruntime's own error types
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.path}: the model fails on a [{n}, 1, {window}] batch ({first})") from None
+            raise ModelError(f"{self.path}: the model fails on a [{n}, 1, {window}] batch ({first_line(exc, 200)})") from None
         if out.size != n * window:
             raise ModelError(f"{self.path}: output shape {out.shape} does not match input [{n}, 1, {window}]")
         return out.reshape(n, window)
@@ -180,8 +179,7 @@ class StatefulOnnxProcessor:
         except ModelError:
             raise
         except Exception as exc:  # onnxruntime's own error types
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.path}: the model fails on a {n}-sample hop ({first})") from None
+            raise ModelError(f"{self.path}: the model fails on a {n}-sample hop ({first_line(exc, 200)})") from None
         if y.shape != (1, n):
             raise ModelError(f"{self.path}: output shape {y.shape} for a [1, {n}] hop")
         self._batch = 0

@@ -19,12 +19,14 @@ from collections import deque
 
 import numpy as np
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 PACTL_TIMEOUT = 10.0
 
 
-class ServerError(Exception):
+class ServerError(RtEnhanceError):
     """No server, missing tools, a name clash: one line for the user."""
 
 

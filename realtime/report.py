@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any
 
+from rt_enhance.realtime.fileio import atomic_write_text
 from rt_enhance.realtime.streamer import Streamer
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,4 @@ def render(record: dict[str, Any]) -> str:
 
 def write_json(path: str, record: dict[str, Any]) -> None:
     """Write the report atomically."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))

@@ -21,6 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import kernels, limits
+from rt_enhance.realtime.errors import first_line
 from rt_enhance.realtime.geometry import Geometry
 from rt_enhance.realtime.processor import Processor
 from rt_enhance.realtime.strength import DryWetMix
@@ -178,7 +179,7 @@ class Streamer:
             return call(x)
         except Exception as exc:  # onnxruntime raises several private types; the stream must go on
             if self.bad_hops == 0:
-                logger.error("the model failed (%s); playing dry", str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+                logger.error("the model failed (%s); playing dry", first_line(exc, 200))
             return np.full(x.shape, np.nan, np.float32)
 
     def _count_bad(self, hops: int) -> None:
