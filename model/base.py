@@ -12,11 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from rt_enhance.realtime.errors import GeometryError
+
 logger = logging.getLogger(__name__)
-
-
-class GeometryError(ValueError):
-    """A window or length the model cannot take; the message is one line for the user."""
 
 
 class AudioModel(nn.Module):

@@ -20,16 +20,17 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any
 
 import torch
 
 from rt_enhance.model.base import AudioModel
 from rt_enhance.model.registry import UnknownModelError, build_model, class_name
+from rt_enhance.realtime.errors import RtEnhanceError, first_line
+from rt_enhance.realtime.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ RESERVED_KEYS = ("format_version", "class", "kwargs", "state")
 _SCALARS = (str, int, float, bool, type(None), torch.dtype)  # exact types: numpy scalars subclass float
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RtEnhanceError, ValueError):
     """A checkpoint that cannot be written or read; the message is one line for the user."""
 
 
@@ -74,8 +75,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> tu
     try:
         model.load_state_dict(payload["state"])
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not match {payload['class']}{payload['kwargs']}: {first}") from None
+        raise CheckpointError(f"{path}: weights do not match {payload['class']}{payload['kwargs']}: {first_line(exc)}") from None
     model.eval()
     extra = {k: v for k, v in payload.items() if k not in RESERVED_KEYS}
     return model, extra
@@ -107,23 +107,7 @@ def _reason(exc: Exception) -> str:
     found = re.search(r"WeightsUnpickler error:\s*(.+?)(?: was not an allowed|\n|$)", text)
     if found:
         return f"{found.group(1).strip()}; checkpoints hold only plain types"
-    return (text.strip().splitlines() or [type(exc).__name__])[0]
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write`` on a temporary file next to ``path``, sync it, then ``os.replace`` it into place:
-    readers see the old file or the whole new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return first_line(exc)
 
 
 def _atomic_save(payload: dict[str, Any], path: Path) -> None:

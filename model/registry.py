@@ -12,6 +12,7 @@ from rt_enhance.model.causal import CausalUNet
 from rt_enhance.model.discriminator import Discriminator
 from rt_enhance.model.generator import Generator
 from rt_enhance.model.spectral import SpectralUNet
+from rt_enhance.realtime.errors import RtEnhanceError
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ MODEL_CLASSES: dict[str, type[AudioModel]] = {
 }
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(RtEnhanceError, ValueError):
     """A class name or constructor arguments that do not build a model; one line for the user."""
 
 
