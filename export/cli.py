@@ -32,14 +32,11 @@ from rt_enhance.export.to_onnx import DEFAULT_OPSET, check_windowed
 from rt_enhance.model.base import AudioModel, GeometryError
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
 from rt_enhance.model.sizes import SIZES, NamedSize, build_size, get_size, size_table
+from rt_enhance.realtime.errors import RtEnhanceError, UsageError, report
 
 logger = logging.getLogger(__name__)
 
 FALLBACK = NamedSize("", "", {})  # engine defaults when neither the size nor the checkpoint give them
-
-
-class UsageError(Exception):
-    """A user mistake: one line on stderr, exit status 2."""
 
 
 @dataclass(frozen=True)
@@ -208,12 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         run(args)
-    except UsageError as exc:
-        print(f"rt-export: {exc}", file=sys.stderr)
-        return 2
-    except ExportError as exc:
-        print(f"rt-export: export failed: {exc}", file=sys.stderr)
-        return 1
+    except ExportError as exc:  # a failed check, not a user mistake
+        return report("rt-export", exc, 1, label="export failed")
+    except RtEnhanceError as exc:
+        return report("rt-export", exc, 2, label="")
     return 0
 
 

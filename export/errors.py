@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 
-class ExportError(RuntimeError):
+class ExportError(RtEnhanceError, RuntimeError):
     """An export that must not ship (checker failure, parity mismatch, bad geometry); one line for the user."""

@@ -19,6 +19,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from rt_enhance.export.errors import ExportError
 from rt_enhance.export.to_onnx import INPUT_NAME
 from rt_enhance.model.base import AudioModel
+from rt_enhance.realtime.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,7 @@ def ort_outputs(path: str, inputs: dict[str, np.ndarray], threads: int = 1) -> d
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         return {name: session.run(None, {INPUT_NAME: x})[0] for name, x in inputs.items()}
     except ORT_ERRORS as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ExportError(f"onnxruntime cannot run {path}: {first}") from None
+        raise ExportError(f"onnxruntime cannot run {path}: {first_line(exc)}") from None
 
 
 def compare(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> list[ErrorFigure]:

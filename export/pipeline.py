@@ -33,6 +33,7 @@ from rt_enhance.export.to_onnx import DEFAULT_OPSET, check_onnx, export_onnx
 from rt_enhance.export.variants import to_fp16, variant_path, write_int8
 from rt_enhance.model.base import AudioModel
 from rt_enhance.model.causal import CausalUNet
+from rt_enhance.realtime.fileio import replacing
 from rt_enhance.realtime.metadata import ModelInfo, parse_props
 
 logger = logging.getLogger(__name__)
@@ -85,16 +86,11 @@ def export_model(
 def _write_verified(
     proto: onnx.ModelProto, out: Path, inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], info: ModelInfo
 ) -> list[ErrorFigure]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with replacing(out) as tmp:
         onnx.save(proto, tmp)
         figures = compare(ort_outputs(str(tmp), inputs), reference)
         check_fp32(figures)
         check_metadata(str(tmp), info)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     logger.info("wrote %s", out)
     return figures
 

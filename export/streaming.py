@@ -42,6 +42,8 @@ from rt_enhance.export.parity import ORT_ERRORS, ErrorFigure, check_fp32, compar
 from rt_enhance.export.pipeline import ExportReport, check_metadata
 from rt_enhance.export.to_onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, check_onnx
 from rt_enhance.model.base import StreamingModel
+from rt_enhance.realtime.errors import first_line
+from rt_enhance.realtime.fileio import replacing
 from rt_enhance.realtime.metadata import ModelError, ModelInfo
 from rt_enhance.realtime.processor import StatefulOnnxProcessor, open_onnx
 
@@ -198,7 +200,7 @@ def streaming_parity(
     try:
         outputs = {name: run_session(session, audio, sizes, zeros) for name, sizes in runs.items()}
     except ORT_ERRORS as exc:
-        raise ExportError(f"onnxruntime cannot run the step of {path}: {_first_line(exc)}") from None
+        raise ExportError(f"onnxruntime cannot run the step of {path}: {first_line(exc)}") from None
     engine_length = min(audio.shape[-1], model.valid_length(round(ENGINE_SECONDS * model.sample_rate)))
     outputs["engine loader"] = _engine_output(path, audio, info.hop, engine_length)
     references = {name: reference for name in runs}
@@ -228,11 +230,7 @@ def _session(path: str) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except ORT_ERRORS as exc:
-        raise ExportError(f"onnxruntime cannot load {path}: {_first_line(exc)}") from None
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExportError(f"onnxruntime cannot load {path}: {first_line(exc)}") from None
 
 
 def export_streaming(
@@ -258,14 +256,9 @@ def export_streaming(
     proto = export_step(model, opset=opset)
     attach(proto, info_props(info))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with replacing(out) as tmp:
         onnx.save(proto, tmp)
         figures = streaming_parity(str(tmp), model, info, hops=parity_hops(model, hop), seconds=parity_seconds)
         check_metadata(str(tmp), info)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     logger.info("wrote %s", out)
     return ExportReport(out, info, figures)

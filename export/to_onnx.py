@@ -14,6 +14,7 @@ import torch
 
 from rt_enhance.export.errors import ExportError
 from rt_enhance.model.base import AudioModel
+from rt_enhance.realtime.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -58,5 +59,4 @@ def check_onnx(proto: onnx.ModelProto) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ExportError(f"the ONNX checker rejected the exported model: {first}") from None
+        raise ExportError(f"the ONNX checker rejected the exported model: {first_line(exc)}") from None

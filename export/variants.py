@@ -17,6 +17,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from rt_enhance.export.errors import ExportError
+from rt_enhance.realtime.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -78,5 +79,4 @@ def write_int8(src: Path, dst: Path) -> None:
             quant_pre_process(src, prepared)
             quantize_dynamic(prepared, dst, weight_type=QuantType.QUInt8)
         except Exception as exc:  # onnxruntime raises many types; one line for the user
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ExportError(f"int8 quantization of {src} failed: {first}") from exc
+            raise ExportError(f"int8 quantization of {src} failed: {first_line(exc)}") from exc
