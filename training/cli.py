@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rt_enhance.model import AudioModel, Discriminator, save_checkpoint
-from rt_enhance.model.base import GeometryError
-from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
-from rt_enhance.model.registry import UnknownModelError
+from rt_enhance.model.checkpoint import load_checkpoint
+from rt_enhance.realtime.errors import RtEnhanceError, report
 from rt_enhance.realtime.metadata import ModelInfo
 from rt_enhance.training import collab, models, runtime, trainer
 from rt_enhance.training.config import (
@@ -29,17 +28,15 @@ from rt_enhance.training.config import (
 )
 from rt_enhance.training.data import make_train_data
 from rt_enhance.training.datasets import DatasetError, make_dataset
-from rt_enhance.training.degrade import DegradationError, parse_pipeline
+from rt_enhance.training.degrade import parse_pipeline
 from rt_enhance.training.evaluate import EvalResult, evaluate_model, make_items, markdown_table
-from rt_enhance.training.runtime import Runtime, RuntimeSetupError
+from rt_enhance.training.runtime import Runtime
 from rt_enhance.training.state import (
     RunDir, RunError, load_for_eval, model_from_record, open_run, read_stored_config, require_trained,
 )
 
 logger = logging.getLogger("rt_enhance.training.cli")
 
-USER_ERRORS = (ConfigError, RunError, DatasetError, DegradationError, CheckpointError, models.ModelSetupError,
-               GeometryError, RuntimeSetupError, collab.CollabError, UnknownModelError)
 FIXED_FOR_A_RUN = ("arch", "size", "depth", "dropout", "model_args", "rate", "window")
 
 
@@ -197,14 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(argv)
         rt = runtime.start(device=cfg.device, seed=cfg.seed, threads=cfg.threads, deterministic=cfg.deterministic,
                            amp=cfg.amp)
-    except USER_ERRORS as exc:
-        print(f"rt-train: {exc}", file=sys.stderr)
-        return 2
+    except RtEnhanceError as exc:
+        return report("rt-train", exc, 2, label="")
     try:
         return train_and_evaluate(cfg, rt)
-    except USER_ERRORS as exc:
-        print(f"rt-train: {exc}", file=sys.stderr)
-        return 2
+    except RtEnhanceError as exc:
+        return report("rt-train", exc, 2, label="")
     except KeyboardInterrupt:
         print("rt-train: interrupted; last.pt holds the last complete epoch (resume with --continue)", file=sys.stderr)
         return 130

@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from rt_enhance.model import Discriminator, Generator
+from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.realtime.metadata import ModelInfo
 from rt_enhance.training.losses import discriminator_loss
 
 logger = logging.getLogger(__name__)
 
 
-class CollabError(ValueError):
+class CollabError(RtEnhanceError, ValueError):
     """Collaborative sampling cannot run with this model; one line for the user."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.training.datasets import DatasetError, parse_dataset_args
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f"}
 
 
-class ConfigError(ValueError):
+class ConfigError(RtEnhanceError, ValueError):
     """An option value that cannot be used; one line for the user."""
 
 

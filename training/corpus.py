@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from rt_enhance.realtime.errors import RtEnhanceError, error_line
+from rt_enhance.realtime.fileio import atomic_write_text, replacing
 from rt_enhance.training import corpus_items, music, recorded, texts, tts
 from rt_enhance.training.corpus_items import Item
 
@@ -55,7 +57,7 @@ RIRS_PER_HOUR = 150
 SAVE_EVERY = 20.0
 
 
-class CorpusError(Exception):
+class CorpusError(RtEnhanceError):
     """A user mistake (bad folder, bad argument): one line, non-zero exit."""
 
 
@@ -149,9 +151,7 @@ def load_manifest(out: Path) -> dict:
 def save_manifest(out: Path, manifest: dict) -> None:
     """Write the manifest atomically (temp file + rename)."""
     manifest["files"] = dict(sorted(manifest["files"].items()))
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "manifest.json")
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
 
 
 def _check_compatible(manifest: dict, recipe: Recipe, out: Path) -> None:
@@ -172,10 +172,8 @@ def is_cached(item: Item, out: Path, manifest: dict, key: str) -> bool:
 
 
 def _write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-    sf.write(str(tmp), audio.astype(np.float32), rate, subtype=SUBTYPE, format="WAV")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        sf.write(str(tmp), audio.astype(np.float32), rate, subtype=SUBTYPE, format="WAV")
 
 
 def _summary(item: Item) -> dict:
@@ -445,8 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         report = build(args.out, recipe_from_args(args), workers=args.workers) if args.only else None
         if with_recorded:
             _build_recorded(args.out, args.rate)
-    except (CorpusError, recorded.RecordedError) as err:
-        print(f"rt-data: {err}", file=sys.stderr)
+    except RtEnhanceError as err:
+        print(error_line("rt-data", err, label=""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rt-data: interrupted; the manifest is saved, run the same command again to resume", file=sys.stderr)

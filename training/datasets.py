@@ -36,6 +36,8 @@ import soxr
 import torch
 from torch.utils.data import Dataset
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 if TYPE_CHECKING:
     from rt_enhance.training.degrade import Pipeline
 
@@ -47,7 +49,7 @@ _SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val"}
 _DEFAULT_HELD_OUT = 0.1
 
 
-class DatasetError(ValueError):
+class DatasetError(RtEnhanceError, ValueError):
     """A dataset root, layout, split or argument is unusable; the message names it."""
 
 

@@ -37,6 +37,7 @@ import soundfile as sf
 import soxr
 from scipy import signal
 
+from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.training import noise as noisegen
 from rt_enhance.training.datasets import AudioInfo, audio_info, list_audio, read_segment
 
@@ -45,11 +46,11 @@ logger = logging.getLogger(__name__)
 Pair = tuple[np.ndarray, np.ndarray, int]
 
 
-class DegradationError(ValueError):
+class DegradationError(RtEnhanceError, ValueError):
     """A preprocessing string is malformed, or a step cannot run at the given rate; the message names the step."""
 
 
-class _Bad(ValueError):
+class _Bad(RtEnhanceError, ValueError):
     """Raised by a step's parser; parse_pipeline adds the step number, name and syntax."""
 
 

@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.training import degrade as cpu
 from rt_enhance.training import noise as noisegen
 
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 SILENT_POWER = 1e-6  # -60 dBFS: the power a silent segment counts as when noise is scaled to an SNR
 
 
-class Unsupported(ValueError):
+class Unsupported(RtEnhanceError, ValueError):
     """A pipeline step that has no device version; the message names it."""
 
 

@@ -42,7 +42,7 @@ from rt_enhance.training.degrade import Lowpass, Pipeline, Sample, fit_length, r
 from rt_enhance.training.metrics import evaluate as score_signal
 from rt_enhance.training.models import lookahead_of
 from rt_enhance.training.plots import save_spectrograms
-from rt_enhance.training.state import atomic_write_text
+from rt_enhance.realtime.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 

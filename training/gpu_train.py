@@ -50,15 +50,14 @@ from typing import Any
 
 import torch
 
-from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
+from rt_enhance.model.checkpoint import load_checkpoint
+from rt_enhance.realtime.errors import RtEnhanceError, report
 from rt_enhance.training import device_data, runtime, trainer
 from rt_enhance.training.config import ConfigError, TrainConfig, make_config, parse_flags, read_toml
-from rt_enhance.training.datasets import DatasetError
-from rt_enhance.training.degrade import DegradationError, Pipeline, parse_pipeline
+from rt_enhance.training.degrade import Pipeline, parse_pipeline
 from rt_enhance.training.device_degrade import unsupported
-from rt_enhance.training.models import ModelSetupError
-from rt_enhance.training.pack import PackError, read_manifest, unpacked_dataset_args, unpacked_pipeline
-from rt_enhance.training.runtime import Runtime, RuntimeSetupError
+from rt_enhance.training.pack import read_manifest, unpacked_dataset_args, unpacked_pipeline
+from rt_enhance.training.runtime import Runtime
 from rt_enhance.training.state import Progress, RunDir, RunError, save_last, write_config
 
 logger = logging.getLogger("rt_enhance.training.gpu_train")
@@ -70,8 +69,6 @@ REPLACED = {"resume": "--resume CKPT", "load": "--resume CKPT", "overwrite": "--
             "epochs": "--seconds", "count": "--seconds", "amp": "--precision", "runs": "--out", "name": "--out",
             "data_root": "--pack", "preprocessing": "the pack (scripts/gpu-pack.sh)", "evaluate": "rt-bench quality",
             "test_n": "rt-bench quality", "engine_eval": "rt-bench quality", "collab": "rt-train"}
-USER_ERRORS = (ConfigError, RunError, DatasetError, DegradationError, CheckpointError, ModelSetupError,
-               RuntimeSetupError, PackError)
 NONFINITE_LIMIT = 20
 
 
@@ -475,15 +472,13 @@ def main(argv: list[str] | None = None) -> int:
         handlers = _setup_logging(budget.out)
         rt = runtime.start(device=cfg.device, seed=cfg.seed, threads=cfg.threads, deterministic=cfg.deterministic,
                            amp=budget.precision == "fp16")
-    except USER_ERRORS as exc:
-        print(f"gpu-train: {exc}", file=sys.stderr)
-        return 2
+    except RtEnhanceError as exc:
+        return report("gpu-train", exc, 2, label="")
     try:
         run(budget, cfg, rt)
         return 0
-    except USER_ERRORS as exc:
-        print(f"gpu-train: {exc}", file=sys.stderr)
-        return 2
+    except RtEnhanceError as exc:
+        return report("gpu-train", exc, 2, label="")
     except KeyboardInterrupt:
         print(f"gpu-train: interrupted; {budget.out}/last.pt holds the last save", file=sys.stderr)
         return 130

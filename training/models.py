@@ -12,6 +12,7 @@ from typing import Any
 
 from rt_enhance.model import Autoencoder, AudioModel, Discriminator, build_model, get_size
 from rt_enhance.model.registry import UnknownModelError
+from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.training.degrade import (
     ColouredNoise, Clip, Lowpass, Noise, Pipeline, Quantize, Reverb, RirFiles, RirSimulate, Sample,
 )
@@ -25,7 +26,7 @@ _TASK_OF_STEP = {
 }
 
 
-class ModelSetupError(ValueError):
+class ModelSetupError(RtEnhanceError, ValueError):
     """Model options that cannot build a model; one line for the user."""
 
 

@@ -41,6 +41,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from rt_enhance.realtime.errors import RtEnhanceError
+from rt_enhance.realtime.fileio import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 #: Collection groups and their share of the clips.
@@ -85,7 +88,7 @@ SOLO_PROGRAMS = (0, 0, 0, 1, 2, 4, 5, 6, 16, 19, 20, 21, 24, 25, 46, 12, 11)
 ARRANGEMENTS = (("solo", 0.4), ("family", 0.35), ("ensemble", 0.25))
 
 
-class MusicError(RuntimeError):
+class MusicError(RtEnhanceError, RuntimeError):
     """A score, the synthesiser or the soundfont is unusable; the message names it."""
 
 
@@ -197,10 +200,7 @@ def cached_score(path: str, cache: Path | None) -> list[dict]:
     if file.exists():
         return json.loads(file.read_text(encoding="utf-8"))
     scores = parse_score(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(f".{np.random.default_rng().integers(1 << 30)}.tmp")
-    tmp.write_text(json.dumps(scores), encoding="utf-8")
-    tmp.replace(file)
+    atomic_write_text(file, json.dumps(scores))
     return scores
 
 

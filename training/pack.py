@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.training.datasets import DatasetError, list_audio, parse_dataset_args
 from rt_enhance.training.degrade import DegradationError, Maybe, Noise, RirFiles, Step, parse_pipeline
 
@@ -61,7 +62,7 @@ OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 MIB = 1 << 20
 
 
-class PackError(ValueError):
+class PackError(RtEnhanceError, ValueError):
     """A pack that cannot be made or read as asked; one line for the user."""
 
 

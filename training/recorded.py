@@ -39,6 +39,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 UTTERANCE_SECONDS = 8.0
@@ -47,7 +49,7 @@ PEAK = 0.97
 SPLIT_NAMES = ("train", "val", "test")
 
 
-class RecordedError(RuntimeError):
+class RecordedError(RtEnhanceError, RuntimeError):
     """A package could not be fetched or unpacked; one line naming it and what to do."""
 
 

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import signal
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 ISM_ORDER = 8
@@ -37,7 +39,7 @@ TAIL_BANDS = ((0.0, 500.0, (1.0, 1.25)), (500.0, 4000.0, (1.0, 1.0)), (4000.0, N
 SOUND_SPEED = 343.0
 
 
-class RoomError(RuntimeError):
+class RoomError(RtEnhanceError, RuntimeError):
     """No valid room could be drawn for the requested RT60."""
 
 

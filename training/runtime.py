@@ -19,10 +19,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 
-class RuntimeSetupError(ValueError):
+class RuntimeSetupError(RtEnhanceError, ValueError):
     """A device or launch setting that cannot work here; one line for the user."""
 
 

@@ -32,14 +32,16 @@ import numpy as np
 import torch
 
 from rt_enhance.model import AudioModel, build_model
-from rt_enhance.model.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rt_enhance.realtime.errors import RtEnhanceError
+from rt_enhance.realtime.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 
 
-class RunError(ValueError):
+class RunError(RtEnhanceError, ValueError):
     """A run folder that cannot be used as asked; one line for the user."""
 
 
@@ -105,11 +107,6 @@ def read_stored_config(run: RunDir) -> dict[str, Any]:
         return json.loads(run.config.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise RunError(f"{run.config} is damaged ({exc.msg}); fix or remove it") from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_config(run: RunDir, config: dict[str, Any]) -> None:

@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 ENGINES = ("piper", "espeak", "flite", "festival")
@@ -49,7 +51,7 @@ ENGINES = ("piper", "espeak", "flite", "festival")
 CALL_TIMEOUT = 120
 
 
-class TtsError(RuntimeError):
+class TtsError(RtEnhanceError, RuntimeError):
     """An engine is missing or failed; the message names it and what to install."""
 
 
