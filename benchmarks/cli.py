@@ -21,8 +21,7 @@ from typing import Any
 
 from rt_enhance.benchmarks import records as rec
 from rt_enhance.realtime import geometry as geo
-from rt_enhance.realtime.audio_io import AudioFileError
-from rt_enhance.realtime.metadata import ModelError
+from rt_enhance.realtime.errors import RtEnhanceError, UsageError, report
 from rt_enhance.benchmarks.torch_twin import PROVIDERS as TWINS
 from rt_enhance.realtime.processor import PROVIDERS
 
@@ -31,10 +30,6 @@ TWIN_PROVIDERS = tuple(TWINS)
 logger = logging.getLogger("rt_enhance.benchmarks")
 
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A flag or file the user can fix; one line."""
 
 
 def _list(text: str | None, kind=str) -> tuple:
@@ -373,18 +368,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = rec.command_line(argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="rt-bench: %(message)s")
-    from rt_enhance.benchmarks.jackloop import JackUnavailable
     from rt_enhance.benchmarks.loopback import LiveRunError
-    from rt_enhance.benchmarks.probe import ProbeUnavailable
 
     try:
         return run(args, argv)
-    except (UsageError, ModelError, geo.GeometryError, AudioFileError, JackUnavailable, ProbeUnavailable) as exc:
-        print(f"rt-bench: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except LiveRunError as exc:
-        print(f"rt-bench: {args.command} failed: {exc}", file=sys.stderr)
-        return 1
+    except LiveRunError as exc:  # the run itself failed, not the user
+        return report("rt-bench", exc, 1, label=f"{args.command} failed")
+    except RtEnhanceError as exc:
+        return report("rt-bench", exc, EXIT_USAGE)
     except KeyboardInterrupt:
         print("rt-bench: interrupted", file=sys.stderr)
         return 130

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from rt_enhance.realtime.errors import RtEnhanceError, first_line
 from rt_enhance.realtime.metadata import ModelInfo, parse_props
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 ORT_NAMES = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
-class GpuUnavailable(RuntimeError):
+class GpuUnavailable(RtEnhanceError, RuntimeError):
     """The requested GPU provider cannot run here; the message is one line for the table."""
 
 
@@ -49,7 +50,7 @@ def gpu_session(path: str, provider: str, *, threads: int = 1, cuda_graph: bool 
     try:
         session = ort.InferenceSession(path, sess_options=options, providers=_provider_list(provider, cuda_graph))
     except Exception as exc:  # onnxruntime raises several private types
-        raise GpuUnavailable(f"{provider} session failed: {str(exc).strip().splitlines()[0][:160]}") from None
+        raise GpuUnavailable(f"{provider} session failed: {first_line(exc, 160)}") from None
     if session.get_providers()[0] != wanted:
         raise GpuUnavailable(f"{provider} provider not available (session runs on {session.get_providers()[0]})")
     return session

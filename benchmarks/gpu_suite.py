@@ -33,6 +33,7 @@ import numpy as np
 from rt_enhance.benchmarks import latency
 from rt_enhance.benchmarks import records as rec
 from rt_enhance.benchmarks.table import Column, render
+from rt_enhance.realtime.errors import RtEnhanceError
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ CHANNELS = (1, 2, 8)
 MIN_HOPS = 10
 
 
-class SuiteError(ValueError):
+class SuiteError(RtEnhanceError, ValueError):
     """A model that cannot be prepared; one line for the user."""
 
 

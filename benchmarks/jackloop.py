@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 
-class JackUnavailable(RuntimeError):
+class JackUnavailable(RtEnhanceError, RuntimeError):
     """No JACK server could be reached or started."""
 
 

@@ -38,6 +38,7 @@ from rt_enhance.benchmarks.jackloop import (
 from rt_enhance.benchmarks.models import describe, model_path
 from rt_enhance.benchmarks.probe import write_probe
 from rt_enhance.benchmarks.table import Column, render
+from rt_enhance.realtime.errors import RtEnhanceError
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ NOISE = 0.05
 PROBE_GAIN = 0.75  # the probe's output gain: an enhanced click arrives at 0.6, a dry (missed) one at 0.8
 
 
-class LiveRunError(RuntimeError):
+class LiveRunError(RtEnhanceError, RuntimeError):
     """rt-enhance did not run (it exited before streaming, or wrote no report); one line."""
 
 

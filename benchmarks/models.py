@@ -13,6 +13,7 @@ import os
 import time
 
 from rt_enhance.realtime import geometry as geo
+from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.realtime.processor import OnnxProcessor, PassthroughProcessor, Processor, bundled_model_path, open_processor
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 VARIANT_TAGS = ("fp16", "int8")
 
 
-class Skip(Exception):
+class Skip(RtEnhanceError):
     """This configuration cannot run here (no GPU, fixed window, ...); one line for the table."""
 
 

@@ -41,6 +41,7 @@ from rt_enhance.benchmarks import records as rec
 from rt_enhance.benchmarks.clips import noisy_voice
 from rt_enhance.benchmarks.models import describe, resolve_geometry
 from rt_enhance.benchmarks.table import Column, render
+from rt_enhance.realtime.errors import RtEnhanceError
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class PeersOptions:
     repeat: int = 3
 
 
-class Missing(Exception):
+class Missing(RtEnhanceError):
     """The tool is not installed here; one line for the table."""
 
 

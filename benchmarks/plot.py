@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 
-class PlotUnavailable(RuntimeError):
+class PlotUnavailable(RtEnhanceError, RuntimeError):
     """matplotlib is missing; one line for the user."""
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+
+from rt_enhance.realtime.errors import RtEnhanceError
+from rt_enhance.realtime.fileio import replacing
 
 logger = logging.getLogger(__name__)
 
 
-class ProbeUnavailable(RuntimeError):
+class ProbeUnavailable(RtEnhanceError, RuntimeError):
     """The probe cannot be built (no onnx package, or an unexpected graph); one line."""
 
 
@@ -55,9 +57,8 @@ def write_probe(src: str, dst: str, *, gain: float = 1.0) -> str:
         helper.make_node("Add", ["probe_scaled", "probe_nothing"], [y]),
     ])
     onnx.checker.check_model(model)
-    tmp = f"{dst}.tmp"
-    onnx.save(model, tmp)
-    os.replace(tmp, dst)
+    with replacing(dst) as tmp:
+        onnx.save(model, str(tmp))
     return dst
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from rt_enhance.realtime.fileio import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 TIMING_KEYS = ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms", "rtf", "headroom_ms", "over_budget_pct")
@@ -104,10 +106,7 @@ def write_json(path: str, subcommand: str, records: list[dict[str, Any]], argv: 
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "records": records,
     }
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=2, default=_plain)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=2, default=_plain))
     logger.info("wrote %s (%d records)", path, len(records))
 
 

@@ -34,6 +34,7 @@ import soxr
 
 from rt_enhance.benchmarks import peers
 from rt_enhance.benchmarks.testset import RATE, TASKS, TestItem
+from rt_enhance.realtime.errors import RtEnhanceError
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ OURS = ("ours-engine", "ours-offline", "ours-music")
 RNNOISE_DELAY = 960  # samples at 48 kHz: RNNoise's output lags its input by 20 ms (measured, every clip)
 
 
-class Unavailable(Exception):
+class Unavailable(RtEnhanceError):
     """The system cannot run on this machine (a package missing, a fixed ONNX window); one line."""
 
 

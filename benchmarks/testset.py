@@ -35,6 +35,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from rt_enhance.realtime.errors import RtEnhanceError
+
 logger = logging.getLogger(__name__)
 
 RATE = 48000
@@ -42,7 +44,7 @@ RT60_TOLERANCE = 0.08  # s: a test room counts as "RT60 x" within this distance 
 PEAK = 0.99  # items whose degraded or clean peak passes this are scaled down together
 
 
-class TestSetError(Exception):
+class TestSetError(RtEnhanceError):
     """The corpus cannot give this test set (a folder missing, no eligible file); one line."""
 
 

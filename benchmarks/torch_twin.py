@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from rt_enhance.realtime.errors import RtEnhanceError, first_line
 from rt_enhance.realtime.metadata import ModelError, ModelInfo, parse_props
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ PARITY_LIMIT = 1e-2
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "training" / "checkpoints"
 
 
-class TwinUnavailable(RuntimeError):
+class TwinUnavailable(RtEnhanceError, RuntimeError):
     """The twin cannot run here (no torch, no CUDA, no family in the metadata); one line for the table."""
 
 
@@ -231,7 +232,7 @@ class TwinProcessor:
             with torch.cuda.graph(graph):
                 dev_out = self._forward(dev_in)
         except RuntimeError as exc:
-            raise TwinUnavailable(f"CUDA graph capture failed: {str(exc).splitlines()[0][:160]}") from None
+            raise TwinUnavailable(f"CUDA graph capture failed: {first_line(exc, 160)}") from None
         for state, value in zip(self._states, saved):
             state.copy_(value)
         return {"graph": graph, "dev_out": dev_out}
