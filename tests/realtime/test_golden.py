@@ -15,32 +15,11 @@ import soundfile as sf
 
 from helpers import run_cli
 from rt_enhance.realtime.processor import bundled_model_path
+from rt_enhance.training.metrics import lsd, si_sdr, snr
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.json"))
 TOLERANCE = {"si_sdr": 0.05, "lsd": 0.01, "snr": 0.05}  # dB, dB, dB: float noise across machines only
-
-
-def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    alpha = np.dot(est, ref) / np.dot(ref, ref)
-    target = alpha * ref
-    return float(10 * np.log10(np.sum(target**2) / np.sum((est - target) ** 2)))
-
-
-def lsd(ref: np.ndarray, est: np.ndarray, frame: int = 2048) -> float:
-    """The benchmark's LSD (training/metrics.py): Hann frames, hop frame/4, log10 power with a 1e-8 floor.
-    (Without a window, a frame's leakage fills the top octaves and hides what a low-pass took away.)"""
-    window = np.hanning(frame + 1)[:-1]
-
-    def logspec(x):
-        frames = np.lib.stride_tricks.sliding_window_view(x, frame)[:: frame // 4]
-        return np.log10(np.abs(np.fft.rfft(frames * window, axis=1)) ** 2 + 1e-8)
-
-    return float(np.mean(np.sqrt(np.mean((logspec(ref) - logspec(est)) ** 2, axis=1))))
-
-
-def snr(ref: np.ndarray, est: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(ref**2) / np.sum((ref - est) ** 2)))
 
 
 def metrics(ref: np.ndarray, est: np.ndarray) -> dict[str, float]:

@@ -14,6 +14,7 @@ from scipy import signal
 
 from rt_enhance.training import degrade
 from rt_enhance.training.degrade import DegradationError, Reverb, parse_pipeline
+from rt_enhance.training.metrics import snr as _snr_db
 
 RATE = 16000
 
@@ -23,11 +24,6 @@ def _noise(seconds: float = 0.5, seed: int = 0, rate: int = RATE) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = signal.sosfiltfilt(signal.butter(8, 7000, fs=rate, output="sos"), rng.standard_normal(int(seconds * rate)))
     return (0.1 * x / np.std(x)).astype(np.float32)
-
-
-def _snr_db(clean: np.ndarray, degraded: np.ndarray) -> float:
-    clean, degraded = clean.astype(np.float64), degraded.astype(np.float64)
-    return 10 * math.log10(np.mean(clean**2) / np.mean((degraded - clean) ** 2))
 
 
 def _band_gain_db(out: np.ndarray, inp: np.ndarray, low: float, high: float = RATE / 2) -> float:
