@@ -40,6 +40,7 @@ import soundfile as sf
 import soxr
 
 from rt_enhance.realtime.errors import RtEnhanceError
+from rt_enhance.realtime.fileio import atomic_write_text, replacing
 
 logger = logging.getLogger(__name__)
 
@@ -228,9 +229,8 @@ def bandwidth_hz(x: np.ndarray, rate: int) -> float:
 
 
 def _write(path: Path, x: np.ndarray, rate: int) -> None:
-    tmp = path.with_name(path.name + ".part")
-    sf.write(str(tmp), x.astype(np.float32), rate, subtype="PCM_24", format="WAV")
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        sf.write(str(tmp), x.astype(np.float32), rate, subtype="PCM_24", format="WAV")
 
 
 def build_group(source: Source, key: str, files: list[Path], out: Path, rate: int) -> list[dict]:
@@ -301,9 +301,7 @@ def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: in
     for split in SPLIT_NAMES:
         share = {"train": 0.8, "val": 0.1, "test": 0.1}[split]
         entries += build_babble(out, split, rate, max(4, int(babble * share)))
-    tmp = manifest.with_name(manifest.name + ".part")
-    tmp.write_text(json.dumps({"rate": rate, "files": entries}, indent=1))
-    tmp.replace(manifest)
+    atomic_write_text(manifest, json.dumps({"rate": rate, "files": entries}, indent=1))
     return entries
 
 
