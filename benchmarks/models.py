@@ -13,6 +13,7 @@ import os
 import time
 
 from rt_enhance.realtime import geometry as geo
+from rt_enhance.realtime import kinds
 from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.realtime.processor import OnnxProcessor, PassthroughProcessor, Processor, bundled_model_path, open_processor
 
@@ -85,7 +86,7 @@ def with_window(processor: Processor, window: int | None) -> Processor:
         return processor
     if isinstance(processor, PassthroughProcessor):
         return dataclasses.replace(processor, info=dataclasses.replace(processor.info, window=window))
-    if processor.info.kind == "stateful":
+    if kinds.kind_of(processor.info).streaming:
         raise Skip("a streaming (stateful) model has no window to change")
     if isinstance(processor, OnnxProcessor):
         length = processor.session.get_inputs()[0].shape[-1]
@@ -99,13 +100,7 @@ def with_window(processor: Processor, window: int | None) -> Processor:
 def resolve_geometry(processor: Processor, *, preset: str | None = None, hop: str | None = None,
                      lookahead: str | None = None, crossfade: str | None = None) -> geo.Geometry:
     """The geometry rt-enhance would run ``processor`` with, given the same flags."""
-    i = processor.info
-    if i.kind == "stateful":
-        return geo.resolve_stateful(sample_rate=i.sample_rate, receptive_field=i.window, default_hop=i.hop,
-                                    lookahead=i.lookahead, stride=i.total_stride, preset=preset,
-                                    hop=hop, lookahead_flag=lookahead)
-    return geo.resolve(sample_rate=i.sample_rate, window=i.window, default_hop=i.hop, default_lookahead=i.lookahead,
-                       default_crossfade=i.crossfade, preset=preset, hop=hop, lookahead=lookahead, crossfade=crossfade)
+    return kinds.resolve_geometry(processor.info, preset=preset, hop=hop, lookahead=lookahead, crossfade=crossfade)
 
 
 class TimedProcessor:

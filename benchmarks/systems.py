@@ -179,15 +179,17 @@ class OursOffline:
 
     def __init__(self, model: str, threads: int) -> None:
         from rt_enhance.benchmarks.models import resolve_geometry
+        from rt_enhance.realtime.kinds import kind_of
         from rt_enhance.realtime.processor import open_processor
 
         self.processor = open_processor(model, threads=threads, rate_hint=RATE)
-        info = self.processor.info
+        streaming = kind_of(self.processor.info).streaming
         self.identity = getattr(self.processor, "is_identity", False)
         self.geometry = resolve_geometry(self.processor)
+        self._enhance = self._stateful if streaming else self._windowed
         if self.identity:
             self.note = "passthrough: the identity"
-        elif info.kind == "stateful":
+        elif streaming:
             self.note = "streaming model: the Streamer fed the whole file in one call (= offline by construction)"
         else:
             length = self.processor.session.get_inputs()[0].shape[-1]
@@ -200,7 +202,7 @@ class OursOffline:
             return x
         rate = self.processor.info.sample_rate
         y = x if rate == RATE else soxr.resample(x, RATE, rate).astype(np.float32)
-        y = self._stateful(y) if self.geometry.stateful else self._windowed(y)
+        y = self._enhance(y)
         return y if rate == RATE else soxr.resample(y, rate, RATE).astype(np.float32)
 
     def _stateful(self, x: np.ndarray) -> np.ndarray:

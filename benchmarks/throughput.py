@@ -5,7 +5,7 @@ the file is read in blocks of ``offline.BLOCK_HOPS`` hops and the Streamer hands
 windows to the model in one call. ``--batch B`` caps a model call at B hops (the processor's
 ``max_batch``), so ``--batch 1`` is the same work one hop per call, as the live path runs it.
 A streaming (stateful) model takes every complete hop of a block in one call (about
-``offline.STATEFUL_BLOCK_SECONDS``, on a session bound to that shape): ``--batch`` does not apply
+``kinds.STATEFUL_BLOCK_SECONDS``, on a session bound to that shape): ``--batch`` does not apply
 to it and its row gives the hops of that block.
 """
 
@@ -22,7 +22,7 @@ from rt_enhance.benchmarks import records as rec
 from rt_enhance.benchmarks.clips import write_clip
 from rt_enhance.benchmarks.models import describe, model_path, resolve_geometry
 from rt_enhance.benchmarks.table import Column, render
-from rt_enhance.realtime import offline
+from rt_enhance.realtime import kinds, offline
 from rt_enhance.realtime.audio_io import FileSink, FileSource
 from rt_enhance.realtime.processor import OnnxProcessor, PassthroughProcessor, Processor, open_processor
 from rt_enhance.realtime.streamer import Streamer
@@ -71,7 +71,7 @@ def one_run(opts: ThroughputOptions, processor: Processor, clip: str, out_dir: s
     budget = g.ms(g.hop)
     per_hop = streamer.timer.per_hop_ms()
     r = {"section": "throughput", "model": describe(opts.model), "provider": "cpu", "threads": threads,
-         "batch_hops": offline.block_hops(g) if g.stateful else batch, "window": g.window, "hop": g.hop, "lookahead": g.lookahead, "channels": source.channels,
+         "batch_hops": offline.block_hops(g) if kinds.kind_of(g).streaming else batch, "window": g.window, "hop": g.hop, "lookahead": g.lookahead, "channels": source.channels,
          "audio_s": source.duration, "wall_s": result.seconds, "cpu_s": cpu, "cpu_per_wall": cpu / max(result.seconds, 1e-9),
          "x_realtime": source.duration / max(result.seconds, 1e-9), "budget_ms": budget}
     r.update(rec.timing_stats(per_hop, budget))
@@ -88,7 +88,7 @@ def run(opts: ThroughputOptions) -> list[dict[str, Any]]:
         warm = write_clip(os.path.join(tmp, "warm.wav"), 1.0, source.rate, source.channels)
         records = []
         # A streaming model takes every complete hop of a block in one step: batch does not apply.
-        batches = (BLOCK_ALL,) if _model_kind(opts.model) == "stateful" else opts.batches
+        batches = (BLOCK_ALL,) if _model_kind(opts.model).streaming else opts.batches
         for threads in opts.threads:
             for batch in batches:
                 processor = _processor(opts.model, threads, batch * source.channels, source.rate)
@@ -103,9 +103,9 @@ def _model_rate(model: str) -> int:
     return 48000 if path is None else open_processor(path).info.sample_rate
 
 
-def _model_kind(model: str) -> str:
+def _model_kind(model: str) -> kinds.Kind:
     path = model_path(model)
-    return "windowed" if path is None else open_processor(path).info.kind
+    return kinds.KINDS["windowed"] if path is None else kinds.kind_of(open_processor(path).info)
 
 
 COLUMNS = (

@@ -106,6 +106,8 @@ class TwinProcessor:
     def __init__(self, path: str, provider: str, *, threads: int = 1) -> None:
         import torch
 
+        from rt_enhance.model.base import StreamingModel
+
         if provider not in PROVIDERS:
             raise TwinUnavailable(f"unknown twin provider {provider!r}")
         device, self.io_binding, self.cuda_graph = PROVIDERS[provider]
@@ -117,7 +119,7 @@ class TwinProcessor:
         self.info = read_info(path)
         net, self.weights = build_twin(self.info)
         self.net = net.to(self.device)
-        self.stateful = self.info.kind == "stateful"
+        self.stateful = isinstance(self.net, StreamingModel)
         self.copy_ns: list[int] = []
         self.compute_ns: list[int] = []
         self._graphs: dict[tuple[int, ...], Any] = {}

@@ -27,11 +27,11 @@ import torch
 from rt_enhance.export.errors import ExportError
 from rt_enhance.export.metadata import TASKS, EngineDefaults, file_sha256
 from rt_enhance.export.pipeline import ExportReport, export_model
-from rt_enhance.export.streaming import check_hop, export_streaming, is_streaming
+from rt_enhance.export.streaming import check_hop, export_streaming
 from rt_enhance.export.to_onnx import DEFAULT_OPSET, check_windowed
-from rt_enhance.model.base import AudioModel, GeometryError
+from rt_enhance.model.base import AudioModel, GeometryError, StreamingModel
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
-from rt_enhance.model.sizes import SIZES, NamedSize, build_size, get_size, size_table
+from rt_enhance.model.sizes import SIZES, NamedSize, build_size, default_hop, get_size, size_table
 from rt_enhance.realtime.errors import RtEnhanceError, UsageError, report
 
 logger = logging.getLogger(__name__)
@@ -144,8 +144,8 @@ def print_report(report: ExportReport) -> None:
 
 
 def streaming_hop(args: argparse.Namespace, source: Source) -> int:
-    """A streaming model's default hop: ``--hop``, the checkpoint's ``meta``, or the size's default
-    rounded up to the total stride. The windowed engine's other flags do not apply to it."""
+    """A streaming model's default hop: ``--hop``, the checkpoint's ``meta``, or :func:`default_hop`
+    (the size's own, as rt-train writes it). The windowed engine's other flags do not apply to it."""
     model = source.model
     if args.window is not None or args.fp16 or args.int8 or args.crossfade:
         raise UsageError("--window, --crossfade, --fp16 and --int8 do not apply to a streaming model; give --hop only")
@@ -153,7 +153,7 @@ def streaming_hop(args: argparse.Namespace, source: Source) -> int:
         raise UsageError(f"--lookahead {args.lookahead}: this streaming model's lookahead is fixed at {model.lookahead}")
     if args.sample_rate is not None and args.sample_rate != model.sample_rate:
         raise UsageError(f"the model was built for {model.sample_rate} Hz; it cannot be exported at {args.sample_rate} Hz")
-    hop = args.hop if args.hop is not None else source.meta.get("hop", model.valid_length(source.defaults.hop))
+    hop = args.hop if args.hop is not None else source.meta.get("hop", default_hop(model, source.defaults))
     if type(hop) is not int:
         raise UsageError(f"checkpoint meta 'hop' must be an integer, got {hop!r}; pass --hop")
     try:
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> None:
     task = args.task or meta.get("task", "denoise")
     if task not in TASKS:
         raise UsageError(f"task {task!r} (from the checkpoint) is not one of {', '.join(TASKS)}; pass --task")
-    if is_streaming(source.model):
+    if isinstance(source.model, StreamingModel):
         hop = streaming_hop(args, source)
         print_streaming(source.model, hop)
         report = export_streaming(source.model, args.out, hop=hop, task=task, meta=meta,

@@ -3,7 +3,7 @@ then the optional fp16 / int8 variants.
 
 A failed check leaves nothing under the output name: the model is written to a temporary file,
 verified there with onnxruntime, and only then ``os.replace``d into place. Streaming models
-(:class:`~rt_enhance.model.causal.CausalUNet`) export as a stateful step through
+(:class:`~rt_enhance.model.base.StreamingModel`) export as a stateful step through
 :func:`rt_enhance.export.streaming.export_streaming` instead.
 """
 
@@ -31,8 +31,7 @@ from rt_enhance.export.parity import (
 )
 from rt_enhance.export.to_onnx import DEFAULT_OPSET, check_onnx, export_onnx
 from rt_enhance.export.variants import to_fp16, variant_path, write_int8
-from rt_enhance.model.base import AudioModel
-from rt_enhance.model.causal import CausalUNet
+from rt_enhance.model.base import AudioModel, StreamingModel
 from rt_enhance.realtime.fileio import replacing
 from rt_enhance.realtime.metadata import ModelInfo, parse_props
 
@@ -65,7 +64,7 @@ def export_model(
     if the checker or the float32 parity check (1e-4 relative) fails.
     """
     out = Path(out)
-    if isinstance(model, CausalUNet):
+    if isinstance(model, StreamingModel):
         raise ExportError(f"{type(model).__name__} is a streaming model: export it with export_streaming (rt-export does)")
     if model.sample_rate != geometry.sample_rate:
         raise ExportError(f"the model was built for {model.sample_rate} Hz, not {geometry.sample_rate} Hz")

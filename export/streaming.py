@@ -54,11 +54,6 @@ PARITY_BATCH = 2
 ENGINE_SECONDS = 0.5  # the engine-loader check runs on the first half second
 
 
-def is_streaming(model: nn.Module) -> bool:
-    """True for models that export as a stateful step (``export_streaming``), not as a window."""
-    return isinstance(model, StreamingModel)
-
-
 class StepGraph(nn.Module):
     """``model.step`` with flat tensors: ``(audio, *states) -> (enhanced, *new_states)``."""
 
@@ -248,7 +243,7 @@ def export_streaming(
     """Export ``model``'s streaming step to ``out`` with default ``hop`` (a multiple of the total
     stride); raise :class:`ExportError` if the checker, streaming parity, the engine's loader or the
     metadata round trip fails. ``report.fp32`` holds one figure per hop checked."""
-    if not is_streaming(model):
+    if not isinstance(model, StreamingModel):
         raise ExportError(f"{type(model).__name__} is not a streaming model; export it with export_model")
     if sample_rate is not None and sample_rate != model.sample_rate:
         raise ExportError(f"the model was built for {model.sample_rate} Hz, not {sample_rate} Hz")

@@ -10,10 +10,11 @@ Figures (params, MACs per second, receptive field, measured ORT time) are in doc
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from rt_enhance.model.base import AudioModel
+from rt_enhance.model.base import AudioModel, StreamingModel
 from rt_enhance.model.registry import build_model
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,16 @@ def get_size(name: str) -> NamedSize:
     if name not in SIZES:
         raise KeyError(f"unknown model size {name!r}; known sizes: {', '.join(SIZES)}")
     return SIZES[name]
+
+
+def default_hop(model: StreamingModel, size: NamedSize | None = None) -> int:
+    """A streaming model's default hop at its own rate, a multiple of its total stride: a streaming
+    size's own hop (in time), else the model's step of at least 2 ms. Both ``rt-export --init`` and
+    the checkpoints rt-train writes take it from here, so the two agree."""
+    ms = 2.0
+    if size is not None and size.family != "Generator":
+        ms = 1000.0 * size.hop / size.sample_rate
+    return model.valid_length(math.ceil(round(model.sample_rate * ms / 1000.0, 6)))
 
 
 def build_size(name: str, *, sample_rate: int | None = None) -> AudioModel:

@@ -57,6 +57,11 @@ class Geometry:
             )
 
     @property
+    def kind(self) -> str:
+        """The kind of model this geometry runs (:mod:`rt_enhance.realtime.kinds`)."""
+        return "stateful" if self.stateful else "windowed"
+
+    @property
     def kept_start(self) -> int:
         """Index in the window of the first kept output sample."""
         return self.window - self.lookahead - self.hop

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rt_enhance.realtime import kinds
 from rt_enhance.realtime.audio_io import FileSink, FileSource
 from rt_enhance.realtime.chain import Chain
 from rt_enhance.realtime.geometry import Geometry
@@ -15,8 +16,7 @@ from rt_enhance.realtime.streamer import Streamer
 
 logger = logging.getLogger(__name__)
 
-BLOCK_HOPS = 64  # hops per read: their windows go to the model as one batch
-STATEFUL_BLOCK_SECONDS = 0.2  # a streaming model's call in file mode (longer calls were no faster per sample)
+BLOCK_HOPS = kinds.FILE_BLOCK_HOPS  # hops per read: a windowed model's windows go to the model as one batch
 
 
 @dataclass
@@ -41,8 +41,7 @@ def enhance_file(
     _write(sinks, np.zeros((source.channels, delay), np.float32))
     g = streamer.geometry
     hops = block_hops(g)
-    if g.stateful:
-        streamer.prepare(hops)
+    streamer.prepare(hops)
     blocksize = max(1, round(hops * g.hop * source.rate / g.sample_rate))
     start = time.perf_counter()
     for block in source.blocks(blocksize):
@@ -54,12 +53,8 @@ def enhance_file(
 
 
 def block_hops(g: Geometry) -> int:
-    """Hops per model call in file mode. A streaming model computes any number of hops in one
-    call with the same result as hop by hop (to float rounding), so it gets about
-    STATEFUL_BLOCK_SECONDS per call; a windowed model gets BLOCK_HOPS windows per batch."""
-    if g.stateful:
-        return max(1, round(STATEFUL_BLOCK_SECONDS * g.sample_rate / g.hop))
-    return BLOCK_HOPS
+    """Hops per model call in file mode, as the model's kind asks (``Kind.file_hops``)."""
+    return kinds.kind_of(g).file_hops(g)
 
 
 def _write(sinks: list[FileSink], block: np.ndarray) -> None:

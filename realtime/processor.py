@@ -15,6 +15,7 @@ import numpy as np
 
 from rt_enhance.realtime.binding import BoundStep, dim_overrides
 from rt_enhance.realtime.errors import first_line
+from rt_enhance.realtime.kinds import kind_of
 from rt_enhance.realtime.metadata import ModelError, ModelInfo, parse_props
 from rt_enhance.realtime.providers import PROVIDERS
 
@@ -24,11 +25,28 @@ PASSTHROUGH_WINDOW = 2048
 
 
 class Processor(Protocol):
+    """Any model runner. Its kind (``info.kind``, see :mod:`rt_enhance.realtime.kinds`) says which
+    of the two call protocols below it keeps; the Streamer drives both through the kind's adapter."""
+
     info: ModelInfo
     native_rate: bool  # True if the model runs at info.sample_rate only (ONNX); False for any rate
 
+
+class WindowedProcessor(Processor, Protocol):
+    """``kind = windowed``."""
+
     def run(self, windows: np.ndarray) -> np.ndarray:
         """float32 ``[n, window]`` -> float32 ``[n, window]``."""
+
+
+class StatefulProcessor(Processor, Protocol):
+    """``kind = stateful``; it may also offer ``prepare(batch, n)`` to bind a shape it will see often."""
+
+    def reset(self, batch: int) -> None:
+        """Zero state for ``batch`` independent streams."""
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        """float32 ``[batch, n]`` (n a multiple of ``info.total_stride``) -> ``[batch, n]``, state carried."""
 
 
 @dataclass
@@ -219,12 +237,10 @@ class StatefulOnnxProcessor:
         return out[0].reshape(x.shape)
 
 
-def open_onnx(path: str, *, threads: int = 1, provider: str = "cpu"):
-    """The processor a model's metadata asks for: windowed or stateful."""
+def open_onnx(path: str, *, threads: int = 1, provider: str = "cpu") -> Processor:
+    """The processor a model's metadata asks for: the one of its kind (``kind_of(info).processor_class()``)."""
     loaded = _load(path, threads, provider)
-    if loaded[1].kind == "stateful":
-        return StatefulOnnxProcessor(path, threads=threads, provider=provider, _loaded=loaded)
-    return OnnxProcessor(path, threads=threads, provider=provider, _loaded=loaded)
+    return kind_of(loaded[1]).processor_class()(path, threads=threads, provider=provider, _loaded=loaded)
 
 
 def bundled_models_dir() -> str:

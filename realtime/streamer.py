@@ -14,14 +14,10 @@ the block sizes. The lag between input and output inside ``feed`` is at most
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from rt_enhance.realtime import geometry as geo
-from rt_enhance.realtime import kernels, limits
-from rt_enhance.realtime.errors import first_line
+from rt_enhance.realtime import kinds, limits
 from rt_enhance.realtime.geometry import Geometry
 from rt_enhance.realtime.processor import Processor
 from rt_enhance.realtime.strength import DryWetMix
@@ -76,45 +72,45 @@ class HopTimer:
 
 
 class Streamer:
-    """Overlapped-window enhancement of a ``[channels, samples]`` float32 stream."""
+    """Enhancement of a ``[channels, samples]`` float32 stream, hop by hop, through the adapter of
+    the model's kind (:mod:`rt_enhance.realtime.kinds`: windows and crossfades, or a stateful step)."""
 
     def __init__(self, processor: Processor, geometry: Geometry, channels: int, *, strength: float = 1.0) -> None:
         self.processor = processor
         self.mix = DryWetMix(channels, strength)  # set ``mix.strength`` (0..1) while streaming
         self.geometry = geometry
         self.channels = channels
-        self._fade = kernels.fade_in_weights(geometry.crossfade)
         self.timer = HopTimer()
-        self.dry_hops = 0  # hops run without the model to catch up (live deadline fallback)
-        self.bad_hops = 0  # hops whose model output was NaN/Inf and played dry instead
+        self.calls = kinds.ModelCalls(self.timer)
+        self.model = kinds.kind_of(geometry).adapter(processor, geometry, channels, self.calls)
         # A block of any size is cut into pieces so that one model call sees at most about
         # MAX_CALL_SAMPLES values (at least one hop or window per channel).
-        per_hop = channels * (geometry.hop if geometry.stateful else geometry.window)
+        per_hop = channels * (geometry.hop + self.model.context)
         self.max_block = geometry.hop * max(1, limits.MAX_CALL_SAMPLES // per_hop)
-        if not geometry.stateful:  # the only kernel the Streamer runs; the live engine warms the rest
-            kernels.warm_up_overlap()  # compile before any stream starts, never inside a callback
         self.reset()
+
+    @property
+    def dry_hops(self) -> int:
+        """Hops run without the model to catch up (live deadline fallback)."""
+        return self.calls.dry_hops
+
+    @property
+    def bad_hops(self) -> int:
+        """Hops whose model output was NaN/Inf (or whose call raised) and played dry instead."""
+        return self.calls.bad_hops
 
     def prepare(self, hops: int) -> None:
         """Bind the model for calls of ``hops`` hops: the live engine binds 1, file mode its block
         (a streaming model's processor then keeps a session and buffers for that shape, see
         ``StatefulOnnxProcessor.prepare``). Calls of other sizes still work; only their speed differs."""
-        prepare = getattr(self.processor, "prepare", None)
-        if self.geometry.stateful and prepare is not None:
-            prepare(self.channels, hops * self.geometry.hop)
+        self.model.prepare(hops)
 
     def reset(self) -> None:
         """Forget all history: the next sample fed is sample 0 of a new stream."""
         g = self.geometry
-        # Windowed models re-read window - hop past samples each hop; streaming models keep
-        # their context in their own state instead.
-        self._keep = 0 if g.stateful else g.window - g.hop
-        self._context = np.zeros((self.channels, self._keep), np.float32)
-        if g.stateful:
-            self.processor.reset(self.channels)
-        self._tail = np.zeros((self.channels, g.crossfade), np.float32)
+        self.model.reset()
+        self._context = np.zeros((self.channels, self.model.context), np.float32)
         self._to_drop = g.lookahead  # the first kept samples belong to negative positions
-        self._recent = np.zeros((self.channels, g.lookahead), np.float32)  # dry input, lookahead behind
         self.mix.reset()
         self.samples_in = 0
         self.samples_out = 0
@@ -145,68 +141,13 @@ class Streamer:
         self.mix.push(block)
         buf = np.concatenate([self._context, block], axis=1)
         g = self.geometry
-        hops = (buf.shape[1] - self._keep) // g.hop
+        hops = (buf.shape[1] - self.model.context) // g.hop
         if hops <= 0:
             self._context = buf
             return np.zeros((self.channels, 0), np.float32)
-        out = self._step(buf, hops) if g.stateful else self._process(buf, hops, dry)
+        out = self.model.process(buf, hops, dry)
         self._context = buf[:, hops * g.hop :]
         return self._emit(out)
-
-    def _step(self, buf: np.ndarray, hops: int) -> np.ndarray:
-        """Streaming model: all complete hops in one call (the same result as one call per hop).
-
-        ``dry`` does not apply: a streaming model must see every sample to keep its state
-        consistent, so a late hop is still computed (the live callback has played it dry).
-        """
-        start = time.perf_counter()
-        chunk = np.ascontiguousarray(buf[:, : hops * self.geometry.hop])
-        out = self._guarded(self.processor.step, chunk)
-        seconds = time.perf_counter() - start
-        self.timer.add(seconds, seconds, hops)
-        dry = np.concatenate([self._recent, chunk], axis=1)
-        self._recent = dry[:, dry.shape[1] - self.geometry.lookahead :]
-        if not np.isfinite(out).all():
-            # A broken state would poison every later hop: restart the model, play this chunk dry.
-            self._count_bad(hops)
-            self.processor.reset(self.channels)
-            out = dry[:, : chunk.shape[1]]
-        return out
-
-    def _guarded(self, call, x: np.ndarray) -> np.ndarray:
-        """Run the model; if it raises mid-stream, return NaNs so the hops play dry like a NaN output."""
-        try:
-            return call(x)
-        except Exception as exc:  # onnxruntime raises several private types; the stream must go on
-            if self.bad_hops == 0:
-                logger.error("the model failed (%s); playing dry", first_line(exc, 200))
-            return np.full(x.shape, np.nan, np.float32)
-
-    def _count_bad(self, hops: int) -> None:
-        if self.bad_hops == 0:
-            logger.warning("the model produced NaN or infinite samples; those hops play dry (counted in the report)")
-        self.bad_hops += hops
-
-    def _process(self, buf: np.ndarray, hops: int, dry: bool) -> np.ndarray:
-        g, c = self.geometry, self.channels
-        start = time.perf_counter()
-        windows = sliding_window_view(buf, g.window, axis=1)[:, : hops * g.hop : g.hop]  # [C, hops, W]
-        windows = np.ascontiguousarray(windows.transpose(1, 0, 2))  # [hops, C, W]
-        model_start = time.perf_counter()
-        if dry or getattr(self.processor, "is_identity", False):
-            y = windows
-            self.dry_hops += hops if dry else 0
-        else:
-            y = self._guarded(self.processor.run, windows.reshape(hops * c, g.window)).reshape(hops, c, g.window)
-            bad = ~np.isfinite(y).all(axis=(1, 2))
-            if bad.any():
-                self._count_bad(int(bad.sum()))
-                y[bad] = windows[bad]
-        model_seconds = time.perf_counter() - model_start
-        out = np.empty((c, hops * g.hop), np.float32)
-        kernels.overlap_hops_nb(np.ascontiguousarray(y, np.float32), self._tail, self._fade, out, g.kept_start, g.hop)
-        self.timer.add(time.perf_counter() - start, model_seconds, hops)
-        return out
 
     def _emit(self, out: np.ndarray) -> np.ndarray:
         if self._to_drop:
@@ -229,15 +170,5 @@ def build_streamer(processor: Processor, channels: int, *, preset: str | None = 
                    lookahead: str | None = None, crossfade: str | None = None, strength: float = 1.0) -> Streamer:
     """A :class:`Streamer` whose geometry comes from the model's metadata and the user's flags
     (a ``--latency`` preset and ``--hop``/``--lookahead``/``--crossfade``, samples or ``"5ms"``)."""
-    info = processor.info
-    if info.kind == "stateful":
-        g = geo.resolve_stateful(
-            sample_rate=info.sample_rate, receptive_field=info.window, default_hop=info.hop,
-            lookahead=info.lookahead, stride=info.total_stride, preset=preset, hop=hop, lookahead_flag=lookahead,
-        )
-    else:
-        g = geo.resolve(
-            sample_rate=info.sample_rate, window=info.window, default_hop=info.hop, default_lookahead=info.lookahead,
-            default_crossfade=info.crossfade, preset=preset, hop=hop, lookahead=lookahead, crossfade=crossfade,
-        )
+    g = kinds.resolve_geometry(processor.info, preset=preset, hop=hop, lookahead=lookahead, crossfade=crossfade)
     return Streamer(processor, g, channels, strength=strength)

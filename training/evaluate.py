@@ -32,7 +32,9 @@ import torch
 
 from rt_enhance.export import EngineDefaults, ExportError, export_model
 from rt_enhance.model import AudioModel
+from rt_enhance.model.base import StreamingModel
 from rt_enhance.realtime import geometry as geo
+from rt_enhance.realtime import kinds
 from rt_enhance.realtime.metadata import ModelInfo
 from rt_enhance.realtime.processor import open_onnx
 from rt_enhance.realtime.streamer import Streamer
@@ -139,7 +141,7 @@ def enhance_offline(model: AudioModel, x: np.ndarray, *, device: torch.device | 
     shifted back by ``L``).
     """
     model.eval()
-    if hasattr(model, "step"):
+    if isinstance(model, StreamingModel):
         return _enhance_streaming(model, x, device=device, chunk=chunk)
     lag = lookahead_of(model)
     margin = model.valid_length(model.receptive_field)
@@ -155,7 +157,7 @@ def enhance_offline(model: AudioModel, x: np.ndarray, *, device: torch.device | 
     return out[lag : lag + len(x)]
 
 
-def _enhance_streaming(model: AudioModel, x: np.ndarray, *, device: torch.device | str, chunk: int) -> np.ndarray:
+def _enhance_streaming(model: StreamingModel, x: np.ndarray, *, device: torch.device | str, chunk: int) -> np.ndarray:
     lag, chunk = lookahead_of(model), model.valid_length(chunk)
     n = model.valid_length(len(x) + lag)
     padded = torch.zeros(1, 1, n, device=device)
@@ -169,11 +171,7 @@ def _enhance_streaming(model: AudioModel, x: np.ndarray, *, device: torch.device
 
 def engine_geometry(info: ModelInfo) -> geo.Geometry:
     """The geometry rt-enhance derives from a model's metadata (no preset, no flags)."""
-    if info.kind == "stateful":
-        return geo.resolve_stateful(sample_rate=info.sample_rate, receptive_field=info.window, default_hop=info.hop,
-                                    lookahead=info.lookahead, stride=info.total_stride)
-    return geo.resolve(sample_rate=info.sample_rate, window=info.window, default_hop=info.hop,
-                       default_lookahead=info.lookahead, default_crossfade=info.crossfade)
+    return kinds.resolve_geometry(info)
 
 
 def stream_file(processor: Any, geometry: geo.Geometry, x: np.ndarray) -> np.ndarray:
@@ -193,7 +191,7 @@ def export_for_engine(model: AudioModel, meta: dict[str, Any], folder: Path) -> 
     geometry = EngineDefaults(sample_rate=meta["sample_rate"], window=meta["window"], hop=meta["hop"],
                               lookahead=meta["lookahead"], crossfade=meta["crossfade"])
     path, task = folder / "model.onnx", meta.get("task", "denoise")
-    if hasattr(model, "step"):  # a streaming model: one stateful ONNX step, as rt-export writes it
+    if isinstance(model, StreamingModel):  # one stateful ONNX step, as rt-export writes it
         from rt_enhance.export.streaming import export_streaming
 
         export_streaming(model.cpu().eval(), path, hop=meta["hop"], task=task, meta=meta)

@@ -5,12 +5,13 @@ causal U-Net), its discriminator and autoencoder, and the ``meta`` a checkpoint 
 from __future__ import annotations
 
 import importlib
-import math
 import inspect
 import logging
 from typing import Any
 
 from rt_enhance.model import Autoencoder, AudioModel, Discriminator, build_model, get_size
+from rt_enhance.model.base import StreamingModel
+from rt_enhance.model.sizes import NamedSize, default_hop
 from rt_enhance.model.registry import UnknownModelError
 from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.training.degrade import (
@@ -83,7 +84,7 @@ def _causal_class() -> type:
 
 def lookahead_of(model: AudioModel) -> int:
     """Samples by which the model's output lags the clean signal (0 for windowed models)."""
-    return int(getattr(model, "lookahead", 0) or 0)
+    return int(model.lookahead) if isinstance(model, StreamingModel) else 0
 
 
 def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -120,25 +121,23 @@ def task_of(pipeline: Pipeline) -> str:
     return tasks.pop() if tasks else "denoise"
 
 
-def engine_defaults(model: AudioModel, *, rate: int, window: int) -> dict[str, int]:
+def engine_defaults(model: AudioModel, *, rate: int, window: int, size: NamedSize | None = None) -> dict[str, int]:
     """Default hop / lookahead / crossfade for the engine: 10 ms / 10 ms / 5 ms, shrunk to fit the window.
-    A streaming model keeps its own lookahead, and its hop is its own step (the smallest multiple of
-    its stride of at least 2 ms): its cost per second does not grow as the hop shrinks, so a longer
-    default hop would only add latency."""
+    A streaming model keeps its own lookahead, and its hop is :func:`~rt_enhance.model.sizes.default_hop`
+    (its named ``size``'s, else its step of at least 2 ms), the hop ``rt-export --init`` gives it."""
     hop = max(1, round(rate * 0.010))
-    if hasattr(model, "lookahead"):  # a streaming model
-        stride = model.total_stride
-        hop = stride * max(1, math.ceil(rate * 0.002 / stride))
-        return {"hop": hop, "lookahead": lookahead_of(model), "crossfade": 0}
+    if isinstance(model, StreamingModel):
+        return {"hop": default_hop(model, size), "lookahead": lookahead_of(model), "crossfade": 0}
     if 2 * hop > window:
         hop = max(1, window // 4)
     return {"hop": hop, "lookahead": hop, "crossfade": hop // 2}
 
 
 def build_meta(model: AudioModel, *, name: str, rate: int, window: int, task: str, description: str,
-               training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint ``meta`` rt-export reads (plain types only)."""
+               training: dict[str, Any], metrics: dict[str, Any], size: str = "") -> dict[str, Any]:
+    """The checkpoint ``meta`` rt-export reads (plain types only); ``size`` is the run's named size, if any."""
+    named = get_size(size) if size else None
     return {
-        "sample_rate": int(rate), "window": int(window), **engine_defaults(model, rate=rate, window=window),
+        "sample_rate": int(rate), "window": int(window), **engine_defaults(model, rate=rate, window=window, size=named),
         "task": task, "name": name, "description": description, "training": training, "metrics": metrics,
     }

@@ -349,7 +349,7 @@ def make_meta(parts: Parts, cfg: TrainConfig, progress: Progress, val: dict[str,
         parts.generator, name=cfg.name, rate=cfg.rate, window=cfg.window, task=models.task_of(pipeline),
         description=f"{cfg.arch} U-Net ({what}) trained by rt-train on {cfg.dataset} data, "
                     f"preprocessing '{cfg.preprocessing}'",
-        training=training, metrics=metrics,
+        training=training, metrics=metrics, size=cfg.size,
     )
 
 

@@ -1,0 +1,248 @@
+"""Model kinds: the one module that knows how a windowed and a stateful (streaming) model differ.
+
+A model's metadata names its kind (``kind`` in :mod:`rt_enhance.realtime.metadata`). Everything
+that depends on it is here, behind one :class:`Kind` per kind:
+
+* its geometry, from the model's metadata and the user's preset and flags (:func:`resolve_geometry`);
+* the ONNX processor that runs it (``open_onnx`` asks :func:`kind_of`);
+* the adapter the :class:`~rt_enhance.realtime.streamer.Streamer` drives, one protocol for every
+  kind (:class:`HopModel`: ``process`` a block of whole hops, ``reset``). The windowed adapter owns
+  the windowing and the crossfade; the stateful one passes the hops through to the model's ``step``;
+* how many hops file mode hands the model per call.
+
+A new kind of model is one more :class:`Kind` here and its entry in :data:`KINDS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from rt_enhance.realtime import geometry as geo
+from rt_enhance.realtime import kernels
+from rt_enhance.realtime.errors import first_line
+from rt_enhance.realtime.geometry import Geometry
+from rt_enhance.realtime.metadata import ModelError, ModelInfo
+
+if TYPE_CHECKING:
+    from rt_enhance.realtime.processor import StatefulProcessor, WindowedProcessor
+
+logger = logging.getLogger(__name__)
+
+FILE_BLOCK_HOPS = 64  # a windowed model in file mode: hops per read, their windows one batch
+STATEFUL_BLOCK_SECONDS = 0.2  # a streaming model's call in file mode (longer calls were no faster per sample)
+
+
+class ModelCalls:
+    """What every adapter shares with its Streamer: the guarded model call, the timer, and the
+    counts of hops played dry (``dry_hops``: skipped to catch up; ``bad_hops``: the model failed)."""
+
+    def __init__(self, timer: Any) -> None:
+        self.timer = timer  # a HopTimer: add(seconds, model_seconds, hops)
+        self.dry_hops = 0
+        self.bad_hops = 0
+
+    def call(self, fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+        """``fn(x)``; if it raises mid-stream, NaNs of ``x``'s shape, so the hops play dry like a NaN output."""
+        try:
+            return fn(x)
+        except Exception as exc:  # onnxruntime raises several private types; the stream must go on
+            if self.bad_hops == 0:
+                logger.error("the model failed (%s); playing dry", first_line(exc, 200))
+            return np.full(x.shape, np.nan, np.float32)
+
+    def count_bad(self, hops: int) -> None:
+        if self.bad_hops == 0:
+            logger.warning("the model produced NaN or infinite samples; those hops play dry (counted in the report)")
+        self.bad_hops += hops
+
+
+class HopModel(Protocol):
+    """The one protocol the Streamer drives, whatever the model's kind."""
+
+    context: int  # past samples each call re-reads before its new hops
+
+    def process(self, buf: np.ndarray, hops: int, dry: bool) -> np.ndarray:
+        """float32 ``[channels, context + hops * hop]`` -> the hops' output ``[channels, hops * hop]``,
+        ``lookahead`` samples late. ``dry`` asks to skip the model for these hops where the kind can."""
+
+    def prepare(self, hops: int) -> None:
+        """The caller will usually hand ``hops`` hops per call (the live engine 1, file mode its block)."""
+
+    def reset(self) -> None:
+        """Forget all history: the next hop starts a new stream."""
+
+
+class WindowedAdapter:
+    """A windowed model: each hop runs the model on the latest ``window`` samples, keeps ``hop``
+    output samples ending ``lookahead`` before the window's end and crossfades their start with
+    the previous window's (see :mod:`rt_enhance.realtime.geometry`)."""
+
+    def __init__(self, processor: WindowedProcessor, geometry: Geometry, channels: int, calls: ModelCalls) -> None:
+        self.processor, self.geometry, self.channels, self.calls = processor, geometry, channels, calls
+        self.context = geometry.window - geometry.hop
+        self._fade = kernels.fade_in_weights(geometry.crossfade)
+        kernels.warm_up_overlap()  # compile before any stream starts, never inside a callback
+        self.reset()
+
+    def reset(self) -> None:
+        self._tail = np.zeros((self.channels, self.geometry.crossfade), np.float32)
+
+    def prepare(self, hops: int) -> None:
+        """Windows go to the model in batches of any size; nothing to bind."""
+
+    def process(self, buf: np.ndarray, hops: int, dry: bool) -> np.ndarray:
+        g, c = self.geometry, self.channels
+        start = time.perf_counter()
+        windows = sliding_window_view(buf, g.window, axis=1)[:, : hops * g.hop : g.hop]  # [C, hops, W]
+        windows = np.ascontiguousarray(windows.transpose(1, 0, 2))  # [hops, C, W]
+        model_start = time.perf_counter()
+        if dry or getattr(self.processor, "is_identity", False):
+            y = windows
+            self.calls.dry_hops += hops if dry else 0
+        else:
+            y = self.calls.call(self.processor.run, windows.reshape(hops * c, g.window)).reshape(hops, c, g.window)
+            bad = ~np.isfinite(y).all(axis=(1, 2))
+            if bad.any():
+                self.calls.count_bad(int(bad.sum()))
+                y[bad] = windows[bad]
+        model_seconds = time.perf_counter() - model_start
+        out = np.empty((c, hops * g.hop), np.float32)
+        kernels.overlap_hops_nb(np.ascontiguousarray(y, np.float32), self._tail, self._fade, out, g.kept_start, g.hop)
+        self.calls.timer.add(time.perf_counter() - start, model_seconds, hops)
+        return out
+
+
+class StatefulAdapter:
+    """A streaming model: the hops go through to its ``step``, which keeps the context in its state.
+
+    ``dry`` does not apply: a streaming model must see every sample to keep its state consistent,
+    so a late hop is still computed (the live callback has played it dry).
+    """
+
+    context = 0
+
+    def __init__(self, processor: StatefulProcessor, geometry: Geometry, channels: int, calls: ModelCalls) -> None:
+        self.processor, self.geometry, self.channels, self.calls = processor, geometry, channels, calls
+        self.reset()
+
+    def reset(self) -> None:
+        self.processor.reset(self.channels)
+        self._recent = np.zeros((self.channels, self.geometry.lookahead), np.float32)  # dry input, lookahead behind
+
+    def prepare(self, hops: int) -> None:
+        """Bind the model for calls of ``hops`` hops, where the processor can
+        (``StatefulOnnxProcessor.prepare``); calls of other sizes still work, only their speed differs."""
+        prepare = getattr(self.processor, "prepare", None)
+        if prepare is not None:
+            prepare(self.channels, hops * self.geometry.hop)
+
+    def process(self, buf: np.ndarray, hops: int, dry: bool) -> np.ndarray:
+        """All complete hops in one call (the same result as one call per hop)."""
+        start = time.perf_counter()
+        chunk = np.ascontiguousarray(buf[:, : hops * self.geometry.hop])
+        out = self.calls.call(self.processor.step, chunk)
+        seconds = time.perf_counter() - start
+        self.calls.timer.add(seconds, seconds, hops)
+        played = np.concatenate([self._recent, chunk], axis=1)
+        self._recent = played[:, played.shape[1] - self.geometry.lookahead :]
+        if not np.isfinite(out).all():
+            # A broken state would poison every later hop: restart the model, play this chunk dry.
+            self.calls.count_bad(hops)
+            self.processor.reset(self.channels)
+            out = played[:, : chunk.shape[1]]
+        return out
+
+
+class Kind:
+    """What differs between kinds of model; one instance per kind in :data:`KINDS`."""
+
+    name = ""
+    streaming = False  # computes only each hop's new samples from its state: no window, a fixed lookahead
+
+    def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None,
+                 crossfade: str | None) -> Geometry:
+        raise NotImplementedError
+
+    def processor_class(self) -> type:
+        """The class that runs an ONNX model of this kind (``cls(path, threads=, provider=, _loaded=)``)."""
+        raise NotImplementedError
+
+    def adapter(self, processor: Any, geometry: Geometry, channels: int, calls: ModelCalls) -> HopModel:
+        raise NotImplementedError
+
+    def file_hops(self, g: Geometry) -> int:
+        """Hops per model call in file mode."""
+        raise NotImplementedError
+
+
+class Windowed(Kind):
+    """``kind = windowed``: the model sees a window per hop; hop, lookahead and crossfade are free."""
+
+    name = "windowed"
+
+    def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None,
+                 crossfade: str | None) -> Geometry:
+        return geo.resolve(sample_rate=info.sample_rate, window=info.window, default_hop=info.hop,
+                           default_lookahead=info.lookahead, default_crossfade=info.crossfade, preset=preset,
+                           hop=hop, lookahead=lookahead, crossfade=crossfade)
+
+    def processor_class(self) -> type:
+        from rt_enhance.realtime.processor import OnnxProcessor
+
+        return OnnxProcessor
+
+    def adapter(self, processor: Any, geometry: Geometry, channels: int, calls: ModelCalls) -> HopModel:
+        return WindowedAdapter(processor, geometry, channels, calls)
+
+    def file_hops(self, g: Geometry) -> int:
+        return FILE_BLOCK_HOPS
+
+
+class Stateful(Kind):
+    """``kind = stateful``: only the hop is free (a multiple of the model's stride); the lookahead is
+    the model's own and there is no crossfade."""
+
+    name = "stateful"
+    streaming = True
+
+    def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None,
+                 crossfade: str | None) -> Geometry:
+        return geo.resolve_stateful(sample_rate=info.sample_rate, receptive_field=info.window, default_hop=info.hop,
+                                    lookahead=info.lookahead, stride=info.total_stride, preset=preset, hop=hop,
+                                    lookahead_flag=lookahead)
+
+    def processor_class(self) -> type:
+        from rt_enhance.realtime.processor import StatefulOnnxProcessor
+
+        return StatefulOnnxProcessor
+
+    def adapter(self, processor: Any, geometry: Geometry, channels: int, calls: ModelCalls) -> HopModel:
+        return StatefulAdapter(processor, geometry, channels, calls)
+
+    def file_hops(self, g: Geometry) -> int:
+        """Any number of hops in one call gives the same result as hop by hop (to float rounding),
+        so about STATEFUL_BLOCK_SECONDS of audio per call."""
+        return max(1, round(STATEFUL_BLOCK_SECONDS * g.sample_rate / g.hop))
+
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (Windowed(), Stateful())}
+
+
+def kind_of(described: ModelInfo | Geometry) -> Kind:
+    """The kind of a model, from its metadata (``ModelInfo``) or from a geometry derived from it."""
+    name = described.kind
+    if name not in KINDS:
+        raise ModelError(f"model kind {name!r} is not one of {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+def resolve_geometry(info: ModelInfo, *, preset: str | None = None, hop: str | None = None,
+                     lookahead: str | None = None, crossfade: str | None = None) -> Geometry:
+    """The geometry the engine runs a model with: its metadata's defaults, then a ``--latency``
+    preset, then the ``--hop`` / ``--lookahead`` / ``--crossfade`` flags (samples, or ``"5ms"``)."""
+    return kind_of(info).geometry(info, preset=preset, hop=hop, lookahead=lookahead, crossfade=crossfade)
