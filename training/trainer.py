@@ -104,10 +104,16 @@ def new_generator(cfg: TrainConfig) -> AudioModel:
     return generator
 
 
+# Init arguments that change a spectral model's time-frequency grid and recurrent width, not what its
+# convolutions compute: a model for another preset (speech -> speech-monitor) starts from the tensors that fit.
+GRID_KWARGS = frozenset({"hop", "bands", "gru_hidden"})
+
+
 def warm_start(generator: AudioModel, path: str) -> None:
     """Copy the weights of checkpoint ``path`` into ``generator``; the two must be the same model, except
-    that a spectral model with copies (spectral replication) may start from the same model without: its
-    copy head keeps its fresh initialisation (copies 60 dB down)."""
+    that a spectral model with copies (spectral replication) may start from the same model without (its
+    copy head keeps its fresh initialisation, copies 60 dB down), and that models differing only in
+    GRID_KWARGS share every tensor whose name and shape agree (the others keep their fresh initialisation)."""
     from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
 
     source, _ = load_checkpoint(path)
@@ -115,12 +121,25 @@ def warm_start(generator: AudioModel, path: str) -> None:
     adds_copies = "copies" in ours and "copies" not in theirs
     if adds_copies:
         del ours["copies"]
-    if type(source) is not type(generator) or theirs != ours:
+    differ = {key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key)}
+    if type(source) is not type(generator) or not differ <= GRID_KWARGS:
         raise CheckpointError(f"--init_from {path}: it holds {type(source).__name__}{source.init_kwargs}, "
-                         f"not the {type(generator).__name__}{generator.init_kwargs} this run builds")
+                              f"not the {type(generator).__name__}{generator.init_kwargs} this run builds")
+    if differ:
+        _share_fitting(generator, source.state_dict(), path, differ)
+        return
     missing, _ = generator.load_state_dict(source.state_dict(), strict=not adds_copies)
     assert all(key.startswith("copy_head.") for key in missing), missing
     logger.info("generator initialised from %s%s", path, " (new copy head)" if adds_copies else "")
+
+
+def _share_fitting(generator: AudioModel, state: dict, path: str, differ: set[str]) -> None:
+    ours = generator.state_dict()
+    fitting = {k: v for k, v in state.items() if k in ours and ours[k].shape == v.shape}
+    generator.load_state_dict(fitting, strict=False)
+    fresh = sorted(k for k in ours if k not in fitting)
+    logger.info("generator initialised from %s where it fits (%s differ): %d of %d tensors; fresh: %s", path,
+                ", ".join(sorted(differ)), len(fitting), len(ours), ", ".join(fresh) or "none")
 
 
 def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencoder: Autoencoder | None) -> Parts:

@@ -142,5 +142,21 @@ def test_init_from_copies_the_weights_and_lets_a_model_gain_copies(tmp_path: Pat
     torch.testing.assert_close(same.state_dict(), source.state_dict())
     grown = new_generator(_cfg(**cfg, model_args={**args, "copies": [2000.0]}))
     assert float(grown.final.bias.detach()) == pytest.approx(0.7) and grown.copy_head is not None
-    with pytest.raises(CheckpointError, match="init_from"):
-        new_generator(_cfg(**cfg, model_args={**args, "gru_hidden": 16}))
+    with pytest.raises(CheckpointError, match="init_from"):  # other channels: another network
+        new_generator(_cfg(**cfg, model_args={**args, "channels": [4, 16]}))
+
+
+def test_init_from_a_model_on_another_grid_shares_the_tensors_that_fit(tmp_path: Path) -> None:
+    from rt_enhance.model import save_checkpoint
+    from rt_enhance.model.spectral import SpectralUNet
+
+    torch.manual_seed(0)
+    source = SpectralUNet(hop=240, channels=[4, 8], kernel=3, gru_hidden=16, bands=24)
+    save_checkpoint(tmp_path / "speech.pt", source)
+    args = {"hop": 96, "channels": [4, 8], "kernel": 3, "gru_hidden": 8, "bands": 16}  # a monitor's grid
+    monitor = new_generator(_cfg(arch="spectral", size="spec-small", rate=48000, window=96,
+                                 init_from=str(tmp_path / "speech.pt"), model_args=args))
+    theirs, ours = source.state_dict(), monitor.state_dict()
+    shared = [k for k in ours if k in theirs and ours[k].shape == theirs[k].shape]
+    assert shared and all(torch.equal(ours[k], theirs[k]) for k in shared)
+    assert any(k.startswith("gru.") for k in ours if k not in shared)  # the recurrent core is new
