@@ -74,10 +74,10 @@ def pack(tmp_path_factory) -> Path:
 def test_pack_holds_the_recipes_folders_compressed(pack):
     manifest = read_manifest(pack)
     assert set(manifest["folders"]) == {"clean", "dir-1", "dir-2", "val"}
-    assert manifest["folders"]["clean"]["files"] == 9 and manifest["folders"]["val"]["files"] == 2
-    assert set(manifest["folders"]["clean"]["subfolders"]) == {"speech", "voices", "music", "music-again"}  # music twice: its weight
+    assert manifest["folders"]["clean"]["files"] == 10 and manifest["folders"]["val"]["files"] == 2
+    assert set(manifest["folders"]["clean"]["subfolders"]) == {"speech", "voices", "music", "music-again", "music-thrice"}  # music 3x: its weight
     assert set(manifest["folders"]["dir-2"]["subfolders"]) == {"synthetic", "recorded"}
-    assert sorted(p.suffix for p in (pack / "clean").rglob("*.*")) == [".flac"] * 9
+    assert sorted(p.suffix for p in (pack / "clean").rglob("*.*")) == [".flac"] * 10
     spec = unpacked_pipeline(pack)
     assert "{pack}" not in spec and str(pack.resolve() / "dir-2") in spec
     steps = parse_pipeline(spec).steps  # the folders exist and hold audio
@@ -92,7 +92,7 @@ def test_the_trainer_validates_on_the_packed_held_out_speakers(pack):
     assert cfg.size == "spec-erb" and cfg.dataset_args == {"val_dir": str(pack.resolve() / "val")}
     train, val = split_paths(pack / "clean", cfg, "train"), split_paths(pack / "clean", cfg, "val")
     assert sorted(Path(p).name for p in val) == ["val0.flac", "val1.flac"]
-    assert len(train) == 9 and not set(train) & set(val)  # no training file is held out
+    assert len(train) == 10 and not set(train) & set(val)  # no training file is held out
     _, given = load_options(["--pack", str(pack), "--out", "unused", "--dataset_args", "val=0.2,test=0"])
     assert given.dataset_args == {"val": "0.2", "test": "0"}  # a flag given here wins over the pack's
 
@@ -142,7 +142,7 @@ def test_a_subset_gives_each_kind_of_folder_its_share(tmp_path):
     room = 0.3 * MIB - MANIFEST_ROOM
     for name, share in (("val", SHARES["val"]), ("dir-1", SHARES["rir"]), ("dir-2", SHARES["noise"])):
         assert 0 < folders[name]["bytes"] <= share * room
-    assert folders["clean"]["files"] == 9  # the clean audio fills what the others left: here all of it
+    assert folders["clean"]["files"] == 10  # the clean audio fills what the others left: here all of it
     assert unpacked_dataset_args(tmp_path / "p").endswith("/val")
 
 
