@@ -1,4 +1,4 @@
-"""Audio files: lazy block reading, incremental atomic writing, and streaming resampling.
+"""Audio files: lazy block reading and incremental atomic writing.
 
 Files go through soundfile (WAV, FLAC, OGG and everything libsndfile reads). Writers write to a
 temporary file next to the target and rename it into place only when the stream ends well, so a
@@ -16,7 +16,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from rt_enhance.realtime import limits
 from rt_enhance.realtime.errors import RtEnhanceError, first_line
@@ -245,27 +244,3 @@ class FileSink:
             if os.path.exists(self.tmp_path):
                 os.unlink(self.tmp_path)
 
-
-class StreamResampler:
-    """soxr's streaming resampler on ``[channels, n]`` blocks; the identity when rates match.
-
-    soxr compensates its own filter delay: the output is time-aligned with the input, released in
-    bursts once enough input has arrived. ``flush`` returns what is still held back.
-    """
-
-    def __init__(self, rate_in: int, rate_out: int, channels: int, quality: str = "HQ") -> None:
-        self.rate_in, self.rate_out, self.channels = rate_in, rate_out, channels
-        self._stream = None if rate_in == rate_out else soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality=quality)
-
-    @property
-    def identity(self) -> bool:
-        return self._stream is None
-
-    def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
-        if self._stream is None:
-            return block
-        out = self._stream.resample_chunk(np.ascontiguousarray(block.T), last=last)
-        return np.ascontiguousarray(out.T)
-
-    def flush(self) -> np.ndarray:
-        return self(np.zeros((self.channels, 0), np.float32), last=True)

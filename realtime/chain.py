@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from rt_enhance.realtime.audio_io import StreamResampler
+from rt_enhance.realtime.resample import StreamResampler
 from rt_enhance.realtime.streamer import Streamer
 
 logger = logging.getLogger(__name__)

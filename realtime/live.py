@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rt_enhance.realtime import kernels
-from rt_enhance.realtime.audio_io import AudioFileError, FileSink, FileSource, StreamResampler
+from rt_enhance.realtime.audio_io import AudioFileError, FileSink, FileSource
 from rt_enhance.realtime.chain import Chain
 from rt_enhance.realtime.devices import Device, DeviceError, sounddevice
 from rt_enhance.realtime.geometry import Geometry, live_delay
+from rt_enhance.realtime.resample import round_trip_lag
 from rt_enhance.realtime.streamer import Streamer
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ class LiveEngine:
         self.stop_reason = "stopped"
         self.device_latency = (0.0, 0.0)
         self._resampled = device_rate != self.geometry.sample_rate
-        self._extra_lag = self._measure_resampler_lag() if self._resampled else 0
+        g = self.geometry
+        self._extra_lag = round_trip_lag(device_rate, g.sample_rate, g.hop) if self._resampled else 0
         self._block_seen = 0
         self._worker_error: BaseException | None = None
         self._done_producing = False
@@ -129,19 +131,6 @@ class LiveEngine:
         ratio = self.rate / g.sample_rate
         hop = math.ceil(g.hop * ratio)
         return math.ceil((g.hop + g.lookahead) * ratio) + self._extra_lag + math.ceil(hop / block) * block
-
-    def _measure_resampler_lag(self) -> int:
-        """How far soxr's two streaming resamplers hold output back, in device samples (measured)."""
-        g = self.geometry
-        up = StreamResampler(self.rate, g.sample_rate, 1)
-        down = StreamResampler(g.sample_rate, self.rate, 1)
-        chunk = max(1, round(g.hop * self.rate / g.sample_rate))
-        fed = produced = lag = 0
-        for _ in range(200):
-            fed += chunk
-            produced += down(up(np.zeros((1, chunk), np.float32))).shape[1]
-            lag = max(lag, fed - produced)
-        return lag
 
     @property
     def delay(self) -> int:
