@@ -1,6 +1,6 @@
 """One engine step, timed exactly as the live worker runs it.
 
-Per hop the live worker (``realtime/live.py``) reads the new samples from the input ring
+Per hop the live worker (``realtime/worker.py``) reads the new samples from the input ring
 (``ring_read_nb``), feeds them through the :class:`Chain` / :class:`Streamer` (window, model,
 crossfade) and writes the result to the output ring (``ring_write_nb``). :func:`time_steps` does
 the same on a pre-filled ring, one hop at a time, and times every step with

@@ -339,18 +339,16 @@ def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink],
 
 
 def _status_line(engine, keys: TerminalKeys | None = None) -> None:
-    from rt_enhance.realtime import kernels
     from rt_enhance.realtime import strength as mixing
 
     mix = engine.streamer.mix
     if keys is not None:
         mix.strength = mixing.apply_keys(mix.strength, keys.read())
     inp, out = engine.levels_db()
-    st = engine.st
-    seconds = st[kernels.IN_COUNT] / engine.rate
+    status = engine.status()
     sys.stderr.write(
-        f"\r  {seconds:7.1f} s   in {inp:6.1f} dBFS   out {out:6.1f} dBFS   "
-        f"misses {st[kernels.MISS_EVENTS] + engine.streamer.dry_hops}   xruns {sum(engine.xruns.values())}   "
+        f"\r  {status.seconds:7.1f} s   in {inp:6.1f} dBFS   out {out:6.1f} dBFS   "
+        f"misses {status.misses}   xruns {status.xruns}   "
         f"strength {mix.strength:.1f}" + (f" ({mixing.KEYS_HELP})  " if keys is not None and keys.active else "  ")
     )
     sys.stderr.flush()
@@ -374,7 +372,7 @@ def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], 
             sys.stderr.write("\n")
     if engine.device_lost:
         logger.error("%s; exit code %d", result.stop_reason, EXIT_DEVICE_LOST)
-    for sink in engine.sinks:
+    for sink in engine.worker.sinks:
         if not sink.close():
             logger.warning("%s: nothing was recorded (%s); the file was left as it was", sink.path, result.stop_reason)
     g = streamer.geometry

@@ -2,17 +2,18 @@
 
 Threads and what they touch:
 
-* the **audio callback** (PortAudio's thread) copies the device block into the input ring and
-  plays the output ring ``D`` samples behind the input (:mod:`kernels`); when the worker has not
-  written a position yet it plays the dry input at that position instead, with a declick, and
-  counts a deadline miss. It never allocates, logs, locks or touches files.
-* the **worker** polls the input ring, resamples to the model rate, runs the :class:`Streamer`,
-  resamples back and writes the output ring (and any file sinks). When it finds that the callback
-  has already played past what it is about to produce, it runs those hops dry (no model) and
-  so catches up at once: stale windows are skipped and the delay never grows.
-* the **main thread** opens the stream, prints the status line and waits for the stop.
+* the **audio callback** (PortAudio's thread, :class:`AudioCallbacks`) copies the device block
+  into the input ring and plays the output ring ``D`` samples behind the input (:mod:`kernels`);
+  when the worker has not written a position yet it plays the dry input at that position instead,
+  with a declick, and counts a deadline miss. It never allocates, logs, locks or touches files.
+* the **worker** (:class:`Worker`) polls the input ring, resamples to the model rate, runs the
+  :class:`Streamer`, resamples back and writes the output ring (and any file sinks). When it finds
+  that the callback has already played past what it is about to produce, it runs those hops dry
+  (no model) and so catches up at once: stale windows are skipped and the delay never grows.
+* the **main thread** (:class:`LiveEngine`) opens the stream, prints the status line from
+  :meth:`LiveEngine.status` and waits for the stop.
 
-The two threads share only the rings and an int64 counter array; each counter has one writer.
+The two threads share only a :class:`SharedState`: the rings and named counters, each with one writer.
 """
 
 from __future__ import annotations
@@ -27,24 +28,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rt_enhance.realtime import kernels
-from rt_enhance.realtime.audio_io import AudioFileError, FileSink, FileSource
-from rt_enhance.realtime.chain import Chain
+from rt_enhance.realtime.audio_io import FileSink, FileSource
+from rt_enhance.realtime.callback import AudioCallbacks, SharedState
 from rt_enhance.realtime.devices import Device, DeviceError, sounddevice
 from rt_enhance.realtime.geometry import Geometry, live_delay
 from rt_enhance.realtime.resample import round_trip_lag
 from rt_enhance.realtime.streamer import Streamer
+from rt_enhance.realtime.worker import Worker
 
 logger = logging.getLogger(__name__)
 
 RING_SECONDS = 8.0
-POLL_SECONDS = 0.0005
 GIL_SWITCH_SECONDS = 0.0002
 STALL_SECONDS = 2.0  # no audio callback for this long (or two blocks, if longer): the device or server is gone
-PREBUFFER_SECONDS = 0.1  # file to device: enhanced audio ready before the stream starts
 SLOW_WARN_SHARE = 0.2  # warn (once) when more than this share of a second of audio played dry
 STREAM_ENDED = "audio stream ended (device lost or server stopped)"
 NEVER_STARTED = "no audio ever arrived: the device opened but never called back"
-XRUN_FLAGS = ("input_overflow", "input_underflow", "output_overflow", "output_underflow")
 
 
 @dataclass
@@ -68,12 +67,40 @@ class LiveResult:
     failed_outputs: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EngineStatus:
+    """A snapshot of a running engine's counters, in device samples unless named otherwise.
+
+    Taken from the main thread (or the simulator) while the callback runs: each field is read once,
+    so two fields may come from successive callbacks.
+    """
+
+    input_samples: int  # received (duplex/capture) or played (playback) so far
+    seconds: float  # input_samples in seconds
+    delay: int  # D, the constant stream delay; -1 before the first callback
+    watermark: int  # the worker has written output for positions below this
+    missed_samples: int  # played dry because the worker was late
+    miss_events: int  # switches from enhanced to dry in the callback
+    dry_hops: int  # model hops the worker skipped to catch up
+    overrun_samples: int  # capture: dropped because the worker fell a whole ring behind
+    xruns: int  # PortAudio status flags counted, all kinds together
+
+    @property
+    def misses(self) -> int:
+        """Times audio played without the model: callback misses and skipped hops."""
+        return self.miss_events + self.dry_hops
+
+
 def _ring_size(rate: int) -> int:
     return 1 << math.ceil(math.log2(rate * RING_SECONDS))
 
 
 class LiveEngine:
-    """Runs a :class:`Streamer` against devices and/or files in real time."""
+    """Runs a :class:`Streamer` against devices and/or files in real time.
+
+    Its parts are public for the simulator (:mod:`simulate`): :attr:`state` (what the callback and
+    the worker share), :attr:`callbacks` (the audio thread) and :attr:`worker` (the worker thread).
+    """
 
     def __init__(
         self,
@@ -95,33 +122,27 @@ class LiveEngine:
         self.channels = streamer.channels
         self.rate = device_rate
         self.input_device, self.output_device = input_device, output_device
-        self.source, self.sinks = source, list(sinks or [])
-        self.failed_sinks: list[tuple[FileSink, str]] = []
+        self.source = source
         self.blocksize = blocksize
         self.output_channels = output_channels or self.channels
-        size = _ring_size(device_rate)
-        self.in_ring = np.zeros((self.channels, size), np.float32)
-        self.out_ring = np.zeros((self.channels, size), np.float32)
-        knee = limit_knee if output_device is not None else 0.0
-        self.st, self.fst = kernels.new_state(self.output_channels, delay=-1, limit_knee=knee, declick_samples=max(16, device_rate // 1000))
-        self.xruns = {flag: 0 for flag in XRUN_FLAGS}
+        self.state = SharedState(
+            channels=self.channels, output_channels=self.output_channels, ring_size=_ring_size(device_rate),
+            limit_knee=limit_knee if output_device is not None else 0.0, declick_samples=max(16, device_rate // 1000))
+        self.callbacks = AudioCallbacks(self.state, self.delay_for_block)
         self.stop_event = threading.Event()
-        self._input_closed = threading.Event()
+        self.worker = Worker(streamer=streamer, state=self.state, rate=device_rate, plays=output_device is not None,
+                             source=source, sinks=list(sinks or []), stop=self.stop, stopping=self.stop_event)
         self.stop_reason = "stopped"
         self.device_latency = (0.0, 0.0)
         self._resampled = device_rate != self.geometry.sample_rate
         g = self.geometry
         self._extra_lag = round_trip_lag(device_rate, g.sample_rate, g.hop) if self._resampled else 0
-        self._block_seen = 0
-        self._worker_error: BaseException | None = None
-        self._done_producing = False
-        self._produced = 0
         self._miss_mark = (0, 0)  # (input samples, dry samples) at the last check of _watch_misses
         self._slow_warned = False
         kernels.warm_up()
         streamer.prepare(1)  # the worker's usual call: one hop
 
-    # ------------------------------------------------------------------ delay
+    # ------------------------------------------------------------------ delay and status
 
     def delay_for_block(self, block: int) -> int:
         """The constant stream delay D in device samples for callback blocks of ``block`` samples."""
@@ -134,139 +155,16 @@ class LiveEngine:
 
     @property
     def delay(self) -> int:
-        return int(self.st[kernels.DELAY])
+        return self.state.delay
 
-    # ------------------------------------------------------------------ callbacks
-
-    def _count(self, status) -> None:
-        for flag in XRUN_FLAGS:
-            if getattr(status, flag):
-                self.xruns[flag] += 1
-
-    def _first_block(self, frames: int) -> None:
-        self._block_seen = frames
-        self.st[kernels.DELAY] = self.delay_for_block(frames)
-
-    def _duplex_callback(self, indata, outdata, frames, time_info, status) -> None:
-        if status:
-            self._count(status)
-        if self._block_seen == 0:
-            self._first_block(frames)
-        kernels.duplex_callback_nb(indata, outdata, self.in_ring, self.out_ring, self.st, self.fst)
-
-    def _capture_callback(self, indata, frames, time_info, status) -> None:
-        if status:
-            self._count(status)
-        if self._block_seen == 0:
-            self._first_block(frames)
-        kernels.capture_callback_nb(indata, self.in_ring, self.st)
-
-    def _playback_callback(self, outdata, frames, time_info, status) -> None:
-        if status:
-            self._count(status)
-        self._block_seen = self._block_seen or frames
-        kernels.playback_callback_nb(outdata, self.out_ring, self.st, self.fst)
-
-    # ------------------------------------------------------------------ worker
-
-    def _emit(self, y: np.ndarray) -> None:
-        """Write aligned device-rate output ``[channels, n]`` to the output ring and the sinks."""
-        if y.shape[1] == 0:
-            return
-        if self.output_device is not None:
-            kernels.ring_write_nb(self.out_ring, self._produced, y)
-        self._produced += y.shape[1]
-        self.st[kernels.WATERMARK] = self._produced
-        for sink in list(self.sinks):
-            try:
-                sink.write(y)
-            except AudioFileError as exc:
-                self._sink_failed(sink, str(exc))
-
-    def _sink_failed(self, sink: FileSink, message: str) -> None:
-        """A recording cannot go on (disk full, size limit): keep what it has, keep playing."""
-        logger.error("%s; the first %.1f s are kept in %s", message, sink.written / sink.rate, sink.path)
-        self.sinks.remove(sink)
-        self.failed_sinks.append((sink, message))
-        try:
-            sink.close()  # the header is rewritten for what was written; no new space is needed
-        except Exception as exc:  # noqa: BLE001 - the partial file stays where it is, named in the log
-            logger.error("%s: could not finalise (%s); the partial recording is %s", sink.path, exc, sink.tmp_path)
-        if self.output_device is None and not self.sinks:
-            self.stop("recording failed")
-
-    def _capture_worker(self) -> None:
-        """Device input: process everything the callback stores, in order, until stopped and drained."""
-        chain = Chain(self.streamer, self.rate, self.rate)
-        read = 0
-        while True:
-            stopping = self._input_closed.is_set()
-            new = self.capture_step(chain, read)
-            if new == read:
-                if stopping:
-                    break
-                time.sleep(POLL_SECONDS)
-            read = new
-        self._emit(chain.finish())
-
-    def capture_step(self, chain: Chain, read: int) -> int:
-        """One pass of the worker: enhance what the callback stored after ``read``; return the new read."""
-        available = int(self.st[kernels.IN_COUNT]) - read
-        if available > self.in_ring.shape[1]:
-            # The worker fell a whole ring behind and those samples are gone: keep the timeline
-            # (silence in their place) so output positions never drift from input positions.
-            lost = available - self.in_ring.shape[1]
-            self.st[kernels.OVERRUN] += lost
-            self._emit(chain.feed(np.zeros((self.channels, lost), np.float32), dry=True))
-            read, available = read + lost, available - lost
-        if available > 0:
-            chunk = np.empty((self.channels, available), np.float32)
-            kernels.ring_read_nb(self.in_ring, read, chunk)
-            stale = min(self._stale_input(read), available)
-            if stale > 0:  # their output is already late: run them dry, enhance only the rest
-                self._emit(chain.feed(chunk[:, :stale], dry=True))
-            self._emit(chain.feed(chunk[:, stale:]))
-            read += available
-        return read
-
-    def _stale_input(self, read: int) -> int:
-        """How many input samples from ``read`` on produce only output the callback has played
-        (or, with no output device, only output a ring behind): those windows are skipped."""
-        g = self.geometry
-        ratio = self.rate / g.sample_rate
-        if self.output_device is not None:
-            played = int(self.st[kernels.IN_COUNT] - self.st[kernels.DELAY])
-            return played + int((g.lookahead + g.hop) * ratio) - read if self._produced < played else 0
-        backlog = int(self.st[kernels.IN_COUNT]) - read
-        return backlog - self.in_ring.shape[1] // 2 if backlog > self.in_ring.shape[1] // 2 else 0
-
-    def _playback_worker(self) -> None:
-        """File input to a device: stay up to half a ring ahead of the callback, then drain."""
-        chain = Chain(self.streamer, self.source.rate, self.rate)
-        limit = self.out_ring.shape[1] // 2
-        for block in self.source.blocks(max(256, self.geometry.hop)):
-            while self._produced - self.st[kernels.IN_COUNT] > limit and not self.stop_event.is_set():
-                time.sleep(0.005)
-            if self.stop_event.is_set():
-                break
-            self._emit(chain.feed(block))
-        self._emit(chain.finish())
-        self.st[kernels.END] = self._produced
-        self._done_producing = True
-
-    def _prebuffer(self) -> None:
-        """File to device: let the worker get PREBUFFER_SECONDS ahead before the first callback."""
-        wanted = int(PREBUFFER_SECONDS * self.rate)
-        while self._produced < wanted and not (self._done_producing or self.stop_event.is_set()):
-            time.sleep(POLL_SECONDS)
-
-    def _run_worker(self, target) -> None:
-        try:
-            target()
-        except BaseException as exc:  # reported by the main thread, which owns the user's exit
-            self._worker_error = exc
-            self.stop_reason = "worker failed"
-            self.stop_event.set()
+    def status(self) -> EngineStatus:
+        """A snapshot of the counters (for the status line, the simulator and the result)."""
+        s = self.state
+        done = s.input_samples
+        return EngineStatus(
+            input_samples=done, seconds=done / self.rate, delay=s.delay, watermark=s.watermark,
+            missed_samples=s.missed_samples, miss_events=s.miss_events, dry_hops=self.streamer.dry_hops,
+            overrun_samples=s.overrun_samples, xruns=self.callbacks.xrun_count)
 
     # ------------------------------------------------------------------ stream
 
@@ -281,12 +179,12 @@ class LiveEngine:
             return sd.Stream(
                 device=(self.input_device.index, self.output_device.index),
                 channels=(self.channels, self.output_channels),
-                callback=self._duplex_callback,
+                callback=self.callbacks.duplex,
                 **common,
             )
         if self.input_device is not None:
-            return sd.InputStream(device=self.input_device.index, channels=self.channels, callback=self._capture_callback, **common)
-        return sd.OutputStream(device=self.output_device.index, channels=self.output_channels, callback=self._playback_callback, **common)
+            return sd.InputStream(device=self.input_device.index, channels=self.channels, callback=self.callbacks.capture, **common)
+        return sd.OutputStream(device=self.output_device.index, channels=self.output_channels, callback=self.callbacks.playback, **common)
 
     def _stream(self):
         sd = sounddevice()
@@ -314,26 +212,21 @@ class LiveEngine:
 
     def _run(self, duration: float | None, on_tick) -> LiveResult:
         stream = self._stream()
-        worker = threading.Thread(
-            target=self._run_worker,
-            args=(self._capture_worker if self.source is None else self._playback_worker,),
-            name="rt-enhance-worker",
-            daemon=True,
-        )
+        worker = threading.Thread(target=self.worker.run, name="rt-enhance-worker", daemon=True)
         worker.start()
         start = time.monotonic()
         try:
             if self.source is not None:
-                self._prebuffer()
+                self.worker.prebuffer()
             stream.start()
             self._wait(stream, duration, on_tick)
         finally:
             self.stop_event.set()
             self._close(stream)
-            self._input_closed.set()  # no callback can add input now: the worker drains and ends
+            self.worker.close_input()  # no callback can add input now: the worker drains and ends
             worker.join()
-        if self._worker_error is not None:
-            raise self._worker_error
+        if self.worker.error is not None:
+            raise self.worker.error
         return self._result(time.monotonic() - start)
 
     @property
@@ -352,26 +245,26 @@ class LiveEngine:
 
     def _stall_seconds(self) -> float:
         """How long without a callback means the device is gone: STALL_SECONDS, or two blocks."""
-        return max(STALL_SECONDS, 2.0 * max(self.blocksize, self._block_seen) / self.rate)
+        return max(STALL_SECONDS, 2.0 * max(self.blocksize, self.callbacks.block_seen) / self.rate)
 
     def _wait(self, stream, duration: float | None, on_tick) -> None:
         limit = None if duration is None else int(duration * self.rate)
         last_count, last_change = 0, time.monotonic()
         while not self.stop_event.wait(0.05):
-            done = int(self.st[kernels.IN_COUNT])
+            done = self.state.input_samples
             self._watch_misses(done)
             if done != last_count:
                 last_count, last_change = done, time.monotonic()
             if limit is not None and done >= limit:
                 self.stop_reason = "duration reached"
                 break
-            if self._done_producing and done >= self._produced:
+            if self.worker.done_producing and done >= self.worker.produced:
                 self.stop_reason = "end of input file"
                 break
             if not stream.active or time.monotonic() - last_change > self._stall_seconds():
                 # PortAudio does not always end the stream when a server dies: no callbacks for
                 # that long means the device is gone (or, without a single one, never started).
-                self.stop_reason = STREAM_ENDED if self._block_seen else NEVER_STARTED
+                self.stop_reason = STREAM_ENDED if self.callbacks.block_seen else NEVER_STARTED
                 break
             if on_tick is not None:
                 on_tick(self)
@@ -380,7 +273,7 @@ class LiveEngine:
         """Device samples so far that played without the model: callback misses and skipped hops."""
         g = self.streamer.geometry
         hop = g.hop * self.rate / g.sample_rate
-        return int(self.st[kernels.MISSED]) + round(self.streamer.dry_hops * hop)
+        return self.state.missed_samples + round(self.streamer.dry_hops * hop)
 
     def _watch_misses(self, done: int) -> None:
         """Once per second of audio: if more than SLOW_WARN_SHARE of it played dry, say so (once).
@@ -405,30 +298,30 @@ class LiveEngine:
 
     def levels_db(self) -> tuple[float, float]:
         """Recent input and output peak level in dBFS (for the status line)."""
-        n = min(self.rate // 10, self.in_ring.shape[1])
-        pos = int(self.st[kernels.IN_COUNT])
+        n = min(self.rate // 10, self.state.ring_size)
+        pos = self.state.input_samples
         inp = np.empty((self.channels, n), np.float32)
-        kernels.ring_read_nb(self.in_ring, max(pos - n, 0), inp)
+        kernels.ring_read_nb(self.state.in_ring, max(pos - n, 0), inp)
         out = np.empty_like(inp)
-        kernels.ring_read_nb(self.out_ring, max(self._produced - n, 0), out)
+        kernels.ring_read_nb(self.state.out_ring, max(self.worker.produced - n, 0), out)
         return tuple(20 * math.log10(max(float(np.abs(a).max()), 1e-6)) for a in (inp, out))
 
     def _result(self, seconds: float) -> LiveResult:
-        st = self.st
+        status = self.status()
         return LiveResult(
             device_rate=self.rate,
             channels=self.channels,
-            delay_samples=max(int(st[kernels.DELAY]), 0),
-            blocksize=self._block_seen,
+            delay_samples=max(status.delay, 0),
+            blocksize=self.callbacks.block_seen,
             seconds=seconds,
-            input_samples=int(st[kernels.IN_COUNT]),
-            missed_samples=int(st[kernels.MISSED]),
-            miss_events=int(st[kernels.MISS_EVENTS]),
-            dry_hops=self.streamer.dry_hops,
-            overrun_samples=int(st[kernels.OVERRUN]),
-            xruns=dict(self.xruns),
+            input_samples=status.input_samples,
+            missed_samples=status.missed_samples,
+            miss_events=status.miss_events,
+            dry_hops=status.dry_hops,
+            overrun_samples=status.overrun_samples,
+            xruns=dict(self.callbacks.xruns),
             device_latency=self.device_latency,
             stop_reason=self.stop_reason,
-            written={s.path: s.written for s in self.sinks},
-            failed_outputs={s.path: message for s, message in self.failed_sinks},
+            written={s.path: s.written for s in self.worker.sinks},
+            failed_outputs={s.path: message for s, message in self.worker.failed_sinks},
         )

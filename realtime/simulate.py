@@ -33,14 +33,14 @@ def simulate_duplex(
 ) -> None:
     """Run ``blocks`` duplex callbacks of ``block`` frames; the worker is absent for block
     indices in ``stall`` = (first, end)."""
-    engine._first_block(block)
+    engine.callbacks.first_block(block)
     chain = Chain(engine.streamer, engine.rate, engine.rate)
     out = np.zeros((block, engine.output_channels), np.float32)
     read = 0
     for i in range(blocks):
         indata = signal(i * block, block)
-        engine._duplex_callback(indata, out, block, None, None)
+        engine.callbacks.duplex(indata, out, block, None, None)
         if stall is None or not stall[0] <= i < stall[1]:
-            read = engine.capture_step(chain, read)
+            read = engine.worker.capture_step(chain, read)
         if observe is not None:
             observe(i, indata, out)

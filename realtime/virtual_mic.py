@@ -192,7 +192,7 @@ def engine(*, block: int, **kwargs):
             stream = PulseDuplex(
                 source=self.input_device.name if duplex else None, sink=f"{self.output_device.name}.sink",
                 rate=self.rate, channels=self.channels, block=block, duplex=duplex,
-                callback=self._duplex_callback if duplex else self._playback_callback)
+                callback=self.callbacks.duplex if duplex else self.callbacks.playback)
             self._pulse = stream
             return stream
 

@@ -121,7 +121,7 @@ def test_a_stream_that_never_calls_back_is_not_called_lost(jack_server):
     processor = PassthroughProcessor.at_rate(48000)
     streamer = Streamer(processor, Geometry(48000, 2048, 480, 480, 240), 1)
     engine = LiveEngine(streamer=streamer, device_rate=48000, input_device=device, output_device=None)
-    stream = sounddevice().InputStream(device=device.index, channels=1, samplerate=48000, callback=engine._capture_callback)
+    stream = sounddevice().InputStream(device=device.index, channels=1, samplerate=48000, callback=engine.callbacks.capture)
     try:
         engine._wait(stream, None, None)
     finally:

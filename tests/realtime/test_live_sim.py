@@ -5,7 +5,6 @@ import os
 import numpy as np
 import pytest
 
-from rt_enhance.realtime import kernels
 from rt_enhance.realtime.geometry import Geometry
 from rt_enhance.realtime.live import LiveEngine
 from rt_enhance.realtime.processor import OnnxProcessor, PassthroughProcessor
@@ -51,7 +50,7 @@ def test_a_500ms_worker_stall_keeps_the_delay_and_recovers_within_two_hops(onnx_
     assert not_wet.min() >= stall_start - block and not_wet.max() < stall_end + 2 * g.hop + block  # only around it
     late = clicks[clicks >= stall_end + 2 * g.hop + block]
     assert np.allclose(y[late], 0.4)  # enhanced again within two hops of the worker's return
-    assert engine.st[kernels.MISSED] > 0
+    assert engine.status().missed_samples > 0
 
 
 @pytest.mark.slow
@@ -73,7 +72,8 @@ def test_one_hour_soak_memory_and_counts_do_not_drift(onnx_model):
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     def observe(i, x, y):
-        ahead = engine.st[kernels.WATERMARK] - (engine.st[kernels.IN_COUNT] - engine.delay)
+        status = engine.status()
+        ahead = status.watermark - (status.input_samples - status.delay)
         state["worst_gap"] = min(state["worst_gap"], ahead)
         if i == 48000 * 60 // block:
             state["rss0"] = rss_bytes()
@@ -81,7 +81,8 @@ def test_one_hour_soak_memory_and_counts_do_not_drift(onnx_model):
             state["rss_max"] = max(state["rss_max"], rss_bytes())
 
     simulate_duplex(engine, signal, blocks=blocks, block=block, observe=observe)
-    assert engine.st[kernels.IN_COUNT] == blocks * block  # input count exact after an hour
-    assert state["worst_gap"] >= 0 and engine.st[kernels.MISSED] == 0  # output never fell behind its delay
+    status = engine.status()
+    assert status.input_samples == blocks * block  # input count exact after an hour
+    assert state["worst_gap"] >= 0 and status.missed_samples == 0  # output never fell behind its delay
     assert engine.streamer.samples_in == blocks * block
     assert state["rss_max"] - state["rss0"] <= 5 * 1024 * 1024
