@@ -5,7 +5,7 @@ the raw arrays; everything else (worker, engine, CLI, simulator) reads and write
 through its named properties, or takes a snapshot with :meth:`LiveEngine.status
 <rt_enhance.realtime.live.LiveEngine.status>`. Each counter has one writer: the callback writes
 ``input_samples``, ``missed_samples`` and ``miss_events``; the worker writes ``watermark``,
-``overrun_samples`` and ``end``; the first callback sets ``delay`` once.
+``overrun_samples`` and ``end``; the first duplex or capture callback sets ``delay`` once.
 """
 
 from __future__ import annotations
