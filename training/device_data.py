@@ -5,7 +5,7 @@ and ``val``, fixed validation batches):
 
 - :class:`DeviceSource`: every file of the pack decoded once (threads) into banks on the training
   device; windows drawn uniformly over the training split's audio and degraded there by
-  training/device_degrade.py. Nothing waits on CPU workers: the path for a GPU.
+  training/degrade/device.py. Nothing waits on CPU workers: the path for a GPU.
 - :class:`LoaderSource`: the usual dataset and DataLoader workers over the pack's files (any
   pipeline, the CPU's exact steps).
 
@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from rt_enhance.training import device_degrade as dd
+from rt_enhance.training.degrade import device as dd
 from rt_enhance.training.config import TrainConfig
 from rt_enhance.training.data import DataSpec, make_train_data
 from rt_enhance.training.datasets import DatasetError, load_audio, make_dataset

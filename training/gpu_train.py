@@ -21,7 +21,7 @@ from ``rt-train`` and why:
 - **Precision.** ``bf16`` (default on CUDA) or ``fp16`` (with a grad scaler) autocast of the model's
   forward pass, losses in float32; ``fp32`` on a CPU. A step whose loss is not finite is skipped; after
   20 in a row under bf16/fp16 the run continues in fp32.
-- **Degradation.** ``device``: on the training device in batches (training/device_degrade.py), the
+- **Degradation.** ``device``: on the training device in batches (training/degrade/device.py), the
   default when every step of the pack's pipeline has a device version; ``cpu``: DataLoader workers
   running the CPU steps (``--workers`` on the command line, else one per core but one).
 - **Resume.** ``--resume CKPT`` starts from a checkpoint of the same model: a ``last.pt`` (of
@@ -55,7 +55,7 @@ from rt_enhance.realtime.errors import RtEnhanceError, report
 from rt_enhance.training import device_data, runtime, trainer
 from rt_enhance.training.config import ConfigError, TrainConfig, make_config, parse_flags, read_toml
 from rt_enhance.training.degrade import Pipeline, parse_pipeline
-from rt_enhance.training.device_degrade import unsupported
+from rt_enhance.training.degrade.device import unsupported
 from rt_enhance.training.pack import read_manifest, unpacked_dataset_args, unpacked_pipeline
 from rt_enhance.training.runtime import Runtime
 from rt_enhance.training.state import Progress, RunDir, RunError, save_last, write_config

@@ -4,7 +4,6 @@ causal U-Net), its discriminator and autoencoder, and the ``meta`` a checkpoint 
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 from typing import Any
@@ -14,17 +13,9 @@ from rt_enhance.model.base import StreamingModel
 from rt_enhance.model.sizes import NamedSize, default_hop
 from rt_enhance.model.registry import UnknownModelError
 from rt_enhance.realtime.errors import RtEnhanceError
-from rt_enhance.training.degrade import (
-    ColouredNoise, Clip, Lowpass, Noise, Pipeline, Quantize, Reverb, RirFiles, RirSimulate, Sample,
-)
+from rt_enhance.training.degrade import Pipeline
 
 logger = logging.getLogger(__name__)
-
-_TASK_OF_STEP = {
-    Sample: "bandwidth_extension", Lowpass: "bandwidth_extension",
-    ColouredNoise: "denoise", Noise: "denoise", Clip: "denoise", Quantize: "denoise",
-    Reverb: "dereverb", RirFiles: "dereverb", RirSimulate: "dereverb",
-}
 
 
 class ModelSetupError(RtEnhanceError, ValueError):
@@ -57,29 +48,11 @@ def generator_kwargs(*, size: str, depth: int, dropout: float, rate: int, model_
 
 
 def build_generator(arch: str, kwargs: dict[str, Any]) -> AudioModel:
-    """``windowed``: :class:`Generator`; ``causal``: ``CausalUNet`` from ``rt_enhance.model.causal``."""
-    name = ARCH_FAMILY[arch]
-    if arch == "causal":
-        _import_causal()
+    """The registered class of ``arch``'s family (:data:`ARCH_FAMILY`) built from ``kwargs``."""
     try:
-        return build_model(name, kwargs)
+        return build_model(ARCH_FAMILY[arch], kwargs)
     except UnknownModelError as exc:
-        if arch == "causal":
-            return _causal_class()(**kwargs)
         raise ModelSetupError(str(exc)) from None
-
-
-def _import_causal() -> None:
-    try:
-        importlib.import_module("rt_enhance.model.causal")
-    except ImportError as exc:
-        raise ModelSetupError(f"--arch causal needs rt_enhance.model.causal (CausalUNet), which is not "
-                              f"installed here ({exc}); use --arch windowed") from None
-
-
-def _causal_class() -> type:
-    module = importlib.import_module("rt_enhance.model.causal")
-    return getattr(module, "CausalUNet")
 
 
 def lookahead_of(model: AudioModel) -> int:
@@ -114,8 +87,8 @@ def build_autoencoder(generator: AudioModel) -> Autoencoder:
 
 
 def task_of(pipeline: Pipeline) -> str:
-    """The exported task: what the degradation pipeline teaches the model to undo."""
-    tasks = {_TASK_OF_STEP[type(s)] for s in pipeline.steps if type(s) in _TASK_OF_STEP}
+    """The exported task: what the degradation pipeline teaches the model to undo (each step's ``TASK``)."""
+    tasks = {s.TASK for s in pipeline.steps if s.TASK is not None}
     if len(tasks) > 1:
         return "joint"
     return tasks.pop() if tasks else "denoise"

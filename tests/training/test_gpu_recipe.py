@@ -17,7 +17,7 @@ import torch
 from scipy import signal
 
 from rt_enhance.model.checkpoint import load_checkpoint
-from rt_enhance.training import device_degrade as dd
+from rt_enhance.training.degrade import device as dd
 from rt_enhance.training.degrade import parse_pipeline
 from rt_enhance.training.device_data import split_paths
 from rt_enhance.training.gpu_train import load_options

@@ -13,7 +13,7 @@ from scipy import signal
 
 from rt_enhance.training import metrics
 from rt_enhance.training.baselines import sinc_upsample, spline_upsample
-from rt_enhance.training.noise import babble
+from rt_enhance.training.degrade.noisegen import babble
 
 RATE = 16000
 

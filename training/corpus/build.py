@@ -19,7 +19,7 @@ Audio: 48 kHz (``--rate``) mono WAV, PCM_24; clean and noise files peak at most 
 
 ``--hours`` is the total planned duration of speech, music and noise (shares 50/30/20 %), ``--test-fraction`` of
 it in the test split; rooms: 150 per hour (at least one per split). Building is deterministic for a seed
-(see corpus_items) and resumable: a file whose manifest entry has the same cache key is not rebuilt, so a larger
+(see items.py) and resumable: a file whose manifest entry has the same cache key is not rebuilt, so a larger
 ``--hours`` only adds files, and an interrupted build continues where it stopped.
 """
 
@@ -42,8 +42,9 @@ import soundfile as sf
 
 from rt_enhance.realtime.errors import RtEnhanceError, error_line
 from rt_enhance.realtime.fileio import atomic_write_text, replacing
-from rt_enhance.training import corpus_items, music, recorded, texts, tts
-from rt_enhance.training.corpus_items import Item
+from rt_enhance.training.corpus import items as corpus_items
+from rt_enhance.training.corpus import music, recorded, texts, tts
+from rt_enhance.training.corpus.items import Item
 
 logger = logging.getLogger(__name__)
 
@@ -410,7 +411,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build_recorded(out: Path, rate: int) -> None:
-    """The real voices and noises (training/recorded.py), fetched from Debian packages once."""
+    """The real voices and noises (training/corpus/recorded.py), fetched from Debian packages once."""
     start = time.perf_counter()
     entries = recorded.build(out, rate=rate)
     print(f"recorded: {len(entries)} file(s) in {time.perf_counter() - start:.0f} s\n{recorded.summary(entries)}")

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from rt_enhance.training import music, noise_textures, rooms, texts, tts
+from rt_enhance.training.degrade import rooms
+from rt_enhance.training.corpus import music, noise_textures, texts, tts
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,6 @@ KIND_CODES = {"speech": 1, "music": 2, "noise": 3, "rir": 4}
 TEST_SEED_OFFSET = 1_000_000
 #: Stored clean and noise files never peak above this (about -0.26 dBFS).
 PEAK_MAX = 0.97
-#: Median ratio of the measured (Schroeder T30) to the Sabine RT60 of rooms.simulate; the Sabine target is the
-#: wanted RT60 divided by it, so the measured RT60s span the wanted range.
-SABINE_BIAS = 0.81
 
 #: Share of speech items per engine, by split (a voice is then drawn uniformly among the engine's voices).
 SPEECH_ENGINES = {
@@ -145,7 +143,7 @@ def plan_noise(split: str, rng: np.random.Generator, seconds_range: tuple[float,
 def plan_rir(split: str, rng: np.random.Generator, rt60_range: tuple[float, float]) -> tuple[dict, float]:
     """Parameters of one room: the wanted (measured) RT60 and the Sabine target that reaches it."""
     rt60 = float(rng.uniform(*rt60_range))
-    return {"rt60": round(rt60, 4), "sabine_rt60": round(rt60 / SABINE_BIAS, 4)}, 0.0
+    return {"rt60": round(rt60, 4), "sabine_rt60": round(rt60 / rooms.SABINE_BIAS, 4)}, 0.0
 
 
 def needs(kind: str, params: dict) -> tuple[str, ...]:

@@ -1,8 +1,8 @@
-"""Synthetic noise textures that ``training/noise.py`` lacks: keyboard, fan, rain, traffic, wind, buzz, crackle,
+"""Synthetic noise textures that ``training/degrade/noisegen.py`` lacks: keyboard, fan, rain, traffic, wind, buzz, crackle,
 and babble built from real TTS talkers.
 
 Every generator has noise.py's signature ``gen(n, rate, rng) -> np.ndarray``: float64 ``[n]``, unit RMS. The
-colours (white, pink, brown), hum, clicks and the synthetic babble come from ``training/noise.py`` and are listed
+colours (white, pink, brown), hum, clicks and the synthetic babble come from ``training/degrade/noisegen.py`` and are listed
 in :data:`KINDS` next to these, so the corpus draws from one table.
 
 These are textures, not recordings: each is a few filters and envelopes chosen to put energy where the real
@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from scipy import signal
 
-from rt_enhance.training import noise as noisegen
+from rt_enhance.training.degrade import noisegen
 
 logger = logging.getLogger(__name__)
 

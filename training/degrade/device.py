@@ -3,11 +3,11 @@ CPU-bound data path).
 
 :func:`device_pipeline` turns a parsed ``--preprocessing`` :class:`~rt_enhance.training.degrade.Pipeline`
 into :class:`DeviceStep` objects that degrade a batch ``[B, N]`` at once, with the CPU steps' meaning
-(training/degrade.py) and per-item random draws from a ``torch.Generator``:
+(training/degrade/) and per-item random draws from a ``torch.Generator``:
 
 - ``identity P``, ``maybe P STEP``, ``gain``, ``clip``, ``quantize``: as on the CPU, per item;
 - ``noise DIR`` / ``noise synth``: a random stretch of a random file of a :class:`Bank` (files decoded
-  once; ``synth`` noise is a bank of segments made by training/noise.py's generators at start-up,
+  once; ``synth`` noise is a bank of segments made by training/degrade/noisegen.py's generators at start-up,
   each kind equally often), looped when short, added at an SNR drawn per item and measured over
   the whole segment as the CPU step does (a silent signal counts as -60 dBFS);
 - ``rir DIR [DRR_MIN DRR_MAX]``: a random response of a :class:`RirBank` (unit direct path at its
@@ -35,7 +35,7 @@ import torch
 
 from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.training import degrade as cpu
-from rt_enhance.training import noise as noisegen
+from rt_enhance.training.degrade import noisegen
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class RirBank:
 
 def synth_bank(kinds: tuple[str, ...], *, rate: int, segments: int, seconds: float, seed: int,
                device: torch.device) -> Bank:
-    """``segments`` noise segments of ``seconds`` per kind of training/noise.py, unit RMS, as a bank."""
+    """``segments`` noise segments of ``seconds`` per kind of training/degrade/noisegen.py, unit RMS, as a bank."""
     rng = np.random.default_rng([seed, 7])
     n = max(int(seconds * rate), noisegen.MIN_SHAPED)
     arrays = [noisegen.synth_noise(kind, n, rate, rng).astype(np.float32) for kind in kinds for _ in range(segments)]
@@ -375,15 +375,11 @@ _SIMPLE: dict[type, Callable[[cpu.Step, int], DeviceStep]] = {
 }
 
 
-def _name(step: cpu.Step) -> str:
-    return step.name if isinstance(step, cpu.ColouredNoise) else step.NAME
-
-
 def _check(step: cpu.Step) -> None:
     if isinstance(step, (cpu.Maybe, cpu.Both)):
         _check(step.inner)
     elif type(step) not in _SIMPLE and not isinstance(step, (cpu.Noise, cpu.RirFiles)):
-        raise Unsupported(f"'{_name(step)}' has no device version")
+        raise Unsupported(f"'{step.name}' has no device version")
 
 
 def device_step(step: cpu.Step, rate: int, sources: Sources) -> DeviceStep:

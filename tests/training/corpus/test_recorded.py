@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rt_enhance.training import recorded
+from rt_enhance.training.corpus import recorded
 
 RATE = 48000
 RESERVED = ("alsa-utils", "pyannote", "pysptk", "amfm", "wesnoth", "music21")

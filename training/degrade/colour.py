@@ -1,8 +1,9 @@
 """Microphone colouration: a gentle random EQ built from RBJ-cookbook biquads (scipy).
 
-Colouration is a *degradation*, not part of the clean target: the corpus (``training/corpus.py``) stores clean
-voices uncoloured, and the degradation pipeline applies :func:`random_mic_eq` to the degraded side only, so a model
-learns to undo a cheap microphone's tilt and resonances rather than to imitate them.
+Colouration is a *degradation*, not part of the clean target: the corpus (``training/corpus/``) stores clean
+voices uncoloured, and the pipeline's ``miceq`` step (:class:`~.band.MicColour`) applies :func:`random_mic_eq` to
+the degraded side only, so a model learns to undo a cheap microphone's tilt and resonances rather than to imitate
+them.
 
 One draw (:func:`draw_mic_eq`) is a cascade of up to six second-order sections:
 
