@@ -241,15 +241,15 @@ def build(budget: Budget, cfg: TrainConfig, rt: Runtime) -> tuple[trainer.Parts,
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def step(parts: trainer.Parts, x: torch.Tensor, target: torch.Tensor, cfg: TrainConfig, rt: Runtime,
+def step(parts: trainer.Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime,
          dtype: torch.dtype | None) -> dict[str, float] | None:
     """One generator step under autocast ``dtype``; None (and no update) when the loss is not finite."""
     with torch.autocast(rt.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         y = parts.g_model(x)
-    loss, terms = trainer.generator_loss(parts, x, y.float(), target, cfg)
+    loss, terms = trainer.generator_loss(parts, x, y.float(), target)
     if not math.isfinite(terms["loss"]):
         return None
-    trainer.optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, cfg.clip, rt)
+    trainer.optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, parts.objective.clip, rt)
     return terms
 
 
@@ -275,7 +275,7 @@ class Loop:
         x, target = self.source.next(batch)
         _sync(self.rt.device)
         t1 = time.perf_counter()
-        stats = step(self.parts, x, target, self.cfg, self.rt, self.dtype)
+        stats = step(self.parts, x, target, self.rt, self.dtype)
         t2 = time.perf_counter()
         self.tally.data_seconds += t1 - t0
         self.tally.train_seconds += t2 - t0
@@ -385,7 +385,7 @@ def _meta(loop: Loop, pipeline: Pipeline, val: dict[str, float]) -> dict[str, An
 def validate_and_save(loop: Loop, run: RunDir, pipeline: Pipeline) -> dict[str, float]:
     """Score the validation batches; scheduler, best.pt and last.pt as at the end of an rt-train epoch."""
     data = argparse.Namespace(val=loop.source.val)
-    val, _ = trainer.validate(loop.parts, data, loop.cfg, loop.rt) if loop.source.val else ({}, None)
+    val, _ = trainer.validate(loop.parts, data, loop.rt, val_count=loop.cfg.val_count) if loop.source.val else ({}, None)
     trainer.end_epoch(loop.parts, loop.cfg, run, loop.rt, loop.progress, pipeline, loop.tally.means(), val)
     text = ", ".join(f"{k} {v:.4g}" for k, v in val.items()) or "no validation split"
     best = " (best)" if loop.progress.best_epoch == loop.progress.epoch else ""

@@ -42,10 +42,10 @@ def step_rate(*, size: str, batch: int, window: int, rate: int, threads: int, st
     parts = build_parts(cfg, rt, new_generator(cfg), None)
     x, target = 0.1 * torch.randn(batch, 1, window), 0.1 * torch.randn(batch, 1, window)
     for _ in range(warmup):
-        train_step(parts, x, target, cfg, rt)
+        train_step(parts, x, target, rt)
     start = time.perf_counter()
     for _ in range(steps):
-        train_step(parts, x, target, cfg, rt)
+        train_step(parts, x, target, rt)
     return steps * batch / (time.perf_counter() - start)
 
 

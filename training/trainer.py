@@ -42,6 +42,25 @@ Optimizer = torch.optim.Optimizer
 Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What each mini-batch optimises, as plain values taken from the run's configuration at the edge: the
+    waveform ``loss`` (L1, L2, SPEC, ...), the weights of the MR-STFT (``stft``), adversarial (``gan``) and
+    autoencoder-feature (``ae``) terms, whether the discriminator sees the input (``conditional``), and the
+    gradient-norm ``clip`` (0: none)."""
+
+    loss: str
+    stft: float = 0.0
+    gan: float = 0.0
+    ae: float = 0.0
+    conditional: bool = False
+    clip: float = 0.0
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> Objective:
+        return cls(loss=cfg.loss, stft=cfg.stft, gan=cfg.gan, ae=cfg.ae, conditional=cfg.conditional, clip=cfg.clip)
+
+
 @dataclass
 class Parts:
     """Everything that learns, and how."""
@@ -50,6 +69,7 @@ class Parts:
     g_model: nn.Module  # the generator, or its DistributedDataParallel wrapper
     opt_g: Optimizer
     scaler_g: torch.amp.GradScaler
+    objective: Objective
     sched_g: Scheduler | None = None
     discriminator: Discriminator | None = None
     opt_d: Optimizer | None = None
@@ -147,7 +167,8 @@ def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencode
     parts = Parts(
         generator=generator, g_model=runtime.wrap(generator, rt),
         opt_g=make_optimizer(generator.parameters(), kind=cfg.optimizer, lr=cfg.lr_g, weight_decay=cfg.weight_decay),
-        scaler_g=torch.amp.GradScaler(rt.device.type, enabled=rt.amp), autoencoder=autoencoder,
+        scaler_g=torch.amp.GradScaler(rt.device.type, enabled=rt.amp), objective=Objective.of(cfg),
+        autoencoder=autoencoder,
         stft=losses.MultiResolutionSTFTLoss().to(rt.device) if cfg.stft > 0 else None,
     )
     parts.sched_g = make_scheduler(parts.opt_g, cfg.scheduler)
@@ -183,43 +204,44 @@ def optimize(loss: torch.Tensor, opt: Optimizer, module: nn.Module, scaler: torc
     scaler.update()
 
 
-def discriminator_step(parts: Parts, x: torch.Tensor, fake: torch.Tensor, real: torch.Tensor, cfg: TrainConfig,
+def discriminator_step(parts: Parts, x: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
                        rt: Runtime) -> dict[str, float]:
     """Train the discriminator on clean (``real``) vs enhanced (``fake``, detached) windows ``[B, 1, W]``."""
-    disc, cond = parts.discriminator, (x if cfg.conditional else None)
+    disc, cond = parts.discriminator, (x if parts.objective.conditional else None)
     disc.requires_grad_(True)
     with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
         real_logits, fake_logits = disc.logits(real, cond), disc.logits(fake, cond)
     loss = losses.discriminator_loss(real_logits.float(), fake_logits.float())
-    optimize(loss, parts.opt_d, disc, parts.scaler_d, cfg.clip, rt, average=True)
+    optimize(loss, parts.opt_d, disc, parts.scaler_d, parts.objective.clip, rt, average=True)
     return {"d_loss": loss.item(), "d_real": torch.sigmoid(real_logits.float()).mean().item(),
             "d_fake": torch.sigmoid(fake_logits.float()).mean().item()}
 
 
-def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor,
-                   cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """The weighted sum of the generator's losses and its terms; all inputs ``[B, 1, W]`` float32."""
-    lookahead = parts.lookahead
+def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor,
+                   target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted sum of the generator's losses (``parts.objective``) and its terms; all inputs ``[B, 1, W]``
+    float32."""
+    lookahead, obj = parts.lookahead, parts.objective
     y_al, t_al = losses.align(y, target, lookahead)
-    total = losses.waveform_loss(y_al, t_al, cfg.loss)
+    total = losses.waveform_loss(y_al, t_al, obj.loss)
     terms = {"recon": total.item()}
     if parts.stft is not None:
         spectral = parts.stft(y_al, t_al)
-        total, terms["stft"] = total + cfg.stft * spectral, spectral.item()
+        total, terms["stft"] = total + obj.stft * spectral, spectral.item()
     y_pad = losses.align_padded(y, lookahead, output=True)
     t_pad = losses.align_padded(target, lookahead, output=False)
     if parts.discriminator is not None:
-        cond = losses.align_padded(x, lookahead, output=False) if cfg.conditional else None
+        cond = losses.align_padded(x, lookahead, output=False) if obj.conditional else None
         adversarial = losses.generator_adversarial_loss(parts.discriminator.logits(y_pad, cond).float())
-        total, terms["adv"] = total + cfg.gan * adversarial, adversarial.item()
+        total, terms["adv"] = total + obj.gan * adversarial, adversarial.item()
     if parts.autoencoder is not None:
         feat = losses.feature_loss(parts.autoencoder.encode(y_pad), parts.autoencoder.encode(t_pad))
-        total, terms["feat"] = total + cfg.ae * feat, feat.item()
+        total, terms["feat"] = total + obj.ae * feat, feat.item()
     terms["loss"] = total.item()
     return total, terms
 
 
-def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, cfg: TrainConfig, rt: Runtime) -> dict[str, float]:
+def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime) -> dict[str, float]:
     """One mini-batch ``[B, 1, W]`` (degraded, clean): discriminator step, then generator step."""
     with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
         y = parts.g_model(x)
@@ -230,10 +252,10 @@ def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, cfg: TrainCo
         stats = discriminator_step(
             parts, losses.align_padded(x, lookahead, output=False),
             losses.align_padded(y.detach(), lookahead, output=True),
-            losses.align_padded(target, lookahead, output=False), cfg, rt)
+            losses.align_padded(target, lookahead, output=False), rt)
         parts.discriminator.requires_grad_(False)
-    loss, terms = generator_loss(parts, x, y, target, cfg)
-    optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, cfg.clip, rt)
+    loss, terms = generator_loss(parts, x, y, target)
+    optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, parts.objective.clip, rt)
     return {**terms, **stats}
 
 
@@ -258,7 +280,7 @@ def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, ep
     for i, (x, target) in enumerate(data.train):
         if i >= steps:
             break
-        stats = train_step(parts, x.to(rt.device, non_blocking=True), target.to(rt.device, non_blocking=True), cfg, rt)
+        stats = train_step(parts, x.to(rt.device, non_blocking=True), target.to(rt.device, non_blocking=True), rt)
         progress.step += 1
         progress.windows_seen += x.shape[0] * rt.world
         for key, value in stats.items():
@@ -272,26 +294,28 @@ def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, ep
 
 
 @torch.no_grad()
-def validate(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime) -> tuple[dict[str, float], dict | None]:
-    """Validation loss, SI-SDR and SNR (means over windows) on rank 0, broadcast; and one example (rank 0)."""
+def validate(parts: Parts, data: TrainData, rt: Runtime, *,
+             val_count: int = -1) -> tuple[dict[str, float], dict | None]:
+    """Validation loss, SI-SDR and SNR (means over windows; at most ``val_count`` batches, -1: all) on rank 0,
+    broadcast; and one example (rank 0)."""
     result: tuple[dict[str, float], dict | None] = ({}, None)
     if rt.main and data.val is not None:
-        result = _validate_here(parts, data, cfg, rt)
+        result = _validate_here(parts, data, rt, val_count)
     metrics = runtime.broadcast(result[0], rt)
     return metrics, result[1]
 
 
-def _validate_here(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime) -> tuple[dict[str, float], dict]:
+def _validate_here(parts: Parts, data: TrainData, rt: Runtime, val_count: int) -> tuple[dict[str, float], dict]:
     generator, lookahead = parts.generator.eval(), parts.lookahead
     sums, count, example = {"loss": 0.0, "si_sdr": 0.0, "snr": 0.0}, 0, None
     for i, (x, target) in enumerate(data.val):
-        if cfg.val_count != -1 and i >= cfg.val_count:
+        if val_count != -1 and i >= val_count:
             break
         x, target = x.to(rt.device), target.to(rt.device)
         with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
             y = generator(x)
         y_al, t_al = losses.align(y.float(), target, lookahead)
-        sums["loss"] += losses.waveform_loss(y_al, t_al, cfg.loss).item() * x.shape[0]
+        sums["loss"] += losses.waveform_loss(y_al, t_al, parts.objective.loss).item() * x.shape[0]
         sums["si_sdr"] += losses.batch_si_sdr(y_al, t_al).sum().item()
         sums["snr"] += losses.batch_snr(y_al, t_al).sum().item()
         count += x.shape[0]
@@ -496,7 +520,7 @@ def run_epochs(parts: Parts, data: TrainData, cfg: TrainConfig, run: RunDir, rt:
             start = time.perf_counter()
             train = train_epoch(parts, data, cfg, rt, epoch, progress, log)
             seconds = time.perf_counter() - start
-            val, example = validate(parts, data, cfg, rt)
+            val, example = validate(parts, data, rt, val_count=cfg.val_count)
             meta = end_epoch(parts, cfg, run, rt, progress, pipeline, train, val)
             windows = steps_per_epoch(data, cfg.count) * cfg.batch
             report_epoch(cfg, rt, progress, train, val, windows / max(seconds, 1e-9), log, example)

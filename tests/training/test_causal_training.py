@@ -37,9 +37,9 @@ def test_lookahead_is_aligned_in_the_loss() -> None:
     parts = build_parts(cfg, rt, new_generator(cfg), None)
     assert parts.lookahead == 24
     x, clean = _tones_in_noise(512, 0.03)
-    first = train_step(parts, x, clean, cfg, rt)["loss"]
+    first = train_step(parts, x, clean, rt)["loss"]
     for _ in range(60):
-        last = train_step(parts, x, clean, cfg, rt)["loss"]
+        last = train_step(parts, x, clean, rt)["loss"]
     assert last < first / 5
     with torch.no_grad():
         y = parts.generator.eval()(x)
@@ -73,7 +73,7 @@ def test_spectral_model_learns_to_suppress_noise_with_the_spec_loss() -> None:
         before = losses.batch_snr(*losses.align(parts.generator.eval()(x), clean, 96)).mean()
     parts.generator.train()
     for _ in range(40):
-        train_step(parts, x, clean, cfg, rt)
+        train_step(parts, x, clean, rt)
     with torch.no_grad():
         after = losses.batch_snr(*losses.align(parts.generator.eval()(x), clean, 96)).mean()
     assert after > before + 3.0, (before, after)

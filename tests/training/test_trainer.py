@@ -41,9 +41,9 @@ def test_overfitting_one_batch_drives_the_loss_down() -> None:
     cfg = _cfg()
     parts = build_parts(cfg, CPU, new_generator(cfg), None)
     x, clean = _batch()
-    first = train_step(parts, x, clean, cfg, CPU)["loss"]
+    first = train_step(parts, x, clean, CPU)["loss"]
     for _ in range(120):
-        last = train_step(parts, x, clean, cfg, CPU)["loss"]
+        last = train_step(parts, x, clean, CPU)["loss"]
     assert last < first / 20, (first, last)
 
 
@@ -55,7 +55,7 @@ def test_gan_and_feature_steps_train_their_parts(tmp_path: Path) -> None:
     d_before = [p.detach().clone() for p in parts.discriminator.parameters()]
     ae_before = [p.detach().clone() for p in autoencoder.parameters()]
     g_before = [p.detach().clone() for p in generator.parameters()]
-    stats = train_step(parts, *_batch(), cfg, CPU)
+    stats = train_step(parts, *_batch(), CPU)
     assert {"loss", "recon", "stft", "adv", "feat", "d_loss", "d_real", "d_fake"} <= set(stats)
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
     assert any(not torch.equal(a, b) for a, b in zip(d_before, parts.discriminator.parameters()))
