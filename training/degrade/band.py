@@ -27,7 +27,6 @@ class Sample(Step):
     content above LOW/2; the target is resampled to HIGH Hz (unchanged when HIGH is already the current rate,
     the usual case: HIGH is the training rate). soxr HQ, linear phase, so both stay time aligned."""
 
-    NAME: ClassVar[str] = "sample"
     SYNTAX: ClassVar[str] = "sample LOW HIGH"
     PARAMS: ClassVar[tuple[Param, ...]] = (Param("LOW", rate), Param("HIGH", rate))
     TASK: ClassVar[str | None] = "bandwidth_extension"
@@ -52,7 +51,6 @@ class Scale(Step):
     """``scale RATE``: both signals resampled to RATE Hz (the original tool's meaning; with RATE equal to the
     training rate it changes nothing)."""
 
-    NAME: ClassVar[str] = "scale"
     SYNTAX: ClassVar[str] = "scale RATE"
     PARAMS: ClassVar[tuple[Param, ...]] = (Param("RATE", rate),)
     rate: int
@@ -75,7 +73,6 @@ class Lowpass(Step):
     Kuleshov et al. / scipy's decimate; forward-backward filtering doubles the attenuation in dB.
     HZ > 0, ORDER a whole number in 1..32."""
 
-    NAME: ClassVar[str] = "lowpass"
     SYNTAX: ClassVar[str] = "lowpass HZ [cheby1|butter] [ORDER]"
     PARAMS: ClassVar[tuple[Param, ...]] = (Param("HZ"), Param("TYPE", choice("cheby1", "butter"), "cheby1"),
                                            Param("ORDER", whole(1, 32), 8))
@@ -113,7 +110,6 @@ class Bandlimit(Step):
     a resampler loses the highs. Zero-phase, so alignment is kept. Cutoffs at or above Nyquist leave the
     segment unchanged."""
 
-    NAME: ClassVar[str] = "bandlimit"
     SYNTAX: ClassVar[str] = "bandlimit HZ_MIN HZ_MAX"
     PARAMS: ClassVar[tuple[Param, ...]] = (Param("HZ_MIN"), Param("HZ_MAX"))
     low: float
@@ -141,7 +137,6 @@ class MicColour(Step):
     optional low cut, a low shelf, 1-3 resonances and a high shelf, RBJ biquads, causal like a real capsule);
     the target stays uncoloured. ``maybe P miceq`` colours a share P of the segments."""
 
-    NAME: ClassVar[str] = "miceq"
     SYNTAX: ClassVar[str] = "miceq"
 
     def apply(self, degraded: np.ndarray, target: np.ndarray, rate: int, rng: np.random.Generator) -> Pair:

@@ -129,8 +129,8 @@ class Param:
 
 
 class Step:
-    """One pipeline step. Subclasses set NAME, SYNTAX and PARAMS (or override :meth:`parse`) and implement
-    :meth:`apply`; ``TASK`` is what undoing the step teaches a model (the exported task), None for no task."""
+    """One pipeline step. Subclasses are registered (:func:`register`, which sets NAME), set SYNTAX and PARAMS
+    (or override :meth:`parse`) and implement :meth:`apply`; ``TASK`` is what undoing the step teaches a model (the exported task), None for no task."""
 
     NAME: ClassVar[str] = ""
     SYNTAX: ClassVar[str] = ""
@@ -187,9 +187,10 @@ STEPS: dict[str, type[Step]] = {}
 
 
 def register(*names: str) -> Callable[[type[Step]], type[Step]]:
-    """Class decorator: the step answers to ``names`` in a pipeline string."""
+    """Class decorator: the step answers to ``names`` in a pipeline string (its NAME is the first)."""
 
     def add(cls: type[Step]) -> type[Step]:
+        cls.NAME = names[0]
         for name in names:
             STEPS[name] = cls
         return cls

@@ -18,7 +18,6 @@ logger = logging.getLogger(__name__)
 class Maybe(Step):
     """``maybe P STEP ...``: run STEP (any step that keeps the sample rate) with probability P, per segment."""
 
-    NAME: ClassVar[str] = "maybe"
     SYNTAX: ClassVar[str] = "maybe P STEP [STEP ARGS...]"
     p: float
     inner: Step
@@ -81,7 +80,6 @@ class Identity(Step):
     earlier steps made (e.g. band-limited only): teaches a model to leave good audio alone. Later steps may not
     change the sample rate (the pipeline draws P and stops; :meth:`apply` itself changes nothing)."""
 
-    NAME: ClassVar[str] = "identity"
     SYNTAX: ClassVar[str] = "identity P"
     PARAMS: ClassVar[tuple[Param, ...]] = (Param("P", probability),)
     p: float

@@ -19,7 +19,6 @@ logger = logging.getLogger(__name__)
 class Clip(Step):
     """``clip LEVEL``: hard clipping of the degraded signal at +-LEVEL (full scale = 1.0, LEVEL > 0)."""
 
-    NAME: ClassVar[str] = "clip"
     SYNTAX: ClassVar[str] = "clip LEVEL"
     PARAMS: ClassVar[tuple[Param, ...]] = (Param("LEVEL", positive),)
     TASK: ClassVar[str | None] = "denoise"
@@ -35,7 +34,6 @@ class Quantize(Step):
     """``quantize BITS``: the degraded signal as BITS-bit PCM would hold it: rounded to multiples of
     2**(1-BITS) and clipped to [-1, 1 - 2**(1-BITS)] (no dither). BITS is a whole number in 1..32."""
 
-    NAME: ClassVar[str] = "quantize"
     SYNTAX: ClassVar[str] = "quantize BITS"
     PARAMS: ClassVar[tuple[Param, ...]] = (Param("BITS", whole(1, 32)),)
     TASK: ClassVar[str | None] = "denoise"
@@ -53,7 +51,6 @@ class Gain(Step):
     augmentation: the target stays the clean version of the input). Put it before ``clip``/``quantize`` to
     simulate a too hot or too quiet input stage."""
 
-    NAME: ClassVar[str] = "gain"
     SYNTAX: ClassVar[str] = "gain DB_MIN DB_MAX"
     PARAMS: ClassVar[tuple[Param, ...]] = (Param("DB_MIN"), Param("DB_MAX"))
     db_min: float

@@ -80,7 +80,6 @@ class Noise(Step):
     called ``synth`` can be given as ``./synth``. DIR cannot hold spaces or commas (the syntax's separators).
     """
 
-    NAME: ClassVar[str] = "noise"
     SYNTAX: ClassVar[str] = "noise DIR|synth SNR_MIN SNR_MAX [KINDS]"
     TASK: ClassVar[str | None] = "denoise"
     snr_min: float

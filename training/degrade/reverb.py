@@ -47,7 +47,6 @@ class Reverb(Step):
     - RATE: both signals are resampled to RATE Hz afterwards, as in the original.
     """
 
-    NAME: ClassVar[str] = "reverb"
     SYNTAX: ClassVar[str] = "reverb RATE [VARIANCE [REVERBERANCE [HF_DAMPING [ROOM_SCALE [STEREO_DEPTH " \
                             "[PRE_DELAY [WET_GAIN]]]]]]]"
     DEFAULTS: ClassVar[tuple[float, ...]] = (0.0, 80.0, 100.0, 100.0, 100.0, 40.0, 0.0)
@@ -130,7 +129,6 @@ class RirFiles(Step):
     direct-to-reverberant ratio drawn uniformly in that range (dB): the distance of the microphone, from close
     (+15) to across the room (-5). Windows get up to 2 s of past context for the tail."""
 
-    NAME: ClassVar[str] = "rir"
     SYNTAX: ClassVar[str] = "rir DIR [DRR_MIN DRR_MAX] | rir simulate RT60_MIN RT60_MAX"
     TASK: ClassVar[str | None] = "dereverb"
     files: AudioFolder
