@@ -424,3 +424,14 @@ def test_both_applies_a_step_to_the_target_alike_and_keeps_the_rate() -> None:
     for bad in ("both sample 16000 48000", "both maybe 0.5 gain 0 1", "both"):
         with pytest.raises(degrade.DegradationError):
             degrade.parse_pipeline(bad)
+
+
+def test_every_registered_step_names_itself_and_shows_its_syntax():
+    """The one registry: each name maps to a step class whose syntax starts with that name, and a step parsed
+    from the name answers to it (so error messages and the device path name the step the user wrote)."""
+    assert set(degrade.STEPS) >= {"sample", "whitenoise", "reverb", "scale", "lowpass", "noise", "rir", "clip",
+                                  "quantize", "gain", "bandlimit", "maybe", "identity", "both", "miceq"}
+    for name, cls in degrade.STEPS.items():
+        assert cls.syntax(name).startswith(name), name
+    assert parse_pipeline("pinknoise 0 0.1,gain 0 1,miceq").steps[0].name == "pinknoise"
+    assert [s.name for s in parse_pipeline("gain 0 1,miceq,rir simulate 0.2 0.3").steps] == ["gain", "miceq", "rir"]
