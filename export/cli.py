@@ -26,12 +26,13 @@ import torch
 
 from rt_enhance.export.errors import ExportError
 from rt_enhance.export.metadata import TASKS, EngineDefaults, file_sha256
+from rt_enhance.export.options import parse_args
 from rt_enhance.export.pipeline import ExportReport, export_model
 from rt_enhance.export.streaming import check_hop, export_streaming
-from rt_enhance.export.to_onnx import DEFAULT_OPSET, check_windowed
+from rt_enhance.export.to_onnx import check_windowed
 from rt_enhance.model.base import AudioModel, GeometryError, StreamingModel
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
-from rt_enhance.model.sizes import SIZES, NamedSize, build_size, default_hop, get_size, size_table
+from rt_enhance.model.sizes import NamedSize, build_size, default_hop, get_size, size_table
 from rt_enhance.realtime.errors import RtEnhanceError, UsageError, report
 
 logger = logging.getLogger(__name__)
@@ -47,26 +48,6 @@ class Source:
     meta: dict[str, Any]
     defaults: NamedSize
     checkpoint_sha256: str | None
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="rt-export", description="Export an rt-enhance model to ONNX with metadata.")
-    p.add_argument("checkpoint", nargs="?", help="checkpoint written by training (save_checkpoint)")
-    p.add_argument("--init", metavar="SIZE", help=f"export an untrained model of a named size ({', '.join(SIZES)})")
-    p.add_argument("--list-sizes", action="store_true", help="print the named sizes and exit")
-    p.add_argument("--out", type=Path, help="output .onnx path")
-    p.add_argument("--window", type=int, help="samples per call (a multiple of the model's total stride)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    p.add_argument("--fp16", action="store_true", help="also write MODEL.fp16.onnx and report its error")
-    p.add_argument("--int8", action="store_true", help="also write MODEL.int8.onnx (dynamic quantization)")
-    p.add_argument("--hop", type=int, help="default hop written to the metadata (streaming: a multiple of the stride)")
-    p.add_argument("--lookahead", type=int, help="default lookahead written to the metadata")
-    p.add_argument("--crossfade", type=int, help="default crossfade written to the metadata")
-    p.add_argument("--sample-rate", type=int, help="model sample rate in Hz (default: the model's)")
-    p.add_argument("--task", choices=TASKS, help="task written to the metadata (default: checkpoint's, or denoise)")
-    p.add_argument("--name", help="model name written to the metadata")
-    p.add_argument("--seed", type=int, default=0, help="weight seed for --init (default 0)")
-    return p.parse_args(argv)
 
 
 def load_source(args: argparse.Namespace) -> Source:
@@ -198,8 +179,12 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_parsed(parse_args(argv))
+
+
+def run_parsed(args: argparse.Namespace) -> int:
+    """Run ``rt-export`` on parsed flags (:func:`rt_enhance.export.options.parse_args`); the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
     if args.list_sizes:
         print("\n".join(size_table()))
         return 0

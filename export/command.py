@@ -10,4 +10,4 @@ logger = logging.getLogger(__name__)
 
 
 def main() -> int:
-    return run_with_extra("rt-export", "rt_enhance.export.cli", "train")
+    return run_with_extra("rt-export", "rt_enhance.export.options", "train", needs=("torch", "onnx"))

@@ -20,11 +20,10 @@ import onnx
 
 from rt_enhance.export.errors import ExportError
 from rt_enhance.model.base import AudioModel
-from rt_enhance.realtime.metadata import ModelInfo, to_props
+from rt_enhance.realtime.metadata import TASKS, ModelInfo, to_props
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("denoise", "bandwidth_extension", "dereverb", "joint")
 
 
 @dataclass(frozen=True)

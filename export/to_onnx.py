@@ -13,6 +13,7 @@ import onnx
 import torch
 
 from rt_enhance.export.errors import ExportError
+from rt_enhance.export.options import DEFAULT_OPSET
 from rt_enhance.model.base import AudioModel
 from rt_enhance.realtime.errors import first_line
 
@@ -20,7 +21,6 @@ logger = logging.getLogger(__name__)
 
 INPUT_NAME = "audio"
 OUTPUT_NAME = "enhanced"
-DEFAULT_OPSET = 17
 
 
 def export_onnx(model: AudioModel, *, window: int, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:

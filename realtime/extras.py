@@ -9,6 +9,7 @@ project: each command passes the module that holds its ``main``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import sys
 
@@ -26,17 +27,33 @@ EXTRA_OF = {
 }
 
 
-def run_with_extra(command: str, module: str, default_extra: str) -> int:
-    """Import ``module`` and return its ``main()``; if a package an extra installs is missing,
-    print one line naming the extra (``default_extra`` if the package is not in EXTRA_OF)."""
+def run_with_extra(command: str, module: str, default_extra: str, needs: tuple[str, ...] = ()) -> int:
+    """Import ``module`` and return its ``main()``; if a package an extra installs is missing, print one
+    line naming the extra (``default_extra`` if the package is not in EXTRA_OF). ``needs`` are looked up
+    before anything is imported, so a command whose module defers its heavy imports (a fast ``--help``)
+    still names the extra first."""
+    for name in needs:
+        if not _findable(name):
+            return _missing(command, name, default_extra)
     try:
         main = importlib.import_module(module).main
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
         if missing == "rt_enhance" or not missing:
             raise
-        extra = EXTRA_OF.get(missing, default_extra)
-        print(f"{command}: needs the '{extra}' extra ({missing} is not installed): "
-              f'pip install "rt-enhance[{extra}]"', file=sys.stderr)
-        return EXIT_MISSING_EXTRA
+        return _missing(command, missing, default_extra)
     return main()
+
+
+def _findable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _missing(command: str, package: str, default_extra: str) -> int:
+    extra = EXTRA_OF.get(package, default_extra)
+    print(f"{command}: needs the '{extra}' extra ({package} is not installed): "
+          f'pip install "rt-enhance[{extra}]"', file=sys.stderr)
+    return EXIT_MISSING_EXTRA

@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("sample_rate", "window", "hop", "lookahead", "crossfade")
 KINDS = ("windowed", "stateful")
+TASKS = ("denoise", "bandwidth_extension", "dereverb", "joint")  # the optional ``task`` key's values
 
 
 class ModelError(RtEnhanceError, ValueError):

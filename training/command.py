@@ -10,7 +10,7 @@ logger = logging.getLogger(__name__)
 
 
 def train() -> int:
-    return run_with_extra("rt-train", "rt_enhance.training.cli", "train")
+    return run_with_extra("rt-train", "rt_enhance.training.options", "train", needs=("torch", "onnx"))
 
 
 def data() -> int:

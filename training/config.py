@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rt_enhance.realtime.errors import RtEnhanceError
-from rt_enhance.training.datasets import DatasetError, parse_dataset_args
 
 logger = logging.getLogger(__name__)
 
@@ -358,6 +357,8 @@ def make_config(*layers: dict[str, Any]) -> TrainConfig:
 def _dataset_args(value: dict[str, str], kind: str) -> dict[str, str]:
     if "__raw__" not in value:
         return dict(value)
+    from rt_enhance.training.datasets import DatasetError, parse_dataset_args  # torch: not for --help
+
     try:
         return parse_dataset_args(value["__raw__"], kind)
     except DatasetError as exc:

@@ -43,3 +43,15 @@ def test_help_with_the_extra_installed(entry):
     code = f"import sys; sys.argv = ['x', '--help']; from {module} import {function} as f; sys.exit(f())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("entry", ["rt_enhance.export.command:main", "rt_enhance.training.command:train"])
+def test_help_imports_neither_torch_nor_onnx(entry):
+    """``--help`` answers from the flags alone (issue 21: under a second), torch and onnx stay unloaded."""
+    module, function = entry.split(":")
+    code = (f"import sys; sys.argv = ['x', '--help']; from {module} import {function} as f\n"
+            "try:\n    f()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
