@@ -11,7 +11,7 @@
 #     noise, validation on held-out real speakers; about 6 h of clean audio, so a seeded sample that
 #     fits the cap is packed (--subset: Opus 64 kb/s, 4 s of each file, balanced across speech,
 #     voices and music). Its corpus: `rt-data build --out DIR --hours 3` (what train-speech.sh builds).
-#   speech: scripts/train-default.sh's first generation (speech-spectral.toml), packed whole (FLAC if
+#   speech: the first generation's recipe (speech-spectral.toml), packed whole (FLAC if
 #     it fits, else Opus). Its corpus: `rt-data build --out DIR --hours 1.2`.
 # CORPUS_DIR defaults to data/corpus; RT_GPU_PACK=DIR writes the pack elsewhere (default .gpu/pack).
 set -euo pipefail

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_twin_of_the_shipped_speech_model_is_its_trained_network():
     path = bundled_model_path("speech")
     twin = open_twin(path, "torch-cpu")
-    assert twin.weights == "trained (speech.pt)"
+    assert twin.weights == "trained (speech-erb.pt)"
     assert twin.max_abs_diff < 1e-5
     reference = open_onnx(path)
     x = (0.1 * np.random.default_rng(3).standard_normal((2, 4 * 240))).astype(np.float32)
