@@ -60,3 +60,15 @@ rt_setup() {
     fi
     make_venv "$extras"
 }
+
+# The training scripts' common start: the venv with the train, corpus and dev extras and the corpus
+# builder's system packages; CORPUS_DIR and RUNS_DIR from the first two arguments (defaults data/corpus
+# and runs) into $corpus and $runs, the rest into the array TRAIN_ARGS (flags for rt-train).
+rt_train_setup() {
+    rt_setup "train,corpus,dev" espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+        fluidsynth fluid-soundfont-gm wamerican
+    corpus="$(realpath -m "${1:-data/corpus}")"
+    runs="$(realpath -m "${2:-runs}")"
+    shift 2 || shift $# || true
+    TRAIN_ARGS=("$@")
+}

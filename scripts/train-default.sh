@@ -6,18 +6,14 @@
 # from a chain of warm starts (docs/models.md); from scratch the result will differ.
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
-rt_setup "train,corpus,dev" espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-    fluidsynth fluid-soundfont-gm wamerican
-corpus="$(realpath -m "${1:-data/corpus}")"
-runs="$(realpath -m "${2:-runs}")"
-shift 2 || shift $# || true
+rt_train_setup "$@"
 # speech: the second generation's recipe (scripts/train-speech.sh: ERB bands, TTS and real voices), from scratch
-"$ROOT/scripts/train-speech.sh" "$corpus" "$runs" --name speech "$@"
+"$ROOT/scripts/train-speech.sh" "$corpus" "$runs" --name speech "${TRAIN_ARGS[@]}"
 "$VENV/bin/rt-export" "$runs/speech/best.pt" --out "$ROOT/realtime/models/speech.onnx" --name speech --hop 240
 # speech-monitor: the first generation's recipe (its successor trains with scripts/train-speech.sh --monitor)
 source "$(dirname "$0")/speech-pipeline.sh"
 mix="$(speech_mix "$corpus")"
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-monitor.toml" --runs "$runs" --data_root "$mix" \
-    --preprocessing "$(speech_pipeline "$corpus" 0.15)" "$@"
+    --preprocessing "$(speech_pipeline "$corpus" 0.15)" "${TRAIN_ARGS[@]}"
 "$VENV/bin/rt-export" "$runs/speech-monitor/best.pt" --out "$ROOT/realtime/models/speech-monitor.onnx" \
     --name speech-monitor --hop 96

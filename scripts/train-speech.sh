@@ -9,14 +9,10 @@ set -euo pipefail
 config=speech-erb
 if [ "${1:-}" = "--monitor" ]; then config=speech-erb-monitor; shift; fi
 source "$(dirname "$0")/setup.sh"
-rt_setup "train,corpus,dev" espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-    fluidsynth fluid-soundfont-gm wamerican
-corpus="$(realpath -m "${1:-data/corpus}")"
-runs="$(realpath -m "${2:-runs}")"
-shift 2 || shift $# || true
+rt_train_setup "$@"
 "$VENV/bin/rt-data" build --out "$corpus" --hours 3
 source "$(dirname "$0")/speech-pipeline.sh"
 mix="$(speech_erb_mix "$corpus")"  # clean material: TTS and real voices, and music (so music is kept)
 speech_erb_noise "$corpus" >/dev/null  # synthetic textures, TTS babble, real noises, babble of real voices
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/$config.toml" --runs "$runs" --data_root "$mix" \
-    --dataset_args "$(speech_erb_dataset_args "$corpus")" --preprocessing "$(speech_erb_pipeline "$corpus")" "$@"
+    --dataset_args "$(speech_erb_dataset_args "$corpus")" --preprocessing "$(speech_erb_pipeline "$corpus")" "${TRAIN_ARGS[@]}"
