@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "enhance the first this many seconds")
     io.add_argument("--channels", type=int, help="channels to capture from a device (default: up to 2; at most 64)")
     io.add_argument("--rate", type=int, help="device sample rate (default: the model's, else the device's); file "
-                    "to file: write the output at this rate (default: the input's)")
+                    "to file: write the output at this rate (default: the input's, or the model's when the model "
+                    "restores bandwidth, e.g. music on a 16 kHz file writes 48 kHz)")
     io.add_argument("--blocksize", type=int, default=0, help="device callback block in samples (default 0: the "
                     "host's; at most 65536)")
     io.add_argument("--subtype", help="output file sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's "
@@ -236,11 +237,19 @@ def _device_rate(args: argparse.Namespace, ends: Endpoints, channels: int, model
     raise DeviceError(f"{names} cannot open at {', '.join(map(str, dict.fromkeys(wanted)))} Hz ({last}); try --rate")
 
 
-def _io_rate(args, ends: Endpoints, channels: int, model_rate: int | None) -> int:
-    """The rate of the outputs: the device's, or in file to file ``--rate`` (the output is
-    resampled to it), else the input file's."""
+# Tasks that restore what a low rate removed: file to file, their output is written at the model's rate.
+RESTORING_TASKS = ("bandwidth_extension", "joint")
+
+
+def _io_rate(args, ends: Endpoints, channels: int, model_rate: int | None, task: str | None = None) -> int:
+    """The rate of the outputs: the device's, or in file to file ``--rate`` (the output is resampled
+    to it), else the model's when it restores bandwidth and the input's rate is lower (a 16 kHz file
+    through `music` comes out at 48 kHz, its highs restored), else the input file's."""
     if not _is_live(ends):
-        return args.rate or ends.source_file.rate
+        if args.rate:
+            return args.rate
+        source = ends.source_file.rate
+        return model_rate if task in RESTORING_TASKS and model_rate and model_rate > source else source
     return _device_rate(args, ends, channels, model_rate)
 
 
@@ -332,7 +341,7 @@ def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink],
     except WriteError as exc:  # all or nothing: the run can be repeated, a half file is no result
         raise WriteError(f"{exc}; no output file was replaced") from None
     g = streamer.geometry
-    return {"mode": "file", "input": src.path, "io_rate": rate, "duration_s": src.duration,
+    return {"mode": "file", "input": src.path, "input_rate": src.rate, "io_rate": rate, "duration_s": src.duration,
             "latency_samples": g.latency, "latency_ms": g.ms(g.latency), "compensated": result.compensated,
             "wall_s": result.seconds, "speed_x_realtime": src.duration / max(result.seconds, 1e-9),
             "outputs": list(ends.output_files)}
@@ -419,7 +428,8 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     channels = _channels(args, ends)
     name = _model_name(args)
     probe = None if name == "passthrough" else open_processor(name, threads=args.threads, provider=args.provider)
-    rate = _io_rate(args, ends, channels, probe.info.sample_rate if probe else None)
+    rate = _io_rate(args, ends, channels, probe.info.sample_rate if probe else None,
+                    probe.info.extra.get("task") if probe else None)
     processor = probe or open_processor(name, rate_hint=rate)
     streamer = _streamer(args, processor, channels)
     live = _is_live(ends)
