@@ -25,7 +25,7 @@ from multiprocessing import get_context
 
 from rt_enhance.realtime.audio_io import AUDIO_EXTENSIONS, FileSink, FileSource, output_subtype
 from rt_enhance.realtime.errors import RtEnhanceError, first_line
-from rt_enhance.realtime.offline import enhance_file
+from rt_enhance.realtime.offline import enhance_file, output_rate
 from rt_enhance.realtime.processor import open_processor
 from rt_enhance.realtime.streamer import build_streamer
 
@@ -151,9 +151,11 @@ def enhance_one(settings: Settings, src: str, dst: str) -> Outcome:
                                   strength=settings.strength)
         os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
         subtype = output_subtype(dst, settings.subtype, source.subtype)
-        sink = FileSink(dst, rate=source.rate, channels=source.channels, subtype=subtype)
+        info = streamer.processor.info
+        rate = output_rate(source.rate, info.sample_rate, info.extra.get("task"))
+        sink = FileSink(dst, rate=rate, channels=source.channels, subtype=subtype)
         try:
-            enhance_file(source, [sink], streamer, compensate=settings.compensate)
+            enhance_file(source, [sink], streamer, compensate=settings.compensate, rate_out=rate)
         except BaseException:
             sink.abort()
             raise

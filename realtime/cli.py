@@ -237,19 +237,12 @@ def _device_rate(args: argparse.Namespace, ends: Endpoints, channels: int, model
     raise DeviceError(f"{names} cannot open at {', '.join(map(str, dict.fromkeys(wanted)))} Hz ({last}); try --rate")
 
 
-# Tasks that restore what a low rate removed: file to file, their output is written at the model's rate.
-RESTORING_TASKS = ("bandwidth_extension", "joint")
-
-
 def _io_rate(args, ends: Endpoints, channels: int, model_rate: int | None, task: str | None = None) -> int:
-    """The rate of the outputs: the device's, or in file to file ``--rate`` (the output is resampled
-    to it), else the model's when it restores bandwidth and the input's rate is lower (a 16 kHz file
-    through `music` comes out at 48 kHz, its highs restored), else the input file's."""
+    """The rate of the outputs: the device's, or in file to file :func:`offline.output_rate`."""
     if not _is_live(ends):
-        if args.rate:
-            return args.rate
-        source = ends.source_file.rate
-        return model_rate if task in RESTORING_TASKS and model_rate and model_rate > source else source
+        from rt_enhance.realtime.offline import output_rate
+
+        return output_rate(ends.source_file.rate, model_rate, task, args.rate)
     return _device_rate(args, ends, channels, model_rate)
 
 

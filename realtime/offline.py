@@ -28,6 +28,20 @@ class OfflineResult:
     compensated: bool
 
 
+# Tasks that restore what a low rate removed: file to file, their output is written at the model's rate.
+RESTORING_TASKS = ("bandwidth_extension", "joint")
+
+
+def output_rate(source_rate: int, model_rate: int | None, task: str | None, wanted: int | None = None) -> int:
+    """The rate a file-to-file output is written at: ``wanted`` (``--rate``), else the model's when it restores
+    bandwidth and the source's rate is lower (a 16 kHz file through `music` comes out at 48 kHz, with room for
+    the restored top), else the source's."""
+    if wanted:
+        return wanted
+    restoring = task in RESTORING_TASKS and model_rate is not None and model_rate > source_rate
+    return model_rate if restoring else source_rate
+
+
 def enhance_file(
     source: FileSource, sinks: list[FileSink], streamer: Streamer, *, compensate: bool = True, progress=None,
     rate_out: int | None = None,

@@ -58,6 +58,15 @@ def test_a_tree_in_the_same_tree_out_and_a_rerun_skips_it(tmp_path, tree, onnx_m
     assert os.stat(out / "a.wav").st_mtime_ns == stamp
 
 
+def test_a_restoring_model_writes_low_rate_files_at_its_rate(tmp_path, tree):
+    """As file to file: through `music` (bandwidth extension) the 16 and 44.1 kHz files come out at 48 kHz."""
+    root, _ = tree
+    done = run_cli("--in", str(root), "--out", str(tmp_path / "out"), "--model", "music", "-q", timeout=300)
+    assert done.returncode != 0 and "bad.wav" in done.stderr  # the bad file is listed, the rest go on
+    rates = {name: sf.info(str(tmp_path / "out" / name)).samplerate for name in ("a.wav", "sub/b.flac", "sub/deep/c.ogg")}
+    assert rates == {"a.wav": 48000, "sub/b.flac": 48000, "sub/deep/c.ogg": 48000}
+
+
 def test_a_glob_and_an_output_folder_inside_the_input_tree(tree):
     root, x = tree
     out = root / "enhanced"
