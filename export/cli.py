@@ -128,6 +128,7 @@ def streaming_hop(args: argparse.Namespace, source: Source) -> int:
     """A streaming model's default hop: ``--hop``, the checkpoint's ``meta``, or :func:`default_hop`
     (the size's own, as rt-train writes it). The windowed engine's other flags do not apply to it."""
     model = source.model
+    assert isinstance(model, StreamingModel)  # the caller asked
     if args.window is not None or args.fp16 or args.int8 or args.crossfade:
         raise UsageError("--window, --crossfade, --fp16 and --int8 do not apply to a streaming model; give --hop only")
     if args.lookahead is not None and args.lookahead != model.lookahead:

@@ -87,7 +87,8 @@ def export_step(model: StreamingModel, *, opset: int = DEFAULT_OPSET) -> onnx.Mo
         # "batch_size other than 1 ... with GRU": the batch axes are dynamic and parity runs batch 2
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
         torch.onnx.export(
-            StepGraph(model), example, buffer, input_names=[INPUT_NAME, *state_in],
+            StepGraph(model), example, buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object too
+            input_names=[INPUT_NAME, *state_in],
             output_names=[OUTPUT_NAME, *state_out], opset_version=opset, dynamic_axes=axes,
             do_constant_folding=True, dynamo=False,
         )

@@ -35,7 +35,8 @@ def export_onnx(model: AudioModel, *, window: int, opset: int = DEFAULT_OPSET) -
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)  # the legacy exporter, on purpose
         torch.onnx.export(
-            model, (example,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            model, (example,), buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object too
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False,
         )
     proto = onnx.load_from_string(buffer.getvalue())

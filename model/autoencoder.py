@@ -41,5 +41,5 @@ class Autoencoder(UNetModel):
     def input_span(self, t: int) -> Span:
         span = self.final.span(t, t)
         for up in self.ups:
-            span = up.span(*span)
+            span = up.span(*span)  # type: ignore[operator]  # a block's span(); torch types module attributes as Tensor | Module
         return through_downs(self.downs, self.depth - 1, self.bottleneck.span(*span))

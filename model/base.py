@@ -92,7 +92,7 @@ class AudioModel(nn.Module):
         """Channels of the input tensor (1, or 2 for conditional discriminators)."""
         return 1
 
-    def describe(self, window: int | None = None) -> dict[str, int | str]:
+    def describe(self, window: int | None = None) -> dict[str, Any]:
         """The figures the CLIs print and the exporter writes: family, params, MACs/s, RF, stride."""
         return {
             "family": type(self).__name__,
@@ -113,7 +113,7 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
         if isinstance(module, nn.Conv1d):
             per_output = module.in_channels // module.groups * module.kernel_size[0]
             total += output.numel() * per_output
-        else:
+        elif isinstance(module, nn.Linear):  # the only other kind hooked below
             total += output.numel() * module.in_features
 
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]

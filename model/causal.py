@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -94,7 +95,8 @@ class StreamBlock(nn.Module):
         self.conv = CausalConv(in_ch, conv_out, kernel, stride=2 if resample == "down" else 1)
         post: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
         post += [make_activation(activation, conv_out)] if activation else []
-        post += {"superpixel": [SuperPixel()], "up": [SubPixel()]}.get(resample or "", [])
+        resamplers: dict[str, list[nn.Module]] = {"superpixel": [SuperPixel()], "up": [SubPixel()]}
+        post += resamplers.get(resample or "", [])
         self.post = nn.Sequential(*post)
         self.resample = resample
 
@@ -217,14 +219,14 @@ class CausalUNet(StreamingModel):
 
     def state_shapes(self) -> list[tuple[int, ...]]:
         """Shape of each state tensor, ``-1`` marking the batch axis (axis 1 for the GRU's ``[1, batch, H]``)."""
-        shapes = []
+        shapes: list[tuple[int, ...]] = []
         for name, part in self._stateful():
             if name == "gru":
                 shapes.append((1, -1, self.gru_hidden))
             elif name == "delay":
                 shapes.append((-1, 1, self.lookahead))
             else:
-                shapes.append(part.conv.state_shape())
+                shapes.append(part.conv.state_shape())  # type: ignore[union-attr,operator]  # a CausalBlock's conv
         return shapes
 
     def step(self, x: torch.Tensor, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, State]:
@@ -245,6 +247,7 @@ class CausalUNet(StreamingModel):
             skips.append(h)
         if self.gru is not None:
             g = run(self.gru, h.transpose(1, 2)).transpose(1, 2)
+            assert self.gru_out is not None  # made with the GRU
             h = h + self.gru_out(g)
         for b in reversed(range(self.depth - 1)):
             h = torch.cat([run(self.ups[b], h), skips[b]], dim=1)
@@ -270,7 +273,7 @@ class CausalUNet(StreamingModel):
         span = self.final.span(t, t)  # at level 0
         for b in range(self.depth - 1):
             spans.append(through_downs(self.downs, b, span))  # the skip of level b
-            span = self.ups[b].span(*span)  # at level b + 1
+            span = self.ups[b].span(*span)  # type: ignore[operator]  # at level b + 1 (a block's span())
         spans.append(through_downs(self.downs, self.depth - 1, span))
         return hull(spans)
 
@@ -281,7 +284,7 @@ class CausalUNet(StreamingModel):
         gru = 3 * self.gru_hidden * (self.channels[-1] + self.gru_hidden) * (window // self.total_stride)
         return convs + gru
 
-    def describe(self, window: int | None = None) -> dict[str, int | str]:
+    def describe(self, window: int | None = None) -> dict[str, Any]:
         """The base figures plus ``lookahead``, ``gru_hidden`` and the number of state tensors."""
         return {**super().describe(window), "lookahead": self.lookahead, "gru_hidden": self.gru_hidden,
                 "states": len(self.state_shapes())}

@@ -47,6 +47,6 @@ class Generator(UNetModel):
         span = self.final.span(t, t)
         for level in range(self.depth):
             spans.append(through_downs(self.downs, level, span))  # the skip of this level
-            span = self.ups[level].span(*span)
+            span = self.ups[level].span(*span)  # type: ignore[operator]  # a block's span(); torch types module attributes as Tensor | Module
         spans.append(through_downs(self.downs, self.depth - 1, self.bottleneck.span(*span)))
         return hull(spans)

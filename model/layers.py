@@ -55,7 +55,10 @@ def make_conv(in_ch: int, out_ch: int, kernel: int, stride: int, multiscale: Seq
 
 def conv_kernel(conv: nn.Module) -> int:
     """The widest kernel of a conv made by :func:`make_conv`."""
-    return conv.kernel if isinstance(conv, MultiScaleConv) else conv.kernel_size[0]
+    if isinstance(conv, MultiScaleConv):
+        return conv.kernel
+    assert isinstance(conv, nn.Conv1d)  # centred_conv
+    return conv.kernel_size[0]
 
 
 def make_activation(kind: str, channels: int) -> nn.Module:

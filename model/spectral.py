@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any, cast
 from collections.abc import Sequence
 
 import numpy as np
@@ -55,6 +56,13 @@ POWER = 0.3  # magnitude compression of the features (as GTCRN / DeepFilterNet's
 COPY_START = 1e-3  # initial gain of each replicated copy (-60 dB): near the identity, yet trainable
 LOG_FLOOR = 1e-12  # the log-power feature's floor: below any real recording's noise, above float rounding
 COPY_SCALE = 10.0  # the copy head's output is scaled up: a step of Adam moves a copy's log-gain 10x further
+
+
+def _first_conv(block: nn.Module) -> nn.Conv1d:
+    """The Conv1d that opens an encoder or decoder block (``nn.Sequential(conv, PReLU)``)."""
+    conv = next(iter(block.children()))
+    assert isinstance(conv, nn.Conv1d)
+    return conv
 
 
 class SpectralUNet(StreamingModel):
@@ -79,6 +87,15 @@ class SpectralUNet(StreamingModel):
       band gains of 1 are the identity). Bands no narrower than one bin, so the low frequencies keep
       full resolution; the network costs about ``bands / bins`` of the per-bin one.
     """
+
+    # Buffers and optional layers, declared for the type checker (set in __init__ / _dft_buffers).
+    band_weights: torch.Tensor
+    analysis_re: torch.Tensor
+    analysis_im: torch.Tensor
+    synthesis_re: torch.Tensor
+    synthesis_im: torch.Tensor
+    gru: nn.GRU | None
+    copy_head: nn.Conv1d | None
 
     in_channels = 1
 
@@ -155,11 +172,13 @@ class SpectralUNet(StreamingModel):
                                                nn.PReLU(2 * channels[level])))
         self.final = nn.Conv1d(2 * channels[0], 1, kernel, 1, pad)
         nn.init.zeros_(self.final.weight)  # gain exactly 1 at the start: the model begins as the identity
+        assert self.final.bias is not None
         nn.init.zeros_(self.final.bias)
         self._gain_bias = math.log(1.0 / (self.max_gain - 1.0))  # sigmoid(z + b) * max_gain = 1 at z = 0
         if self.shifts:
             self.copy_head = nn.Conv1d(2 * channels[0], len(self.shifts), kernel, 1, pad)
             nn.init.zeros_(self.copy_head.weight)
+            assert self.copy_head.bias is not None
             nn.init.constant_(self.copy_head.bias, math.log(COPY_START / (1.0 - COPY_START)) / COPY_SCALE)
         else:
             self.copy_head = None
@@ -231,12 +250,15 @@ class SpectralUNet(StreamingModel):
         return per_position @ self.band_weights if self.bands else per_position
 
     def _replicate(self, part: torch.Tensor, copy: torch.Tensor) -> torch.Tensor:
-        """``sum_m copy[:, :, m] * part`` moved up by ``shifts[m]`` bins (``part``: ``[b, m, F]``, real or imaginary)."""
-        out = 0
+        """``sum_m copy[:, :, m] * part`` moved up by ``shifts[m]`` bins.
+
+        ``part``: ``[b, m, F]``, real or imaginary.
+        """
+        out: torch.Tensor | int = 0  # shifts is never empty here: a tensor comes out
         for index, d in enumerate(self.shifts):
             moved = torch.nn.functional.pad(part[..., : self.bins - d], (d, 0))
             out = out + copy[:, :, index] * moved
-        return out
+        return cast(torch.Tensor, out)
 
     def step(self, x: torch.Tensor, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, State]:
         """Enhance the next chunk ``[batch, 1, m * hop]`` given the state after the previous one."""
@@ -290,10 +312,10 @@ class SpectralUNet(StreamingModel):
             dft += self.bands * f * (2 + len(self.shifts))
         convs = 0
         for enc, length in zip(self.encoders, self.lengths):
-            conv = enc[0]
+            conv = _first_conv(enc)
             convs += length * conv.out_channels * conv.in_channels * conv.kernel_size[0]
         for level, dec in enumerate(self.decoders):
-            conv = dec[0]
+            conv = _first_conv(dec)
             convs += self.lengths[level + 1] * conv.out_channels * conv.in_channels * conv.kernel_size[0]
         positions = self.lengths[0]
         convs += positions * self.final.in_channels * self.final.kernel_size[0]
@@ -306,7 +328,7 @@ class SpectralUNet(StreamingModel):
             gru = 2 * flat * hdim + 3 * hdim * 2 * hdim
         return frames * (dft + convs + gru)
 
-    def describe(self, window: int | None = None) -> dict[str, int | str]:
+    def describe(self, window: int | None = None) -> dict[str, Any]:
         return {**super().describe(window), "lookahead": self.lookahead, "gru_hidden": self.gru_hidden,
                 "states": len(self.state_shapes()), "bands": self.bands or self.bins}
 

@@ -65,7 +65,7 @@ def make_ups(
 def through_downs(downs: nn.ModuleList, level: int, span: Span) -> Span:
     """Map an interval in the output coordinates of ``downs[level]`` back to the model input."""
     for block in reversed(downs[: level + 1]):
-        span = block.span(*span)
+        span = block.span(*span)  # type: ignore[operator]  # a block's span(); torch types module attributes as Tensor | Module
     return span
 
 

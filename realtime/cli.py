@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import limits, paths
@@ -34,6 +34,7 @@ from rt_enhance.realtime.providers import PROVIDERS
 # and --list-devices answer at once.
 if TYPE_CHECKING:
     from rt_enhance.realtime.audio_io import FileSink, FileSource
+    from rt_enhance.realtime.live import LiveEngine
     from rt_enhance.realtime.streamer import Streamer
 
 logger = logging.getLogger("rt_enhance")
@@ -64,8 +65,8 @@ class StopSignals:
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
-        self.engine = None
-        self._previous: dict[int, object] = {}
+        self.engine: LiveEngine | None = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():
@@ -88,6 +89,14 @@ class Endpoints:
     input_device: Device | None
     output_device: Device | None
     output_files: tuple[str, ...]
+
+    @property
+    def input_name(self) -> str:
+        """The input device's name, or the input file's path."""
+        if self.input_device is not None:
+            return str(self.input_device)
+        assert self.source_file is not None  # a file or a device
+        return self.source_file.path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -213,6 +222,7 @@ def _check_files(args: argparse.Namespace, source: FileSource | None, files: tup
 def _channels(args: argparse.Namespace, ends: Endpoints) -> int:
     if ends.source_file is not None:
         return ends.source_file.channels
+    assert ends.input_device is not None  # live input: a file or a device
     available = ends.input_device.channels
     channels = args.channels or min(2, available, limits.bounds("channels")[1])
     if not 1 <= channels <= available:
@@ -223,7 +233,9 @@ def _channels(args: argparse.Namespace, ends: Endpoints) -> int:
 def _device_rate(args: argparse.Namespace, ends: Endpoints, channels: int, model_rate: int | None) -> int:
     """The first rate both devices accept: --rate, else the model's, else the devices' default."""
     sd = sounddevice()
-    wanted = [args.rate] if args.rate else [r for r in (model_rate, (ends.input_device or ends.output_device).default_rate) if r]
+    device = ends.input_device or ends.output_device
+    assert device is not None  # live: at least one device
+    wanted = [args.rate] if args.rate else [r for r in (model_rate, device.default_rate) if r]
     for rate in dict.fromkeys(wanted):
         try:
             if ends.input_device is not None:
@@ -242,6 +254,7 @@ def _io_rate(args, ends: Endpoints, channels: int, model_rate: int | None, task:
     if not _is_live(ends):
         from rt_enhance.realtime.offline import output_rate
 
+        assert ends.source_file is not None  # file to file
         return output_rate(ends.source_file.rate, model_rate, task, args.rate)
     return _device_rate(args, ends, channels, model_rate)
 
@@ -265,6 +278,7 @@ def _check_mode(args: argparse.Namespace, ends: Endpoints) -> None:
     if args.subtype is not None and not ends.output_files:
         raise UsageError(f"--subtype {args.subtype} applies to output files; no --out names a file")
     if args.duration is not None and not live:
+        assert ends.source_file is not None  # file to file
         ends.source_file.limit(args.duration)
 
 
@@ -313,7 +327,7 @@ def _record(args, model: str, streamer: Streamer, extra: dict) -> dict:
     from rt_enhance.realtime import report
 
     g = streamer.geometry
-    rec = {"model": model, "model_rate": g.sample_rate, "channels": streamer.channels, "window": g.window,
+    rec: dict[str, Any] = {"model": model, "model_rate": g.sample_rate, "channels": streamer.channels, "window": g.window,
            "hop": g.hop, "lookahead": g.lookahead, "crossfade": g.crossfade, "strength": streamer.mix.strength}
     rec.update(extra)
     rec.update(report.compute_stats(streamer))
@@ -327,6 +341,7 @@ def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink],
     from rt_enhance.realtime.offline import enhance_file
 
     src = ends.source_file
+    assert src is not None  # file to file
     try:
         result = enhance_file(src, sinks, streamer, compensate=args.compensate, rate_out=rate)
         for sink in sinks:
@@ -380,7 +395,7 @@ def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], 
     g = streamer.geometry
     # From a device, the constant delay of the stream; from a file, the engine's algorithmic latency.
     d = result.delay_samples if ends.input_device is not None else round(g.latency * rate / g.sample_rate)
-    return {"mode": "live", "io_rate": rate, "input": str(ends.input_device or ends.source_file.path),
+    return {"mode": "live", "io_rate": rate, "input": ends.input_name,
             "output": str(ends.output_device) if ends.output_device else None, "outputs": list(ends.output_files),
             "duration_s": result.input_samples / rate if ends.input_device else result.seconds,
             "latency_samples": d, "latency_ms": 1000.0 * d / rate, "blocksize": result.blocksize,
@@ -439,7 +454,7 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     if args.spectrogram:
         from rt_enhance.realtime import pictures
 
-        pictures.write_before_after(args.spectrogram, ends.source_file.path, ends.output_files[0],
+        pictures.write_before_after(args.spectrogram, ends.input_name, ends.output_files[0],
                                     title=f"rt-enhance --model {name}", before_seconds=args.duration)
         record["spectrogram"] = args.spectrogram
     if not args.quiet:

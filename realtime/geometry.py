@@ -117,7 +117,8 @@ def resolve(
             values[key] = parse_duration(text, sample_rate, key)
     if preset is not None and crossfade is None:
         values["crossfade"] = min(values["crossfade"], values["lookahead"], values["hop"])
-    return Geometry(sample_rate=sample_rate, window=window, **values)
+    return Geometry(sample_rate=sample_rate, window=window, hop=values["hop"], lookahead=values["lookahead"],
+                    crossfade=values["crossfade"])
 
 
 def resolve_stateful(
@@ -151,7 +152,8 @@ def resolve_stateful(
     if hop is not None:
         value = parse_duration(hop, sample_rate, "hop")
         if value <= 0:
-            raise GeometryError(f"--hop {hop}: the hop must be positive; this streaming model needs a multiple of {stride} samples (e.g. {stride})")
+            raise GeometryError(f"--hop {hop}: the hop must be positive; this streaming model needs a multiple "
+                                f"of {stride} samples (e.g. {stride})")
         if value % stride:
             near = sorted({max(stride, value // stride * stride), (value // stride + 1) * stride})
             raise GeometryError(f"--hop {hop}: this streaming model needs a multiple of {stride} samples "

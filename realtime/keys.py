@@ -6,6 +6,7 @@ import logging
 import os
 import select
 import sys
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ class TerminalKeys:
     def __init__(self, stream=None, *, enabled: bool = True) -> None:
         self.stream = stream if stream is not None else sys.stdin
         self.enabled = enabled
-        self._saved = None
+        self._saved: list[Any] | None = None  # termios attributes while cbreak is on
 
     def __enter__(self) -> "TerminalKeys":
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from rt_enhance.realtime.errors import RtEnhanceError
 
@@ -23,7 +24,7 @@ def max_threads() -> int:
 
 
 # name -> (lowest, highest, unit); the highest may be a function of the machine.
-BOUNDS = {
+BOUNDS: dict[str, tuple[int, int | Callable[[], int], str]] = {
     "sample rate": (1000, 768_000, " Hz"),
     "channels": (1, 64, ""),
     "window": (1, 1 << 20, " samples"),

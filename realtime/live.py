@@ -91,6 +91,11 @@ class EngineStatus:
         return self.miss_events + self.dry_hops
 
 
+def _dbfs(x: np.ndarray) -> float:
+    """Peak level of ``x`` in dBFS, at least -120."""
+    return 20 * math.log10(max(float(np.abs(x).max()), 1e-6))
+
+
 def _ring_size(rate: int) -> int:
     return 1 << math.ceil(math.log2(rate * RING_SECONDS))
 
@@ -184,6 +189,7 @@ class LiveEngine:
             )
         if self.input_device is not None:
             return sd.InputStream(device=self.input_device.index, channels=self.channels, callback=self.callbacks.capture, **common)
+        assert self.output_device is not None
         return sd.OutputStream(device=self.output_device.index, channels=self.output_channels, callback=self.callbacks.playback, **common)
 
     def _stream(self):
@@ -304,7 +310,7 @@ class LiveEngine:
         kernels.ring_read_nb(self.state.in_ring, max(pos - n, 0), inp)
         out = np.empty_like(inp)
         kernels.ring_read_nb(self.state.out_ring, max(self.worker.produced - n, 0), out)
-        return tuple(20 * math.log10(max(float(np.abs(a).max()), 1e-6)) for a in (inp, out))
+        return _dbfs(inp), _dbfs(out)
 
     def _result(self, seconds: float) -> LiveResult:
         status = self.status()

@@ -232,7 +232,7 @@ class PulseDuplex:
                 blocks += 1
                 if blocks > 20 and blocks % 10 == 0:  # once settled, every tenth block
                     self._measure()
-                if self.duplex:
+                if self._rec is not None:  # duplex
                     self._rec.read_into(indata)
                     self.callback(indata, outdata, self.block, None, None)
                 else:

@@ -189,8 +189,9 @@ def engine(*, block: int, **kwargs):
     class VirtualMicEngine(LiveEngine):
         def _stream(self) -> PulseDuplex:
             duplex = self.input_device is not None
+            assert self.output_device is not None  # the virtual microphone's sink
             stream = PulseDuplex(
-                source=self.input_device.name if duplex else None, sink=f"{self.output_device.name}.sink",
+                source=self.input_device.name if self.input_device is not None else None, sink=f"{self.output_device.name}.sink",
                 rate=self.rate, channels=self.channels, block=block, duplex=duplex,
                 callback=self.callbacks.duplex if duplex else self.callbacks.playback)
             self._pulse = stream

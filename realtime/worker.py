@@ -111,6 +111,7 @@ class Worker:
 
     def _playback(self) -> None:
         """File input to a device: stay up to half a ring ahead of the callback, then drain."""
+        assert self.source is not None
         chain = Chain(self.streamer, self.source.rate, self.rate)
         limit = self.state.ring_size // 2
         for block in self.source.blocks(max(256, self.streamer.geometry.hop)):
