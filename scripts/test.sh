@@ -31,6 +31,18 @@ unpack_pulseaudio() {
 }
 command -v pulseaudio >/dev/null || unpack_pulseaudio
 
+# Linters first (configured in pyproject.toml); the first that fails stops the run with one line.
+lint() {
+    "$VENV/bin/ruff" check --quiet . || { echo "test.sh: ruff check failed (above); 'ruff check --fix' repairs the safe ones" >&2; return 1; }
+    "$VENV/bin/ruff" format --check --quiet . || { echo "test.sh: ruff format would change the files above; run 'ruff format'" >&2; return 1; }
+    # mypy finds the folders under their installed names (rt_enhance.realtime, ...) through links.
+    local tree="$ROOT/.cache/mypy-path/rt_enhance" pkg
+    mkdir -p "$tree"
+    for pkg in realtime model export training benchmarks; do ln -sfn "$ROOT/$pkg" "$tree/$pkg"; done
+    MYPYPATH="$ROOT/.cache/mypy-path" "$VENV/bin/mypy" || { echo "test.sh: mypy found type errors (above)" >&2; return 1; }
+}
+(cd "$ROOT" && lint)
+
 jack_pid=""
 if ! jack_wait -c 2>/dev/null | grep -qx running; then
     # No server runs: shared-memory entries of servers that died unclean would make new ones fail.
