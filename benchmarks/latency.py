@@ -16,6 +16,7 @@ configurations of their own (the ``variant`` column).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -193,7 +194,7 @@ def torch_records(opts: LatencyOptions) -> list[dict[str, Any]]:
                                    runtime="torch-eager", **base))
             continue
         windows = np.random.default_rng(0).standard_normal((opts.channels, g.window)).astype(np.float32) * 0.1
-        ort_ms = _time_calls(lambda: processor.run(windows), opts.hops, opts.warmup)
+        ort_ms = _time_calls(functools.partial(processor.run, windows), opts.hops, opts.warmup)
         torch_ms = _time_torch(net, windows, threads, opts.hops, opts.warmup)
         for runtime, ms in (("onnxruntime", ort_ms), ("torch-eager", torch_ms)):
             out.append({"section": "torch", "runtime": runtime, **base, "window": g.window, "hop": g.hop,

@@ -69,8 +69,11 @@ def test_simple_val_dir_holds_out_a_folder_not_files(simple_root: Path, tmp_path
     held_out = tmp_path / "speakers-val"
     for i in range(3):
         _tone(held_out / f"voice{i}.wav", 300 + 40 * i, seconds=0.1)
-    make = lambda split: _files(make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE,
-                                             split=split, args={"val_dir": str(held_out)}))
+
+    def make(split: str) -> set[str]:
+        return _files(make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE,
+                                   split=split, args={"val_dir": str(held_out)}))
+
     assert make("train") == {f"song{i}.wav" for i in range(10)}
     assert make("val") == {f"voice{i}.wav" for i in range(3)}
     with pytest.raises(datasets.DatasetError, match="val_dir replaces"):

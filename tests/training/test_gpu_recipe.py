@@ -120,9 +120,8 @@ def test_a_subset_fits_the_cap_balanced_across_subfolders_and_seeded(tmp_path):
     assert got["music"]["files"] == got["music"]["of_files"] == 2  # smaller than its share: whole
     assert 4 <= got["speech"]["files"] < 12 and abs(got["speech"]["files"] - got["voices"]["files"]) <= 1
     assert all(sf.info(str(p)).duration <= 1.0 + 1e-3 for p in (tmp_path / "a" / "clean").rglob("*.ogg"))
-    again = make_pack(tmp_path / "b", data_root=str(mix), preprocessing="", max_mib=0.2, subset=Subset(crop=1.0))
-    other = make_pack(tmp_path / "c", data_root=str(mix), preprocessing="", max_mib=0.2,
-                      subset=Subset(crop=1.0, seed=1))
+    make_pack(tmp_path / "b", data_root=str(mix), preprocessing="", max_mib=0.2, subset=Subset(crop=1.0))
+    make_pack(tmp_path / "c", data_root=str(mix), preprocessing="", max_mib=0.2, subset=Subset(crop=1.0, seed=1))
 
     def names(folder: str) -> list[str]:
         return sorted(str(p.relative_to(tmp_path / folder)) for p in (tmp_path / folder / "clean").rglob("*.ogg"))
