@@ -240,7 +240,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("rate", ("--rate",), int, "model sample rate in Hz (required)"),
     Option("preprocessing", ("--preprocessing",), str,
            "degradation pipeline, e.g. 'sample 8000 16000,whitenoise 0 0.01'"),
-    Option("loss", ("--loss",), _upper, "reconstruction loss: L1 or L2 on samples (default L2, the original's), SPEC (compressed spectra), DENOISE (SPEC tilted against residual noise), or BWE (SPEC + log-spectral distance)"),
+    Option("loss", ("--loss",), _upper, "reconstruction loss: L1 or L2 on samples (default L2, the original's), SPEC (compressed spectra), "
+           "DENOISE (SPEC tilted against residual noise), or BWE (SPEC + log-spectral distance)"),
     Option("stft", ("--stft",), float, "weight of the multi-resolution STFT loss (default 0)"),
     Option("gan", ("--gan",), float, "weight of the adversarial loss, 0 = no GAN (default 0)"),
     Option("conditional", ("--conditional",), parse_bool, "the discriminator also sees the degraded input",
@@ -263,7 +264,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("clip", ("--clip",), float, "gradient norm clipping, 0 = off (default 10)"),
     Option("arch", ("--arch",), str, "windowed (U-Net Generator), causal (streaming CausalUNet) or spectral (streaming SpectralUNet)"),
     Option("size", ("--size",), str,
-           "named model size (tiny, small, base; stream-* with --arch causal; spec-* with --arch spectral); overrides --depth"),
+           "named model size (tiny, small, base; stream-* with --arch causal; spec-* with --arch spectral); "
+           "overrides --depth"),
     Option("model_args", ("--model_args",), parse_json_object,
            "more model arguments as JSON, e.g. '{\"prelu\": true}'"),
     Option("device", ("--device",), str, "cpu, cuda or auto (default auto)"),

@@ -1,9 +1,9 @@
-"""Synthetic noise textures that ``training/degrade/noisegen.py`` lacks: keyboard, fan, rain, traffic, wind, buzz, crackle,
-and babble built from real TTS talkers.
+"""Synthetic noise textures that ``training/degrade/noisegen.py`` lacks: keyboard, fan, rain, traffic, wind,
+buzz, crackle, and babble built from real TTS talkers.
 
 Every generator has noise.py's signature ``gen(n, rate, rng) -> np.ndarray``: float64 ``[n]``, unit RMS. The
-colours (white, pink, brown), hum, clicks and the synthetic babble come from ``training/degrade/noisegen.py`` and are listed
-in :data:`KINDS` next to these, so the corpus draws from one table.
+colours (white, pink, brown), hum, clicks and the synthetic babble come from ``training/degrade/noisegen.py`` and
+are listed in :data:`KINDS` next to these, so the corpus draws from one table.
 
 These are textures, not recordings: each is a few filters and envelopes chosen to put energy where the real
 sound has it (a fan's blade-pass tone and broadband whoosh, rain's dense droplet transients over hiss, traffic's

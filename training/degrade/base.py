@@ -130,7 +130,8 @@ class Param:
 
 class Step:
     """One pipeline step. Subclasses are registered (:func:`register`, which sets NAME), set SYNTAX and PARAMS
-    (or override :meth:`parse`) and implement :meth:`apply`; ``TASK`` is what undoing the step teaches a model (the exported task), None for no task."""
+    (or override :meth:`parse`) and implement :meth:`apply`; ``TASK`` is what undoing the step teaches a model
+    (the exported task), None for no task."""
 
     NAME: ClassVar[str] = ""
     SYNTAX: ClassVar[str] = ""

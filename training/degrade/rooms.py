@@ -1,4 +1,5 @@
-"""The project's one room simulator, for the corpus's rooms and the ``rir simulate`` step: pyroomacoustics shoebox rooms with a diffuse, frequency-dependent tail.
+"""The project's one room simulator, for the corpus's rooms and the ``rir simulate`` step: pyroomacoustics
+shoebox rooms with a diffuse, frequency-dependent tail.
 
 A room is drawn over a wide range of sizes (a 2 x 2 m booth to a 24 x 18 m hall) and an RT60 in 0.2-1.0 s (the
 corpus's range; any range in [0.1, 3] s works). Its absorption comes from Sabine's formula (rooms that cannot reach
