@@ -38,8 +38,9 @@ def output_rate(source_rate: int, model_rate: int | None, task: str | None, want
     the restored top), else the source's."""
     if wanted:
         return wanted
-    restoring = task in RESTORING_TASKS and model_rate is not None and model_rate > source_rate
-    return model_rate if restoring else source_rate
+    if task in RESTORING_TASKS and model_rate is not None and model_rate > source_rate:
+        return model_rate
+    return source_rate
 
 
 def enhance_file(
