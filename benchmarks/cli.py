@@ -20,9 +20,9 @@ import sys
 from typing import Any
 
 from rt_enhance.benchmarks import records as rec
+from rt_enhance.benchmarks.torch_twin import PROVIDERS as TWINS
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime.errors import RtEnhanceError, UsageError, report
-from rt_enhance.benchmarks.torch_twin import PROVIDERS as TWINS
 from rt_enhance.realtime.processor import PROVIDERS
 
 TWIN_PROVIDERS = tuple(TWINS)

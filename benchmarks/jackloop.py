@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import re
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time

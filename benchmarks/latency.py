@@ -210,6 +210,7 @@ def _torch_network(processor: Processor):
         raise Skip("n/a: the model's metadata names no family/model_args to rebuild it in torch")
     try:
         import torch  # noqa: F401
+
         from rt_enhance.model.registry import build_model
     except ImportError as exc:
         raise Skip(f"n/a: torch or rt_enhance.model not installed ({exc.name})") from None

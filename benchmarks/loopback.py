@@ -26,14 +26,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from rt_enhance.benchmarks import analysis, priority
 from rt_enhance.benchmarks.jackloop import (
-    JackLoopback, JackUnavailable, LoopbackResult, jack_running, start_dummy_server, stop_server,
+    JackLoopback,
+    JackUnavailable,
+    LoopbackResult,
+    jack_running,
+    start_dummy_server,
+    stop_server,
 )
 from rt_enhance.benchmarks.models import describe, model_path
 from rt_enhance.benchmarks.probe import write_probe

@@ -15,7 +15,13 @@ import time
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import kinds
 from rt_enhance.realtime.errors import RtEnhanceError
-from rt_enhance.realtime.processor import OnnxProcessor, PassthroughProcessor, Processor, bundled_model_path, open_processor
+from rt_enhance.realtime.processor import (
+    OnnxProcessor,
+    PassthroughProcessor,
+    Processor,
+    bundled_model_path,
+    open_processor,
+)
 
 logger = logging.getLogger(__name__)
 

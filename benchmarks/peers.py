@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import importlib.util
 import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-import importlib.util
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

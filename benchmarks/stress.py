@@ -34,8 +34,18 @@ import numpy as np
 
 from rt_enhance.benchmarks import analysis, priority
 from rt_enhance.benchmarks.jackloop import JackLoopback
-from rt_enhance.benchmarks.loopback import (CLICK, CLICK_EVERY, NOISE, PROBE_GAIN, LiveOptions, LiveRun, LiveRunError,
-                                            base_record, hop_in_device_samples, run_live)
+from rt_enhance.benchmarks.loopback import (
+    CLICK,
+    CLICK_EVERY,
+    NOISE,
+    PROBE_GAIN,
+    LiveOptions,
+    LiveRun,
+    LiveRunError,
+    base_record,
+    hop_in_device_samples,
+    run_live,
+)
 from rt_enhance.benchmarks.table import Column, render
 
 logger = logging.getLogger(__name__)

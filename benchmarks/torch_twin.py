@@ -79,6 +79,7 @@ def build_twin(info: ModelInfo) -> tuple[Any, str]:
     """The torch network of ``info`` (eval mode) and where its weights came from."""
     try:
         import torch
+
         from rt_enhance.model.checkpoint import load_checkpoint
         from rt_enhance.model.registry import build_model
     except ImportError as exc:

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rt_enhance.model.base import GeometryError, StreamingModel, count_macs
+from rt_enhance.model.base import StreamingModel, count_macs
 from rt_enhance.model.layers import Span, make_activation
 from rt_enhance.model.shuffle import SubPixel, SuperPixel
 from rt_enhance.model.spec import check_unet_args, level_channels, level_kernels

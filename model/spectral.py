@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, cast
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch

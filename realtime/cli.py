@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import limits, paths
-from rt_enhance.realtime.keys import TerminalKeys
 from rt_enhance.realtime.devices import Device, DeviceError, find_device, list_devices, sounddevice
 from rt_enhance.realtime.errors import RtEnhanceError, UsageError, report
+from rt_enhance.realtime.keys import TerminalKeys
 from rt_enhance.realtime.providers import PROVIDERS
 
 # The engine (numpy, soundfile, onnxruntime...) is imported where a run needs it, so that --help
@@ -68,7 +68,7 @@ class StopSignals:
         self.engine: LiveEngine | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self

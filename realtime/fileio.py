@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ class TerminalKeys:
         self.enabled = enabled
         self._saved: list[Any] | None = None  # termios attributes while cbreak is on
 
-    def __enter__(self) -> "TerminalKeys":
+    def __enter__(self) -> TerminalKeys:
         try:
             import termios
             import tty

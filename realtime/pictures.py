@@ -8,8 +8,8 @@ hour-long recording costs no more memory than a short one. matplotlib is optiona
 
 from __future__ import annotations
 
-import os
 import logging
+import os
 
 import numpy as np
 import soundfile as sf

@@ -58,7 +58,7 @@ class PassthroughProcessor:
     is_identity: bool = True
 
     @classmethod
-    def at_rate(cls, sample_rate: int) -> "PassthroughProcessor":
+    def at_rate(cls, sample_rate: int) -> PassthroughProcessor:
         hop = max(1, round(sample_rate * 0.010))
         info = ModelInfo(
             sample_rate=sample_rate,

@@ -85,7 +85,7 @@ class VirtualMic:
         self.modules: list[int] = []
         self._watchdog: subprocess.Popen | None = None
 
-    def create(self) -> "VirtualMic":
+    def create(self) -> VirtualMic:
         """Check the server, replace leftovers of dead runs, refuse a clash, load both modules."""
         self.server = pactl("info")
         self._remove_leftovers()
@@ -142,7 +142,7 @@ class VirtualMic:
                 logger.warning("could not remove module %d of the virtual microphone: %s", index, exc)
         self.modules.clear()
 
-    def __enter__(self) -> "VirtualMic":
+    def __enter__(self) -> VirtualMic:
         return self.create()
 
     def __exit__(self, *exc) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from helpers import ON_CI, kill_started, write_onnx_model
 
 

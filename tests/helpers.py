@@ -97,7 +97,8 @@ def run_cli(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedP
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
-def write_stateful_delay_model(path: str, *, delay: int = 3, stride: int = 4, hop: int = 8, gain: float = 1.0, sample_rate: int = 48000) -> str:
+def write_stateful_delay_model(path: str, *, delay: int = 3, stride: int = 4, hop: int = 8, gain: float = 1.0,
+                               sample_rate: int = 48000) -> str:
     """A real stateful ONNX model: ``y[t] = gain * x[t - delay]``, its state the last ``delay`` samples.
 
     Inputs ``audio`` [batch, 1, n] and ``state`` [batch, 1, delay]; outputs ``enhanced`` and

@@ -15,8 +15,9 @@ import functools
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rt_enhance.model import AudioModel, Discriminator, save_checkpoint
 from rt_enhance.model.checkpoint import load_checkpoint
@@ -24,7 +25,13 @@ from rt_enhance.realtime.errors import RtEnhanceError, report
 from rt_enhance.realtime.metadata import ModelInfo
 from rt_enhance.training import collab, models, runtime, trainer
 from rt_enhance.training.config import (
-    ConfigError, TrainConfig, check_complete, make_config, parse_flags, read_toml, stored_layer,
+    ConfigError,
+    TrainConfig,
+    check_complete,
+    make_config,
+    parse_flags,
+    read_toml,
+    stored_layer,
 )
 from rt_enhance.training.data import make_train_data
 from rt_enhance.training.datasets import DatasetError, make_dataset
@@ -32,7 +39,13 @@ from rt_enhance.training.degrade import parse_pipeline
 from rt_enhance.training.evaluate import EvalResult, evaluate_model, make_items, markdown_table
 from rt_enhance.training.runtime import Runtime
 from rt_enhance.training.state import (
-    RunDir, RunError, load_for_eval, model_from_record, open_run, read_stored_config, require_trained,
+    RunDir,
+    RunError,
+    load_for_eval,
+    model_from_record,
+    open_run,
+    read_stored_config,
+    require_trained,
 )
 
 logger = logging.getLogger("rt_enhance.training.cli")

@@ -15,8 +15,8 @@ Only the windowed :class:`~rt_enhance.model.Generator` can be split this way.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import torch

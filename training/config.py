@@ -19,9 +19,10 @@ import json
 import logging
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rt_enhance.realtime.errors import RtEnhanceError
 

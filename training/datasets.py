@@ -23,12 +23,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import math
+import os
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf

@@ -24,11 +24,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from rt_enhance.training.degrade import device as dd
 from rt_enhance.training.config import TrainConfig
 from rt_enhance.training.data import DataSpec, make_train_data
 from rt_enhance.training.datasets import DatasetError, load_audio, make_dataset
 from rt_enhance.training.degrade import Maybe, Noise, Pipeline, RirFiles, resample
+from rt_enhance.training.degrade import device as dd
 
 logger = logging.getLogger(__name__)
 

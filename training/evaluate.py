@@ -22,9 +22,10 @@ import json
 import logging
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -35,6 +36,7 @@ from rt_enhance.model import AudioModel
 from rt_enhance.model.base import StreamingModel
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import kinds
+from rt_enhance.realtime.fileio import atomic_write_text
 from rt_enhance.realtime.metadata import ModelInfo
 from rt_enhance.realtime.processor import open_onnx
 from rt_enhance.realtime.streamer import Streamer
@@ -44,7 +46,6 @@ from rt_enhance.training.degrade import Lowpass, Pipeline, Sample, fit_length, r
 from rt_enhance.training.metrics import evaluate as score_signal
 from rt_enhance.training.models import lookahead_of
 from rt_enhance.training.plots import save_spectrograms
-from rt_enhance.realtime.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 

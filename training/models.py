@@ -8,10 +8,10 @@ import inspect
 import logging
 from typing import Any
 
-from rt_enhance.model import Autoencoder, AudioModel, Discriminator, build_model, get_size
+from rt_enhance.model import AudioModel, Autoencoder, Discriminator, build_model, get_size
 from rt_enhance.model.base import StreamingModel
-from rt_enhance.model.sizes import NamedSize, default_hop
 from rt_enhance.model.registry import UnknownModelError
+from rt_enhance.model.sizes import NamedSize, default_hop
 from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.training.degrade import Pipeline
 

@@ -33,7 +33,16 @@ from rt_enhance.training.degrade import Pipeline, parse_pipeline
 from rt_enhance.training.logs import NullLog, open_log
 from rt_enhance.training.runtime import Runtime
 from rt_enhance.training.state import (
-    Progress, RunDir, RunError, capture_rng, load_last, model_record, restore_rng, save_best, save_last, write_config,
+    Progress,
+    RunDir,
+    RunError,
+    capture_rng,
+    load_last,
+    model_record,
+    restore_rng,
+    save_best,
+    save_last,
+    write_config,
 )
 
 logger = logging.getLogger(__name__)

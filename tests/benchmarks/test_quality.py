@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import write_onnx_model, write_stateful_delay_model
+
 from rt_enhance.benchmarks import quality, systems, testset
 from rt_enhance.benchmarks.cli import main
 from rt_enhance.benchmarks.clips import noisy_voice

@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 import torch
 
-from rt_enhance.realtime.metadata import parse_props
-
 from rt_enhance.realtime import cli, processor
+from rt_enhance.realtime.metadata import parse_props
 
 
 def test_loader_reads_the_metadata_and_runs(tiny_onnx: Path, tiny_torch: torch.nn.Module) -> None:

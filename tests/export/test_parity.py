@@ -9,8 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from rt_enhance.export import EngineDefaults, ExportError, export_model
-from rt_enhance.export import pipeline
+from rt_enhance.export import EngineDefaults, ExportError, export_model, pipeline
 from rt_enhance.model import Autoencoder, Discriminator, Generator
 
 SMALL = {"width": 0.125, "max_channels": 16, "max_kernel": 17}

@@ -5,10 +5,9 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import run_cli, write_noise_wav, write_onnx_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from helpers import run_cli, write_noise_wav, write_onnx_model
 
 
 def one_line_error(done, *needles):
@@ -95,7 +94,8 @@ def test_broken_models(tmp_path):
     bad_value = write_onnx_model(str(tmp_path / "bad-value.onnx"),
                                  props={"sample_rate": "fast", "window": "1024", "hop": "256", "lookahead": "0", "crossfade": "0"})
     half = _half_output_model(str(tmp_path / "half-output.onnx"))
-    cases = [(half, "output shape"), (str(tmp_path / "truncated.onnx"), "not a loadable ONNX model"), (wrong_window, "contradicts metadata window"),
+    cases = [(half, "output shape"), (str(tmp_path / "truncated.onnx"), "not a loadable ONNX model"),
+             (wrong_window, "contradicts metadata window"),
              (rank4, "is not [batch, 1, window]"), (bad_value, "'sample_rate' must be an integer")]
     for model, needle in cases:
         one_line_error(run_cli("--in", src, "--out", out, "--model", model), needle)

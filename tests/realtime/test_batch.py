@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import run_cli, write_noise_wav
 
 
@@ -19,7 +18,8 @@ def tree(tmp_path):
     (root / "sub" / "deep").mkdir(parents=True)
     x = {"a.wav": write_noise_wav(str(root / "a.wav"), rate=48000, channels=2, seconds=0.6, subtype="PCM_16"),
          "sub/b.flac": write_noise_wav(str(root / "sub" / "b.flac"), rate=16000, channels=1, seconds=0.5, subtype="PCM_24", seed=1),
-         "sub/deep/c.ogg": write_noise_wav(str(root / "sub" / "deep" / "c.ogg"), rate=44100, channels=1, seconds=0.4, subtype="VORBIS", seed=2)}
+         "sub/deep/c.ogg": write_noise_wav(str(root / "sub" / "deep" / "c.ogg"), rate=44100, channels=1, seconds=0.4,
+                                           subtype="VORBIS", seed=2)}
     (root / "sub" / "bad.wav").write_bytes(b"RIFF\x00\x00garbage")
     (root / "notes.txt").write_text("not audio")
     return root, x
@@ -89,7 +89,8 @@ def test_bad_batch_input_is_one_line(tmp_path, tree, case):
         "no audio": (["--in", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], "no audio files"),
         "audio file as out": (["--in", str(root), "--out", str(tmp_path / "o.wav")], "give one folder as --out"),
         "device flag": (["--in", str(root), "--out", str(tmp_path / "o"), "--duration", "3"], "--duration: not used in batch mode"),
-        "jobs outside batch": (["--in", str(root / "a.wav"), "--out", str(tmp_path / "o.wav"), "--jobs", "2"], "--jobs and --ray are for batch mode"),
+        "jobs outside batch": (["--in", str(root / "a.wav"), "--out", str(tmp_path / "o.wav"), "--jobs", "2"],
+                               "--jobs and --ray are for batch mode"),
         "bad model": (["--in", str(root), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "file")], "file"),
     }[case]
     done = run_cli(*args)

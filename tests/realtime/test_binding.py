@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from helpers import write_stateful_delay_model
+
 from rt_enhance.realtime.binding import dim_overrides
 from rt_enhance.realtime.metadata import ModelError
 from rt_enhance.realtime.processor import bundled_model_path, open_onnx

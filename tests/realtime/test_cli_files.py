@@ -6,13 +6,13 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import run_cli, write_noise_wav
 
 
 @pytest.mark.parametrize("rate", [16000, 48000])
 @pytest.mark.parametrize("channels", [1, 2])
-@pytest.mark.parametrize("geometry", [[], ["--latency", "low"], ["--hop", "7", "--lookahead", "3", "--crossfade", "2"], ["--hop", "1024", "--lookahead", "512", "--crossfade", "512"]])
+@pytest.mark.parametrize("geometry", [[], ["--latency", "low"], ["--hop", "7", "--lookahead", "3", "--crossfade", "2"],
+                                      ["--hop", "1024", "--lookahead", "512", "--crossfade", "512"]])
 def test_passthrough_output_equals_input(tmp_path, rate, channels, geometry):
     src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
     x = write_noise_wav(src, rate=rate, channels=channels, seconds=1.3, subtype="PCM_16")
@@ -75,7 +75,8 @@ def test_a_restoring_model_writes_a_low_rate_file_at_its_own_rate(tmp_path):
 def test_no_compensate_keeps_the_engine_delay(tmp_path):
     src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
     x = write_noise_wav(src, rate=48000, channels=1, seconds=0.5)
-    done = run_cli("--in", src, "--out", dst, "--model", "passthrough", "--no-compensate", "-q", "--hop", "480", "--lookahead", "240", "--crossfade", "120")
+    done = run_cli("--in", src, "--out", dst, "--model", "passthrough", "--no-compensate", "-q",
+                   "--hop", "480", "--lookahead", "240", "--crossfade", "120")
     assert done.returncode == 0, done.stderr
     y, _ = sf.read(dst, dtype="float32", always_2d=True)
     assert y.shape[0] == x.shape[0] + 720

@@ -8,10 +8,8 @@ import subprocess
 import time
 import wave
 
-import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import ON_CI, run_cli, start_cli, write_noise_wav
 
 pytestmark = pytest.mark.jack

@@ -8,10 +8,8 @@ import signal
 import subprocess
 import time
 
-import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import start_cli
 
 pytestmark = pytest.mark.jack

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import run_cli
+
 from rt_enhance.realtime.processor import bundled_model_path
 from rt_enhance.training.metrics import lsd, si_sdr, snr
 

@@ -13,7 +13,6 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import start_cli
 
 pytestmark = pytest.mark.jack
@@ -120,6 +119,7 @@ def test_a_model_slower_than_its_budget_plays_dry_at_the_same_delay(jack_server,
     it cannot enhance in time play dry (counted), the user is told once, and every click still
     arrives exactly at the reported delay."""
     from helpers import write_slow_onnx_model
+
     from rt_enhance.benchmarks.jackloop import JackLoopback
 
     model = write_slow_onnx_model(str(tmp_path / "slow.onnx"), window=1024, repeats=200, hop=256)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ON_CI, write_stateful_delay_model
 
 pytestmark = pytest.mark.jack

@@ -7,7 +7,7 @@ import pytest
 
 from rt_enhance.realtime.geometry import Geometry
 from rt_enhance.realtime.live import LiveEngine
-from rt_enhance.realtime.processor import OnnxProcessor, PassthroughProcessor
+from rt_enhance.realtime.processor import OnnxProcessor
 from rt_enhance.realtime.simulate import simulate_duplex
 from rt_enhance.realtime.streamer import Streamer
 

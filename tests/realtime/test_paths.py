@@ -3,8 +3,8 @@
 import os
 
 import pytest
-
 from helpers import one_line, run_cli, write_noise_wav
+
 from rt_enhance.realtime import paths
 
 

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import run_cli, write_noise_wav
+
 from rt_enhance.realtime.pictures import spectrogram_db
 
 

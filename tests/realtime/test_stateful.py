@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import run_cli, write_noise_wav, write_stateful_delay_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import run_cli, write_noise_wav, write_stateful_delay_model
 from rt_enhance.realtime.geometry import GeometryError, resolve_stateful
 from rt_enhance.realtime.metadata import ModelError, parse_props
 from rt_enhance.realtime.processor import StatefulOnnxProcessor, open_onnx

@@ -4,8 +4,8 @@ between mix the two; the same in file mode and the streaming core that live mode
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import run_cli, write_noise_wav, write_stateful_delay_model
+
 from rt_enhance.realtime import strength as mixing
 from rt_enhance.realtime.geometry import Geometry
 from rt_enhance.realtime.processor import OnnxProcessor, bundled_model_path, open_onnx, open_processor

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers import one_line, run_cli, write_noise_wav
 
 

@@ -19,7 +19,6 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-
 from audio_servers import ServerUnavailable, pulseaudio_binary, start_pipewire, start_pulseaudio
 from helpers import ON_CI, write_onnx_model
 
@@ -95,7 +94,8 @@ def record_two(server, left: str, right: str, path: str) -> subprocess.Popen:
     """PipeWire: one recorder, ``left`` and ``right`` linked to its two inputs (same graph cycle)."""
     rec = subprocess.Popen(["pw-record", "-P", "{ node.name = rt_test_rec node.autoconnect = false }", "--channels", "2",
                             "--channel-map", "FL,FR", "--rate", str(RATE), "--format", "f32", path], env=server.env)
-    assert wait_for(lambda: "rt_test_rec:input_FR" in subprocess.run(["pw-link", "-i"], env=server.env, capture_output=True, text=True).stdout)
+    assert wait_for(lambda: "rt_test_rec:input_FR" in subprocess.run(["pw-link", "-i"], env=server.env, capture_output=True,
+                                                                      text=True).stdout)
     for source, port in ((left, "FL"), (right, "FR")):
         subprocess.run(["pw-link", f"{source}:capture_MONO", f"rt_test_rec:input_{port}"], env=server.env, check=True)
     return rec
@@ -128,7 +128,8 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
     record = json.load(open(stats))
     y = sf.read(both, dtype="float32", always_2d=True)[0]
     got = click_positions(y[:, -1], 0.2)
-    assert len(got) == len(range(RATE // 2, 3 * RATE, CLICK_EVERY)) and np.allclose(y[got, -1], 0.4, atol=0.01)  # every click, at the model's half level
+    # every click, at the model's half level
+    assert len(got) == len(range(RATE // 2, 3 * RATE, CLICK_EVERY)) and np.allclose(y[got, -1], 0.4, atol=0.01)
     if server.kind != "PipeWire":  # no drift: PulseAudio's null sink is bursty, within a block there
         assert np.all(np.abs(np.diff(got) - CLICK_EVERY) <= record["blocksize"])
     if server.kind == "PipeWire":

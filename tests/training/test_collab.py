@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from rt_enhance.model import Generator, build_size
+from rt_enhance.realtime.metadata import ModelInfo
 from rt_enhance.training import cli, collab, models
 from rt_enhance.training.evaluate import engine_geometry, stream_file
-from rt_enhance.realtime.metadata import ModelInfo
 
 
 @pytest.fixture(autouse=True)

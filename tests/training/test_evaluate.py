@@ -13,7 +13,12 @@ import torch
 from rt_enhance.model import build_size
 from rt_enhance.training.degrade import parse_pipeline
 from rt_enhance.training.evaluate import (
-    EvalResult, band_limit, baselines, enhance_offline, make_items, markdown_table,
+    EvalResult,
+    band_limit,
+    baselines,
+    enhance_offline,
+    make_items,
+    markdown_table,
 )
 
 

@@ -21,8 +21,17 @@ from rt_enhance.training.degrade import device as dd
 from rt_enhance.training.degrade import parse_pipeline
 from rt_enhance.training.device_data import split_paths
 from rt_enhance.training.gpu_train import load_options
-from rt_enhance.training.pack import (MANIFEST_ROOM, MIB, SHARES, PackError, Subset, make_pack, read_manifest,
-                                      unpacked_dataset_args, unpacked_pipeline)
+from rt_enhance.training.pack import (
+    MANIFEST_ROOM,
+    MIB,
+    SHARES,
+    PackError,
+    Subset,
+    make_pack,
+    read_manifest,
+    unpacked_dataset_args,
+    unpacked_pipeline,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 48000
@@ -75,7 +84,8 @@ def test_pack_holds_the_recipes_folders_compressed(pack):
     manifest = read_manifest(pack)
     assert set(manifest["folders"]) == {"clean", "dir-1", "dir-2", "val"}
     assert manifest["folders"]["clean"]["files"] == 10 and manifest["folders"]["val"]["files"] == 2
-    assert set(manifest["folders"]["clean"]["subfolders"]) == {"speech", "voices", "music", "music-again", "music-thrice"}  # music 3x: its weight
+    # music three times: its weight in the mix
+    assert set(manifest["folders"]["clean"]["subfolders"]) == {"speech", "voices", "music", "music-again", "music-thrice"}
     assert set(manifest["folders"]["dir-2"]["subfolders"]) == {"synthetic", "recorded"}
     assert sorted(p.suffix for p in (pack / "clean").rglob("*.*")) == [".flac"] * 10
     spec = unpacked_pipeline(pack)

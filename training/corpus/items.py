@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from rt_enhance.training.degrade import rooms
 from rt_enhance.training.corpus import music, noise_textures, texts, tts
+from rt_enhance.training.degrade import rooms
 
 logger = logging.getLogger(__name__)
 

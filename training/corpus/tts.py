@@ -139,7 +139,7 @@ _INSTALL = {
 _PROGRAMS = {"espeak": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def missing(engine: str) -> str | None:
     """Why ``engine`` cannot run here (one line naming what to install), or None when it can."""
     if engine == "piper":
@@ -165,7 +165,7 @@ def _version_line(cmd: list[str], marker: str) -> str:
     return next((ln for ln in lines if marker in ln.lower()), lines[0] if lines else "unknown")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def version(engine: str) -> str:
     """The engine's version string (for the manifest), or ``missing``."""
     if missing(engine):

@@ -28,11 +28,21 @@ one registry of names; :mod:`.pipeline` parses a string once and runs it; :mod:`
 with torch on whole batches (imported on its own: it needs torch).
 """
 
-from rt_enhance.training.degrade.base import (
-    DIRECT_SECONDS, STEPS, DegradationError, Pair, Param, ParamError, Step, convolve_aligned, direct_part,
-    fit_length, register, resample,
-)
 from rt_enhance.training.degrade.band import Bandlimit, Lowpass, MicColour, Sample, Scale
+from rt_enhance.training.degrade.base import (
+    DIRECT_SECONDS,
+    STEPS,
+    DegradationError,
+    Pair,
+    Param,
+    ParamError,
+    Step,
+    convolve_aligned,
+    direct_part,
+    fit_length,
+    register,
+    resample,
+)
 from rt_enhance.training.degrade.control import Both, Identity, Maybe
 from rt_enhance.training.degrade.files import AudioFolder
 from rt_enhance.training.degrade.level import Clip, Gain, Quantize

@@ -14,7 +14,16 @@ from scipy import signal
 
 from rt_enhance.training.degrade import colour
 from rt_enhance.training.degrade.base import (
-    DegradationError, Pair, Param, ParamError, Step, choice, rate, register, resample, whole,
+    DegradationError,
+    Pair,
+    Param,
+    ParamError,
+    Step,
+    choice,
+    rate,
+    register,
+    resample,
+    whole,
 )
 
 logger = logging.getLogger(__name__)

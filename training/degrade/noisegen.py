@@ -13,7 +13,7 @@ Kinds: ``white`` (uniform, like sox's ``synth whitenoise``), ``tpdf`` (triangula
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import signal

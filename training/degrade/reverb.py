@@ -17,8 +17,19 @@ from scipy import signal
 
 from rt_enhance.training.degrade import noisegen, rooms
 from rt_enhance.training.degrade.base import (
-    DIRECT_SECONDS, DegradationError, Pair, Param, ParamError, Step, convolve_aligned, direct_part, number,
-    ordered, rate, register, resample,
+    DIRECT_SECONDS,
+    DegradationError,
+    Pair,
+    Param,
+    ParamError,
+    Step,
+    convolve_aligned,
+    direct_part,
+    number,
+    ordered,
+    rate,
+    register,
+    resample,
 )
 from rt_enhance.training.degrade.files import AudioFolder
 
