@@ -112,10 +112,11 @@ SIZES: dict[str, NamedSize] = {
         ),
         NamedSize(
             "spec-erb-monitor",
-            "spec-erb for the monitor preset: 4 ms frames, 2 ms hop, 32 ERB bands over 97 bins, GRU 96",
-            {"hop": 96, "channels": [16, 32, 48, 48], "kernel": 5, "gru_hidden": 96, "max_gain": 2.0,
-             "bands": 32, "log_features": True},
-            family="SpectralUNet", window=96, hop=96, lookahead=96, crossfade=0,
+            "spec-erb for the monitor preset: the same network on the same 10 ms frames (48 ERB bands), "
+            "2.5 ms hop and asymmetric windows, so the algorithmic latency is 5 ms (every tensor fits spec-erb's)",
+            {"hop": 120, "frame": 480, "channels": [16, 32, 48, 48], "kernel": 5, "gru_hidden": 128,
+             "max_gain": 2.0, "bands": 48, "log_features": True},
+            family="SpectralUNet", window=120, hop=120, lookahead=120, crossfade=0,
         ),
         NamedSize(
             "stream-base",

@@ -25,15 +25,28 @@ weight by about the learning rate per step, which would take thousands of steps 
 Streaming, for the engine's ``stateful`` contract (see :mod:`rt_enhance.realtime.metadata`)::
 
     chunk of n = m * hop samples
-      -> m frames of ``frame = 2 * hop`` samples (the previous hop is the state ``frames``)
-      -> sqrt-Hann window, DFT (matrix products, exportable) -> F = hop + 1 bins
+      -> m frames of ``frame`` samples (default ``2 * hop``; the previous ``frame - hop`` samples are
+         the state ``frames``)
+      -> analysis window, DFT (matrix products, exportable) -> F = frame / 2 + 1 bins
       -> features |X|^0.3 -> U-Net over F per frame, GRU across frames (state ``gru``)
-      -> gain in (0, max_gain) -> Y = gain * X (+ replicated copies) -> inverse DFT, sqrt-Hann window
+      -> gain in (0, max_gain) -> Y = gain * X (+ replicated copies) -> inverse DFT of the frame's
+         last ``2 * hop`` samples, synthesis window
       -> overlap-add with the previous frame's second half (state ``ola``) -> n samples
 
-sqrt-Hann analysis and synthesis at 50 % overlap reconstruct perfectly, so with ``gain = 1`` the
-output is the input delayed by ``lookahead = hop`` samples. ``forward`` is ``step`` from the zero
-state, so streaming equals offline by construction (up to float rounding).
+The windows reconstruct perfectly, so with ``gain = 1`` the output is the input delayed by
+``lookahead = hop`` samples, and the algorithmic latency (a hop buffered, a hop of lookahead) is
+``2 * hop`` whatever the frame. With ``frame = 2 * hop`` both windows are sqrt-Hann at 50 % overlap.
+A longer ``frame`` uses the asymmetric pair of Mauler and Martin (2007), as in Wang et al.'s
+low-latency STFT enhancement (2022): a long analysis window, rising slowly and falling over the last
+``hop`` samples, for the frequency resolution of a long frame (100 Hz bins from a 10 ms frame), and
+a synthesis window nonzero only on the last ``2 * hop`` samples, so the latency stays that of the
+short frame. Their product is a Hann window of ``2 * hop`` samples, which overlaps to one at ``hop``.
+
+The network runs on all frames of a call at once, laid out as one image ``[1, channels, frames,
+positions]`` with ``1 x kernel`` convolutions: onnxruntime runs each convolution as one matrix
+product over every frame instead of one small product per frame (2-3x faster in file mode, where a
+call holds 200 ms). ``forward`` is ``step`` from the zero state, so streaming equals offline by
+construction (up to float rounding).
 """
 
 from __future__ import annotations
@@ -70,7 +83,9 @@ class SpectralUNet(StreamingModel):
 
     Arguments (plain types; checkpoints store them):
 
-    - ``hop``: samples per frame advance (the total stride; ``frame = 2 * hop``); 240 = 5 ms at 48 kHz.
+    - ``hop``: samples per frame advance (the total stride); 240 = 5 ms at 48 kHz.
+    - ``frame``: analysis frame in samples, a multiple of ``hop`` (0: ``2 * hop``). Longer frames
+      resolve frequency more finely at the same latency (asymmetric windows, see above).
     - ``channels``: U-Net channels per frequency level (each level after the first halves the bins).
     - ``kernel``: convolution kernel along frequency.
     - ``gru_hidden``: the bottleneck GRU across frames (0 = none: each frame on its own).
@@ -103,6 +118,7 @@ class SpectralUNet(StreamingModel):
         self,
         *,
         hop: int = 240,
+        frame: int = 0,
         channels: Sequence[int] = (12, 24, 32, 32),
         kernel: int = 5,
         gru_hidden: int = 128,
@@ -121,24 +137,31 @@ class SpectralUNet(StreamingModel):
         if max_gain <= 1.0 or gru_hidden < 0 or not 0.0 <= dropout < 1.0:
             raise ValueError(f"need max_gain > 1, gru_hidden >= 0, 0 <= dropout < 1; got {max_gain}, "
                              f"{gru_hidden}, {dropout}")
+        frame = int(frame) or 2 * hop
+        if frame < 2 * hop or frame % hop:
+            raise ValueError(f"frame must be 0 (2 * hop) or a multiple of hop {hop} of at least {2 * hop}; got {frame}")
+        if copies and frame != 2 * hop:  # the copies' phase coherence (above) holds at 50 % overlap
+            raise ValueError(f"copies need frame = 2 * hop ({2 * hop}); got frame {frame}")
         self.shifts = [2 * round(float(hz) * hop / sample_rate) for hz in copies]  # bin width rate / (2 hop)
         if any(d < 2 or d >= hop for d in self.shifts):
             raise ValueError(f"copies must be shifts of at least 2 bins and below the Nyquist frequency "
                              f"({sample_rate / hop:.0f} .. {sample_rate / 2:.0f} Hz at hop {hop}); got {list(copies)} Hz")
         self.init_kwargs = {"hop": hop, "channels": channels, "kernel": kernel, "gru_hidden": gru_hidden,
                             "max_gain": float(max_gain), "dropout": float(dropout), "sample_rate": sample_rate}
+        if frame != 2 * hop:  # only when used, as below
+            self.init_kwargs["frame"] = frame
         if copies:  # only when used: checkpoints of gain-only models keep their exact arguments
             self.init_kwargs["copies"] = [float(hz) for hz in copies]
         if log_features:
             self.init_kwargs["log_features"] = True
+        self.hop, self.frame = hop, frame
+        self.bins = frame // 2 + 1
         if bands:
-            if not 4 <= bands <= hop + 1:
-                raise ValueError(f"bands must be 0 (every bin) or 4..{hop + 1} at hop {hop}; got {bands}")
+            if not 4 <= bands <= self.bins:
+                raise ValueError(f"bands must be 0 (every bin) or 4..{self.bins} with {self.bins} bins; got {bands}")
             self.init_kwargs["bands"] = int(bands)
         self.log_features = bool(log_features)
         self.sample_rate = sample_rate
-        self.hop, self.frame = hop, 2 * hop
-        self.bins = hop + 1
         self.lookahead = hop
         self.gru_hidden = gru_hidden
         self.max_gain = float(max_gain)
@@ -184,20 +207,20 @@ class SpectralUNet(StreamingModel):
             self.copy_head = None
 
     def _dft_buffers(self) -> None:
-        n, f = self.frame, self.bins
+        n, f, tail = self.frame, self.bins, 2 * self.hop
         t = torch.arange(n, dtype=torch.float64)
         k = torch.arange(f, dtype=torch.float64)
+        analysis, synthesis = window_pair(n, self.hop)
         angle = 2 * math.pi * t[:, None] * k[None, :] / n  # [N, F]
-        window = torch.sin(math.pi * t / n)  # sqrt of the periodic Hann: w^2 sums to 1 at 50 % overlap
-        self.register_buffer("analysis_re", (window[:, None] * torch.cos(angle)).float(), persistent=False)
-        self.register_buffer("analysis_im", (-window[:, None] * torch.sin(angle)).float(), persistent=False)
+        self.register_buffer("analysis_re", (analysis[:, None] * torch.cos(angle)).float(), persistent=False)
+        self.register_buffer("analysis_im", (-analysis[:, None] * torch.sin(angle)).float(), persistent=False)
         scale = torch.full((f,), 2.0, dtype=torch.float64)
         scale[0] = 1.0
         scale[-1] = 1.0  # N even: the Nyquist bin appears once
-        self.register_buffer("synthesis_re", (scale[:, None] * torch.cos(angle.T) * window[None, :] / n).float(),
-                             persistent=False)
-        self.register_buffer("synthesis_im", (-scale[:, None] * torch.sin(angle.T) * window[None, :] / n).float(),
-                             persistent=False)
+        # only the frame's last 2 hops: the synthesis window is zero before them
+        inverse = scale[:, None] * synthesis[None, n - tail:] / n  # [F, 2 hop]
+        self.register_buffer("synthesis_re", (inverse * torch.cos(angle.T[:, n - tail:])).float(), persistent=False)
+        self.register_buffer("synthesis_im", (-inverse * torch.sin(angle.T[:, n - tail:])).float(), persistent=False)
 
     # ------------------------------------------------------------------ streaming
 
@@ -205,8 +228,8 @@ class SpectralUNet(StreamingModel):
         return ["frames", "gru", "ola"] if self.gru is not None else ["frames", "ola"]
 
     def state_shapes(self) -> list[tuple[int, ...]]:
-        """``frames`` (the previous hop of input), ``gru`` (``[1, batch, H]``), ``ola`` (the overlap tail)."""
-        shapes: list[tuple[int, ...]] = [(-1, 1, self.hop)]
+        """``frames`` (the previous ``frame - hop`` samples of input), ``gru`` (``[1, batch, H]``), ``ola`` (the overlap tail)."""
+        shapes: list[tuple[int, ...]] = [(-1, 1, self.frame - self.hop)]
         if self.gru is not None:
             shapes.append((1, -1, self.gru_hidden))
         shapes.append((-1, 1, self.hop))
@@ -215,38 +238,42 @@ class SpectralUNet(StreamingModel):
     def gains(self, mag: torch.Tensor, h: torch.Tensor | None
               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]``, the copies' gains ``[batch, m, copies, F]``
-        (``None`` without copies) and the new GRU state."""
+        (``None`` without copies) and the new GRU state. The network sees the frames as one image
+        ``[1, channels, batch * m, positions]`` (module docstring)."""
         b, m, f = mag.shape
-        power = mag.square().reshape(b * m, 1, f)
+        power = mag.square()
         if self.bands:  # mean power per band (each band's weights are normalised to sum to one)
             power = power @ (self.band_weights / self.band_weights.sum(dim=1, keepdim=True)).T
-        z = power.clamp_min(1e-24).pow(POWER / 2)
+        features = [power.clamp_min(1e-24).pow(POWER / 2)]
         if self.log_features:  # log10 power from 1e-12 (digital silence) up, scaled to about -2..2
-            z = torch.cat([z, (torch.log10(power + LOG_FLOOR) + 4.0) / 4.0], dim=1)
+            features.append((torch.log10(power + LOG_FLOOR) + 4.0) / 4.0)
+        z = torch.stack(features).reshape(1, len(features), b * m, -1)
         skips = []
         for enc in self.encoders:
-            z = enc(z)
+            z = _run_block(enc, z)
             skips.append(z)
         if self.gru is not None:
-            flat = z.reshape(b, m, -1)
+            c, length = z.shape[1], z.shape[3]
+            flat = z.transpose(1, 2).reshape(b, m, c * length)
             g, h = self.gru(torch.relu(self.gru_in(flat)), h)
-            z = z + self.gru_out(self.drop(g)).reshape(z.shape)
+            z = z + self.gru_out(self.drop(g)).reshape(1, b * m, c, length).transpose(1, 2)
         levels = len(self.encoders)
         for level in reversed(range(levels - 1)):
             if level < levels - 2:
                 z = torch.cat([z, skips[level + 1]], dim=1)
-            z = self.decoders[level](z)
+            z = _run_block(self.decoders[level], z)
             c = z.shape[1] // 2  # sub-pixel shuffle: [c * 2, L] -> [c, 2L], cropped to the level's bins
-            z = z.reshape(b * m, c, 2, -1).transpose(2, 3).reshape(b * m, c, -1)[..., : self.lengths[level]]
+            z = z.reshape(1, c, 2, b * m, -1).permute(0, 1, 3, 4, 2).reshape(1, c, b * m, -1)[..., : self.lengths[level]]
         z = torch.cat([z, skips[0]], dim=1)
-        gain = self.to_bins(self.max_gain * torch.sigmoid(self.final(z) + self._gain_bias))
+        gain = self.to_bins(self.max_gain * torch.sigmoid(_conv(self.final, z) + self._gain_bias))
         copy = None
         if self.copy_head is not None:
-            copy = self.to_bins(torch.sigmoid(COPY_SCALE * self.copy_head(z))).reshape(b, m, len(self.shifts), f)
+            copy = self.to_bins(torch.sigmoid(COPY_SCALE * _conv(self.copy_head, z)))  # [1, copies, b m, F]
+            copy = copy.transpose(1, 2).reshape(b, m, len(self.shifts), f)
         return gain.reshape(b, m, f), copy, h
 
     def to_bins(self, per_position: torch.Tensor) -> torch.Tensor:
-        """``[n, c, bands]`` -> ``[n, c, bins]`` through the triangular filters (identity without bands)."""
+        """``[..., bands]`` -> ``[..., bins]`` through the triangular filters (identity without bands)."""
         return per_position @ self.band_weights if self.bands else per_position
 
     def _replicate(self, part: torch.Tensor, copy: torch.Tensor) -> torch.Tensor:
@@ -267,10 +294,11 @@ class SpectralUNet(StreamingModel):
             prev, h, tail = states
         else:
             (prev, tail), h = states, None
-        b, hop = x.shape[0], self.hop
-        audio = torch.cat([prev, x], dim=2).reshape(b, -1)  # [b, (m + 1) * hop]
-        halves = audio.reshape(b, -1, hop)  # [b, m + 1, hop]
-        frames = torch.cat([halves[:, :-1], halves[:, 1:]], dim=2)  # [b, m, 2 hop]
+        b, hop, spans = x.shape[0], self.hop, self.frame // self.hop
+        audio = torch.cat([prev, x], dim=2).reshape(b, -1)  # [b, (m + spans - 1) * hop]
+        hops = audio.reshape(b, -1, hop)  # [b, m + spans - 1, hop]
+        m = hops.shape[1] - spans + 1
+        frames = torch.cat([hops[:, j : j + m] for j in range(spans)], dim=2)  # [b, m, frame]
         re, im = frames @ self.analysis_re, frames @ self.analysis_im  # [b, m, F]
         gain, copy, h_new = self.gains(torch.sqrt(re * re + im * im + 1e-20), h)
         out_re, out_im = gain * re, gain * im
@@ -280,7 +308,7 @@ class SpectralUNet(StreamingModel):
         out = out_re @ self.synthesis_re + out_im @ self.synthesis_im  # [b, m, 2 hop], windowed
         first, second = out[..., :hop], out[..., hop:]
         y = first + torch.cat([tail.reshape(b, 1, hop), second[:, :-1]], dim=1)
-        new = [x[..., -hop:]]
+        new = [audio[:, None, hop - self.frame :]]  # the last frame - hop samples
         if h_new is not None:
             new.append(h_new)
         new.append(second[:, -1:].reshape(b, 1, hop))
@@ -297,17 +325,19 @@ class SpectralUNet(StreamingModel):
         return self.gru is not None
 
     def input_span(self, t: int) -> tuple[int, int]:
-        """Output ``t`` is made from the frames holding input ``t - hop``: inputs ``t - 2 hop + 1 .. t``
-        at most (plus the GRU's unbounded past)."""
-        first = (t // self.hop) * self.hop - self.hop
-        return first, first + 2 * self.hop - 1
+        """Output ``t`` (input ``t - hop``, late by the lookahead) is the overlap of the two frames whose
+        synthesis windows cover it, the later one ending with the hop that holds ``t``: inputs from the
+        earlier frame's start to the later one's end (plus the GRU's unbounded past), less the earlier frame's
+        first sample, where the analysis window is zero."""
+        end = (t // self.hop + 1) * self.hop
+        return end - self.hop - self.frame + 1, end - 1
 
     def macs(self, window: int) -> int:
         """MACs of one pass over ``window`` samples: DFTs, convolutions, linear layers and the GRU."""
         self.check_window(window)
         frames = window // self.hop
         n, f = self.frame, self.bins
-        dft = 4 * n * f  # analysis (2) and synthesis (2)
+        dft = 2 * n * f + 2 * (2 * self.hop) * f  # analysis (2) and synthesis of the last 2 hops (2)
         if self.bands:  # band energies and the spread of gains (and copies) back to the bins
             dft += self.bands * f * (2 + len(self.shifts))
         convs = 0
@@ -329,8 +359,41 @@ class SpectralUNet(StreamingModel):
         return frames * (dft + convs + gru)
 
     def describe(self, window: int | None = None) -> dict[str, Any]:
-        return {**super().describe(window), "lookahead": self.lookahead, "gru_hidden": self.gru_hidden,
+        return {**super().describe(window), "lookahead": self.lookahead, "frame": self.frame, "gru_hidden": self.gru_hidden,
                 "states": len(self.state_shapes()), "bands": self.bands or self.bins}
+
+
+def _conv(conv: nn.Conv1d, z: torch.Tensor) -> torch.Tensor:
+    """``conv`` (over positions) on every frame of ``z`` ``[1, channels, frames, positions]`` at once, as a
+    ``1 x kernel`` 2-D convolution: the same weights, one matrix product instead of one per frame."""
+    return torch.nn.functional.conv2d(z, conv.weight.unsqueeze(2), conv.bias, (1, conv.stride[0]),
+                                      (0, cast(tuple[int], conv.padding)[0]))
+
+
+def _run_block(block: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """An encoder or decoder block (``nn.Sequential(Conv1d, PReLU)``) on the frame image (PReLU is per channel,
+    dimension 1, in any layout)."""
+    conv, act = block.children()
+    assert isinstance(conv, nn.Conv1d)
+    return cast(torch.Tensor, act(_conv(conv, z)))
+
+
+def window_pair(frame: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Analysis and synthesis windows ``[frame]`` (float64) whose product overlaps to one at ``hop``.
+
+    ``frame = 2 hop``: sqrt-Hann both. Longer: the asymmetric pair (module docstring): the analysis
+    window rises as the first half of a sqrt-Hann of ``2 (frame - hop)`` samples and falls as the second
+    half of one of ``2 hop``; the synthesis window is zero but for the last ``2 hop`` samples, where the
+    product of the two is a periodic Hann of ``2 hop`` samples."""
+    short = torch.sin(math.pi * torch.arange(2 * hop, dtype=torch.float64) / (2 * hop))  # sqrt-Hann, 2 hop
+    if frame == 2 * hop:
+        return short, short.clone()
+    rise = frame - hop
+    analysis = torch.cat([torch.sin(math.pi * torch.arange(rise, dtype=torch.float64) / (2 * rise)), short[hop:]])
+    synthesis = torch.zeros(frame, dtype=torch.float64)
+    synthesis[frame - 2 * hop : frame - hop] = short[:hop].square() / analysis[frame - 2 * hop : frame - hop]
+    synthesis[frame - hop :] = short[hop:]
+    return analysis, synthesis
 
 
 def erb_rate(hz: torch.Tensor) -> torch.Tensor:

@@ -135,7 +135,7 @@ def new_generator(cfg: TrainConfig) -> AudioModel:
 
 # Init arguments that change a spectral model's time-frequency grid and recurrent width, not what its
 # convolutions compute: a model for another preset (speech -> speech-monitor) starts from the tensors that fit.
-GRID_KWARGS = frozenset({"hop", "bands", "gru_hidden"})
+GRID_KWARGS = frozenset({"hop", "frame", "bands", "gru_hidden"})
 
 
 def warm_start(generator: AudioModel, path: str) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from rt_enhance.export.streaming import export_streaming
 from rt_enhance.model import GeometryError, build_size, load_checkpoint, save_checkpoint
-from rt_enhance.model.spectral import SpectralUNet, erb_filterbank
+from rt_enhance.model.spectral import SpectralUNet, erb_filterbank, window_pair
 from rt_enhance.realtime import cli as rt_enhance
 
 RATE = 48000
@@ -43,10 +43,11 @@ def test_a_fresh_model_is_the_identity_delayed_by_one_hop() -> None:
     assert model.lookahead == model.total_stride == 48
 
 
-@pytest.mark.parametrize("gru,copies,bands", [(8, (), 0), (0, (), 0), (8, (2000.0, 6000.0), 0), (8, (2000.0,), 16)],
-                         ids=["gru", "no-gru", "copies", "bands"])
-def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...], bands: int) -> None:
-    model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies), bands=bands))
+@pytest.mark.parametrize("gru,copies,bands,frame", [(8, (), 0, 0), (0, (), 0, 0), (8, (2000.0, 6000.0), 0, 0), (8, (2000.0,), 16, 0),
+                                                   (8, (), 16, 192)],
+                         ids=["gru", "no-gru", "copies", "bands", "long-frame"])
+def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...], bands: int, frame: int) -> None:
+    model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies), bands=bands, frame=frame))
     x = torch.randn(3, 1, 48 * 40)
     with torch.no_grad():
         whole = model(x)
@@ -65,6 +66,49 @@ def test_a_fresh_band_model_is_the_identity_delayed_by_one_hop() -> None:
     with torch.no_grad():
         y = model(x)
     torch.testing.assert_close(y[..., 48:], x[..., :-48], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("frame,hop", [(96, 48), (192, 48), (480, 120), (960, 240)])
+def test_the_window_pair_overlaps_to_one_and_the_synthesis_window_spans_two_hops(frame: int, hop: int) -> None:
+    analysis, synthesis = window_pair(frame, hop)
+    total = torch.zeros(frame + 8 * hop, dtype=torch.float64)
+    for k in range(9):
+        total[k * hop : k * hop + frame] += analysis * synthesis
+    torch.testing.assert_close(total[frame : frame + 4 * hop], torch.ones(4 * hop, dtype=torch.float64))
+    assert torch.all(synthesis[: frame - 2 * hop] == 0) and torch.all(synthesis[frame - 2 * hop + 1 :] > 0)
+    assert torch.all(analysis[1:] > 0)
+
+
+def test_a_long_frame_keeps_the_latency_of_two_hops_with_the_long_frame_s_bins() -> None:
+    model = small(hop=48, frame=192, bands=16, log_features=True)
+    assert model.bins == 97 and model.lookahead == model.total_stride == 48
+    assert [s[-1] for s in model.state_shapes()] == [144, 8, 48]
+    x = torch.randn(2, 1, 48 * 30)
+    with torch.no_grad():
+        y = model(x)
+    torch.testing.assert_close(y[..., 48:], x[..., :-48], atol=1e-5, rtol=0)  # the identity, one hop late
+
+
+def test_an_output_sample_depends_on_its_input_span_only() -> None:
+    model = randomised(small(gru_hidden=0, frame=192))
+    x = torch.randn(1, 1, 48 * 20)
+    t = 48 * 10 + 5
+    lo, hi = model.input_span(t)
+    assert hi - lo + 1 == 192 + 48 - 1 == model.receptive_field
+    with torch.no_grad():
+        base = model(x)[0, 0, t]
+        for position, inside in ((lo - 1, False), (lo, True), (hi, True), (hi + 1, False)):
+            moved = x.clone()
+            moved[0, 0, position] += 1.0
+            changed = bool(model(moved)[0, 0, t] != base)  # outside the span: exactly the same float
+            assert changed == inside, (position, lo, hi)
+
+
+def test_frames_that_are_not_whole_hops_or_copies_on_a_long_frame_are_refused() -> None:
+    with pytest.raises(ValueError, match="multiple of hop"):
+        small(frame=120)
+    with pytest.raises(ValueError, match="copies need frame"):
+        small(frame=192, copies=(2000.0,))
 
 
 @pytest.mark.parametrize("bins,bands", [(241, 48), (241, 32), (97, 32), (49, 49)])
@@ -175,17 +219,18 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         torch.testing.assert_close(loaded(x), model(x))
 
 
-@pytest.mark.parametrize("size", ["spec-small", "spec-music"])
-def test_the_named_size_builds_and_reports_its_cost(size: str) -> None:
+@pytest.mark.parametrize("size,hop", [("spec-small", 240), ("spec-music", 240), ("spec-erb", 240), ("spec-erb-monitor", 120)])
+def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None:
     model = build_size(size)
-    info = model.describe(240)
-    assert isinstance(model, SpectralUNet) and info["total_stride"] == 240 and info["lookahead"] == 240
+    info = model.describe(hop)
+    assert isinstance(model, SpectralUNet) and info["total_stride"] == hop and info["lookahead"] == hop
     assert 0.1e9 < info["macs_per_second"] < 2e9 and info["params"] < 2_000_000
 
 
-@pytest.mark.parametrize("copies,bands", [((), 0), ((2000.0, 6000.0), 0), ((), 16)], ids=["gains", "copies", "bands"])
-def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path, copies: tuple[float, ...], bands: int) -> None:
-    model = randomised(small(copies=copies, log_features=bool(copies), bands=bands))
+@pytest.mark.parametrize("copies,bands,frame", [((), 0, 0), ((2000.0, 6000.0), 0, 0), ((), 16, 0), ((), 16, 192)],
+                         ids=["gains", "copies", "bands", "long-frame"])
+def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path, copies: tuple[float, ...], bands: int, frame: int) -> None:
+    model = randomised(small(copies=copies, log_features=bool(copies), bands=bands, frame=frame))
     out = tmp_path / "spec.onnx"
     report = export_streaming(model, out, hop=96, sample_rate=RATE, meta={"name": "spec-test"}, parity_seconds=1.0)
     assert all(f.relative < 1e-4 for f in report.fp32)
