@@ -44,8 +44,8 @@ short frame. Their product is a Hann window of ``2 * hop`` samples, which overla
 
 The network runs on all frames of a call at once, laid out as one image ``[1, channels, frames,
 positions]`` with ``1 x kernel`` convolutions: onnxruntime runs each convolution as one matrix
-product over every frame instead of one small product per frame (2-3x faster in file mode, where a
-call holds 200 ms). ``forward`` is ``step`` from the zero state, so streaming equals offline by
+product over every frame instead of one small product per frame (1.5x faster in file mode, where a
+call holds 1 s). ``forward`` is ``step`` from the zero state, so streaming equals offline by
 construction (up to float rounding).
 """
 

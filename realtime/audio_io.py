@@ -12,6 +12,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -145,7 +146,9 @@ class FileSink:
     target, ``NAME.partial-XXXX.wav``, whose header is rewritten for everything written every
     ``sync_seconds`` (and the file synced to disk), so after a SIGKILL or a power cut it is a
     valid WAV that every reader (sox, Python's wave, scipy, libsndfile) opens, missing at most
-    the last ``sync_seconds``. A FLAC or OGG target is encoded from that WAV when the run ends
+    the last ``sync_seconds``. Faster than real time (file mode) it syncs every ``sync_seconds`` of wall
+    time instead, which loses nothing more (the input is still there) and keeps file mode from
+    waiting on the disk a hundred times a second. A FLAC or OGG target is encoded from that WAV when the run ends
     (FLAC and Vorbis encoders hold seconds of audio back, so they are never the recording itself).
     """
 
@@ -167,7 +170,9 @@ class FileSink:
         self.rate = rate
         self.written = 0
         self._sync_every = max(1, int(sync_seconds * rate))
+        self._sync_seconds = sync_seconds
         self._unsynced = 0
+        self._synced_at = time.monotonic()
 
     def _make_temp(self, ext: str) -> str:
         folder = os.path.dirname(self.target)
@@ -191,7 +196,7 @@ class FileSink:
         try:
             self._file.write(np.ascontiguousarray(data.T))
             self._unsynced += block.shape[1]
-            if self._unsynced >= self._sync_every:
+            if self._unsynced >= self._sync_every and time.monotonic() - self._synced_at >= self._sync_seconds:
                 self.sync()
         except Exception as exc:  # libsndfile reports a short write in several ways
             raise WriteError(f"{self.path}: writing failed after {self.written / self.rate:.1f} s "
@@ -203,6 +208,7 @@ class FileSink:
         sf._snd.sf_command(self._file._file, SFC_UPDATE_HEADER_NOW, sf._ffi.NULL, 0)
         self._file.flush()  # fsync
         self._unsynced = 0
+        self._synced_at = time.monotonic()
 
     def close(self) -> bool:
         """Finish the file and move it into place; True if the target was replaced. A sink that
