@@ -15,6 +15,7 @@ A new kind of model is one more :class:`Kind` here and its entry in :data:`KINDS
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import kernels
 from rt_enhance.realtime.errors import first_line
 from rt_enhance.realtime.geometry import Geometry
-from rt_enhance.realtime.metadata import ModelError, ModelInfo
+from rt_enhance.realtime.metadata import ModelError, ModelInfo, bounded
 
 if TYPE_CHECKING:
     from rt_enhance.realtime.processor import StatefulProcessor, WindowedProcessor
@@ -165,6 +166,10 @@ class Kind:
     name = ""
     streaming = False  # computes only each hop's new samples from its state: no window, a fixed lookahead
 
+    def check(self, info: ModelInfo, source: str) -> None:
+        """Raise :class:`ModelError` (one line naming the key) if the metadata lacks what this kind needs
+        beyond the keys every model has (:func:`rt_enhance.realtime.metadata.parse_props` calls it)."""
+
     def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None,
                  crossfade: str | None) -> Geometry:
         raise NotImplementedError
@@ -206,10 +211,42 @@ class Windowed(Kind):
 
 class Stateful(Kind):
     """``kind = stateful``: only the hop is free (a multiple of the model's stride); the lookahead is
-    the model's own and there is no crossfade."""
+    the model's own and there is no crossfade.
+
+    Stateful (streaming) models compute only the new samples of each hop and carry their context in
+    state tensors. Inputs: ``audio`` float32 ``[batch, 1, n]`` with ``n`` any multiple of
+    ``total_stride`` (dynamic), then one input per state; outputs: the enhanced ``[batch, 1, n]``,
+    then the new value of each state in the same order. Their output lags their input by exactly
+    ``lookahead`` samples (a fixed property of the model), ``window`` is their receptive field,
+    ``hop`` the default samples per call. Extra required metadata keys (:data:`KEYS`):
+
+    ``total_stride``   the hop must be a multiple of it
+    ``state_inputs``   JSON list of the state input names, in graph order
+    ``state_outputs``  JSON list of the matching new-state output names
+    ``state_shapes``   JSON list of shapes, ``-1`` marking the batch axis; states start at zero
+    """
 
     name = "stateful"
     streaming = True
+    KEYS = ("total_stride", "state_inputs", "state_outputs", "state_shapes")
+
+    def check(self, info: ModelInfo, source: str) -> None:
+        for key in self.KEYS:
+            if key not in info.extra:
+                raise ModelError(f"{source}: metadata key '{key}' is missing (required for stateful models)")
+        try:
+            spec = info.state_spec()
+            stride = info.total_stride
+        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{source}: stateful metadata is malformed ({exc})") from None
+        if not (len(spec.inputs) == len(spec.outputs) == len(spec.shapes)):
+            raise ModelError(f"{source}: state_inputs, state_outputs and state_shapes differ in length")
+        if any(shape.count(-1) != 1 for shape in spec.shapes):
+            raise ModelError(f"{source}: every state shape needs exactly one batch axis (-1)")
+        if stride <= 0 or info.hop % stride:
+            raise ModelError(f"{source}: default hop {info.hop} is not a multiple of total_stride {stride}")
+        state_size = sum(_values_per_row(shape) for shape in spec.shapes)
+        bounded(source, total_stride=stride, state_size=state_size)
 
     def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None,
                  crossfade: str | None) -> Geometry:
@@ -232,6 +269,16 @@ class Stateful(Kind):
 
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (Windowed(), Stateful())}
+
+
+def _values_per_row(shape: tuple[int, ...]) -> int:
+    """Values per batch row of a state shape (the -1 batch axis counts once; -1 if another axis is negative)."""
+    n = 1
+    for d in shape:
+        if d != -1 and d < 0:
+            return -1
+        n *= max(d, 1)
+    return n
 
 
 def kind_of(described: ModelInfo | Geometry) -> Kind:

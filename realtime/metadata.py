@@ -20,17 +20,8 @@ Optional keys: ``kind`` (``windowed`` by default, or ``stateful``), ``task``, ``
 ``version``, ``checkpoint_sha256``, ``training`` (JSON), ``metrics`` (JSON), ``name``,
 ``description``.
 
-Stateful (streaming) models (``kind = stateful``) compute only the new samples of each hop and
-carry their context in state tensors. Inputs: ``audio`` float32 ``[batch, 1, n]`` with ``n`` any
-multiple of ``total_stride`` (dynamic), then one input per state; outputs: the enhanced
-``[batch, 1, n]``, then the new value of each state in the same order. Their output lags their
-input by exactly ``lookahead`` samples (a fixed property of the model), ``window`` is their
-receptive field, ``hop`` the default samples per call. Extra required keys:
-
-``total_stride``   the hop must be a multiple of it
-``state_inputs``   JSON list of the state input names, in graph order
-``state_outputs``  JSON list of the matching new-state output names
-``state_shapes``   JSON list of shapes, ``-1`` marking the batch axis; states start at zero
+Each kind of model (``windowed``, ``stateful``: :mod:`rt_enhance.realtime.kinds`) may require
+more keys and checks them itself (``Kind.check``); the stateful kind's are described there.
 """
 
 from __future__ import annotations
@@ -44,15 +35,11 @@ from rt_enhance.realtime.errors import RtEnhanceError
 logger = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("sample_rate", "window", "hop", "lookahead", "crossfade")
-KINDS = ("windowed", "stateful")
 TASKS = ("denoise", "bandwidth_extension", "dereverb", "joint")  # the optional ``task`` key's values
 
 
 class ModelError(RtEnhanceError, ValueError):
     """A model file the engine cannot use; the message is one line for the user."""
-
-
-STATEFUL_KEYS = ("total_stride", "state_inputs", "state_outputs", "state_shapes")
 
 
 @dataclass(frozen=True)
@@ -115,6 +102,8 @@ def _int_key(props: dict[str, str], key: str, source: str) -> int:
 def parse_props(props: dict[str, str], source: str = "model") -> ModelInfo:
     """Read and check a model's metadata; raise :class:`ModelError` naming the bad key."""
     values = {key: _int_key(props, key, source) for key in REQUIRED_KEYS}
+    from rt_enhance.realtime.kinds import KINDS  # kinds builds on ModelInfo: imported when first needed
+
     kind = props.get("kind", "windowed")
     if kind not in KINDS:
         raise ModelError(f"{source}: metadata 'kind' is {kind!r}; expected one of {', '.join(KINDS)}")
@@ -122,46 +111,14 @@ def parse_props(props: dict[str, str], source: str = "model") -> ModelInfo:
         raise ModelError(f"{source}: metadata sample_rate, window and hop must be positive")
     if values["lookahead"] < 0 or values["crossfade"] < 0:
         raise ModelError(f"{source}: metadata lookahead and crossfade must not be negative")
-    _bounded(source, **values)
+    bounded(source, **values)
     extra = {k: v for k, v in props.items() if k not in REQUIRED_KEYS and k != "kind"}
     info = ModelInfo(kind=kind, extra=extra, **values)
-    if kind == "stateful":
-        _check_stateful(info, source)
+    KINDS[kind].check(info, source)
     return info
 
 
-def _check_stateful(info: ModelInfo, source: str) -> None:
-    import json
-
-    for key in STATEFUL_KEYS:
-        if key not in info.extra:
-            raise ModelError(f"{source}: metadata key '{key}' is missing (required for stateful models)")
-    try:
-        spec = info.state_spec()
-        stride = info.total_stride
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{source}: stateful metadata is malformed ({exc})") from None
-    if not (len(spec.inputs) == len(spec.outputs) == len(spec.shapes)):
-        raise ModelError(f"{source}: state_inputs, state_outputs and state_shapes differ in length")
-    if any(shape.count(-1) != 1 for shape in spec.shapes):
-        raise ModelError(f"{source}: every state shape needs exactly one batch axis (-1)")
-    if stride <= 0 or info.hop % stride:
-        raise ModelError(f"{source}: default hop {info.hop} is not a multiple of total_stride {stride}")
-    state_size = sum(_product(shape) for shape in spec.shapes)
-    _bounded(source, total_stride=stride, state_size=state_size)
-
-
-def _product(shape: tuple[int, ...]) -> int:
-    """Values per batch row of a state shape (the -1 batch axis counts once)."""
-    n = 1
-    for d in shape:
-        if d != -1 and d < 0:
-            return -1
-        n *= max(d, 1)
-    return n
-
-
-def _bounded(source: str, **values: int) -> None:
+def bounded(source: str, **values: int) -> None:
     """Every value within :data:`limits.BOUNDS`, or a ModelError naming the key (keys use '_')."""
     for key, value in values.items():
         try:
