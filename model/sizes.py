@@ -111,6 +111,14 @@ SIZES: dict[str, NamedSize] = {
             family="SpectralUNet", window=240, hop=240, lookahead=240, crossfade=0,
         ),
         NamedSize(
+            "spec-erb-long",
+            "spec-erb on 20 ms frames (481 bins, 50 Hz apart, in 48 ERB bands) at the same 5 ms hop and 10 ms "
+            "latency (asymmetric windows): finer frequency resolution for the low harmonics (every tensor fits spec-erb's)",
+            {"hop": 240, "frame": 960, "channels": [16, 32, 48, 48], "kernel": 5, "gru_hidden": 128,
+             "max_gain": 2.0, "bands": 48, "log_features": True},
+            family="SpectralUNet", window=240, hop=240, lookahead=240, crossfade=0,
+        ),
+        NamedSize(
             "spec-erb-monitor",
             "spec-erb for the monitor preset: the same network on the same 10 ms frames (48 ERB bands), "
             "2.5 ms hop and asymmetric windows, so the algorithmic latency is 5 ms (every tensor fits spec-erb's)",
