@@ -286,7 +286,7 @@ def _check_mode(args: argparse.Namespace, ends: Endpoints) -> None:
 
 
 def _model_name(args: argparse.Namespace) -> str:
-    """``--model``, else the bundled speech model: ``speech-monitor`` (2 ms steps) for ``--latency
+    """``--model``, else the bundled speech model: ``speech-monitor`` (2.5 ms steps) for ``--latency
     monitor`` when it is bundled, since the default ``speech`` model steps in 5 ms."""
     from rt_enhance.realtime.processor import bundled_model_path
 

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 # Presets in milliseconds: (hop, lookahead, crossfade).
 PRESETS: dict[str, tuple[float, float, float]] = {
-    "monitor": (2.0, 2.0, 1.0),
+    "monitor": (2.5, 2.5, 1.25),
     "low": (5.0, 5.0, 2.5),
     "balanced": (10.0, 10.0, 5.0),
     "quality": (20.0, 20.0, 10.0),

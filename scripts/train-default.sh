@@ -10,10 +10,7 @@ rt_train_setup "$@"
 # speech: the second generation's recipe (scripts/train-speech.sh: ERB bands, TTS and real voices), from scratch
 "$ROOT/scripts/train-speech.sh" "$corpus" "$runs" --name speech "${TRAIN_ARGS[@]}"
 "$VENV/bin/rt-export" "$runs/speech/best.pt" --out "$ROOT/realtime/models/speech.onnx" --name speech --hop 240
-# speech-monitor: the first generation's recipe (its successor trains with scripts/train-speech.sh --monitor)
-source "$(dirname "$0")/speech-pipeline.sh"
-mix="$(speech_mix "$corpus")"
-"$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-monitor.toml" --runs "$runs" --data_root "$mix" \
-    --preprocessing "$(speech_pipeline "$corpus" 0.15)" "${TRAIN_ARGS[@]}"
+# speech-monitor: the same recipe and network at a 2.5 ms hop (scripts/train-speech.sh --monitor), from the speech model
+"$ROOT/scripts/train-speech.sh" --monitor "$corpus" "$runs" --name speech-monitor --init_from "$runs/speech/best.pt" "${TRAIN_ARGS[@]}"
 "$VENV/bin/rt-export" "$runs/speech-monitor/best.pt" --out "$ROOT/realtime/models/speech-monitor.onnx" \
-    --name speech-monitor --hop 96
+    --name speech-monitor --hop 120

@@ -50,9 +50,9 @@ def test_gpu_bench_script_writes_json_and_markdown(tmp_path):
     rows = doc["records"]
     measured = [r for r in rows if r["status"] == "ok"]
     assert {(r["provider"], r["channels"], r["hop"]) for r in measured} == {
-        (p, c, h) for p in ("cpu", "torch-cpu") for c in (1, 2) for h in (96, 192)}  # low (5 ms) rounds to 2 steps
+        (p, c, h) for p in ("cpu", "torch-cpu") for c in (1, 2) for h in (120, 240)}  # low (5 ms) is 2 steps
     assert all(0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"] and r["hops"] >= 10 for r in measured)
-    assert all(r["weights"] == "trained (speech-monitor.pt)" for r in measured if r["provider"] == "torch-cpu")
+    assert all(r["weights"] == "trained (speech-monitor-erb.pt)" for r in measured if r["provider"] == "torch-cpu")
     if not torch.cuda.is_available():
         cuda = [r for r in rows if r["provider"] == "torch-cuda"]
         assert len(cuda) == 2 and all("no CUDA device" in r["status"] for r in cuda)

@@ -124,7 +124,7 @@ def test_a_failed_run_leaves_an_existing_output_untouched(tmp_path):
 
 
 def test_without_model_the_bundled_speech_models_are_used(tmp_path):
-    """No --model: the bundled `speech` model; with --latency monitor, `speech-monitor` (2 ms steps,
+    """No --model: the bundled `speech` model; with --latency monitor, `speech-monitor` (2.5 ms steps,
     algorithmic latency at most 5 ms)."""
     from rt_enhance.realtime.processor import bundled_model_path
 

@@ -60,9 +60,9 @@ def assert_round_trip_to_the_sample(result, record) -> None:
 def test_monitor_preset_with_a_stateful_model_round_trip_to_the_sample(small_period_server, tmp_path):
     model = write_stateful_delay_model(str(tmp_path / "delay.onnx"), delay=48, stride=16, hop=240)
     result, record = run_monitor(model, tmp_path)
-    assert record["hop"] == 96 and record["lookahead"] == 48
+    assert record["hop"] == 128 and record["lookahead"] == 48  # the preset's 2.5 ms hop, in steps of 16
     assert 1000 * (record["hop"] + record["lookahead"]) / 48000 <= 5.0  # the preset's algorithmic latency
-    assert record["blocksize"] == 128 and record["latency_samples"] == 48 + 96 + 128 - 32
+    assert record["blocksize"] == 128 and record["latency_samples"] == 48 + 128 + 128 - 128
     assert_round_trip_to_the_sample(result, record)
 
 
@@ -75,7 +75,7 @@ def test_the_shipped_monitor_model_round_trip_to_the_sample(small_period_server,
 
     probe = write_probe(bundled_model_path("speech-monitor"), str(tmp_path / "probe.onnx"))
     result, record = run_monitor(probe, tmp_path)
-    assert record["hop"] == 96 and record["lookahead"] == 96
+    assert record["hop"] == 120 and record["lookahead"] == 120
     assert 1000 * (record["hop"] + record["lookahead"]) / 48000 <= 5.0
-    assert record["latency_samples"] == 96 + 96 + 128 - 32
+    assert record["latency_samples"] == 120 + 120 + 128 - 8
     assert_round_trip_to_the_sample(result, record)

@@ -63,7 +63,7 @@ def test_hop_must_be_a_multiple_of_the_stride_and_lookahead_is_fixed(delay_model
         streamer_for(delay_model, 1, hop="10")
     with pytest.raises(GeometryError, match="fixed lookahead of 3"):
         resolve_stateful(sample_rate=48000, receptive_field=4, default_hop=8, lookahead=3, stride=4, lookahead_flag="5")
-    assert resolve_stateful(sample_rate=48000, receptive_field=4, default_hop=8, lookahead=3, stride=4, preset="monitor").hop == 96
+    assert resolve_stateful(sample_rate=48000, receptive_field=4, default_hop=8, lookahead=3, stride=4, preset="monitor").hop == 120
 
 
 def test_missing_state_metadata_is_refused():
@@ -81,7 +81,7 @@ def test_cli_file_mode_with_a_stateful_model(tmp_path, delay_model):
     y, _ = sf.read(dst, dtype="float32", always_2d=True)
     np.testing.assert_allclose(y, 0.5 * x, atol=1e-6)
     record = json.loads((tmp_path / "s.json").read_text())
-    assert record["hop"] == 96 and record["latency_samples"] == 96 + 3
+    assert record["hop"] == 120 and record["latency_samples"] == 120 + 3
 
 
 def test_stateful_nan_output_plays_dry_and_restarts_the_state(tmp_path):
