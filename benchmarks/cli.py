@@ -139,9 +139,10 @@ def _add_quality(sub) -> None:
     q.add_argument("--systems", help=f"comma-separated subset of {','.join(ALL)} (default: {','.join(DEFAULT)}, "
                    "plus ours-music with a music model)")
     q.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)}, or 'real' for the tasks on "
-                   "real recorded voices (default: all)")
+                   "real recorded voices, 'realmusic' for those on real produced music (default: all)")
     q.add_argument("--split", choices=("test", "val"), default="test",
-                   help="split of the recorded voices and noises: test (report) or val (choose checkpoints) (default test)")
+                   help="split of the recorded voices, noises and real music: test (report) or val (choose "
+                        "checkpoints) (default test)")
     q.add_argument("--out", help="keep the test items and every output WAV in this folder (default: a temporary one)")
     q.add_argument("--threads", type=int, default=1, help="threads for every system (default 1)")
     q.add_argument("--json", help="write the records to this JSON file")
@@ -284,7 +285,7 @@ def _quality(args) -> tuple[list[dict[str, Any]], str]:
     model = args.model or ("speech" if bundled_model_path("speech") else None)
     music = args.music_model or ("music" if bundled_model_path("music") else None)
     names = _list(args.systems) or (systems.DEFAULT + (("ours-music",) if music else ()))
-    tasks = testset.REAL_TASKS if args.tasks == "real" else (_list(args.tasks) or tuple(testset.TASKS))
+    tasks = testset.GROUPS.get(args.tasks or "") or _list(args.tasks) or tuple(testset.TASKS)
     for flag, given, known in (("--systems", names, systems.ALL), ("--tasks", tasks, tuple(testset.TASKS))):
         unknown = [v for v in given if v not in known]
         if unknown:

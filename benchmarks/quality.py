@@ -10,8 +10,9 @@ says why not against the reference). A lag is a defect; the scores are taken as 
 they show it, and the table prints the lag of every output.
 
 Records: one per (task, system) with the means over the task's items (PESQ/STOI over its speech
-items) and ``per_item``; then one per target of issue 11 (``section: targets``), computed from
-those records (:func:`targets`).
+items) and ``per_item``; then one per target of issues 11, 16 and 17 (``section: targets``),
+computed from those records (:func:`targets`); on real music, a last line says whether all of
+issue 17's targets are met.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class QualityOptions:
     tasks: tuple[str, ...] = tuple(ts.TASKS)
     out: str | None = None
     threads: int = 1
-    recorded_split: str = "test"  # voices/ and realnoise/ split: test (report) or val (checkpoint choice)
+    recorded_split: str = "test"  # voices/, realnoise/, realmusic/ split: test (report) or val (checkpoint choice)
 
 
 # ----------------------------------------------------------------------------- measuring one output
@@ -263,12 +264,33 @@ def targets(records: list[dict], ours_latency_ms: float | None) -> list[dict[str
     for task in ("reverb-0.3", "reverb-0.5", "reverb-0.8"):
         out.append(_beats(records, task, "si_sdr", ("degraded",), "dereverberation: SI-SDR above the input"))
     for task in ("bwe-2x", "bwe-4x"):
-        for system in ("ours-engine", "ours-music"):
-            if system == "ours-engine" or _get(records, task, system, "lsd") is not None:
-                out += _bwe(records, task, system)
+        for system in _music_systems(records, task):
+            out += _bwe(records, task, system)
     out.append(_streaming(records))
     ran = {r["task"] for r in records if r["section"] == "quality"}
-    return [t for t in out if t["task"] in ran or t["task"].startswith(("worst", "all"))]
+    out = [t for t in out if t["task"] in ran or t["task"].startswith(("worst", "all"))]
+    return out + _real_music(records) if ran & set(ts.GROUPS["realmusic"]) else out
+
+
+def _music_systems(records: list[dict], task: str) -> list[str]:
+    """ours-engine, and ours-music where it ran on ``task``."""
+    return ["ours-engine"] + (["ours-music"] if _get(records, task, "ours-music", "lsd") is not None else [])
+
+
+def _real_music(records: list[dict]) -> list[dict[str, Any]]:
+    """Issue 17's targets on real produced music, then one line: all met or not (None if one is missing)."""
+    out = []
+    for task in ("realmusic-bwe-2x", "realmusic-bwe-4x"):
+        for system in _music_systems(records, task):
+            out += _bwe(records, task, system, snr_margin=0.0, what="real music bandwidth")
+    for system in _music_systems(records, "realmusic-clean"):
+        out += _clean_music(records, "realmusic-clean", system)
+    ran = {r["task"] for r in records if r["section"] == "quality"}
+    out = [t for t in out if t["task"] in ran]
+    met = [t["met"] for t in out]
+    verdict = None if not met or None in met else all(met)
+    return out + [_target("issue 17 on real music: every target above met", "all realmusic", None,
+                          f"{sum(m is True for m in met)} of {len(met)} met", verdict)]
 
 
 def _dfn3_aim(records: list[dict], task: str, latency: float | None, fraction: int = 2) -> dict[str, Any]:
@@ -280,17 +302,33 @@ def _dfn3_aim(records: list[dict], task: str, latency: float | None, fraction: i
     return _target(f"aim: DFN3's PESQ-wb at {share} its latency", task, ours, reference, met)
 
 
-def _bwe(records: list[dict], task: str, system: str) -> list[dict[str, Any]]:
+def _bwe(records: list[dict], task: str, system: str, *, snr_margin: float = 1.0,
+         what: str = "bandwidth") -> list[dict[str, Any]]:
     lsd, spline_lsd = _get(records, task, system, "lsd"), _get(records, task, "spline", "lsd")
     snr, spline_snr = _get(records, task, system, "snr"), _get(records, task, "spline", "snr")
     named = "" if system == "ours-engine" else f" ({system})"
+    margin = f" + {snr_margin:g} dB" if snr_margin else ""
     return [
-        _target(f"bandwidth{named}: LSD at most 60 % of spline's", task, lsd,
+        _target(f"{what}{named}: LSD at most 60 % of spline's", task, lsd,
                 "-" if spline_lsd is None else f"spline {spline_lsd:.3f} (60 %: {0.6 * spline_lsd:.3f})",
                 None if lsd is None or spline_lsd is None else lsd <= 0.6 * spline_lsd),
-        _target(f"bandwidth{named}: SNR at least spline's + 1 dB", task, snr,
+        _target(f"{what}{named}: SNR at least spline's{margin}", task, snr,
                 "-" if spline_snr is None else f"spline {spline_snr:.2f} dB",
-                None if snr is None or spline_snr is None else snr >= spline_snr + 1.0),
+                None if snr is None or spline_snr is None else snr >= spline_snr + snr_margin),
+    ]
+
+
+def _clean_music(records: list[dict], task: str, system: str) -> list[dict[str, Any]]:
+    """Full-band music through the model: LSD up by at most 0.05 over the input's, SI-SDR at least 30 dB."""
+    lsd, given = _get(records, task, system, "lsd"), _get(records, task, "degraded", "lsd")
+    si_sdr = _get(records, task, system, "si_sdr")
+    named = "" if system == "ours-engine" else f" ({system})"
+    change = None if lsd is None or given is None else lsd - given
+    return [
+        _target(f"real music, full band{named}: LSD change at most 0.05", task, change,
+                "-" if given is None else f"input LSD {given:.3f}", None if change is None else change <= 0.05),
+        _target(f"real music, full band{named}: SI-SDR at least 30 dB", task, si_sdr, "30 dB",
+                None if si_sdr is None else si_sdr >= 30.0),
     ]
 
 
@@ -341,7 +379,7 @@ def tables(records: list[dict[str, Any]]) -> str:
         title = f"{task}: {first['description']} ({first['items']} items, {speech} speech)"
         parts.append(render(rows, TASK_COLUMNS, title))
     parts.append(render([r for r in records if r["section"] == "targets"], TARGET_COLUMNS,
-                        "Targets (issue 11), ours = ours-engine unless named"))
+                        "Targets (issues 11, 16, 17), ours = ours-engine unless named"))
     notes = {r["label"]: r.get("note") for r in quality if r.get("note")}
     parts.append("Systems:\n" + "\n".join(f"- {k}: {v}" for k, v in notes.items()))
     parts.append("Time alignment (a lag is a defect): " + _alignment(quality))

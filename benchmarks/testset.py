@@ -18,6 +18,12 @@ recorded ``info.bandwidth_hz`` is above the cutoff; most TTS speech stops at 8-1
 (a 0.3-0.8 s room, noise at 5 dB, 4x low-pass), clean speech, clean band-limited speech (low-pass
 at 4 kHz, scored against the full clean), clean music, and music in noise at 10 dB.
 
+On real recordings (``rt-data``'s ``recorded.json``, from the split ``recorded_split`` names:
+``test`` to report, ``val`` to choose checkpoints), the task sets of :data:`GROUPS`: ``real``
+(held-out speakers in real and synthetic noise, clean and band-limited) and ``realmusic``
+(held-out pieces of produced music low-passed at 12 / 6 kHz, the same ``Lowpass`` as ``bwe-2x`` /
+``bwe-4x``, and full band untouched); their items take the speakers or pieces in turn.
+
 Written under ``OUT``: ``items/<task>/<task>-<i>.clean.wav`` and ``.degraded.wav`` (48 kHz mono,
 32-bit float WAV, for listening) and ``testset.json`` (every item's sources and parameters).
 """
@@ -58,7 +64,8 @@ class Task:
     snr_db: float | None = None
     rt60: tuple[float, float] | None = None
     lowpass_hz: float | None = None
-    recorded: bool = False  # real recorded voices (``voices/``) and noises (``noise/`` + ``realnoise/``)
+    recorded: bool = False  # real recordings of rt-data's recorded.json, from the split asked for
+    pool: str = "voices"  # recorded: the kind its clean items come from (voices: with real noises too)
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
@@ -83,9 +90,18 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("real-clean-speech", "speech", "real voices, untouched", recorded=True),
     Task("real-clean-bandlimited-speech", "speech", "real voices low-passed at 4 kHz (reference: unfiltered)",
          lowpass_hz=4000.0, recorded=True),
+    Task("realmusic-bwe-2x", "music", "real produced music low-passed at 12 kHz", lowpass_hz=12000.0,
+         recorded=True, pool="realmusic"),
+    Task("realmusic-bwe-4x", "music", "real produced music low-passed at 6 kHz", lowpass_hz=6000.0,
+         recorded=True, pool="realmusic"),
+    Task("realmusic-clean", "music", "real produced music, full band, untouched", recorded=True, pool="realmusic"),
 )}
-#: The tasks on real recorded voices (``rt-bench quality --tasks real``).
-REAL_TASKS = tuple(name for name, task in TASKS.items() if task.recorded)
+#: Task sets by name (``rt-bench quality --tasks real``): the tasks on real recorded voices, and on real
+#: produced music.
+GROUPS: dict[str, tuple[str, ...]] = {
+    group: tuple(name for name, task in TASKS.items() if task.recorded and task.pool == pool)
+    for group, pool in (("real", "voices"), ("realmusic", "realmusic"))}
+REAL_TASKS = GROUPS["real"]
 
 
 @dataclass(frozen=True)
@@ -114,8 +130,9 @@ class Corpus:
 
     @classmethod
     def open(cls, root: str | Path, recorded_split: str = "test") -> Corpus:
-        """The corpus's test files; the recorded kinds (``voices``, ``realnoise``) from
-        ``recorded_split`` (``val`` selects checkpoints on held-out speakers that the report never uses)."""
+        """The corpus's test files; the recorded kinds (``voices``, ``realnoise``, ``realmusic``) from
+        ``recorded_split`` (``val`` selects checkpoints on held-out speakers and pieces that the report
+        never uses)."""
         root = Path(root).expanduser()
         if not (root / "speech" / "test").is_dir():
             raise TestSetError(f"{root}: no speech/test folder; build a corpus with "
@@ -127,7 +144,8 @@ class Corpus:
             files[entry["file"]] = {**entry, "info": {"bandwidth_hz": entry.get("bandwidth_hz")}}
         entries = {}
         for kind, split in (("speech", "test"), ("music", "test"), ("noise", "test"), ("rir", "test"),
-                            ("voices", recorded_split), ("realnoise", recorded_split)):
+                            ("voices", recorded_split), ("realnoise", recorded_split),
+                            ("realmusic", recorded_split)):
             for path in sorted((root / kind / split).glob("*.wav")) if (root / kind / split).is_dir() else ():
                 key = f"{kind}/{split}/{path.name}"
                 entries[key] = dict(files.get(key, {}))
@@ -160,9 +178,13 @@ def item_rng(seed: int, task: str, index: int | None = None) -> np.random.Genera
 
 def clean_pool(corpus: Corpus, task: Task, rng: np.random.Generator) -> list[str]:
     """The task's clean source files in a seeded order (bwe: music and wide speech interleaved; real
-    voices: one speaker after another, so a few items already hear several speakers)."""
+    recordings: one speaker or piece after another, so a few items already hear several, and with a
+    low-pass only those wider than it)."""
     if task.recorded:
-        return _round_robin(corpus, corpus.files("voices"), rng)
+        files = corpus.files(task.pool)
+        if task.lowpass_hz is not None:
+            files = [k for k in files if (corpus.info(k).get("bandwidth_hz") or 0.0) > 1.05 * task.lowpass_hz]
+        return _round_robin(corpus, files, rng)
     if task.content != "bwe":
         pool = corpus.files(task.content)
         return [pool[i] for i in rng.permutation(len(pool))]
@@ -292,12 +314,19 @@ def make_item(corpus: Corpus, task: Task, index: int, pool: list[str], *, second
     name = f"{task.name}-{index:02d}"
     paths, scale = write_pair(out / "items" / task.name, name, clean, degraded)
     entry = corpus.entries[key]
-    sources = {"file": Path(key).name, "start_s": start, "voice": entry.get("voice") or entry.get("group"),
-               "piece": entry.get("piece"), "bandwidth_hz": corpus.info(key).get("bandwidth_hz"), "gain": scale,
-               **sources}
+    sources = {"file": Path(key).name, "start_s": start, **_origin(key, entry),
+               "bandwidth_hz": corpus.info(key).get("bandwidth_hz"), "gain": scale, **sources}
     content = "speech" if key.startswith("voices/") else key.split("/")[0]
     return TestItem(task.name, index, name, content, paths[0], paths[1], task.lowpass_hz,
                     {k: v for k, v in sources.items() if v is not None})
+
+
+def _origin(key: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Who or what a clean file is: the voice (a recorded speaker's group), or the piece (a real
+    recording's ``package:piece``)."""
+    if key.startswith("realmusic/"):
+        return {"piece": entry.get("group")}
+    return {"voice": entry.get("voice") or entry.get("group"), "piece": entry.get("piece")}
 
 
 def write_pair(folder: Path, name: str, clean: np.ndarray, degraded: np.ndarray) -> tuple[tuple[str, str], float]:

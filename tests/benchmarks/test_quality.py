@@ -32,9 +32,17 @@ def _room(rt60: float, rng: np.random.Generator) -> np.ndarray:
     return rir
 
 
+def _bright_music(seconds: float, seed: int) -> np.ndarray:
+    """A chord with hi-hat-like bursts of noise: content up to 24 kHz, as real produced music has."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    hats = np.random.default_rng(seed).standard_normal(len(t)) * np.exp(-30 * (t % 0.25)) * 0.05
+    return sum(0.1 * np.sin(2 * np.pi * f * (1 + 0.1 * seed) * t) for f in (220.0, 277.2, 329.6)) + hats
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """speech/test (2 voices), music/test (a chord), noise/test (white, hum), rir/test (0.3/0.5/0.8 s)."""
+    """speech/test (2 voices), music/test (a chord), noise/test (white, hum), rir/test (0.3/0.5/0.8 s);
+    recorded: voices and a noise, and real music (two full-band pieces and a dark one), in test and val."""
     root = tmp_path_factory.mktemp("corpus")
     rng = np.random.default_rng(0)
     files = {}
@@ -68,6 +76,12 @@ def corpus(tmp_path_factory):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         sf.write(root / name, (0.1 * rng.standard_normal(6 * RATE)).astype(np.float32), RATE)
         recorded.append({"file": name, "kind": "realnoise", "split": split, "group": "effects:bang", "duration": 6.0})
+        for i, (piece, width) in enumerate((("a", 20000), ("b", 20000), ("dark", 10000))):
+            name = f"realmusic/{split}/pkg-{piece}{split}-00.wav"
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(root / name, _bright_music(5.0, i).astype(np.float32), RATE)
+            recorded.append({"file": name, "kind": "realmusic", "split": split, "group": f"pkg:{piece}{split}",
+                             "piece": f"{piece}{split}", "duration": 5.0, "bandwidth_hz": width})
     (root / "recorded.json").write_text(json.dumps({"rate": RATE, "files": recorded}))
     return root
 
@@ -112,6 +126,45 @@ def test_real_voice_tasks_use_the_recorded_split_asked_for(corpus, tmp_path):
         assert len({i.sources["voice"] for i in items if i.task == "real-clean-speech"}) == 2  # speakers in turn
         kinds = {i.sources["noise_kind"] for i in items if i.task.startswith("real-noise")}
         assert "real effects" in kinds and kinds - {"real effects"}  # real and synthetic noise in turn
+
+
+def test_real_music_tasks_take_whole_pieces_of_the_split_asked_for(corpus, tmp_path):
+    tasks = testset.GROUPS["realmusic"]
+    assert set(tasks) == {"realmusic-bwe-2x", "realmusic-bwe-4x", "realmusic-clean"}
+    for split in ("test", "val"):
+        items = testset.build(corpus, tmp_path / split, tasks=tasks, items=3, seconds=2.0, recorded_split=split)
+        assert {i.task for i in items} == set(tasks)
+        assert all(i.sources["file"].endswith(f"{split}-00.wav") and i.content == "realmusic" for i in items)
+        pieces = {t: [i.sources["piece"] for i in items if i.task == t] for t in tasks}
+        assert len(set(pieces["realmusic-clean"])) == 3  # the pieces in turn
+        assert f"pkg:dark{split}" not in pieces["realmusic-bwe-2x"]  # content to 10 kHz: not a 12 kHz target
+        assert f"pkg:dark{split}" in pieces["realmusic-bwe-4x"]
+        assert {i.band_limit_hz for i in items if i.task == "realmusic-bwe-4x"} == {6000.0}
+
+
+def test_real_music_tasks_score_the_bundled_music_model(corpus, tmp_path, capsys):
+    out = tmp_path / "q.json"
+    rc = main(["quality", "--corpus", str(corpus), "--tasks", "realmusic", "--model", "music", "--items", "1",
+               "--seconds", "2", "--systems", "degraded,spline,sinc,ours-engine,ours-music", "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    rows = {(r["task"], r["system"]): r for r in _records(doc)}
+    assert {task for task, _ in rows} == set(testset.GROUPS["realmusic"])
+    for task in testset.GROUPS["realmusic"]:
+        for system in ("ours-engine", "ours-music"):
+            row = rows[(task, system)]
+            assert row["status"] == "ok" and row["label"] == f"{system} (music)" and row["lags_ms"] == [0.0]
+            assert all(np.isfinite(row[k]) for k in ("si_sdr", "lsd", "snr")) and row["pesq"] is None
+        assert rows[(task, "spline")]["status"] == ("ok" if "bwe" in task else "n/a: no band limit in this task")
+    targets = [t for t in _records(doc, "targets") if t["task"].startswith(("realmusic", "all realmusic"))]
+    assert len(targets) == 13 and all(t["status"] == "ok" for t in targets)
+    named = {(t["task"], t["target"]) for t in targets}
+    assert ("realmusic-clean", "real music, full band (ours-music): SI-SDR at least 30 dB") in named
+    assert ("realmusic-bwe-2x", "real music bandwidth (ours-music): SNR at least spline's") in named
+    verdict = next(t for t in targets if t["task"] == "all realmusic")
+    assert verdict["met"] == all(t["met"] for t in targets if t is not verdict)
+    assert verdict["reference"] == f"{sum(t['met'] for t in targets if t is not verdict)} of 12 met"
+    assert "issue 17 on real music: every target above met" in capsys.readouterr().out
 
 
 def test_passthrough_equals_degraded_with_no_lag(passthrough_run):

@@ -3,7 +3,7 @@
 ::
 
     rt-data build --out DIR [--hours 1] [--rate 48000] [--seed 0] [--split train|test|all] [--workers N]
-                  [--only speech,music,noise,rir] [--test-fraction 0.1]
+                  [--only speech,music,noise,rir,recorded,realmusic] [--test-fraction 0.1]
     rt-data summary DIR
 
 Layout (each folder reads as a ``simple`` dataset; the split is already made, so use ``test=0,val=...``)::
@@ -14,6 +14,9 @@ Layout (each folder reads as a ``simple`` dataset; the split is already made, so
     DIR/rir/{train,test}/*.wav      room impulse responses (+ a .json sidecar: direct_index, room, RT60)
     DIR/manifest.json               every file: source, voice/instrument, text/piece, seeds, duration, split, ...
     DIR/cache/music21/              parsed scores (JSON), so each piece is parsed once
+    DIR/{voices,realnoise}/{train,val,test}/   real voices and noises from Debian packages (recorded.py)
+    DIR/realmusic/{train,val,test}/            real produced music from Debian packages (realmusic.py)
+    DIR/recorded.json                          every real file: source, group, split, licence, bandwidth
 
 Audio: 48 kHz (``--rate``) mono WAV, PCM_24; clean and noise files peak at most 0.97.
 
@@ -43,13 +46,15 @@ import soundfile as sf
 from rt_enhance.realtime.errors import RtEnhanceError, error_line
 from rt_enhance.realtime.fileio import atomic_write_text, replacing
 from rt_enhance.training.corpus import items as corpus_items
-from rt_enhance.training.corpus import music, recorded, texts, tts
+from rt_enhance.training.corpus import music, realmusic, recorded, texts, tts
 from rt_enhance.training.corpus.items import Item
 
 logger = logging.getLogger(__name__)
 
 RECIPE_VERSION = 1
 KINDS = ("speech", "music", "noise", "rir")
+#: Kinds taken from real recordings in Debian packages, built on their own (recorded.py, realmusic.py).
+REAL_KINDS = ("recorded", "realmusic")
 SPLITS = ("train", "test")
 SUBTYPE = "PCM_24"
 SHARES = {"speech": 0.5, "music": 0.3, "noise": 0.2}
@@ -400,9 +405,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="recipe seed (0)")
     b.add_argument("--split", choices=("train", "test", "all"), default="all", help="which split(s) (all)")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (one per core)")
-    b.add_argument("--only", default=",".join(KINDS + ("recorded",)),
-                   help="kinds to build, comma-separated: speech, music, noise, rir (synthetic) and recorded "
-                        "(real voices and noises from Debian packages: DIR/voices, DIR/realnoise) (all)")
+    b.add_argument("--only", default=",".join(KINDS + REAL_KINDS),
+                   help="kinds to build, comma-separated: speech, music, noise, rir (synthetic), recorded "
+                        "(real voices and noises from Debian packages: DIR/voices, DIR/realnoise) and realmusic "
+                        "(real produced music from Debian packages: DIR/realmusic) (all)")
     b.add_argument("--test-fraction", type=float, default=0.1, help="share of --hours in the test split (0.1)")
     b.add_argument("-v", "--verbose", action="store_true", help="log every file")
     s = sub.add_parser("summary", help="hours and files per kind and split")
@@ -410,11 +416,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _build_recorded(out: Path, rate: int) -> None:
-    """The real voices and noises (training/corpus/recorded.py), fetched from Debian packages once."""
-    start = time.perf_counter()
-    entries = recorded.build(out, rate=rate)
-    print(f"recorded: {len(entries)} file(s) in {time.perf_counter() - start:.0f} s\n{recorded.summary(entries)}")
+def _build_real(kind: str, out: Path, rate: int) -> None:
+    """The real voices and noises (``recorded``: training/corpus/recorded.py) or the real music
+    (``realmusic``: training/corpus/realmusic.py), fetched from Debian packages once."""
+    start, cpu = time.perf_counter(), time.process_time()
+    entries = (recorded if kind == "recorded" else realmusic).build(out, rate=rate)
+    print(f"{kind}: {len(entries)} file(s) in {time.perf_counter() - start:.0f} s "
+          f"({time.process_time() - cpu:.0f} s of CPU)\n{recorded.summary(entries)}")
 
 
 def _report(report: BuildReport) -> None:
@@ -438,12 +446,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.workers < 1:
             raise CorpusError(f"--workers must be at least 1, got {args.workers}")
-        kinds = [k.strip() for k in args.only.split(",") if k.strip()]
-        with_recorded = "recorded" in kinds
-        args.only = ",".join(k for k in kinds if k != "recorded")
+        kinds = _csv_choice(args.only, KINDS + REAL_KINDS, "only")
+        args.only = ",".join(k for k in kinds if k not in REAL_KINDS)
         report = build(args.out, recipe_from_args(args), workers=args.workers) if args.only else None
-        if with_recorded:
-            _build_recorded(args.out, args.rate)
+        for kind in (k for k in REAL_KINDS if k in kinds):
+            _build_real(kind, args.out, args.rate)
     except RtEnhanceError as err:
         print(error_line("rt-data", err, label=""), file=sys.stderr)
         return 2

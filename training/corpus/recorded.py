@@ -20,7 +20,9 @@ babble of voices training never heard.
 
 The sources reserved for independent evaluation (alsa-utils' voices, the audio inside
 pyannote.audio, pysptk and amfm_decompy, wesnoth-1.16-music, and three music21 pieces) are never
-read here.
+read here: :func:`unpack` refuses the reserved packages by name (:data:`RESERVED_PACKAGES`), for
+these sources and for the real music of ``realmusic.py``, which shares this module's fetching,
+levelling and manifest (``recorded.json`` holds one part per builder, :data:`PARTS`).
 """
 
 from __future__ import annotations
@@ -133,16 +135,52 @@ def split_of(key: str) -> str:
 # ----------------------------------------------------------------------------- fetching packages
 
 
-def unpack(package: str, cache: Path) -> Path:
-    """The package's files under ``cache/<package>`` (downloaded and unpacked on first use)."""
+#: Debian packages reserved for independent evaluation: never fetched, unpacked or read here (the other
+#: reserved sources, the audio inside pyannote.audio, pysptk and amfm_decompy and three music21 pieces, are
+#: not Debian packages and no source here reads them).
+RESERVED_PACKAGES = re.compile(r"^(alsa-utils|wesnoth(-[0-9.]+)?-music|.*(pyannote|pysptk|amfm).*)$")
+
+
+def refuse_reserved(package: str) -> None:
+    """:class:`RecordedError` if ``package`` is reserved for evaluation (:data:`RESERVED_PACKAGES`)."""
+    if RESERVED_PACKAGES.match(package):
+        raise RecordedError(f"{package} is reserved for independent evaluation and is never used for training; "
+                            f"remove it from the corpus sources")
+
+
+def unpack(package: str, cache: Path, members: tuple[str, ...] = ()) -> Path:
+    """The package's files under ``cache/<package>`` (downloaded and unpacked on first use).
+
+    ``members``: only the paths matching these ``tar`` wildcards (``./usr/share/.../music/*``) are
+    unpacked, which keeps a large game-data package's cache to the part that is read; an unpacked
+    package serves any later request for a subset of it."""
+    refuse_reserved(package)
     target = cache / package
-    if (target / ".complete").is_file():
+    marker = target / ".complete"
+    if marker.is_file() and _covers(marker.read_text().splitlines()[1:], members):
         return target
-    for tool in ("apt-get", "dpkg-deb"):
+    for tool in ("apt-get", "dpkg-deb", "tar"):
         if shutil.which(tool) is None:
             raise RecordedError(f"{tool} not found: the recorded sources come from Debian packages "
                                 f"(skip them with --only speech,music,noise,rir)")
-    debs = cache / "debs"
+    deb = _download(package, cache / "debs")
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    if members:
+        _extract_members(deb, target, members)
+    else:
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True, capture_output=True)
+    marker.write_text("\n".join((deb.name, *members)))
+    return target
+
+
+def _covers(unpacked: list[str], wanted: tuple[str, ...]) -> bool:
+    """Whether an unpacking of ``unpacked`` members (none: the whole package) holds ``wanted``."""
+    return not unpacked or (bool(wanted) and set(wanted) <= set(unpacked))
+
+
+def _download(package: str, debs: Path) -> Path:
+    """``debs/<package>_*.deb``, fetched with ``apt-get download`` unless it is there."""
     debs.mkdir(parents=True, exist_ok=True)
     found = sorted(debs.glob(f"{package}_*.deb"))
     if not found:
@@ -151,10 +189,18 @@ def unpack(package: str, cache: Path) -> Path:
         if run.returncode or not found:
             last = (run.stderr.strip().splitlines() or ["no .deb written"])[-1]
             raise RecordedError(f"apt-get download {package} failed ({last}); run 'apt-get update' first")
-    shutil.rmtree(target, ignore_errors=True)
-    subprocess.run(["dpkg-deb", "-x", str(found[-1]), str(target)], check=True, capture_output=True)
-    (target / ".complete").write_text(found[-1].name)
-    return target
+    return found[-1]
+
+
+def _extract_members(deb: Path, target: Path, members: tuple[str, ...]) -> None:
+    """Unpack only ``members`` (tar wildcards) of ``deb`` into ``target``."""
+    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    run = subprocess.run(["tar", "-x", "-C", str(target), "--wildcards", *members], stdin=tar.stdout,
+                         capture_output=True, text=True)
+    tar.stdout.close()
+    if tar.wait() or run.returncode:
+        raise RecordedError(f"unpacking {', '.join(members)} from {deb.name} failed "
+                            f"({(run.stderr.strip().splitlines() or ['dpkg-deb failed'])[-1]})")
 
 
 def source_files(source: Source, root: Path) -> dict[str, list[Path]]:
@@ -228,7 +274,8 @@ def bandwidth_hz(x: np.ndarray, rate: int) -> float:
 # ----------------------------------------------------------------------------- building
 
 
-def _write(path: Path, x: np.ndarray, rate: int) -> None:
+def write_wav(path: Path, x: np.ndarray, rate: int) -> None:
+    """``x`` ``[n]`` as a mono PCM_24 WAV, written to a temporary file and renamed into place."""
     with replacing(path) as tmp:
         sf.write(str(tmp), x.astype(np.float32), rate, subtype="PCM_24", format="WAV")
 
@@ -250,7 +297,7 @@ def build_group(source: Source, key: str, files: list[Path], out: Path, rate: in
     for index, piece in enumerate(pieces):
         piece = level(piece, rng, -30.0, -18.0) if source.kind == "voices" else level(piece, rng, -32.0, -20.0)
         path = folder / f"{stem}-{index:04d}.wav"
-        _write(path, piece, rate)
+        write_wav(path, piece, rate)
         entries.append({"file": path.relative_to(out).as_posix(), "kind": source.kind, "split": split,
                         "source": source.package, "group": key, "licence": source.licence,
                         "duration": round(len(piece) / rate, 3), "bandwidth_hz": round(bandwidth_hz(piece, rate))})
@@ -275,7 +322,7 @@ def build_babble(out: Path, split: str, rate: int, count: int) -> list[dict]:
             x = np.tile(x, -(-n // len(x)))[:n]
             mix += np.roll(x, int(rng.integers(n))) * 10 ** (rng.uniform(-6, 0) / 20)
         path = folder / f"babble-real-{index:04d}.wav"
-        _write(path, level(mix, rng, -28.0, -22.0), rate)
+        write_wav(path, level(mix, rng, -28.0, -22.0), rate)
         entries.append({"file": path.relative_to(out).as_posix(), "kind": "realnoise", "split": split,
                         "source": "babble of recorded voices", "group": f"babble:{split}",
                         "licence": "as its voices", "duration": BABBLE_SECONDS,
@@ -283,14 +330,43 @@ def build_babble(out: Path, split: str, rate: int, count: int) -> list[dict]:
     return entries
 
 
+#: The parts of ``recorded.json``, each built on its own (``rt-data build --only recorded|realmusic``), and the
+#: kinds of file each one writes.
+PARTS: dict[str, tuple[str, ...]] = {"recorded": ("voices", "realnoise"), "realmusic": ("realmusic",)}
+
+
+def built_part(out: Path, part: str, rate: int) -> list[dict] | None:
+    """The entries of ``part`` if ``out/recorded.json`` holds a finished build of it at ``rate``, else None.
+
+    A manifest written before the parts existed holds the ``recorded`` part only."""
+    manifest = out / "recorded.json"
+    if not manifest.is_file():
+        return None
+    doc = json.loads(manifest.read_text())
+    if doc.get("rate") != rate or part not in doc.get("parts", ["recorded"]):
+        return None
+    return [e for e in doc["files"] if e["kind"] in PARTS[part]]
+
+
+def save_part(out: Path, part: str, rate: int, entries: list[dict]) -> None:
+    """Write ``part``'s entries into ``out/recorded.json``, keeping the other parts built at the same rate."""
+    manifest = out / "recorded.json"
+    doc = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    kept, parts = [], [part]
+    if doc.get("rate") == rate:
+        parts = [p for p in doc.get("parts", ["recorded"]) if p != part] + [part]
+        kept = [e for e in doc["files"] if e["kind"] not in PARTS[part]]
+    atomic_write_text(manifest, json.dumps({"rate": rate, "parts": parts, "files": kept + entries}, indent=1))
+
+
 def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: int = 40) -> list[dict]:
     """Fetch, unpack and write every source into ``out``; ``out/recorded.json`` lists the files.
 
-    A finished build (``recorded.json`` present with the same rate) is kept as it is."""
-    manifest = out / "recorded.json"
-    if manifest.is_file() and json.loads(manifest.read_text()).get("rate") == rate:
-        logger.info("recorded sources: already built (%s)", manifest)
-        return json.loads(manifest.read_text())["files"]
+    A finished build (its part of ``recorded.json`` present at the same rate) is kept as it is."""
+    done = built_part(out, "recorded", rate)
+    if done is not None:
+        logger.info("recorded sources: already built (%s)", out / "recorded.json")
+        return done
     cache = cache or out / "cache" / "debs"
     entries: list[dict] = []
     for source in SOURCES:
@@ -301,7 +377,7 @@ def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: in
     for split in SPLIT_NAMES:
         share = {"train": 0.8, "val": 0.1, "test": 0.1}[split]
         entries += build_babble(out, split, rate, max(4, int(babble * share)))
-    atomic_write_text(manifest, json.dumps({"rate": rate, "files": entries}, indent=1))
+    save_part(out, "recorded", rate, entries)
     return entries
 
 
