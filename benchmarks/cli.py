@@ -139,7 +139,8 @@ def _add_quality(sub) -> None:
     q.add_argument("--systems", help=f"comma-separated subset of {','.join(ALL)} (default: {','.join(DEFAULT)}, "
                    "plus ours-music with a music model)")
     q.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)}, or 'real' for the tasks on "
-                   "real recorded voices, 'realmusic' for those on real produced music (default: all)")
+                   "real recorded voices, 'realrooms' for those voices in the test rooms (dereverberation), 'realmusic' for those "
+                   "on real produced music (default: all)")
     q.add_argument("--split", choices=("test", "val"), default="test",
                    help="split of the recorded voices, noises and real music: test (report) or val (choose "
                         "checkpoints) (default test)")

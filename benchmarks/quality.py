@@ -263,6 +263,8 @@ def targets(records: list[dict], ours_latency_ms: float | None) -> list[dict[str
                        None if music is None else music >= 20.0))
     for task in ("reverb-0.3", "reverb-0.5", "reverb-0.8"):
         out.append(_beats(records, task, "si_sdr", ("degraded",), "dereverberation: SI-SDR above the input"))
+    for task in ts.GROUPS["realrooms"]:  # issue 17, on real voices
+        out += _dereverb(records, task)
     for task in ("bwe-2x", "bwe-4x"):
         for system in _music_systems(records, task):
             out += _bwe(records, task, system)
@@ -270,6 +272,17 @@ def targets(records: list[dict], ours_latency_ms: float | None) -> list[dict[str
     ran = {r["task"] for r in records if r["section"] == "quality"}
     out = [t for t in out if t["task"] in ran or t["task"].startswith(("worst", "all"))]
     return out + _real_music(records) if ran & set(ts.GROUPS["realmusic"]) else out
+
+
+def _dereverb(records: list[dict], task: str) -> list[dict[str, Any]]:
+    """Issue 17's dereverberation targets: SI-SDR at least 3 dB over the input's, PESQ-wb above it."""
+    out = []
+    for key, what, margin in (("si_sdr", "SI-SDR at least 3 dB over the input", 3.0), ("pesq", "PESQ-wb above the input", 0.0)):
+        ours, given = _get(records, task, "ours-engine", key), _get(records, task, "degraded", key)
+        met = None if ours is None or given is None else (ours >= given + margin if margin else ours > given)
+        out.append(_target(f"dereverberation, real voices: {what}", task, ours,
+                           "-" if given is None else f"input {given:.2f}", met))
+    return out
 
 
 def _music_systems(records: list[dict], task: str) -> list[str]:

@@ -20,7 +20,8 @@ at 4 kHz, scored against the full clean), clean music, and music in noise at 10 
 
 On real recordings (``rt-data``'s ``recorded.json``, from the split ``recorded_split`` names:
 ``test`` to report, ``val`` to choose checkpoints), the task sets of :data:`GROUPS`: ``real``
-(held-out speakers in real and synthetic noise, clean and band-limited) and ``realmusic``
+(held-out speakers in real and synthetic noise, clean and band-limited), ``realrooms`` (the same
+speakers in the test rooms, RT60 0.3 / 0.5 / 0.8 s: issue 17's dereverberation) and ``realmusic``
 (held-out pieces of produced music low-passed at 12 / 6 kHz, the same ``Lowpass`` as ``bwe-2x`` /
 ``bwe-4x``, and full band untouched); their items take the speakers or pieces in turn.
 
@@ -66,6 +67,7 @@ class Task:
     lowpass_hz: float | None = None
     recorded: bool = False  # real recordings of rt-data's recorded.json, from the split asked for
     pool: str = "voices"  # recorded: the kind its clean items come from (voices: with real noises too)
+    group: str = "real"  # recorded: its task set (:data:`GROUPS`, ``rt-bench quality --tasks GROUP``)
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
@@ -91,16 +93,23 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("real-clean-bandlimited-speech", "speech", "real voices low-passed at 4 kHz (reference: unfiltered)",
          lowpass_hz=4000.0, recorded=True),
     Task("realmusic-bwe-2x", "music", "real produced music low-passed at 12 kHz", lowpass_hz=12000.0,
-         recorded=True, pool="realmusic"),
+         recorded=True, pool="realmusic", group="realmusic"),
     Task("realmusic-bwe-4x", "music", "real produced music low-passed at 6 kHz", lowpass_hz=6000.0,
-         recorded=True, pool="realmusic"),
-    Task("realmusic-clean", "music", "real produced music, full band, untouched", recorded=True, pool="realmusic"),
+         recorded=True, pool="realmusic", group="realmusic"),
+    Task("realmusic-clean", "music", "real produced music, full band, untouched", recorded=True, pool="realmusic",
+         group="realmusic"),
+    Task("real-reverb-0.3", "speech", "real voices in a test room, RT60 ~0.3 s", rt60=(0.3, 0.3), recorded=True,
+         group="realrooms"),
+    Task("real-reverb-0.5", "speech", "real voices in a test room, RT60 ~0.5 s", rt60=(0.5, 0.5), recorded=True,
+         group="realrooms"),
+    Task("real-reverb-0.8", "speech", "real voices in a test room, RT60 ~0.8 s", rt60=(0.8, 0.8), recorded=True,
+         group="realrooms"),
 )}
 #: Task sets by name (``rt-bench quality --tasks real``): the tasks on real recorded voices, and on real
 #: produced music.
 GROUPS: dict[str, tuple[str, ...]] = {
-    group: tuple(name for name, task in TASKS.items() if task.recorded and task.pool == pool)
-    for group, pool in (("real", "voices"), ("realmusic", "realmusic"))}
+    group: tuple(name for name, task in TASKS.items() if task.recorded and task.group == group)
+    for group in ("real", "realmusic", "realrooms")}
 REAL_TASKS = GROUPS["real"]
 
 
