@@ -63,8 +63,8 @@ def classify(
     for i, a in enumerate(starts):
         seg = recording[a : a + window].astype(np.float64)
         ref = sent(signal, int(a - delay), window).astype(np.float64)
-        g = float(seg @ ref / max(ref @ ref, 1e-12))
-        residual = np.linalg.norm(seg - g * ref) / max(np.linalg.norm(ref), 1e-12)
+        g = float(seg @ ref) / max(float(ref @ ref), 1e-12)
+        residual = float(np.linalg.norm(seg - g * ref)) / max(float(np.linalg.norm(ref)), 1e-12)
         gains[i] = g
         if np.max(np.abs(seg)) < 1e-6:
             kinds[i] = SILENT

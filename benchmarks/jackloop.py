@@ -140,12 +140,13 @@ class JackLoopback:
                 first = -start % self.click_every
                 out[first::self.click_every] = self.amplitude
             else:
-                self._send_signal(out, start, frames)
+                self._send_signal(out, self._signal, start, frames)
             self._rec[start : start + frames] = self.inp.get_array()
             self._frame = start + frames
 
-    def _send_signal(self, out: np.ndarray, start: int, frames: int) -> None:
-        sig = self._signal
+    @staticmethod
+    def _send_signal(out: np.ndarray, sig: np.ndarray, start: int, frames: int) -> None:
+        """Frames ``start .. start+frames`` of the looped ``sig`` (float32 ``[n]``) into ``out`` (``[frames]``)."""
         i = start % sig.shape[0]
         first = min(frames, sig.shape[0] - i)
         out[:first] = sig[i : i + first]

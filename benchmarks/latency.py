@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -31,11 +31,20 @@ from rt_enhance.benchmarks.models import Skip, TimedProcessor, describe, open_mo
 from rt_enhance.benchmarks.table import TIMING_COLUMNS, Column, render
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime.metadata import ModelError
-from rt_enhance.realtime.processor import Processor
+from rt_enhance.realtime.processor import Processor, WindowedProcessor
 
 logger = logging.getLogger(__name__)
 
 SECTIONS = ("engine", "kernels", "torch")
+
+
+@runtime_checkable
+class DeviceTimed(Protocol):
+    """A processor that times its own host-device copies and compute per call, in ns (the GPU one, the torch twin)."""
+
+    copy_ns: list[int]
+    compute_ns: list[int]
+    cuda_graph: bool
 
 
 @dataclass(frozen=True)
@@ -145,11 +154,11 @@ def engine_record(config: dict, g: geo.Geometry, times: StepTimes, processor: Pr
               "overhead_mean_ms": float(overhead.mean()),
               "overhead_pct_budget": float(100.0 * overhead.mean() / budget),
               "overhead_p99_pct_budget": float(100.0 * np.percentile(overhead, 99) / budget)})
-    if hasattr(processor, "copy_ns"):
+    if isinstance(processor, DeviceTimed):
         n = times.step_ns.size
         r["copy_p50_ms"] = float(np.percentile(np.asarray(processor.copy_ns[-n:]) / 1e6, 50))
         r["compute_p50_ms"] = float(np.percentile(np.asarray(processor.compute_ns[-n:]) / 1e6, 50))
-        r["cuda_graph"] = bool(getattr(processor, "cuda_graph", False))
+        r["cuda_graph"] = bool(processor.cuda_graph)
     if hasattr(processor, "labels"):  # a torch twin: say so in every record
         r.update(processor.labels())
     r["_geometry"] = g
@@ -161,9 +170,9 @@ def kernel_records(g: geo.Geometry, *, channels: int, calls: int) -> list[dict[s
     """numba vs numpy per kernel call at one hop; ``speedup`` is numpy p50 / numba p50."""
     times = time_kernels(g, channels=channels, calls=calls)
     budget = g.ms(g.hop)
-    out = []
+    out: list[dict[str, Any]] = []
     for (kernel, impl), ms in times.items():
-        r = {"section": "kernels", "kernel": kernel, "impl": impl, "provider": "cpu", "threads": 1, "window": g.window,
+        r: dict[str, Any] = {"section": "kernels", "kernel": kernel, "impl": impl, "provider": "cpu", "threads": 1, "window": g.window,
              "hop": g.hop, "channels": channels, "budget_ms": budget, **rec.timing_stats(ms, budget), "status": "ok"}
         r["p50_us"], r["p99_us"] = 1000 * r["p50_ms"], 1000 * r["p99_ms"]
         out.append(r)
@@ -194,7 +203,8 @@ def torch_records(opts: LatencyOptions) -> list[dict[str, Any]]:
                                    runtime="torch-eager", **base))
             continue
         windows = np.random.default_rng(0).standard_normal((opts.channels, g.window)).astype(np.float32) * 0.1
-        ort_ms = _time_calls(functools.partial(processor.run, windows), opts.hops, opts.warmup)
+        windowed = cast(WindowedProcessor, processor)  # checked: the kind is windowed
+        ort_ms = _time_calls(functools.partial(windowed.run, windows), opts.hops, opts.warmup)
         torch_ms = _time_torch(net, windows, threads, opts.hops, opts.warmup)
         for runtime, ms in (("onnxruntime", ort_ms), ("torch-eager", torch_ms)):
             out.append({"section": "torch", "runtime": runtime, **base, "window": g.window, "hop": g.hop,

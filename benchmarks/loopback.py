@@ -161,7 +161,8 @@ def _wait_for_stream(loop: JackLoopback, proc: subprocess.Popen, timeout: float 
             return
         except TimeoutError:
             if proc.poll() is not None:
-                raise LiveRunError(f"rt-enhance exited {proc.returncode}: {proc.stderr.read().strip()[-400:]}") from None
+                said = proc.stderr.read().strip()[-400:] if proc.stderr else ""
+                raise LiveRunError(f"rt-enhance exited {proc.returncode}: {said}") from None
             if time.monotonic() > deadline:
                 raise
 

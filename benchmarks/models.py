@@ -11,6 +11,10 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
 
 from rt_enhance.realtime import geometry as geo
 from rt_enhance.realtime import kinds
@@ -22,6 +26,9 @@ from rt_enhance.realtime.processor import (
     bundled_model_path,
     open_processor,
 )
+
+if TYPE_CHECKING:
+    from rt_enhance.realtime.processor import StatefulProcessor, WindowedProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +63,7 @@ def variants(model: str) -> dict[str, str]:
 
 def open_model(model: str, *, threads: int, provider: str = "cpu", window: int | None = None, rate: int = 48000) -> Processor:
     """The processor for one configuration; :class:`Skip` if it cannot run here."""
+    processor: Processor
     if provider in ("cuda", "tensorrt"):
         from rt_enhance.benchmarks.gpu import GpuProcessor, GpuUnavailable
 
@@ -123,17 +131,18 @@ class TimedProcessor:
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
-    def _timed(self, call, x):
+    def _timed(self, call: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter_ns()
         out = call(x)
         self.ns.append(time.perf_counter_ns() - t0)
         return out
 
-    def run(self, windows):
-        return self._timed(self.inner.run, windows)
+    # The Streamer calls the method of the model's kind only: run for windowed, step for stateful.
+    def run(self, windows: np.ndarray) -> np.ndarray:
+        return self._timed(cast("WindowedProcessor", self.inner).run, windows)
 
-    def step(self, chunk):
-        return self._timed(self.inner.step, chunk)
+    def step(self, chunk: np.ndarray) -> np.ndarray:
+        return self._timed(cast("StatefulProcessor", self.inner).step, chunk)
 
 
 def describe(model: str) -> str:

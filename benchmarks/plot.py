@@ -38,7 +38,7 @@ def plot_distribution(path: str, series: Sequence[tuple[str, np.ndarray, float]]
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
     top = max(float(np.max(ms) / (1 if same else b)) for _, ms, b in series if len(ms)) if series else 1.0
     limit = max(top, budgets.pop() if same else 1.0) * 1.05
-    bins = np.linspace(0.0, limit, 120)
+    bins = np.linspace(0.0, limit, 120).tolist()
     for label, ms, budget in series:
         x = ms if same else ms / budget
         ax.hist(x, bins=bins, histtype="step", linewidth=1.4, label=f"{label} (p99 {np.percentile(ms, 99):.3f} ms)")

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 METRICS = ("pesq", "stoi", "si_sdr", "lsd", "snr")
 MAX_LAG_MS = 50.0
 PHAT_BETA = 0.8
-DFN3_LATENCY_MS = peers.DOCUMENTED["deepfilternet3"][0]
+DFN3_LATENCY_MS = peers.DFN3_LATENCY_MS
 REAL_PEERS = ("rnnoise", "rnnoise-aligned", "gtcrn", "dtln")  # issue 16: ours above each, on real voices
 
 
@@ -233,11 +233,11 @@ def _target(target: str, task: str, ours: float | None, reference: str, met: boo
 
 def _beats(records: list[dict], task: str, key: str, others: tuple[str, ...], target: str) -> dict[str, Any]:
     ours = _get(records, task, "ours-engine", key)
-    theirs = {s: _get(records, task, s, key) for s in others}
-    theirs = {s: v for s, v in theirs.items() if v is not None}
+    found = {s: _get(records, task, s, key) for s in others}
+    theirs = {s: v for s, v in found.items() if v is not None}
     if ours is None or not theirs:
         return _target(target, task, ours, "-", None)
-    best = max(theirs, key=theirs.get)
+    best = max(theirs, key=theirs.__getitem__)
     return _target(target, task, ours, f"{best} {theirs[best]:.2f}", all(ours > v for v in theirs.values()))
 
 
@@ -347,18 +347,17 @@ def _clean_music(records: list[dict], task: str, system: str) -> list[dict[str, 
 
 def _streaming(records: list[dict]) -> dict[str, Any]:
     tasks = list(dict.fromkeys(r["task"] for r in records if r["section"] == "quality"))
-    losses = {}
+    losses: dict[str, tuple[float, float]] = {}  # task -> (offline SI-SDR, what the engine loses)
     for task in tasks:
         engine, offline = _get(records, task, "ours-engine", "si_sdr"), _get(records, task, "ours-offline", "si_sdr")
         if engine is not None and offline is not None:
-            losses[task] = offline - engine
+            losses[task] = (offline, offline - engine)
     if not losses:
         return _target("streaming: engine loses at most 0.1 dB SI-SDR vs offline", "all", None, "-", None)
-    worst = max(losses, key=losses.get)
-    offline = _get(records, worst, "ours-offline", "si_sdr")
+    worst = max(losses, key=lambda task: losses[task][1])
+    offline, loss = losses[worst]
     return _target("streaming: engine loses at most 0.1 dB SI-SDR vs offline", f"worst: {worst}",
-                   offline - losses[worst], f"offline {offline:.3f} (engine loses {losses[worst]:.3f} dB)",
-                   losses[worst] <= 0.1)
+                   offline - loss, f"offline {offline:.3f} (engine loses {loss:.3f} dB)", loss <= 0.1)
 
 
 # ----------------------------------------------------------------------------- tables

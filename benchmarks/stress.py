@@ -133,21 +133,22 @@ def recovery(live: LiveRun, signal: np.ndarray, stall_ms: float) -> dict[str, An
     at_delay = np.isin(w.kind, AT_DELAY)
     back = _first_steady(after, at_delay)
     enhanced = next((int(i) for i in after if w.kind[i] == analysis.ENHANCED), None)
-    out = {
+    delay_back = None if back is None else _exact_start(live, signal, int(w.start[back]), f1, (gain, 1.0)) - f1
+    enhanced_back = None if enhanced is None else _exact_start(live, signal, int(w.start[enhanced]), f1, (gain,)) - f1
+    out: dict[str, Any] = {
         "windows": int(w.start.size), "windows_enhanced": w.count(analysis.ENHANCED),
         "windows_dry": w.count(analysis.DRY) + w.count(analysis.PARTLY_DRY), "windows_off_delay": w.count(analysis.OFF_DELAY),
         "windows_other": w.count(analysis.OTHER) + w.count(analysis.SILENT),
-        "delay_back_after_samples": None if back is None else _exact_start(live, signal, int(w.start[back]), f1, (gain, 1.0)) - f1,
-        "enhanced_back_after_samples": None if enhanced is None else _exact_start(live, signal, int(w.start[enhanced]), f1, (gain,)) - f1,
+        "delay_back_after_samples": delay_back, "enhanced_back_after_samples": enhanced_back,
     }
-    out["delay_back_after_hops"] = None if back is None else out["delay_back_after_samples"] / hop
-    out["enhanced_back_after_hops"] = None if enhanced is None else out["enhanced_back_after_samples"] / hop
+    out["delay_back_after_hops"] = None if delay_back is None else delay_back / hop
+    out["enhanced_back_after_hops"] = None if enhanced_back is None else enhanced_back / hop
     if not live.probed:
         out["windows_dry"] = out["enhanced_back_after_samples"] = out["enhanced_back_after_hops"] = None
-    out["delay_back_within_2_hops"] = back is not None and out["delay_back_after_samples"] <= 2 * hop
+    out["delay_back_within_2_hops"] = delay_back is not None and delay_back <= 2 * hop
     # After a whole-process stall the first D output samples are the D captured before it: D is the floor.
     out["floor_hops"] = live.stats["latency_samples"] / hop
-    out["delay_back_over_floor_samples"] = None if back is None else out["delay_back_after_samples"] - live.stats["latency_samples"]
+    out["delay_back_over_floor_samples"] = None if delay_back is None else delay_back - live.stats["latency_samples"]
     out["timeline"] = _timeline(w, f0, f1, hop)
     return out
 
@@ -176,8 +177,9 @@ def _first_steady(after: np.ndarray, good: np.ndarray) -> int | None:
 
 def _timeline(w: analysis.Windows, f0: int, f1: int, hop: int) -> list[dict[str, Any]]:
     """Windows just before the stall and just after it: hops from its start / end, class, delay found."""
-    before = range(max(np.searchsorted(w.start, f0) - TIMELINE_BEFORE, 0), np.searchsorted(w.start, f0))
-    first_after = max(np.searchsorted(w.start, f1) - 1, 0)
+    at_start = int(np.searchsorted(w.start, f0))
+    before = range(max(at_start - TIMELINE_BEFORE, 0), at_start)
+    first_after = max(int(np.searchsorted(w.start, f1)) - 1, 0)
     after = range(first_after, min(first_after + TIMELINE_AFTER, w.start.size))
     rows = []
     for i, (when, ref) in [(i, ("before stall start", f0)) for i in before] + [(i, ("after stall end", f1)) for i in after]:

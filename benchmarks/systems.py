@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import soundfile as sf
@@ -35,6 +36,9 @@ import soxr
 from rt_enhance.benchmarks import peers
 from rt_enhance.benchmarks.testset import RATE, TASKS, TestItem
 from rt_enhance.realtime.errors import RtEnhanceError
+
+if TYPE_CHECKING:
+    from rt_enhance.realtime.processor import WindowedProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +122,7 @@ def _upsampler(kind: str) -> Callable[[np.ndarray, TestItem], np.ndarray]:
     upsample = spline_upsample if kind == "spline" else sinc_upsample
 
     def run(x: np.ndarray, item: TestItem) -> np.ndarray:
+        assert item.band_limit_hz is not None  # the system applies only there (_band_limited)
         low = int(round(2 * item.band_limit_hz))
         return upsample(resample(np.asarray(x, np.float64), RATE, low), low, RATE)
 
@@ -127,15 +132,16 @@ def _upsampler(kind: str) -> Callable[[np.ndarray, TestItem], np.ndarray]:
 # ----------------------------------------------------------------------------- peers
 
 
-def _peer_functions(threads: int) -> dict[str, tuple[Callable[[np.ndarray, TestItem], np.ndarray], str]]:
-    """Each peer's file-mode function of float32 ``[n]`` at 48 kHz, and the note for the table."""
+def _peer_functions(threads: int) -> dict[str, tuple[Callable[[np.ndarray, TestItem | None], np.ndarray], str]]:
+    """Each peer's file-mode function of float32 ``[n]`` at 48 kHz, and the note for the table (the
+    peers ignore the item, so :func:`_peer` probes them with none)."""
 
-    def noisereduce(x: np.ndarray, item: TestItem) -> np.ndarray:
+    def noisereduce(x: np.ndarray, item: TestItem | None) -> np.ndarray:
         import noisereduce as nr
 
         return nr.reduce_noise(y=x, sr=RATE, n_jobs=threads)
 
-    def rnnoise_aligned(x: np.ndarray, item: TestItem) -> np.ndarray:
+    def rnnoise_aligned(x: np.ndarray, item: TestItem | None) -> np.ndarray:
         return peers.rnnoise(np.pad(x, (0, RNNOISE_DELAY)), threads)[RNNOISE_DELAY:]
 
     return {
@@ -180,7 +186,7 @@ class OursOffline:
     def __init__(self, model: str, threads: int) -> None:
         from rt_enhance.benchmarks.models import resolve_geometry
         from rt_enhance.realtime.kinds import kind_of
-        from rt_enhance.realtime.processor import open_processor
+        from rt_enhance.realtime.processor import OnnxProcessor, open_processor
 
         self.processor = open_processor(model, threads=threads, rate_hint=RATE)
         streaming = kind_of(self.processor.info).streaming
@@ -192,6 +198,7 @@ class OursOffline:
         elif streaming:
             self.note = "streaming model: the Streamer fed the whole file in one call (= offline by construction)"
         else:
+            assert isinstance(self.processor, OnnxProcessor)  # what open_processor opens a windowed model with
             length = self.processor.session.get_inputs()[0].shape[-1]
             if isinstance(length, int):
                 raise Unavailable(f"the ONNX window is fixed at {length} samples, so there is no whole-file pass")
@@ -217,7 +224,8 @@ class OursOffline:
         total = 2 * margin + len(x)
         padded = np.zeros(total + -total % info.total_stride, np.float32)
         padded[margin : margin + len(x)] = x
-        return self.processor.run(padded[None])[0, margin : margin + len(x)]
+        processor = cast("WindowedProcessor", self.processor)  # a windowed model (see __init__)
+        return processor.run(padded[None])[0, margin : margin + len(x)]
 
 
 def engine_system(name: str, model: str, threads: int, *, music_only: bool = False) -> System:
@@ -244,8 +252,11 @@ def _unused(x: np.ndarray, item: TestItem) -> np.ndarray:
 
 
 def copy_system() -> System:
-    return System("degraded", _unused, "the input itself",
-                  file_fn=lambda in_path, out_path, item: shutil.copyfile(in_path, out_path))
+    return System("degraded", _unused, "the input itself", file_fn=_copy)
+
+
+def _copy(in_path: str, out_path: str, item: TestItem) -> None:
+    shutil.copyfile(in_path, out_path)
 
 
 def make(name: str, *, model: str | None, music_model: str | None, threads: int) -> System:

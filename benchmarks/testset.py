@@ -197,6 +197,7 @@ def clean_pool(corpus: Corpus, task: Task, rng: np.random.Generator) -> list[str
     if task.content != "bwe":
         pool = corpus.files(task.content)
         return [pool[i] for i in rng.permutation(len(pool))]
+    assert task.lowpass_hz is not None  # every bwe task has its low-pass
     music = [corpus.files("music")[i] for i in rng.permutation(len(corpus.files("music")))]
     wide = [k for k in corpus.files("speech") if corpus.info(k).get("bandwidth_hz", 0.0) > 1.05 * task.lowpass_hz]
     wide = [wide[i] for i in rng.permutation(len(wide))]
@@ -280,9 +281,10 @@ def read_crop(path: Path, seconds: float, rng: np.random.Generator) -> tuple[np.
 
 def degradation_steps(corpus: Corpus, task: Task, index: int, rng: np.random.Generator) -> tuple[list, dict]:
     """The training pipeline's steps for this item (room, noise, low-pass), and what they were made of."""
-    from rt_enhance.training.degrade import Lowpass, Noise, RirFiles, RirSimulate
+    from rt_enhance.training.degrade import Lowpass, Noise, RirFiles, RirSimulate, Step
 
-    steps, sources = [], {}
+    steps: list[Step] = []
+    sources: dict[str, Any] = {}
     if task.rt60 is not None:
         rooms = rooms_for(corpus, task.rt60)
         if rooms:
