@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rt_enhance.model import AudioModel, Discriminator, save_checkpoint
+from rt_enhance.model import AudioModel, Discriminator, Generator, save_checkpoint
 from rt_enhance.model.checkpoint import load_checkpoint
 from rt_enhance.realtime.errors import RtEnhanceError, report
 from rt_enhance.realtime.metadata import ModelInfo
@@ -116,12 +116,12 @@ def test_sources(cfg: TrainConfig) -> list[tuple[str, str, str | None]]:
     return out
 
 
-def collab_discriminator(cfg: TrainConfig, run: RunDir, rt: Runtime, generator: AudioModel,
+def collab_discriminator(cfg: TrainConfig, run: RunDir, rt: Runtime, generator: Generator,
                          trained: Discriminator | None) -> Discriminator:
     """The discriminator shaped for collaborative sampling (loaded when ``--load`` finds one)."""
     if cfg.load and run.collab_discriminator.is_file():
-        disc, _ = load_checkpoint(run.collab_discriminator)
-        return disc.to(rt.device).eval()
+        loaded, _ = load_checkpoint(run.collab_discriminator)
+        return _discriminator(loaded, run.collab_discriminator).to(rt.device).eval()
     fresh = trained is None
     disc = trained or models.build_discriminator(generator, window=cfg.window, conditional=cfg.conditional)
     pipeline = parse_pipeline(cfg.preprocessing)
@@ -137,9 +137,10 @@ def collab_discriminator(cfg: TrainConfig, run: RunDir, rt: Runtime, generator: 
 def collab_refiner(cfg: TrainConfig, run: RunDir, rt: Runtime, generator: AudioModel,
                    discriminator: Discriminator | None) -> Callable[[ModelInfo], collab.CollabProcessor]:
     """``info -> processor`` refining each window with the shaped discriminator (for the evaluation)."""
-    disc = collab_discriminator(cfg, run, rt, generator, discriminator)
+    windowed = collab.check_generator(generator)
+    disc = collab_discriminator(cfg, run, rt, windowed, discriminator)
     settings = collab.CollabSettings(steps=cfg.collab_steps, rate=cfg.collab_rate)
-    return functools.partial(collab.CollabProcessor, generator=generator, disc=disc, settings=settings,
+    return functools.partial(collab.CollabProcessor, generator=windowed, disc=disc, settings=settings,
                              device=rt.device)
 
 
@@ -147,7 +148,14 @@ def trained_discriminator(run: RunDir) -> Discriminator | None:
     """The GAN discriminator stored in ``last.pt``, if the run had one."""
     _, extra = load_checkpoint(run.last)
     record = (extra.get("resume") or {}).get("discriminator")
-    return None if record is None else model_from_record(record)
+    return None if record is None else _discriminator(model_from_record(record), run.last)
+
+
+def _discriminator(model: AudioModel, path: Path) -> Discriminator:
+    """``model``, read from ``path`` where a discriminator belongs; RunError when it is another model."""
+    if not isinstance(model, Discriminator):
+        raise RunError(f"{path} holds a {type(model).__name__} where a discriminator belongs; train the run again")
+    return model
 
 
 def evaluate_run(cfg: TrainConfig, run: RunDir, rt: Runtime, discriminator: Discriminator | None) -> EvalResult | None:

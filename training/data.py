@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
@@ -45,7 +46,7 @@ class TrainData:
 
     @property
     def dataset(self) -> WindowDataset:
-        return self.train.dataset
+        return cast(WindowDataset, self.train.dataset)  # make_train_data builds the loader on one
 
     def set_epoch(self, epoch: int, seed: int) -> None:
         """Select epoch ``epoch``'s order and degradation draws."""
@@ -72,7 +73,8 @@ def make_train_data(spec: DataSpec, pipeline: Pipeline, *, rank: int, world: int
     if len(train) < spec.batch:
         raise DatasetError(f"the training split holds {len(train)} windows, fewer than one batch of {spec.batch}; "
                            "add audio, lower --batch or --stride")
-    sampler = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=spec.seed, drop_last=True)
+    sampler: DistributedSampler[int] = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True,
+                                                          seed=spec.seed, drop_last=True)
     generator = torch.Generator().manual_seed(spec.seed)
     loader = DataLoader(train, batch_size=per_process, sampler=sampler, num_workers=spec.workers, drop_last=True,
                         pin_memory=pin, generator=generator, persistent_workers=False)

@@ -249,8 +249,9 @@ def _match_pairs(clean_dir: Path, degraded_dir: Path) -> list[Entry]:
                        len(set(clean) - set(common)), clean_dir, len(set(degraded) - set(common)), degraded_dir)
     if not common:
         raise DatasetError(f"pairs: no file names in common between {clean_dir} and {degraded_dir}")
-    by_speaker = all(_SPEAKER.match(p.name) for p in common)
-    return [(_SPEAKER.match(p.name).group(1) if by_speaker else str(p), clean[p], degraded[p]) for p in common]
+    speakers = [_SPEAKER.match(p.name) for p in common]
+    by_speaker = all(speakers)
+    return [(m.group(1) if by_speaker and m else str(p), clean[p], degraded[p]) for p, m in zip(common, speakers)]
 
 
 def _one_dir(root: Path, pattern: str) -> Path | None:
@@ -299,7 +300,7 @@ def _vctk_entries(root: Path, split: str, seed: int, args: dict[str, str]) -> li
     mic = args.get("mic", "mic1")
     if mic not in ("mic1", "mic2", "all"):
         raise DatasetError(f"dataset_args: mic must be mic1, mic2 or all, got {mic!r}")
-    entries = [(d.name, f, None) for d in _vctk_speaker_dirs(root) for f in _mic_filter(list_audio(d), mic)]
+    entries: list[Entry] = [(d.name, f, None) for d in _vctk_speaker_dirs(root) for f in _mic_filter(list_audio(d), mic)]
     if not entries:
         raise DatasetError(f"vctk: no speaker folders with audio under {root} (expected wav48*/pXXX/*.wav)")
     return _select(entries, split, seed, args)
@@ -337,7 +338,7 @@ def _maestro_entries(root: Path, split: str, seed: int, args: dict[str, str]) ->
         raise DatasetError(f"maestro: metadata {path} lacks column(s) {', '.join(sorted(missing))}")
     wanted = {"val": "validation"}.get(split, split)
     years = set(args["year"].split("+")) if "year" in args else None
-    entries = [(r["audio_filename"], root / r["audio_filename"], None) for r in rows
+    entries: list[Entry] = [(r["audio_filename"], root / r["audio_filename"], None) for r in rows
                if (split == "all" or r["split"] == wanted) and (years is None or r["year"] in years)]
     if not entries:
         raise DatasetError(f"maestro: no {wanted} rows" + (f" for year {args['year']}" if years else ""))

@@ -16,9 +16,11 @@ sources and ``rt-train`` on the unpacked corpus split the same way.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -139,8 +141,9 @@ class LoaderSource:
                         batch=batch, workers=workers)
         self.data = make_train_data(spec, pipeline, rank=0, world=1, pin=device.type == "cuda")
         self.device, self.batch, self.seed = device, batch, cfg.seed
-        self.val = self.data.val if self.data.val is not None else []
-        self.epoch, self._it = 0, None
+        self.val: Iterable[Any] = self.data.val if self.data.val is not None else []
+        self.epoch = 0
+        self._it: Iterator[Any] | None = None
 
     def next(self, batch: int) -> Pair:
         if batch != self.batch:

@@ -384,8 +384,8 @@ def _meta(loop: Loop, pipeline: Pipeline, val: dict[str, float]) -> dict[str, An
 
 def validate_and_save(loop: Loop, run: RunDir, pipeline: Pipeline) -> dict[str, float]:
     """Score the validation batches; scheduler, best.pt and last.pt as at the end of an rt-train epoch."""
-    data = argparse.Namespace(val=loop.source.val)
-    val, _ = trainer.validate(loop.parts, data, loop.rt, val_count=loop.cfg.val_count) if loop.source.val else ({}, None)
+    source = loop.source
+    val, _ = trainer.validate(loop.parts, source.val, loop.rt, val_count=loop.cfg.val_count) if source.val else ({}, None)
     trainer.end_epoch(loop.parts, loop.cfg, run, loop.rt, loop.progress, pipeline, loop.tally.means(), val)
     text = ", ".join(f"{k} {v:.4g}" for k, v in val.items()) or "no validation split"
     best = " (best)" if loop.progress.best_epoch == loop.progress.epoch else ""
@@ -457,7 +457,7 @@ def _setup_logging(out: Path) -> list[logging.Handler]:
     """Log lines to stderr and ``out/train.log``; returns the handlers (removed by ``main`` at the end)."""
     out.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
-    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(out / "train.log", encoding="utf-8")]
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr), logging.FileHandler(out / "train.log", encoding="utf-8")]
     root = logging.getLogger("rt_enhance")
     root.setLevel(logging.INFO)
     for handler in handlers:

@@ -147,8 +147,8 @@ class MultiResolutionSTFTLoss(nn.Module):
     def forward(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         y, target = y.reshape(-1, y.shape[-1]).float(), target.reshape(-1, target.shape[-1]).float()
         sizes = [n for n in self.fft_sizes if n <= y.shape[-1]] or [_largest_pow2(y.shape[-1])]
-        total = sum(self._one(y, target, n) for n in sizes)
-        return total / len(sizes)
+        terms = [self._one(y, target, n) for n in sizes]
+        return sum(terms[1:], terms[0]) / len(sizes)
 
     def _one(self, y: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:
         window = getattr(self, f"window_{n}", None)

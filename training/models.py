@@ -60,7 +60,7 @@ def lookahead_of(model: AudioModel) -> int:
     return int(model.lookahead) if isinstance(model, StreamingModel) else 0
 
 
-def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _accepted(cls: type[AudioModel], kwargs: dict[str, Any]) -> dict[str, Any]:
     params = inspect.signature(cls.__init__).parameters
     return {k: v for k, v in kwargs.items() if k in params}
 

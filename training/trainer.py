@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,16 @@ class Objective:
 
 
 @dataclass
+class Adversary:
+    """The GAN discriminator (``--gan`` > 0) and what trains it."""
+
+    discriminator: Discriminator
+    opt: Optimizer
+    scaler: torch.amp.GradScaler
+    sched: Scheduler | None = None
+
+
+@dataclass
 class Parts:
     """Everything that learns, and how."""
 
@@ -80,16 +91,17 @@ class Parts:
     scaler_g: torch.amp.GradScaler
     objective: Objective
     sched_g: Scheduler | None = None
-    discriminator: Discriminator | None = None
-    opt_d: Optimizer | None = None
-    scaler_d: torch.amp.GradScaler | None = None
-    sched_d: Scheduler | None = None
+    adversary: Adversary | None = None
     autoencoder: Autoencoder | None = None
     stft: losses.MultiResolutionSTFTLoss | None = None
 
     @property
     def lookahead(self) -> int:
         return models.lookahead_of(self.generator)
+
+    @property
+    def discriminator(self) -> Discriminator | None:
+        return None if self.adversary is None else self.adversary.discriminator
 
 
 @dataclass
@@ -188,10 +200,10 @@ def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencode
 
 
 def add_discriminator(parts: Parts, cfg: TrainConfig, rt: Runtime, disc: Discriminator) -> None:
-    parts.discriminator = disc.to(rt.device).train()
-    parts.opt_d = make_optimizer(disc.parameters(), kind=cfg.optimizer, lr=cfg.lr_d, weight_decay=cfg.weight_decay)
-    parts.scaler_d = torch.amp.GradScaler(rt.device.type, enabled=rt.amp)
-    parts.sched_d = make_scheduler(parts.opt_d, cfg.scheduler)
+    disc = disc.to(rt.device).train()
+    opt = make_optimizer(disc.parameters(), kind=cfg.optimizer, lr=cfg.lr_d, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp)
+    parts.adversary = Adversary(disc, opt, scaler, make_scheduler(opt, cfg.scheduler))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -213,15 +225,15 @@ def optimize(loss: torch.Tensor, opt: Optimizer, module: nn.Module, scaler: torc
     scaler.update()
 
 
-def discriminator_step(parts: Parts, x: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
+def discriminator_step(adv: Adversary, obj: Objective, x: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
                        rt: Runtime) -> dict[str, float]:
     """Train the discriminator on clean (``real``) vs enhanced (``fake``, detached) windows ``[B, 1, W]``."""
-    disc, cond = parts.discriminator, (x if parts.objective.conditional else None)
+    disc, cond = adv.discriminator, (x if obj.conditional else None)
     disc.requires_grad_(True)
     with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
         real_logits, fake_logits = disc.logits(real, cond), disc.logits(fake, cond)
     loss = losses.discriminator_loss(real_logits.float(), fake_logits.float())
-    optimize(loss, parts.opt_d, disc, parts.scaler_d, parts.objective.clip, rt, average=True)
+    optimize(loss, adv.opt, disc, adv.scaler, obj.clip, rt, average=True)
     return {"d_loss": loss.item(), "d_real": torch.sigmoid(real_logits.float()).mean().item(),
             "d_fake": torch.sigmoid(fake_logits.float()).mean().item()}
 
@@ -256,13 +268,13 @@ def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime)
         y = parts.g_model(x)
     y = y.float()
     stats: dict[str, float] = {}
-    if parts.discriminator is not None:
+    if parts.adversary is not None:
         lookahead = parts.lookahead
         stats = discriminator_step(
-            parts, losses.align_padded(x, lookahead, output=False),
+            parts.adversary, parts.objective, losses.align_padded(x, lookahead, output=False),
             losses.align_padded(y.detach(), lookahead, output=True),
             losses.align_padded(target, lookahead, output=False), rt)
-        parts.discriminator.requires_grad_(False)
+        parts.adversary.discriminator.requires_grad_(False)
     loss, terms = generator_loss(parts, x, y, target)
     optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, parts.objective.clip, rt)
     return {**terms, **stats}
@@ -283,7 +295,8 @@ def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, ep
     """One epoch of at most ``--count`` mini-batches; returns the mean of each logged term."""
     data.set_epoch(epoch, cfg.seed)
     parts.generator.train()
-    steps, sums = steps_per_epoch(data, cfg.count), {}
+    steps = steps_per_epoch(data, cfg.count)
+    sums: dict[str, float] = {}
     bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=True if not rt.main else None,
                leave=False)
     for i, (x, target) in enumerate(data.train):
@@ -303,21 +316,22 @@ def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, ep
 
 
 @torch.no_grad()
-def validate(parts: Parts, data: TrainData, rt: Runtime, *,
+def validate(parts: Parts, val: Iterable[Any] | None, rt: Runtime, *,
              val_count: int = -1) -> tuple[dict[str, float], dict | None]:
-    """Validation loss, SI-SDR and SNR (means over windows; at most ``val_count`` batches, -1: all) on rank 0,
-    broadcast; and one example (rank 0)."""
+    """Validation loss, SI-SDR and SNR over the batches ``val`` (``(degraded, clean)`` ``[B, 1, W]``; means over
+    windows; at most ``val_count`` batches, -1: all) on rank 0, broadcast; and one example (rank 0)."""
     result: tuple[dict[str, float], dict | None] = ({}, None)
-    if rt.main and data.val is not None:
-        result = _validate_here(parts, data, rt, val_count)
+    if rt.main and val is not None:
+        result = _validate_here(parts, val, rt, val_count)
     metrics = runtime.broadcast(result[0], rt)
     return metrics, result[1]
 
 
-def _validate_here(parts: Parts, data: TrainData, rt: Runtime, val_count: int) -> tuple[dict[str, float], dict]:
+def _validate_here(parts: Parts, val: Iterable[Any], rt: Runtime,
+                   val_count: int) -> tuple[dict[str, float], dict | None]:
     generator, lookahead = parts.generator.eval(), parts.lookahead
     sums, count, example = {"loss": 0.0, "si_sdr": 0.0, "snr": 0.0}, 0, None
-    for i, (x, target) in enumerate(data.val):
+    for i, (x, target) in enumerate(val):
         if val_count != -1 and i >= val_count:
             break
         x, target = x.to(rt.device), target.to(rt.device)
@@ -352,11 +366,13 @@ def resume_record(parts: Parts, progress: Progress, rt: Runtime) -> dict[str, An
     def state(obj: Any) -> Any:
         return None if obj is None else obj.state_dict()
 
+    adv = parts.adversary
+    opt_d, sched_d, scaler_d = (None, None, None) if adv is None else (adv.opt, adv.sched, adv.scaler)
     return {
         "progress": progress.to_plain(), "rng": runtime.gather(capture_rng(), rt),
         "opt_g": state(parts.opt_g), "sched_g": state(parts.sched_g), "scaler_g": state(parts.scaler_g),
-        "discriminator": None if parts.discriminator is None else model_record(parts.discriminator),
-        "opt_d": state(parts.opt_d), "sched_d": state(parts.sched_d), "scaler_d": state(parts.scaler_d),
+        "discriminator": None if adv is None else model_record(adv.discriminator),
+        "opt_d": state(opt_d), "sched_d": state(sched_d), "scaler_d": state(scaler_d),
     }
 
 
@@ -365,14 +381,15 @@ def apply_resume(parts: Parts, record: dict[str, Any], cfg: TrainConfig, rt: Run
     parts.opt_g.load_state_dict(record["opt_g"])
     _load_optional(parts.sched_g, record.get("sched_g"), "generator scheduler")
     parts.scaler_g.load_state_dict(record["scaler_g"] or {})
-    if parts.discriminator is not None:
+    adv = parts.adversary
+    if adv is not None:
         if record.get("discriminator") is None:
             logger.warning("the run had no discriminator; --gan %g starts a fresh one", cfg.gan)
         else:
-            parts.discriminator.load_state_dict(record["discriminator"]["state"])
-            parts.opt_d.load_state_dict(record["opt_d"])
-            _load_optional(parts.sched_d, record.get("sched_d"), "discriminator scheduler")
-            parts.scaler_d.load_state_dict(record["scaler_d"] or {})
+            adv.discriminator.load_state_dict(record["discriminator"]["state"])
+            adv.opt.load_state_dict(record["opt_d"])
+            _load_optional(adv.sched, record.get("sched_d"), "discriminator scheduler")
+            adv.scaler.load_state_dict(record["scaler_d"] or {})
     rngs = record["rng"]
     restore_rng(rngs[rt.rank] if len(rngs) == rt.world else rngs[0])
     return Progress.from_plain(record["progress"])
@@ -411,7 +428,8 @@ def end_epoch(parts: Parts, cfg: TrainConfig, run: RunDir, rt: Runtime, progress
     progress.epoch += 1
     value = score(val, train, cfg.best_metric)
     progress.history.append({"epoch": progress.epoch, **train, **{f"val_{k}": v for k, v in val.items()}})
-    for sched in (parts.sched_g, parts.sched_d):
+    sched_d = None if parts.adversary is None else parts.adversary.sched
+    for sched in (parts.sched_g, sched_d):
         if sched is not None:
             sched.step(value)
     improved = value > progress.best
@@ -529,7 +547,7 @@ def run_epochs(parts: Parts, data: TrainData, cfg: TrainConfig, run: RunDir, rt:
             start = time.perf_counter()
             train = train_epoch(parts, data, cfg, rt, epoch, progress, log)
             seconds = time.perf_counter() - start
-            val, example = validate(parts, data, rt, val_count=cfg.val_count)
+            val, example = validate(parts, data.val, rt, val_count=cfg.val_count)
             meta = end_epoch(parts, cfg, run, rt, progress, pipeline, train, val)
             windows = steps_per_epoch(data, cfg.count) * cfg.batch
             report_epoch(cfg, rt, progress, train, val, windows / max(seconds, 1e-9), log, example)

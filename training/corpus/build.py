@@ -97,7 +97,8 @@ def plan_kind(recipe: Recipe, kind: str, split: str) -> list[Item]:
     """Items 0, 1, ... of ``kind`` in ``split`` until their planned seconds (or count) reach the budget.
 
     Item ``i`` never depends on the budget, so a larger ``--hours`` plans the same items and more."""
-    budget, items, total = recipe.budget(kind, split), [], 0.0
+    budget, total = recipe.budget(kind, split), 0.0
+    items: list[Item] = []
     while total < budget or not items:
         item = corpus_items.plan_item(kind, split, len(items), recipe.seed, recipe.ranges)
         items.append(item)
@@ -234,7 +235,8 @@ class BuildReport:
 
 def _runnable(items: list[Item], missing: dict[str, str], report: BuildReport) -> list[Item]:
     """Items whose engines are all here; one warning per missing engine with what to install."""
-    out, counts = [], {}
+    out: list[Item] = []
+    counts: dict[str, int] = {}
     for item in items:
         absent = [n for n in item.needs if n in missing]
         for name in absent:
@@ -260,7 +262,8 @@ def _run_pool(todo: list[tuple[Item, str]], out: Path, recipe: Recipe, workers: 
               report: BuildReport) -> None:
     """Build ``todo`` (item, key) on ``workers`` processes, at most two items per worker in flight (so an interrupt
     waits for a few files only), saving the manifest every SAVE_EVERY seconds and on the way out."""
-    queue, pending = iter(todo), {}
+    queue = iter(todo)
+    pending: dict[Future, Item] = {}
     bar, last_save = _progress(len(todo)), time.monotonic()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         try:

@@ -17,6 +17,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soxr
@@ -119,7 +120,7 @@ def plan_speech(split: str, rng: np.random.Generator, seconds_range: tuple[float
 def plan_music(split: str, rng: np.random.Generator, seconds_range: tuple[float, float]) -> tuple[dict, float]:
     """Parameters of one music render and its planned duration."""
     seconds = float(rng.uniform(*seconds_range))
-    params = {"seconds": round(seconds, 3), "rms_dbfs": round(float(rng.uniform(-30, -14)), 2),
+    params: dict[str, Any] = {"seconds": round(seconds, 3), "rms_dbfs": round(float(rng.uniform(-30, -14)), 2),
               "score_pick": int(rng.integers(1 << 31))}
     params["piece"] = music.draw_piece(split, rng) if music.has_music21() else None  # None: skipped, see needs()
     return params, seconds

@@ -382,13 +382,13 @@ def missing() -> str | None:
 @functools.lru_cache(maxsize=1)
 def version() -> str:
     """Tool versions for the manifest."""
-    if missing():
+    sf2 = soundfont()
+    if missing() or sf2 is None:
         return "missing"
     from importlib.metadata import version as dist_version
 
     out = subprocess.run(["fluidsynth", "--version"], capture_output=True, text=True, timeout=30).stdout
     fluid = next((ln.strip() for ln in out.splitlines() if "version" in ln.lower()), "fluidsynth unknown")
-    sf2 = soundfont()
     return f"music21 {dist_version('music21')}; {fluid}; {sf2.name} ({sf2.stat().st_size} bytes)"
 
 

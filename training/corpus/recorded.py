@@ -383,7 +383,7 @@ def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: in
 
 def summary(entries: list[dict]) -> str:
     """Minutes and files per kind and split, one line each."""
-    rows = {}
+    rows: dict[tuple[str, str], tuple[float, int]] = {}
     for e in entries:
         minutes, count = rows.get((e["kind"], e["split"]), (0.0, 0))
         rows[(e["kind"], e["split"])] = (minutes + e["duration"] / 60, count + 1)

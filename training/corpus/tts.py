@@ -38,11 +38,16 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
 from rt_enhance.realtime.errors import RtEnhanceError
+
+if TYPE_CHECKING:
+    import onnxruntime
+    from piper import PiperVoice
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +271,9 @@ def seeded_piper_model(model_path: str | Path) -> tuple[bytes, list[str]]:
     from onnx import TensorProto, helper, numpy_helper
 
     model = onnx.load(str(model_path))
-    graph, nodes, banks = model.graph, [], []
+    graph = model.graph
+    nodes: list[onnx.NodeProto] = []
+    banks: list[str] = []
     for node in graph.node:
         if node.op_type != "RandomNormalLike":
             nodes.append(node)
@@ -296,8 +303,8 @@ def seeded_piper_model(model_path: str | Path) -> tuple[bytes, list[str]]:
 
 @dataclass
 class _Piper:
-    voice: object  # piper.PiperVoice (phonemizer and config)
-    session: object  # onnxruntime.InferenceSession of the seeded model
+    voice: PiperVoice  # phonemizer and config
+    session: onnxruntime.InferenceSession  # of the seeded model
     banks: list[str]
 
 

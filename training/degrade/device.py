@@ -29,6 +29,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -365,7 +366,8 @@ class Sources:
     synth: Callable[[tuple[str, ...]], Bank]
 
 
-_SIMPLE: dict[type, Callable[[cpu.Step, int], DeviceStep]] = {
+#: The steps with no sources and no inner step; each function gets an instance of its key's class.
+_SIMPLE: dict[type[cpu.Step], Callable[[Any, int], DeviceStep]] = {
     cpu.Identity: lambda s, rate: Identity(s.p),
     cpu.Gain: lambda s, rate: Gain(s.db_min, s.db_max),
     cpu.Clip: lambda s, rate: Clip(s.level),
@@ -394,6 +396,7 @@ def device_step(step: cpu.Step, rate: int, sources: Sources) -> DeviceStep:
     if isinstance(step, cpu.Noise):
         return Noise(sources.synth(step.kinds) if step.files is None else sources.noise[step.files.folder],
                      step.snr_min, step.snr_max)
+    assert isinstance(step, cpu.RirFiles)  # the one kind _check lets through besides those above
     return Rir(sources.rirs[step.files.folder], rate, step.drr)
 
 

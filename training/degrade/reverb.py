@@ -158,12 +158,13 @@ class RirFiles(Step):
         return cls(AudioFolder.scan(args[0]), drr)
 
     def with_drr(self, rir: np.ndarray, direct: int, rate: int, rng: np.random.Generator) -> np.ndarray:
-        """``rir`` with its reverberant part rescaled to a random direct-to-reverberant ratio."""
+        """``rir`` with its reverberant part rescaled to a random direct-to-reverberant ratio (unchanged without a
+        DRR range or a tail)."""
         half = int(DIRECT_SECONDS * rate)
         near = np.zeros_like(rir, dtype=bool)
         near[max(direct - half, 0) : direct + half + 1] = True
         direct_energy, tail_energy = np.sum(rir[near] ** 2), np.sum(rir[~near] ** 2)
-        if tail_energy <= 0:
+        if self.drr is None or tail_energy <= 0:
             return rir
         wanted = float(rng.uniform(*self.drr))
         scale = np.sqrt(direct_energy / tail_energy * 10 ** (-wanted / 10))

@@ -82,6 +82,11 @@ def _dims(rng: np.random.Generator) -> np.ndarray:
     return np.array([length, width, min(height, 8.0)])
 
 
+def _point(xyz: np.ndarray) -> tuple[float, float, float]:
+    """A point or size ``[3]`` as three plain floats (x, y, z in m)."""
+    return float(xyz[0]), float(xyz[1]), float(xyz[2])
+
+
 def _positions(dims: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Source (mouth or instrument height) and microphone >= 0.4 m from the walls and >= 0.3 m apart."""
     low, high = np.full(3, 0.4), dims - 0.4
@@ -108,8 +113,7 @@ def draw_room(rt60: float, rng: np.random.Generator) -> Room:
         if not 0.0 < absorption < 1.0:
             continue
         source, mic = _positions(dims, rng)
-        return Room(tuple(map(float, dims)), float(rt60), tuple(map(float, source)), tuple(map(float, mic)),
-                    float(absorption), int(order))
+        return Room(_point(dims), float(rt60), _point(source), _point(mic), float(absorption), int(order))
     raise RoomError(f"found no room with RT60 {rt60:.2f} s")
 
 
@@ -191,6 +195,5 @@ def simulate(rt60: float, rate: int, rng: np.random.Generator) -> tuple[np.ndarr
             if out is not None:
                 return out, room
             source, mic = _positions(np.array(room.dims), rng)
-            room = Room(room.dims, room.rt60, tuple(map(float, source)), tuple(map(float, mic)), room.absorption,
-                        room.order)
+            room = Room(room.dims, room.rt60, _point(source), _point(mic), room.absorption, room.order)
     raise RoomError(f"no room with a dominant direct path for RT60 {rt60:.2f} s")
