@@ -50,6 +50,13 @@ def write_onnx_model(
     return path
 
 
+def train_argv(runs: str | os.PathLike, corpus: str | os.PathLike, name: str, flags: str, *extra: str) -> list[str]:
+    """``rt-train`` arguments for a run ``name`` on ``corpus`` at 16 kHz with 1024-sample windows on one thread, then
+    ``flags`` (split at spaces) and ``extra`` (whole arguments, such as a pipeline with spaces in it)."""
+    common = ["-n", name, "--runs", str(runs), "--data_root", str(corpus), "--rate", "16000", "-w", "1024", "--threads", "1"]
+    return [*common, *flags.split(), *extra]
+
+
 def write_noise_wav(path: str, *, rate: int, channels: int, seconds: float, subtype: str = "FLOAT", seed: int = 0) -> np.ndarray:
     """Seeded band-limited noise file; returns the samples as written, float32 [frames, channels]."""
     rng = np.random.default_rng(seed)

@@ -8,19 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import train_argv
 
 from rt_enhance.model import load_checkpoint
 from rt_enhance.training import cli, losses, runtime
 from rt_enhance.training.config import make_config
 from rt_enhance.training.trainer import build_parts, new_generator, train_step
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# torch on one thread in every test here.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tones_in_noise(n: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,9 +45,8 @@ def test_lookahead_is_aligned_in_the_loss() -> None:
 
 
 def test_causal_run_evaluates_through_the_stateful_engine(tmp_path: Path, tiny_corpus: Path) -> None:
-    argv = ["-n", "s", "--runs", str(tmp_path), "--data_root", str(tiny_corpus), "--rate", "16000", "-w", "1024",
-            "-s", "512", "--arch", "causal", "--size", "stream-tiny", "-e", "1", "-c", "2", "-b", "4",
-            "--threads", "1", "--val_count", "1", "--speech", "false", "--tensorboard", "false", "-o", "8"]
+    flags = "-s 512 --arch causal --size stream-tiny -e 1 -c 2 -b 4 --val_count 1 --speech false --tensorboard false -o 8"
+    argv = train_argv(tmp_path, tiny_corpus, "s", flags)
     assert cli.main(argv) == 0
     _, extra = load_checkpoint(tmp_path / "s" / "best.pt")
     # the model's own step: the smallest multiple of its stride (8) of at least 2 ms (32 samples at 16 kHz)

@@ -8,19 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import train_argv
 
 from rt_enhance.model import Generator, build_size
 from rt_enhance.realtime.metadata import ModelInfo
 from rt_enhance.training import cli, collab, models
 from rt_enhance.training.evaluate import engine_geometry, stream_file
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# torch on one thread in every test here.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny() -> Generator:
@@ -80,10 +76,9 @@ def test_only_the_windowed_generator_can_be_split() -> None:
 
 
 def test_collab_run_adds_an_offline_row(tmp_path: Path, tiny_corpus: Path) -> None:
-    argv = ["-n", "c", "--runs", str(tmp_path), "--data_root", str(tiny_corpus), "--rate", "16000", "-w", "1024",
-            "-s", "256", "--size", "tiny", "-e", "1", "-c", "6", "-b", "4", "--threads", "1", "--val_count", "1",
-            "--gan", "0.05", "--collab", "True", "--collab_shape", "4", "--collab_steps", "5", "--speech", "false",
-            "--engine_eval", "false", "--tensorboard", "false", "--preprocessing", "whitenoise 0 0.05"]
+    flags = "-s 256 --size tiny -e 1 -c 6 -b 4 --val_count 1 --gan 0.05 --collab True --collab_shape 4 --collab_steps 5"
+    argv = train_argv(tmp_path, tiny_corpus, "c", f"{flags} --speech false --engine_eval false --tensorboard false",
+                      "--preprocessing", "whitenoise 0 0.05")
     assert cli.main(argv) == 0
     result = json.loads((tmp_path / "c" / "eval" / "metrics.json").read_text())
     rows = result["systems"]

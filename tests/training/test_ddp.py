@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import torch
+from helpers import train_argv
 
 from rt_enhance.training import cli
 from rt_enhance.training.config import make_config
@@ -15,10 +16,8 @@ from rt_enhance.training.trainer import new_generator
 
 
 def _argv(runs: Path, corpus: Path, name: str) -> list[str]:
-    return ["-n", name, "--runs", str(runs), "--data_root", str(corpus), "--rate", "16000", "-w", "1024", "-s", "512",
-            "--size", "tiny", "--dropout", "0", "-b", "4", "-c", "2", "-e", "1", "--val_count", "1", "--threads", "1",
-            "--device", "cpu", "--eval", "false", "--tensorboard", "false", "--preprocessing", "whitenoise 0 0.02",
-            "--stft", "0.5", "--lr_g", "1e-3"]
+    flags = "-s 512 --size tiny --dropout 0 -b 4 -c 2 -e 1 --val_count 1 --device cpu --eval false --tensorboard false"
+    return train_argv(runs, corpus, name, f"{flags} --stft 0.5 --lr_g 1e-3", "--preprocessing", "whitenoise 0 0.02")
 
 
 def test_two_gloo_processes_match_one_process(tmp_path: Path, tiny_corpus: Path) -> None:

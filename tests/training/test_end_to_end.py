@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import soundfile as sf
 import torch
+from helpers import train_argv
 
 from rt_enhance.export import cli as export_cli
 from rt_enhance.realtime import cli as enhance_cli
@@ -20,9 +21,8 @@ METRIC_KEYS = {"snr", "si_sdr", "lsd", "pesq", "stoi"}
 
 def test_folder_of_wavs_to_live_model(tmp_path: Path, tiny_corpus: Path) -> None:
     runs, run = tmp_path / "runs", tmp_path / "runs" / "t"
-    argv = ["-n", "t", "-e", "1", "-c", "3", "-b", "4", "-w", "1024", "-s", "512", "--size", "tiny", "--rate", "16000",
-            "--preprocessing", "sample 8000 16000,whitenoise 0 0.01", "--data_root", str(tiny_corpus),
-            "--runs", str(runs), "--threads", "1", "--val_count", "2"]
+    flags = "-e 1 -c 3 -b 4 -s 512 --size tiny --val_count 2"
+    argv = train_argv(runs, tiny_corpus, "t", flags, "--preprocessing", "sample 8000 16000,whitenoise 0 0.01")
     assert train_cli.main(argv) == 0
     for name in ("best.pt", "last.pt", "config.json", "eval/metrics.md", "eval/metrics.json", "eval/spectrogram.png"):
         assert (run / name).is_file(), name

@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import train_argv
 
 from rt_enhance.training import cli
 from rt_enhance.training.state import Progress, capture_rng, restore_rng
 
 
 def _argv(runs: Path, corpus: Path, name: str, *extra: str) -> list[str]:
-    return ["-n", name, "--runs", str(runs), "--data_root", str(corpus), "--rate", "16000", "-w", "1024", "-s", "512",
-            "--size", "tiny", "-b", "4", "-c", "3", "--val_count", "2", "--threads", "1", "--workers", "0",
-            "--deterministic", "--eval", "false", "--tensorboard", "false", "--preprocessing", "whitenoise 0 0.02",
-            *extra]
+    flags = "-s 512 --size tiny -b 4 -c 3 --val_count 2 --workers 0 --deterministic --eval false --tensorboard false"
+    return train_argv(runs, corpus, name, flags, "--preprocessing", "whitenoise 0 0.02", *extra)
 
 
 def _state(path: Path) -> dict:

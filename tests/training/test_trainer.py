@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import train_argv
 
 from rt_enhance.model import Generator, load_checkpoint
 from rt_enhance.training import models, runtime
@@ -17,12 +18,8 @@ from rt_enhance.training.trainer import build_parts, new_generator, train_step
 CPU = runtime.Runtime(device=torch.device("cpu"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# torch on one thread in every test here.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,9 +108,8 @@ def test_causal_arch_builds_the_streaming_model() -> None:
 def test_best_checkpoint_meta_is_what_rt_export_reads(tmp_path: Path, tiny_corpus: Path) -> None:
     from rt_enhance.training import cli
 
-    argv = ["-n", "m", "--runs", str(tmp_path), "--data_root", str(tiny_corpus), "--rate", "16000", "-w", "1024",
-            "-s", "1024", "--size", "tiny", "-e", "1", "-c", "1", "-b", "4", "--threads", "1", "--eval", "false",
-            "--tensorboard", "false", "--preprocessing", "sample 4000 16000"]
+    flags = "-s 1024 --size tiny -e 1 -c 1 -b 4 --eval false --tensorboard false"
+    argv = train_argv(tmp_path, tiny_corpus, "m", flags, "--preprocessing", "sample 4000 16000")
     assert cli.main(argv) == 0
     _, extra = load_checkpoint(tmp_path / "m" / "best.pt")
     meta = extra["meta"]
