@@ -119,6 +119,7 @@ def run(opts: SuiteOptions, progress: Callable[[str], None] | None = None) -> li
 # ----------------------------------------------------------------------------- tables
 
 
+# fmt: off
 SUMMARY_COLUMNS = (
     Column("model_spec", "model"), Column("provider", "provider"), Column("channels", "ch"),
     Column("geometry", "preset"), Column("hop", "hop"), Column("budget_ms", "budget ms", "{:.2f}"), Column("p50_ms", "p50", "{:.3f}"),
@@ -126,6 +127,7 @@ SUMMARY_COLUMNS = (
     Column("copy_p50_ms", "copy p50", "{:.3f}"), Column("compute_p50_ms", "compute p50", "{:.3f}"),
     Column("hops", "hops"),
 )
+# fmt: on
 
 
 def tables(records: list[dict[str, Any]]) -> str:

@@ -256,6 +256,7 @@ def _time_torch(net, windows: np.ndarray, threads: int, calls: int, warmup: int)
 # ----------------------------------------------------------------------------- tables
 
 
+# fmt: off
 ENGINE_COLUMNS = (
     Column("variant", "variant"), Column("provider", "provider"), Column("threads", "threads"),
     Column("window", "window"), Column("hop", "hop"), Column("lookahead", "lookahead"), Column("channels", "ch"),
@@ -276,6 +277,7 @@ TORCH_COLUMNS = (
     Column("budget_ms", "budget ms", "{:.2f}"), Column("p50_ms", "p50", "{:.3f}"), Column("p99_ms", "p99", "{:.3f}"),
     Column("max_ms", "max", "{:.3f}"), Column("rtf", "RTF", "{:.3f}"),
 )
+# fmt: on
 
 
 def tables(records: list[dict[str, Any]]) -> str:

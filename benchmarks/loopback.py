@@ -282,6 +282,7 @@ def loop_period(live: LiveRun) -> int:
     return int(live.stats.get("blocksize") or 256)
 
 
+# fmt: off
 COLUMNS = (
     Column("model", "model"), Column("probe", "probe"), Column("threads", "threads"), Column("hop", "hop"),
     Column("lookahead", "lookahead"), Column("channels", "ch"), Column("seconds", "seconds", "{:.1f}"),
@@ -293,6 +294,7 @@ COLUMNS = (
     Column("p50_ms", "compute p50 ms", "{:.3f}"), Column("p99_ms", "compute p99 ms", "{:.3f}"),
     Column("budget_ms", "budget ms", "{:.2f}"),
 )
+# fmt: on
 
 
 def tables(records: list[dict[str, Any]]) -> str:

@@ -365,6 +365,7 @@ def _one(tool: str, opts: PeersOptions, x: np.ndarray, folder: str) -> dict[str,
             "latency_source": documented[1], "repeat": opts.repeat, "status": "ok"}
 
 
+# fmt: off
 COLUMNS = (
     Column("name", "tool"), Column("threads", "threads"), Column("audio_s", "audio s", "{:.0f}"),
     Column("rtf", "RTF", "{:.4f}"), Column("rtf_vs_ours", "RTF / ours", "{:.2f}"), Column("cpu_per_wall", "CPU/wall", "{:.2f}"),
@@ -373,6 +374,7 @@ COLUMNS = (
     Column("latency_ms", "algorithmic latency ms (frame + lag)", "{:.1f}"),
     Column("documented_latency_ms", "documented ms", "{:.0f}"), Column("latency_source", "documented by"),
 )
+# fmt: on
 
 
 def tables(records: list[dict[str, Any]]) -> str:

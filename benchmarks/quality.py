@@ -368,6 +368,7 @@ def _lags(record: dict[str, Any]) -> str | None:
     return None if not lags else ", ".join("-" if v is None else f"{v:.2f}" for v in lags)
 
 
+# fmt: off
 TASK_COLUMNS = (
     Column("label", "system"), Column("pesq", "PESQ-wb", "{:.2f}"), Column("stoi", "STOI", "{:.3f}"),
     Column("si_sdr", "SI-SDR dB", "{:.2f}"), Column("lsd", "LSD", "{:.3f}"), Column("snr", "SNR dB", "{:.2f}"),
@@ -377,6 +378,7 @@ TESTSET_COLUMNS = (Column("task", "task"), Column("items", "items"), Column("des
                    Column("files", "clean sources (file@start)"), Column("rooms", "rooms"), Column("noises", "noises"))
 TARGET_COLUMNS = (Column("target", "target"), Column("task", "task"), Column("ours", "ours", "{:.3f}"),
                   Column("reference", "against"), Column("met", "met"))
+# fmt: on
 
 
 def tables(records: list[dict[str, Any]]) -> str:

@@ -188,6 +188,7 @@ def _timeline(w: analysis.Windows, f0: int, f1: int, hop: int) -> list[dict[str,
     return rows
 
 
+# fmt: off
 COLUMNS = (
     Column("model", "model"), Column("threads", "threads"), Column("hop", "hop"), Column("channels", "ch"),
     Column("load_processes", "busy procs"), Column("seconds", "seconds", "{:.1f}"),
@@ -201,6 +202,7 @@ COLUMNS = (
 )
 TIMELINE_COLUMNS = (Column("when", "window starts"), Column("hops", "hops", "{:+.2f}"), Column("kind", "window"),
                     Column("delay", "delay (samples)"), Column("gain", "gain", "{:.3f}"))
+# fmt: on
 
 
 def tables(records: list[dict[str, Any]]) -> str:

@@ -109,6 +109,7 @@ def _model_kind(model: str) -> kinds.Kind:
     return kinds.KINDS["windowed"] if path is None else kinds.kind_of(open_processor(path).info)
 
 
+# fmt: off
 COLUMNS = (
     Column("model", "model"), Column("threads", "threads"), Column("batch_hops", "hops per call"),
     Column("window", "window"), Column("hop", "hop"), Column("channels", "ch"),
@@ -116,6 +117,7 @@ COLUMNS = (
     Column("x_realtime", "x real time", "{:.1f}"), Column("cpu_per_wall", "CPU/wall", "{:.2f}"),
     Column("p50_ms", "per hop p50 ms", "{:.3f}"), Column("p99_ms", "per hop p99 ms", "{:.3f}"),
 )
+# fmt: on
 
 
 def tables(records: list[dict[str, Any]]) -> str:
