@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from rt_enhance.training import trainer
 from rt_enhance.training.config import TrainConfig
-from rt_enhance.training.data import DataSpec, make_train_data
+from rt_enhance.training.data import make_train_data
 from rt_enhance.training.datasets import DatasetError, load_audio, make_dataset
 from rt_enhance.training.degrade import Maybe, Noise, Pipeline, RirFiles, resample
 from rt_enhance.training.degrade import device as dd
@@ -136,9 +137,7 @@ class LoaderSource:
 
     def __init__(self, root: Path, cfg: TrainConfig, pipeline: Pipeline, device: torch.device, *, batch: int,
                  workers: int) -> None:
-        spec = DataSpec(kind=cfg.dataset, root=str(root), rate=cfg.rate, window=cfg.window, stride=cfg.stride,
-                        args=dict(cfg.dataset_args), seed=cfg.seed, train_n=None if cfg.train_n == -1 else cfg.train_n,
-                        batch=batch, workers=workers)
+        spec = replace(trainer.data_spec(cfg), root=str(root), batch=batch, workers=workers)
         self.data = make_train_data(spec, pipeline, rank=0, world=1, pin=device.type == "cuda")
         self.device, self.batch, self.seed = device, batch, cfg.seed
         self.val: Iterable[Any] = self.data.val if self.data.val is not None else []
