@@ -21,11 +21,9 @@ leaves no file at ``out``.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,7 @@ from rt_enhance.export.errors import ExportError
 from rt_enhance.export.metadata import TASKS, _optional, attach, common_extra, info_props
 from rt_enhance.export.parity import ORT_ERRORS, ErrorFigure, check_fp32, compare
 from rt_enhance.export.pipeline import ExportReport, check_metadata
-from rt_enhance.export.to_onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, check_onnx
+from rt_enhance.export.to_onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, trace
 from rt_enhance.model.base import StreamingModel
 from rt_enhance.realtime.errors import first_line
 from rt_enhance.realtime.fileio import replacing
@@ -80,21 +78,8 @@ def export_step(model: StreamingModel, *, opset: int = DEFAULT_OPSET) -> onnx.Mo
     for name_in, name_out, shape in zip(state_in, state_out, model.state_shapes()):
         axes[name_in] = axes[name_out] = {shape.index(-1): "batch"}
     example = (torch.zeros(PARITY_BATCH, 1, 2 * model.total_stride), *model.initial_state(PARITY_BATCH))
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", category=DeprecationWarning)  # the legacy exporter, on purpose
-        # "batch_size other than 1 ... with GRU": the batch axes are dynamic and parity runs batch 2
-        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-        torch.onnx.export(
-            StepGraph(model), example, buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object too
-            input_names=[INPUT_NAME, *state_in],
-            output_names=[OUTPUT_NAME, *state_out], opset_version=opset, dynamic_axes=axes,
-            do_constant_folding=True, dynamo=False,
-        )
-    proto = onnx.load_from_string(buffer.getvalue())
-    check_onnx(proto)
-    return proto
+    return trace(StepGraph(model), example, inputs=[INPUT_NAME, *state_in], outputs=[OUTPUT_NAME, *state_out], axes=axes,
+                 opset=opset)
 
 
 def streaming_info(

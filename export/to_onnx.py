@@ -27,17 +27,26 @@ def export_onnx(model: AudioModel, *, window: int, opset: int = DEFAULT_OPSET) -
     """Trace ``model`` on ``[1, 1, window]`` and return the checked ONNX model (no metadata yet)."""
     model.check_window(window)
     model.eval()
-    buffer = io.BytesIO()
     example = torch.zeros(1, 1, window)
     check_windowed(model, example)
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    return trace(model, (example,), inputs=[INPUT_NAME], outputs=[OUTPUT_NAME], axes=axes, opset=opset)
+
+
+def trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...], *, inputs: list[str], outputs: list[str],
+          axes: dict[str, dict[int, str]], opset: int) -> onnx.ModelProto:
+    """Trace ``module`` on ``example`` with the legacy exporter (its warnings silenced) and return the checked ONNX
+    model: inputs and outputs named ``inputs`` / ``outputs``, ``axes`` dynamic."""
+    buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)  # the legacy exporter, on purpose
+        # "batch_size other than 1 ... with GRU": the batch axes are dynamic (streaming parity runs batch 2)
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
         torch.onnx.export(
-            model, (example,), buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object too
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False,
+            module, example, buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object too
+            input_names=inputs, output_names=outputs, opset_version=opset, dynamic_axes=axes,
+            do_constant_folding=True, dynamo=False,
         )
     proto = onnx.load_from_string(buffer.getvalue())
     check_onnx(proto)
