@@ -8,6 +8,18 @@ import pytest
 from helpers import ON_CI, kill_started, write_onnx_model
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a test module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): on tiny
+    tensors a second intra-op thread only spins against the other tests on a shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def onnx_model(tmp_path):
     """Factory: ``onnx_model(name, **kwargs)`` writes a test ONNX model and returns its path."""

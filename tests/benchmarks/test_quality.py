@@ -86,12 +86,17 @@ def corpus(tmp_path_factory):
     return root
 
 
+def run_quality(corpus, model: str, flags: str, *extra: str) -> int:
+    """``rt-bench quality`` of ``model`` on one item per task of ``corpus``, then ``flags`` (split at spaces) and
+    ``extra`` (whole arguments, such as paths)."""
+    return main(["quality", "--corpus", str(corpus), "--model", model, "--items", "1", *flags.split(), *extra])
+
+
 @pytest.fixture(scope="module")
 def passthrough_run(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    rc = main(["quality", "--corpus", str(corpus), "--model", "passthrough", "--items", "1", "--seconds", "3",
-               "--systems", "degraded,spline,wiener,ours-engine,ours-offline", "--out", str(out / "set"),
-               "--json", str(out / "q.json")])
+    systems = "degraded,spline,wiener,ours-engine,ours-offline"
+    rc = run_quality(corpus, "passthrough", f"--seconds 3 --systems {systems}", "--out", str(out / "set"), "--json", str(out / "q.json"))
     assert rc == 0
     return json.loads((out / "q.json").read_text()), out / "set"
 
@@ -220,8 +225,7 @@ def test_items_and_outputs_are_written(passthrough_run):
 def test_tables_print(corpus, tmp_path, capsys):
     from rt_enhance.realtime.processor import bundled_model_path
 
-    rc = main(["quality", "--corpus", str(corpus), "--model", "passthrough", "--items", "1", "--seconds", "1",
-               "--tasks", "noise-0db,clean-music", "--systems", "degraded,sinc,ours-engine,ours-music"])
+    rc = run_quality(corpus, "passthrough", "--seconds 1 --tasks noise-0db,clean-music --systems degraded,sinc,ours-engine,ours-music")
     assert rc == 0
     printed = capsys.readouterr().out
     assert "### Test set" in printed and "### noise-0db" in printed and "### Targets" in printed
@@ -236,8 +240,8 @@ def test_tables_print(corpus, tmp_path, capsys):
 def test_stateful_model_engine_equals_offline(corpus, tmp_path):
     model = write_stateful_delay_model(str(tmp_path / "delay.onnx"), delay=3, stride=4, hop=8)
     out = tmp_path / "q.json"
-    rc = main(["quality", "--corpus", str(corpus), "--model", model, "--items", "1", "--seconds", "1",
-               "--tasks", "noise-5db,reverb-0.3", "--systems", "degraded,ours-engine,ours-offline", "--json", str(out)])
+    flags = "--seconds 1 --tasks noise-5db,reverb-0.3 --systems degraded,ours-engine,ours-offline"
+    rc = run_quality(corpus, model, flags, "--json", str(out))
     assert rc == 0
     records = _records(json.loads(out.read_text()))
     for task in ("noise-5db", "reverb-0.3"):

@@ -28,13 +28,8 @@ from rt_enhance.realtime.streamer import Streamer
 RATE = 48000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: a second intra-op thread only spins against the other tests on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# torch on one thread in every test here.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def session(path: Path) -> ort.InferenceSession:

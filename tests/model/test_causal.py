@@ -23,13 +23,8 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: a second intra-op thread only spins against the other tests on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# torch on one thread in every test here.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make(config: dict, seed: int = 0) -> CausalUNet:

@@ -4,10 +4,9 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 
 import pytest
-from helpers import ON_CI, write_stateful_delay_model
+from helpers import ON_CI, start_cli, write_stateful_delay_model
 
 pytestmark = pytest.mark.jack
 _SERVERS = itertools.count()
@@ -37,9 +36,8 @@ def run_monitor(model: str, tmp_path):
     from rt_enhance.benchmarks.jackloop import JackLoopback
 
     stats = tmp_path / "stats.json"
-    proc = subprocess.Popen([sys.executable, "-m", "rt_enhance.realtime.cli", "--in", "JACK", "--out", "JACK", "--model", model,
-                             "--latency", "monitor", "--duration", "5", "--stats-json", str(stats), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("--in", "JACK", "--out", "JACK", "--model", model, "--latency", "monitor", "--duration", "5",
+                     "--stats-json", str(stats), "-q")
     loop = JackLoopback(click_every=4800)  # ~25 clicks: enough clean ones even when a busy machine xruns
     try:
         loop.wait_for_target(process=proc)

@@ -74,8 +74,7 @@ def test_numeric_flags_are_bounded(flag, value):
 def test_hop_flag_is_bounded(hop, stateful):
     try:
         if stateful:
-            g = resolve_stateful(sample_rate=48000, receptive_field=480, default_hop=240, lookahead=240, stride=240,
-                                 preset=None, hop=hop, lookahead_flag=None)
+            g = resolve_stateful(sample_rate=48000, receptive_field=480, default_hop=240, lookahead=240, stride=240, hop=hop)
         else:
             g = resolve(sample_rate=48000, window=2048, default_hop=480, default_lookahead=480, default_crossfade=240,
                         hop=hop, lookahead="0", crossfade="0")

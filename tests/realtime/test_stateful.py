@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rt_enhance.realtime.geometry import GeometryError, resolve_stateful
 from rt_enhance.realtime.metadata import ModelError, parse_props
 from rt_enhance.realtime.processor import StatefulOnnxProcessor, open_onnx
-from rt_enhance.realtime.streamer import Streamer
+from rt_enhance.realtime.streamer import Streamer, build_streamer
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +21,7 @@ def delay_model(tmp_path_factory):
 
 
 def streamer_for(path: str, channels: int, hop: str | None = None) -> Streamer:
-    proc = open_onnx(path)
-    info = proc.info
-    g = resolve_stateful(sample_rate=info.sample_rate, receptive_field=info.window, default_hop=info.hop,
-                         lookahead=info.lookahead, stride=info.total_stride, hop=hop)
-    return Streamer(proc, g, channels)
+    return build_streamer(open_onnx(path), channels, hop=hop)
 
 
 def test_open_onnx_reads_the_state_contract(delay_model):

@@ -1,5 +1,4 @@
-"""Fixtures for the training-loop tests: a tiny folder of synthetic WAVs (tones, chirps, noise bursts), and torch
-held to one thread."""
+"""Fixtures for the training-loop tests: a tiny folder of synthetic WAVs (tones, chirps, noise bursts)."""
 
 from __future__ import annotations
 
@@ -33,14 +32,3 @@ def write_tiny_corpus(root: Path, *, files: int = 5, seconds: float = 1.0, rate:
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Five one-second 16 kHz clips (3 train, 1 val, 1 test with the default split)."""
     return write_tiny_corpus(tmp_path_factory.mktemp("corpus"))
-
-
-@pytest.fixture
-def one_thread():
-    """torch on one thread for the test (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

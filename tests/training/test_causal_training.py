@@ -16,7 +16,7 @@ from rt_enhance.training.config import make_config
 from rt_enhance.training.trainer import build_parts, new_generator, train_step
 
 # torch on one thread in every test here.
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tones_in_noise(n: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:

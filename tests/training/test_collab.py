@@ -16,7 +16,7 @@ from rt_enhance.training import cli, collab, models
 from rt_enhance.training.evaluate import engine_geometry, stream_file
 
 # torch on one thread in every test here.
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny() -> Generator:

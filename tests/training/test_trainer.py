@@ -19,7 +19,7 @@ CPU = runtime.Runtime(device=torch.device("cpu"))
 
 
 # torch on one thread in every test here.
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
