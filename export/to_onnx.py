@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from typing import Any
 
 import onnx
 import torch
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 INPUT_NAME = "audio"
 OUTPUT_NAME = "enhanced"
 
+#: The dynamic axes of each named input and output: ``{name: {axis: label}}``.
+Axes = dict[str, dict[int, str]]
+
 
 def export_onnx(model: AudioModel, *, window: int, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Trace ``model`` on ``[1, 1, window]`` and return the checked ONNX model (no metadata yet)."""
@@ -33,20 +37,19 @@ def export_onnx(model: AudioModel, *, window: int, opset: int = DEFAULT_OPSET) -
     return trace(model, (example,), inputs=[INPUT_NAME], outputs=[OUTPUT_NAME], axes=axes, opset=opset)
 
 
-def trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...], *, inputs: list[str], outputs: list[str],
-          axes: dict[str, dict[int, str]], opset: int) -> onnx.ModelProto:
+def trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...], *, inputs: list[str], outputs: list[str], axes: Axes,
+          opset: int) -> onnx.ModelProto:
     """Trace ``module`` on ``example`` with the legacy exporter (its warnings silenced) and return the checked ONNX
     model: inputs and outputs named ``inputs`` / ``outputs``, ``axes`` dynamic."""
     buffer = io.BytesIO()
+    target: Any = buffer  # the legacy exporter writes to a file object too; torch's stub allows only a path
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)  # the legacy exporter, on purpose
         # "batch_size other than 1 ... with GRU": the batch axes are dynamic (streaming parity runs batch 2)
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-        torch.onnx.export(
-            module, example, buffer,  # type: ignore[arg-type]  # the legacy exporter writes to a file object too
-            input_names=inputs, output_names=outputs, opset_version=opset, dynamic_axes=axes,
-            do_constant_folding=True, dynamo=False,
+        torch.onnx.export(  # constant folding is on by default
+            module, example, target, input_names=inputs, output_names=outputs, opset_version=opset, dynamic_axes=axes, dynamo=False
         )
     proto = onnx.load_from_string(buffer.getvalue())
     check_onnx(proto)
