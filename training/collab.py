@@ -29,6 +29,9 @@ from rt_enhance.training.losses import discriminator_loss
 
 logger = logging.getLogger(__name__)
 
+#: Where the networks run: a torch device or its name.
+Device = torch.device | str
+
 
 class CollabError(RtEnhanceError, ValueError):
     """Collaborative sampling cannot run with this model; one line for the user."""
@@ -94,7 +97,7 @@ def refine(generator: Generator, disc: Discriminator, x: torch.Tensor,
 
 
 def train_discriminator(generator: Generator, disc: Discriminator, batches: Iterable, *, count: int, lr: float,
-                        device: torch.device | str, settings: CollabSettings | None) -> dict[str, float]:
+                        device: Device, settings: CollabSettings | None) -> dict[str, float]:
     """``count`` mini-batches ``(degraded, clean)`` of discriminator training on clean vs generated windows
     (refined ones when ``settings`` is given: the shaping). Returns the final D(real) and D(fake) means."""
     opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -126,7 +129,7 @@ def _fake(generator: Generator, disc: Discriminator, x: torch.Tensor, settings: 
 
 
 def shape(generator: Generator, disc: Discriminator, batches: Iterable, *, count: int, lr: float,
-          device: torch.device | str, settings: CollabSettings, fresh: bool) -> dict[str, float]:
+          device: Device, settings: CollabSettings, fresh: bool) -> dict[str, float]:
     """Discriminator shaping; a ``fresh`` discriminator (no GAN training) first learns clean vs plain output."""
     check_generator(generator)
     disc.to(device)
@@ -146,7 +149,7 @@ class CollabProcessor:
     is_identity = False
 
     def __init__(self, info: ModelInfo, generator: Generator, disc: Discriminator, settings: CollabSettings, *,
-                 device: torch.device | str = "cpu", batch: int = 64) -> None:
+                 device: Device = "cpu", batch: int = 64) -> None:
         self.info, self.generator, self.disc = info, check_generator(generator).eval(), disc.eval()
         self.settings, self.device, self.batch = settings, device, batch
         self.steps: list[int] = []

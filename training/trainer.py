@@ -48,6 +48,9 @@ from rt_enhance.training.state import (
 
 logger = logging.getLogger(__name__)
 
+#: Named figures of a step, an epoch or a validation (``{"loss": ..., "si_sdr": ...}``).
+Metrics = dict[str, float]
+
 Optimizer = torch.optim.Optimizer
 Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau
 
@@ -226,7 +229,7 @@ def optimize(loss: torch.Tensor, opt: Optimizer, module: nn.Module, scaler: torc
 
 
 def discriminator_step(adv: Adversary, obj: Objective, x: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
-                       rt: Runtime) -> dict[str, float]:
+                       rt: Runtime) -> Metrics:
     """Train the discriminator on clean (``real``) vs enhanced (``fake``, detached) windows ``[B, 1, W]``."""
     disc, cond = adv.discriminator, (x if obj.conditional else None)
     disc.requires_grad_(True)
@@ -239,7 +242,7 @@ def discriminator_step(adv: Adversary, obj: Objective, x: torch.Tensor, fake: to
 
 
 def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor,
-                   target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                   target: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
     """The weighted sum of the generator's losses (``parts.objective``) and its terms; all inputs ``[B, 1, W]``
     float32."""
     lookahead, obj = parts.lookahead, parts.objective
@@ -262,12 +265,12 @@ def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor,
     return total, terms
 
 
-def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime) -> dict[str, float]:
+def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime) -> Metrics:
     """One mini-batch ``[B, 1, W]`` (degraded, clean): discriminator step, then generator step."""
     with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
         y = parts.g_model(x)
     y = y.float()
-    stats: dict[str, float] = {}
+    stats: Metrics = {}
     if parts.adversary is not None:
         lookahead = parts.lookahead
         stats = discriminator_step(
@@ -291,12 +294,12 @@ def steps_per_epoch(data: TrainData, count: int) -> int:
 
 
 def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, epoch: int, progress: Progress,
-                log: NullLog) -> dict[str, float]:
+                log: NullLog) -> Metrics:
     """One epoch of at most ``--count`` mini-batches; returns the mean of each logged term."""
     data.set_epoch(epoch, cfg.seed)
     parts.generator.train()
     steps = steps_per_epoch(data, cfg.count)
-    sums: dict[str, float] = {}
+    sums: Metrics = {}
     bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=True if not rt.main else None,
                leave=False)
     for i, (x, target) in enumerate(data.train):
@@ -317,10 +320,10 @@ def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, ep
 
 @torch.no_grad()
 def validate(parts: Parts, val: Iterable[Any] | None, rt: Runtime, *,
-             val_count: int = -1) -> tuple[dict[str, float], dict | None]:
+             val_count: int = -1) -> tuple[Metrics, dict | None]:
     """Validation loss, SI-SDR and SNR over the batches ``val`` (``(degraded, clean)`` ``[B, 1, W]``; means over
     windows; at most ``val_count`` batches, -1: all) on rank 0, broadcast; and one example (rank 0)."""
-    result: tuple[dict[str, float], dict | None] = ({}, None)
+    result: tuple[Metrics, dict | None] = ({}, None)
     if rt.main and val is not None:
         result = _validate_here(parts, val, rt, val_count)
     metrics = runtime.broadcast(result[0], rt)
@@ -328,7 +331,7 @@ def validate(parts: Parts, val: Iterable[Any] | None, rt: Runtime, *,
 
 
 def _validate_here(parts: Parts, val: Iterable[Any], rt: Runtime,
-                   val_count: int) -> tuple[dict[str, float], dict | None]:
+                   val_count: int) -> tuple[Metrics, dict | None]:
     generator, lookahead = parts.generator.eval(), parts.lookahead
     sums, count, example = {"loss": 0.0, "si_sdr": 0.0, "snr": 0.0}, 0, None
     for i, (x, target) in enumerate(val):
@@ -349,7 +352,7 @@ def _validate_here(parts: Parts, val: Iterable[Any], rt: Runtime,
     return {key: value / max(count, 1) for key, value in sums.items()}, example
 
 
-def score(val: dict[str, float], train: dict[str, float], metric: str) -> float:
+def score(val: Metrics, train: Metrics, metric: str) -> float:
     """The maximised score of an epoch: the validation metric, or minus a loss."""
     if not val:
         return -train.get("loss", math.inf)
@@ -404,7 +407,7 @@ def _load_optional(obj: Any, state: dict | None, what: str) -> None:
     obj.load_state_dict(state)
 
 
-def make_meta(parts: Parts, cfg: TrainConfig, progress: Progress, val: dict[str, float], pipeline: Pipeline,
+def make_meta(parts: Parts, cfg: TrainConfig, progress: Progress, val: Metrics, pipeline: Pipeline,
               epoch: int) -> dict[str, Any]:
     hours = progress.windows_seen * cfg.window / cfg.rate / 3600.0
     what = f"size '{cfg.size}'" if cfg.size else f"depth {cfg.depth}"
@@ -423,7 +426,7 @@ def make_meta(parts: Parts, cfg: TrainConfig, progress: Progress, val: dict[str,
 
 
 def end_epoch(parts: Parts, cfg: TrainConfig, run: RunDir, rt: Runtime, progress: Progress, pipeline: Pipeline,
-              train: dict[str, float], val: dict[str, float]) -> dict[str, Any]:
+              train: Metrics, val: Metrics) -> dict[str, Any]:
     """Scheduler step, best/last checkpoints; returns the epoch's meta."""
     progress.epoch += 1
     value = score(val, train, cfg.best_metric)
@@ -556,7 +559,7 @@ def run_epochs(parts: Parts, data: TrainData, cfg: TrainConfig, run: RunDir, rt:
     return meta
 
 
-def report_epoch(cfg: TrainConfig, rt: Runtime, progress: Progress, train: dict[str, float], val: dict[str, float],
+def report_epoch(cfg: TrainConfig, rt: Runtime, progress: Progress, train: Metrics, val: Metrics,
                  speed: float, log: NullLog, example: dict | None) -> None:
     """Log the epoch (one line), its validation scalars, speed and an audio example."""
     if not rt.main:
