@@ -219,6 +219,7 @@ def _upper(text: str) -> str:
     return str(text).upper()
 
 
+# fmt: off
 OPTIONS: tuple[Option, ...] = (
     Option("count", ("-c", "--count"), int, "mini-batches per epoch, -1 = all (default -1)"),
     Option("out", ("-o", "--out"), int, "test output per file, in windows; -1 = whole files (default 500)"),
@@ -283,6 +284,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("tensorboard", ("--tensorboard",), parse_bool, "write TensorBoard logs (default true)", switch=True),
     Option("runs", ("--runs",), str, "folder of the run folders (default runs)"),
 )
+# fmt: on
 _BY_DEST = {o.dest: o for o in OPTIONS}
 _TOML_NAMES = {**{o.dest: o.dest for o in OPTIONS}, **{o.flags[-1].lstrip("-"): o.dest for o in OPTIONS}}
 

@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=float, default=120.0, help="seconds between last.pt saves (default 120)")
     p.add_argument("--log-every", type=float, default=15.0, help="seconds between log lines (default 15)")
     p.add_argument("--synth-bank", type=float, default=128.0,
-                   help="seconds of each synthetic noise kind made at start-up for 'noise synth' (default 128)")
+                   help="seconds of each synthetic noise kind made at start for 'noise synth' (default 128)")
     return p
 
 

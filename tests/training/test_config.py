@@ -72,10 +72,12 @@ def test_bad_toml_is_named(tmp_path: Path, text: str, message: str) -> None:
         _cfg(["-n", "x"], toml)
 
 
+# fmt: off
 @pytest.mark.parametrize("argv, message", [
     (["--loss", "L3"], "--loss"), (["--arch", "rnn"], "--arch"), (["-b", "0"], "--batch"),
     (["--dropout", "1.5"], "--dropout"), (["--continue", "--load"], "not both"), (["--lr_g", "0"], "--lr_g"),
 ])
+# fmt: on
 def test_bad_values_are_refused(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _cfg(["-n", "x", *argv])
