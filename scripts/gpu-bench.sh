@@ -8,9 +8,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/scripts/gpu-env.sh"
-[ $# -ge 1 ] && [[ "$1" != -* ]] || { echo "usage: scripts/gpu-bench.sh OUT_DIR [rt-bench gpu flags]" >&2; exit 2; }
+gpu_start "scripts/gpu-bench.sh OUT_DIR [rt-bench gpu flags]" "$@"
 out="$1"; shift
-gpu_env
-export PYTHONUNBUFFERED=1
 cd "$ROOT"
 exec "$PY" -m rt_enhance.benchmarks.cli gpu --out "$out" -v "$@"

@@ -46,3 +46,14 @@ gpu_env() {
     "$PY" -c "import torch" 2>/dev/null || { echo "gpu-env: $PY has no torch; set PYTHON to a Python with PyTorch" >&2; return 1; }
     gpu_wheels && gpu_package
 }
+
+# The common start of gpu-train.sh and gpu-bench.sh: OUT_DIR must come first (else their usage line
+# and exit 2), then gpu_env, and Python's output unbuffered (progress shows as it happens).
+#   gpu_start USAGE "$@"
+gpu_start() {
+    local usage="$1"
+    shift
+    [ $# -ge 1 ] && [[ "$1" != -* ]] || { echo "usage: $usage" >&2; exit 2; }
+    gpu_env
+    export PYTHONUNBUFFERED=1
+}

@@ -8,10 +8,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/scripts/gpu-env.sh"
-[ $# -ge 1 ] && [[ "$1" != -* ]] || { echo "usage: scripts/gpu-train.sh OUT_DIR [options]" >&2; exit 2; }
+gpu_start "scripts/gpu-train.sh OUT_DIR [options]" "$@"
 out="$1"; shift
-gpu_env
 pack=()
 [[ " $* " == *" --pack "* ]] || pack=(--pack "$ROOT/.gpu/pack")
-export PYTHONUNBUFFERED=1
 exec "$PY" -m rt_enhance.training.gpu_train --out "$out" "${pack[@]}" "$@"
