@@ -45,39 +45,28 @@ class RunError(RtEnhanceError, ValueError):
     """A run folder that cannot be used as asked; one line for the user."""
 
 
+class _InRun:
+    """A file or folder of a run, read as an attribute of :class:`RunDir`: ``run.last`` is ``run.path / "last.pt"``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: RunDir, owner: type[RunDir]) -> Path:
+        return run.path / self.name
+
+
 @dataclass(frozen=True)
 class RunDir:
-    """The paths of one run folder."""
+    """The paths of one run folder (the module docstring says what each holds)."""
 
     path: Path
-
-    @property
-    def last(self) -> Path:
-        return self.path / "last.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.path / "best.pt"
-
-    @property
-    def config(self) -> Path:
-        return self.path / "config.json"
-
-    @property
-    def autoencoder(self) -> Path:
-        return self.path / "autoencoder.pt"
-
-    @property
-    def collab_discriminator(self) -> Path:
-        return self.path / "collab_discriminator.pt"
-
-    @property
-    def eval_dir(self) -> Path:
-        return self.path / "eval"
-
-    @property
-    def tb_dir(self) -> Path:
-        return self.path / "tb"
+    last = _InRun("last.pt")
+    best = _InRun("best.pt")
+    config = _InRun("config.json")
+    autoencoder = _InRun("autoencoder.pt")
+    collab_discriminator = _InRun("collab_discriminator.pt")
+    eval_dir = _InRun("eval")
+    tb_dir = _InRun("tb")
 
 
 def require_trained(run: RunDir, what: str) -> None:
