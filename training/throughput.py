@@ -30,7 +30,7 @@ from rt_enhance.training.trainer import build_parts, new_generator, train_step
 logger = logging.getLogger(__name__)
 
 
-def step_rate(*, size: str, batch: int, window: int, rate: int, threads: int, steps: int = 10, warmup: int = 2,
+def step_rate(size: str, *, batch: int, window: int, rate: int, threads: int, steps: int = 10, warmup: int = 2,
               gan: float = 0.0, stft: float = 0.0) -> float:
     """Training windows per second of ``train_step`` (AdamW, L2 [+ GAN, MR-STFT]) on random data, on CPU."""
     torch.set_num_threads(threads)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=0)
     args = p.parse_args(argv)
     for size in args.size.split(","):
-        speed = step_rate(size=size, batch=args.batch, window=args.window, rate=args.rate, threads=args.threads,
+        speed = step_rate(size, batch=args.batch, window=args.window, rate=args.rate, threads=args.threads,
                           steps=args.steps, gan=args.gan, stft=args.stft)
         audio = speed * args.window / args.rate / args.threads
         print(f"train step: {speed:.1f} windows/s = {audio:.2f} s of audio per core-second ({size}, batch "
