@@ -34,6 +34,7 @@ command -v pulseaudio >/dev/null || unpack_pulseaudio
 # Linters first (configured in pyproject.toml); the first that fails stops the run with one line.
 lint() {
     "$VENV/bin/ruff" check --quiet . || { echo "test.sh: ruff check failed (above); 'ruff check --fix' repairs the safe ones" >&2; return 1; }
+    "$VENV/bin/ruff" format --check --quiet --output-format concise . || { echo "test.sh: files not formatted (above); run 'ruff format .'" >&2; return 1; }
     # mypy finds the folders under their installed names (rt_enhance.realtime, ...) through links.
     local tree="$ROOT/.cache/mypy-path/rt_enhance" pkg
     mkdir -p "$tree"
