@@ -195,6 +195,7 @@ def _download(package: str, debs: Path) -> Path:
 def _extract_members(deb: Path, target: Path, members: tuple[str, ...]) -> None:
     """Unpack only ``members`` (tar wildcards) of ``deb`` into ``target``."""
     tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    assert tar.stdout is not None  # stdout=PIPE
     run = subprocess.run(["tar", "-x", "-C", str(target), "--wildcards", *members], stdin=tar.stdout,
                          capture_output=True, text=True)
     tar.stdout.close()
