@@ -133,13 +133,7 @@ def split_of(key: str) -> str:
 
 def recordings(source: MusicSource, root: Path) -> dict[str, list[Path]]:
     """The source's recordings (name -> its files, stems together), sorted."""
-    pattern = re.compile(source.pattern)
-    out: dict[str, list[Path]] = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_file() and pattern.search(rel):
-            out.setdefault(source.recording(rel), []).append(path)
-    return out
+    return recorded.files_by(root, source.pattern, source.recording)
 
 
 # ----------------------------------------------------------------------------- audio

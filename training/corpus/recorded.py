@@ -206,12 +206,18 @@ def _extract_members(deb: Path, target: Path, members: tuple[str, ...]) -> None:
 
 def source_files(source: Source, root: Path) -> dict[str, list[Path]]:
     """The source's audio files by ``package:group`` key, sorted."""
-    pattern = re.compile(source.pattern)
+    return files_by(root, source.pattern, lambda rel: group_key(source, source.group(rel)))
+
+
+def files_by(root: Path, pattern: str, key: Callable[[str], str]) -> dict[str, list[Path]]:
+    """The files under ``root`` whose path relative to it matches ``pattern`` (a regex searched in the posix path),
+    sorted, under ``key(relative path)``."""
+    found = re.compile(pattern)
     groups: dict[str, list[Path]] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if path.is_file() and pattern.search(rel):
-            groups.setdefault(group_key(source, source.group(rel)), []).append(path)
+        if path.is_file() and found.search(rel):
+            groups.setdefault(key(rel), []).append(path)
     return groups
 
 
