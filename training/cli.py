@@ -172,8 +172,8 @@ def evaluate_run(cfg: TrainConfig, run: RunDir, rt: Runtime, discriminator: Disc
     items = make_items(sources, pipeline, rate=cfg.rate, seed=cfg.seed,
                        max_samples=None if cfg.out == -1 else cfg.out * cfg.window)
     logger.info("evaluating %s on %d test file(s)", path, len(items))
-    result = evaluate_model(generator, items, meta=meta, pipeline=pipeline, out_dir=run.eval_dir, speech=cfg.speech,
-                            engine=cfg.engine_eval, refiner=refiner, device=rt.device)
+    result = evaluate_model(generator, items, meta, run.eval_dir, pipeline=pipeline, speech=cfg.speech, engine=cfg.engine_eval,
+                            refiner=refiner, device=rt.device)
     print(markdown_table(result))
     print(f"wrote {run.eval_dir}/ (metrics.md, metrics.json, enhanced WAVs, spectrogram.png)")
     return result

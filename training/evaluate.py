@@ -208,10 +208,11 @@ def export_for_engine(model: AudioModel, meta: dict[str, Any], folder: Path) -> 
 Refiner = Callable[[ModelInfo], Any]  # info -> a processor (run(windows [n, W]) -> [n, W])
 
 
-def evaluate_model(model: AudioModel, items: list[TestItem], *, meta: dict[str, Any], pipeline: Pipeline,
-                   out_dir: Path, speech: bool = True, engine: bool = True, refiner: Refiner | None = None,
+def evaluate_model(model: AudioModel, items: list[TestItem], meta: dict[str, Any], out_dir: Path, *, pipeline: Pipeline,
+                   speech: bool = True, engine: bool = True, refiner: Refiner | None = None,
                    device: torch.device | str = "cpu") -> EvalResult:
-    """Score every system on every item, write the enhanced files and reports into ``out_dir``."""
+    """Score every system on every item of ``model`` (its checkpoint ``meta``), write the enhanced files and reports
+    into ``out_dir``."""
     rate = meta["sample_rate"]
     result = EvalResult({}, {}, sum(len(i.clean) for i in items) / rate, rate)
     out_dir.mkdir(parents=True, exist_ok=True)
