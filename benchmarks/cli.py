@@ -59,8 +59,7 @@ def _geometry_flags(p: argparse.ArgumentParser, *, lists: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rt-bench", description="Benchmarks of the rt-enhance engine (tables + JSON).")
-    sub = p.add_subparsers(dest="command", required=True,
-                         metavar="{latency,throughput,loopback,stress,peers,quality,gpu}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{latency,throughput,loopback,stress,peers,quality,gpu}")
     _add_latency(sub)
     _add_throughput(sub)
     _add_live(sub, "loopback", "live rt-enhance on JACK, measured through a loopback client")
@@ -75,8 +74,12 @@ def _add_latency(sub) -> None:
     lat = sub.add_parser("latency", help="per-hop engine step vs the hop budget (p50..max, RTF, headroom)")
     _common(lat)
     _geometry_flags(lat, lists=True)
-    lat.add_argument("--provider", default="cpu", help=f"comma-separated: {', '.join(PROVIDERS)}, or a torch twin "
-                     f"(stand-in for onnxruntime's GPU providers): {', '.join(TWIN_PROVIDERS)} (default cpu)")
+    lat.add_argument(
+        "--provider",
+        default="cpu",
+        help=f"comma-separated: {', '.join(PROVIDERS)}, or a torch twin "
+        f"(stand-in for onnxruntime's GPU providers): {', '.join(TWIN_PROVIDERS)} (default cpu)",
+    )
     lat.add_argument("--threads", default="1", help="onnxruntime threads, comma-separated (default 1)")
     lat.add_argument("--window", help="model window(s) in samples, for models with a dynamic window")
     lat.add_argument("--hops", type=int, default=2000, help="measured hops per configuration (default 2000)")
@@ -101,12 +104,15 @@ def _add_live(sub, name: str, text: str) -> None:
     _geometry_flags(live, lists=False)
     live.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     live.add_argument("--seconds", type=float, default=60.0 if name == "loopback" else 20.0, help="measured seconds")
-    live.add_argument("--raw", action="store_true",
-                      help="run the model as it is (its output may hide the clicks) instead of the cost-equal probe")
-    live.add_argument("--own-server", action="store_true",
-                      help="measure on a private JACK dummy server (-r 48000 -p PERIOD), away from other clients")
-    live.add_argument("--period", type=int, default=256,
-                      help="frames per cycle of the --own-server server (default 256; 128 or 64 for --latency monitor)")
+    live.add_argument(
+        "--raw", action="store_true", help="run the model as it is (its output may hide the clicks) instead of the cost-equal probe"
+    )
+    live.add_argument(
+        "--own-server", action="store_true", help="measure on a private JACK dummy server (-r 48000 -p PERIOD), away from other clients"
+    )
+    live.add_argument(
+        "--period", type=int, default=256, help="frames per cycle of the --own-server server (default 256; 128 or 64 for --latency monitor)"
+    )
     if name == "stress":
         live.add_argument("--load", type=int, help="competing busy processes (default: one per core)")
         live.add_argument("--stall-ms", type=float, default=500.0, help="SIGSTOP/SIGCONT stall of rt-enhance (default 500)")
@@ -119,8 +125,11 @@ def _add_peers(sub) -> None:
     _geometry_flags(peers, lists=False)
     peers.add_argument("--threads", type=int, default=1, help="threads for every tool (default 1)")
     peers.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
-    peers.add_argument("--only", help="comma-separated subset: ours,floor,rnnoise,deepfilternet3,gtcrn,dtln (floor: "
-                       "ours' path with an empty graph of the same inputs and outputs)")
+    peers.add_argument(
+        "--only",
+        help="comma-separated subset: ours,floor,rnnoise,deepfilternet3,gtcrn,dtln (floor: "
+        "ours' path with an empty graph of the same inputs and outputs)",
+    )
     peers.add_argument("--repeat", type=int, default=3, help="runs per tool; the fastest counts (default 3)")
 
 
@@ -136,14 +145,21 @@ def _add_quality(sub) -> None:
     q.add_argument("--items", type=int, default=2, help="items per task (default 2)")
     q.add_argument("--seconds", type=float, default=4.0, help="seconds per item (default 4)")
     q.add_argument("--seed", type=int, default=0, help="test set seed (default 0)")
-    q.add_argument("--systems", help=f"comma-separated subset of {','.join(ALL)} (default: {','.join(DEFAULT)}, "
-                   "plus ours-music with a music model)")
-    q.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)}, or 'real' for the tasks on "
-                   "real recorded voices, 'realrooms' for those voices in the test rooms (dereverberation), 'realmusic' for those "
-                   "on real produced music (default: all)")
-    q.add_argument("--split", choices=("test", "val"), default="test",
-                   help="split of the recorded voices, noises and real music: test (report) or val (choose "
-                        "checkpoints) (default test)")
+    q.add_argument(
+        "--systems", help=f"comma-separated subset of {','.join(ALL)} (default: {','.join(DEFAULT)}, plus ours-music with a music model)"
+    )
+    q.add_argument(
+        "--tasks",
+        help=f"comma-separated subset of {','.join(TASKS)}, or 'real' for the tasks on "
+        "real recorded voices, 'realrooms' for those voices in the test rooms (dereverberation), 'realmusic' for those "
+        "on real produced music (default: all)",
+    )
+    q.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="split of the recorded voices, noises and real music: test (report) or val (choose checkpoints) (default test)",
+    )
     q.add_argument("--out", help="keep the test items and every output WAV in this folder (default: a temporary one)")
     q.add_argument("--threads", type=int, default=1, help="threads for every system (default 1)")
     q.add_argument("--json", help="write the records to this JSON file")
@@ -153,19 +169,27 @@ def _add_quality(sub) -> None:
 def _add_gpu(sub) -> None:
     from rt_enhance.benchmarks import gpu_suite as suite
 
-    g = sub.add_parser("gpu", help="the shipped models and base on the GPU (torch twins) and the CPU: "
-                                   "per-hop time vs the budget, to OUT/gpu-bench.json and .md")
+    g = sub.add_parser(
+        "gpu",
+        help="the shipped models and base on the GPU (torch twins) and the CPU: per-hop time vs the budget, to OUT/gpu-bench.json and .md",
+    )
     g.add_argument("--out", required=True, help="folder for gpu-bench.json and gpu-bench.md")
-    g.add_argument("--models", default=",".join(suite.MODELS),
-                   help=f"comma-separated; init:SIZE is an untrained export (default {','.join(suite.MODELS)})")
+    g.add_argument(
+        "--models",
+        default=",".join(suite.MODELS),
+        help=f"comma-separated; init:SIZE is an untrained export (default {','.join(suite.MODELS)})",
+    )
     g.add_argument("--providers", default=",".join(suite.PROVIDERS), help=f"default {','.join(suite.PROVIDERS)}")
     g.add_argument("--latency", default=",".join(suite.PRESETS), help=f"presets (default {','.join(suite.PRESETS)})")
-    g.add_argument("--channels", dest="channel_list", default=",".join(map(str, suite.CHANNELS)),
-                   help="channel counts (default 1,2,8)")
+    g.add_argument("--channels", dest="channel_list", default=",".join(map(str, suite.CHANNELS)), help="channel counts (default 1,2,8)")
     g.add_argument("--seconds-per-config", type=float, default=1.0, help="measuring time per configuration (default 1)")
     g.add_argument("--max-hops", type=int, default=2000, help="most hops per configuration (default 2000)")
-    g.add_argument("--budget", type=float, default=150.0,
-                   help="seconds after which no configuration starts; the rest are recorded as skipped (default 150)")
+    g.add_argument(
+        "--budget",
+        type=float,
+        default=150.0,
+        help="seconds after which no configuration starts; the rest are recorded as skipped (default 150)",
+    )
     g.add_argument("--json", help="JSON path (default OUT/gpu-bench.json)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
@@ -188,8 +212,15 @@ def _latency(args) -> tuple[list[dict[str, Any]], str]:
         if provider not in known:
             raise UsageError(f"--provider: unknown {provider!r}; choose from {', '.join(known)}")
     opts = latency.LatencyOptions(
-        model=args.model, providers=providers, threads=_threads(args.threads), geometries=specs, windows=windows,
-        channels=args.channels, hops=_positive(args.hops, "--hops"), warmup=max(0, args.warmup), sections=sections,
+        model=args.model,
+        providers=providers,
+        threads=_threads(args.threads),
+        geometries=specs,
+        windows=windows,
+        channels=args.channels,
+        hops=_positive(args.hops, "--hops"),
+        warmup=max(0, args.warmup),
+        sections=sections,
     )
     result = latency.run(opts, progress=lambda c: logger.info("measuring %s", c))
     if args.plot:
@@ -229,9 +260,16 @@ def _throughput(args) -> tuple[list[dict[str, Any]], str]:
     from rt_enhance.benchmarks import throughput
 
     opts = throughput.ThroughputOptions(
-        model=args.model, threads=_threads(args.threads), batches=_list(args.batch, int) or (64,),
-        seconds=_positive(args.seconds, "--seconds"), input=args.input, channels=args.channels,
-        preset=args.latency, hop=args.hop, lookahead=args.lookahead, crossfade=args.crossfade,
+        model=args.model,
+        threads=_threads(args.threads),
+        batches=_list(args.batch, int) or (64,),
+        seconds=_positive(args.seconds, "--seconds"),
+        input=args.input,
+        channels=args.channels,
+        preset=args.latency,
+        hop=args.hop,
+        lookahead=args.lookahead,
+        crossfade=args.crossfade,
     )
     if min(opts.batches) < 1:
         raise UsageError(f"--batch must be positive, got {args.batch}")
@@ -243,9 +281,16 @@ def _live(args, stress: bool) -> tuple[list[dict[str, Any]], str]:
     from rt_enhance.benchmarks import loopback
 
     opts = loopback.LiveOptions(
-        model=args.model, threads=_positive(args.threads, "--threads"), seconds=_positive(args.seconds, "--seconds"),
-        channels=args.channels, preset=args.latency or ("low" if not args.hop else None), hop=args.hop,
-        lookahead=args.lookahead, crossfade=args.crossfade, probe=not args.raw, own_server=args.own_server,
+        model=args.model,
+        threads=_positive(args.threads, "--threads"),
+        seconds=_positive(args.seconds, "--seconds"),
+        channels=args.channels,
+        preset=args.latency or ("low" if not args.hop else None),
+        hop=args.hop,
+        lookahead=args.lookahead,
+        crossfade=args.crossfade,
+        probe=not args.raw,
+        own_server=args.own_server,
         period=_positive(args.period, "--period"),
     )
     if not stress:
@@ -262,9 +307,15 @@ def _peers(args) -> tuple[list[dict[str, Any]], str]:
     from rt_enhance.benchmarks import peers
 
     opts = peers.PeersOptions(
-        model=args.model, threads=_positive(args.threads, "--threads"), seconds=_positive(args.seconds, "--seconds"),
-        only=_list(args.only) or peers.TOOLS, preset=args.latency, hop=args.hop, lookahead=args.lookahead,
-        crossfade=args.crossfade, repeat=_positive(args.repeat, "--repeat"),
+        model=args.model,
+        threads=_positive(args.threads, "--threads"),
+        seconds=_positive(args.seconds, "--seconds"),
+        only=_list(args.only) or peers.TOOLS,
+        preset=args.latency,
+        hop=args.hop,
+        lookahead=args.lookahead,
+        crossfade=args.crossfade,
+        repeat=_positive(args.repeat, "--repeat"),
     )
     unknown = set(opts.only) - set(peers.TOOLS)
     if unknown:
@@ -294,9 +345,17 @@ def _quality(args) -> tuple[list[dict[str, Any]], str]:
     if model is None and {"ours-engine", "ours-offline"} & set(names):
         raise UsageError("no speech model is bundled: give --model PATH.onnx (or 'passthrough'), or leave ours out of --systems")
     opts = quality.QualityOptions(
-        corpus=args.corpus, model=model, model_name=args.model_name, music_model=music,
-        items=_positive(args.items, "--items"), seconds=_positive(args.seconds, "--seconds"), seed=args.seed,
-        systems=names, tasks=tasks, out=args.out, threads=_positive(args.threads, "--threads"),
+        corpus=args.corpus,
+        model=model,
+        model_name=args.model_name,
+        music_model=music,
+        items=_positive(args.items, "--items"),
+        seconds=_positive(args.seconds, "--seconds"),
+        seed=args.seed,
+        systems=names,
+        tasks=tasks,
+        out=args.out,
+        threads=_positive(args.threads, "--threads"),
         recorded_split=args.split,
     )
     try:
@@ -323,9 +382,16 @@ def _gpu(args) -> tuple[list[dict[str, Any]], str]:
     channels = _list(args.channel_list, int)
     if not channels or min(channels) < 1:
         raise UsageError(f"--channels must be positive integers, got {args.channel_list!r}")
-    opts = suite.SuiteOptions(out=args.out, models=_list(args.models), providers=providers, presets=presets,
-                              channels=channels, seconds_per_config=_positive(args.seconds_per_config, "--seconds-per-config"),
-                              max_hops=_positive(args.max_hops, "--max-hops"), budget=_positive(args.budget, "--budget"))
+    opts = suite.SuiteOptions(
+        out=args.out,
+        models=_list(args.models),
+        providers=providers,
+        presets=presets,
+        channels=channels,
+        seconds_per_config=_positive(args.seconds_per_config, "--seconds-per-config"),
+        max_hops=_positive(args.max_hops, "--max-hops"),
+        budget=_positive(args.budget, "--budget"),
+    )
     os.makedirs(args.out, exist_ok=True)
     try:
         records = suite.run(opts, progress=lambda text: logger.info("measuring %s", text))
@@ -344,13 +410,22 @@ def _gpu(args) -> tuple[list[dict[str, Any]], str]:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     if getattr(args, "channels", 1) < 1:
         raise UsageError(f"--channels must be at least 1, got {args.channels}")
-    handlers = {"latency": _latency, "throughput": _throughput, "peers": _peers, "quality": _quality,
-                "loopback": lambda a: _live(a, False), "stress": lambda a: _live(a, True), "gpu": _gpu}
+    handlers = {
+        "latency": _latency,
+        "throughput": _throughput,
+        "peers": _peers,
+        "quality": _quality,
+        "loopback": lambda a: _live(a, False),
+        "stress": lambda a: _live(a, True),
+        "gpu": _gpu,
+    }
     records, text = handlers[args.command](args)
     print(text)
     machine = rec.machine_info()
-    print(f"\nmachine: {machine['cpu']}, {machine['cores']} cores, onnxruntime {machine['onnxruntime']}, "
-          f"load average {machine['load_avg_1m']:.2f}")
+    print(
+        f"\nmachine: {machine['cpu']}, {machine['cores']} cores, onnxruntime {machine['onnxruntime']}, "
+        f"load average {machine['load_avg_1m']:.2f}"
+    )
     if args.json:
         rec.write_json(args.json, args.command, records, argv)
     return _inner_failures(args.command, records)
@@ -361,8 +436,11 @@ def _inner_failures(command: str, records: list[dict[str, Any]]) -> int:
     the benchmark: its figures cover only the part before it ended."""
     failed = [r for r in records if r.get("exit_code") not in (None, 0)]
     for r in failed:
-        print(f"rt-bench: {command} failed: rt-enhance exited {r['exit_code']} ({r.get('stop_reason') or 'no reason'}); "
-              "the figures above cover the run only up to then", file=sys.stderr)
+        print(
+            f"rt-bench: {command} failed: rt-enhance exited {r['exit_code']} ({r.get('stop_reason') or 'no reason'}); "
+            "the figures above cover the run only up to then",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 

@@ -24,7 +24,7 @@ def noisy_voice(seconds: float, rate: int = 48000, *, snr_db: float = 5.0, seed:
     phase = 2 * np.pi * np.cumsum(f0) / rate
     voice = sum(np.sin(k * phase) / k for k in range(1, 30) if k * 220 < rate / 2)
     envelope = np.clip(np.sin(2 * np.pi * 4.0 * t + 2 * np.pi * rng.random()), 0, None) ** 2
-    envelope *= (np.sin(2 * np.pi * 0.25 * t) > -0.6)  # pauses between phrases
+    envelope *= np.sin(2 * np.pi * 0.25 * t) > -0.6  # pauses between phrases
     voice = voice * envelope
     noise = rng.standard_normal(n)
     noise *= np.sqrt(np.mean(voice**2) / np.mean(noise**2) / 10 ** (snr_db / 10))

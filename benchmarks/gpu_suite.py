@@ -76,8 +76,15 @@ def prepare(model: str, folder: str) -> str:
 
 def hops_for(opts: SuiteOptions, model: str, provider: str, channels: int) -> tuple[int, dict | None]:
     """Hops that take about ``seconds_per_config`` (from a probe of 5 hops), or the probe's skipped record."""
-    probe = latency.LatencyOptions(model=model, providers=(provider,), geometries=(latency.GeometrySpec(opts.presets[0]),),
-                                   channels=channels, hops=5, warmup=2, sections=("engine",))
+    probe = latency.LatencyOptions(
+        model=model,
+        providers=(provider,),
+        geometries=(latency.GeometrySpec(opts.presets[0]),),
+        channels=channels,
+        hops=5,
+        warmup=2,
+        sections=("engine",),
+    )
     first = latency.run(probe).records[0]
     if first["status"] != "ok":
         return 0, first
@@ -91,8 +98,9 @@ def measure(opts: SuiteOptions, model: str, provider: str, channels: int) -> lis
     if skipped is not None:
         return [skipped]
     specs = tuple(latency.GeometrySpec(p) for p in opts.presets)
-    run = latency.LatencyOptions(model=model, providers=(provider,), geometries=specs, channels=channels, hops=hops,
-                                 warmup=max(2, hops // 10), sections=("engine",))
+    run = latency.LatencyOptions(
+        model=model, providers=(provider,), geometries=specs, channels=channels, hops=hops, warmup=max(2, hops // 10), sections=("engine",)
+    )
     return latency.run(run).records
 
 
@@ -107,8 +115,7 @@ def run(opts: SuiteOptions, progress: Callable[[str], None] | None = None) -> li
                 for provider in opts.providers:
                     config = dict(model_spec=spec, provider=provider, channels=channels)
                     if time.perf_counter() >= deadline:
-                        records.append(rec.skipped("engine", f"the run's --budget of {opts.budget:g} s was spent",
-                                                   **config))
+                        records.append(rec.skipped("engine", f"the run's --budget of {opts.budget:g} s was spent", **config))
                         continue
                     if progress:
                         progress(f"{spec}, {provider}, {channels} channel(s)")
@@ -135,11 +142,13 @@ def tables(records: list[dict[str, Any]]) -> str:
     for r in records:
         r["p99_pct"] = None if r.get("p99_ms") is None else 100.0 * r["p99_ms"] / r["budget_ms"]
     weights = sorted({f"{r['model_spec']}: {r['weights']}" for r in records if r.get("weights")})
-    notes = ["`cpu` is onnxruntime on one thread. `torch-*` rows are the torch twin of the same network (a stand-in "
-             "for onnxruntime's CUDA provider): `torch-cuda` with I/O binding and CUDA graphs, `-eager` without "
-             "graphs, `-unbound` with neither. Times are the whole engine step per hop; copy and compute are the "
-             "twin's host-device copies and its model call.",
-             "Twin weights: " + ("; ".join(weights) or "none ran")]
+    notes = [
+        "`cpu` is onnxruntime on one thread. `torch-*` rows are the torch twin of the same network (a stand-in "
+        "for onnxruntime's CUDA provider): `torch-cuda` with I/O binding and CUDA graphs, `-eager` without "
+        "graphs, `-unbound` with neither. Times are the whole engine step per hop; copy and compute are the "
+        "twin's host-device copies and its model call.",
+        "Twin weights: " + ("; ".join(weights) or "none ran"),
+    ]
     return render(records, SUMMARY_COLUMNS, "Per-hop engine step against the hop budget (ms)") + "\n\n" + "\n".join(notes)
 
 

@@ -64,8 +64,18 @@ def start_dummy_server(
     if shutil.which("jackd") is None:
         raise JackUnavailable("jackd is not installed; on Debian: apt-get install --no-install-recommends jackd2")
     proc = subprocess.Popen(
-        ["jackd", *(["-n", name] if name else []), *(["-t", str(client_timeout_ms)] if client_timeout_ms else []),
-         "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        [
+            "jackd",
+            *(["-n", name] if name else []),
+            *(["-t", str(client_timeout_ms)] if client_timeout_ms else []),
+            "--no-realtime",
+            "-d",
+            "dummy",
+            "-r",
+            str(rate),
+            "-p",
+            str(period),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -138,7 +148,7 @@ class JackLoopback:
         if self._running and start + frames <= self._rec.shape[0]:
             if self._signal is None:
                 first = -start % self.click_every
-                out[first::self.click_every] = self.amplitude
+                out[first :: self.click_every] = self.amplitude
             else:
                 self._send_signal(out, self._signal, start, frames)
             self._rec[start : start + frames] = self.inp.get_array()
@@ -166,8 +176,9 @@ class JackLoopback:
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
                 out, err = process.communicate()
-                raise RuntimeError(f"the client under test exited ({process.returncode}) before it joined JACK: "
-                                   f"{(err or out or '').strip()[-500:]}")
+                raise RuntimeError(
+                    f"the client under test exited ({process.returncode}) before it joined JACK: {(err or out or '').strip()[-500:]}"
+                )
             found = self._newest_client()
             if found:
                 self.target = found

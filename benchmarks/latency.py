@@ -57,8 +57,7 @@ class GeometrySpec:
     crossfade: str | None = None
 
     def resolve(self, processor: Processor) -> geo.Geometry:
-        return resolve_geometry(processor, preset=self.preset, hop=self.hop, lookahead=self.lookahead,
-                                crossfade=self.crossfade)
+        return resolve_geometry(processor, preset=self.preset, hop=self.hop, lookahead=self.lookahead, crossfade=self.crossfade)
 
     @property
     def label(self) -> str:
@@ -122,8 +121,9 @@ def _provider_configs(opts: LatencyOptions, provider: str, progress):
         for threads in opts.threads:
             for spec in opts.geometries:
                 for window in opts.windows:
-                    config = dict(model=describe(opts.model), variant=tag, provider=provider, threads=threads,
-                                  geometry=spec.label, window=window)
+                    config = dict(
+                        model=describe(opts.model), variant=tag, provider=provider, threads=threads, geometry=spec.label, window=window
+                    )
                     if progress:
                         progress(config)
                     yield _engine_config(path, spec, opts, config)
@@ -144,16 +144,32 @@ def engine_record(config: dict, g: geo.Geometry, times: StepTimes, processor: Pr
     """The engine section's record: step, model-only and overhead figures for one configuration."""
     budget = g.ms(g.hop)
     overhead = times.overhead_ms
-    r: dict[str, Any] = {"section": "engine", **config, "window": g.window, "hop": g.hop, "lookahead": g.lookahead,
-                         "crossfade": g.crossfade, "channels": channels, "hops": int(times.step_ns.size),
-                         "budget_ms": budget, "latency_ms": g.ms(g.latency)}
+    r: dict[str, Any] = {
+        "section": "engine",
+        **config,
+        "window": g.window,
+        "hop": g.hop,
+        "lookahead": g.lookahead,
+        "crossfade": g.crossfade,
+        "channels": channels,
+        "hops": int(times.step_ns.size),
+        "budget_ms": budget,
+        "latency_ms": g.ms(g.latency),
+    }
     r.update(rec.timing_stats(times.step_ms, budget))
     model = rec.timing_stats(times.model_ms, budget)
-    r.update({"model_p50_ms": model["p50_ms"], "model_p99_ms": model["p99_ms"], "model_mean_ms": model["mean_ms"],
-              "overhead_p50_ms": float(np.percentile(overhead, 50)), "overhead_p99_ms": float(np.percentile(overhead, 99)),
-              "overhead_mean_ms": float(overhead.mean()),
-              "overhead_pct_budget": float(100.0 * overhead.mean() / budget),
-              "overhead_p99_pct_budget": float(100.0 * np.percentile(overhead, 99) / budget)})
+    r.update(
+        {
+            "model_p50_ms": model["p50_ms"],
+            "model_p99_ms": model["p99_ms"],
+            "model_mean_ms": model["mean_ms"],
+            "overhead_p50_ms": float(np.percentile(overhead, 50)),
+            "overhead_p99_ms": float(np.percentile(overhead, 99)),
+            "overhead_mean_ms": float(overhead.mean()),
+            "overhead_pct_budget": float(100.0 * overhead.mean() / budget),
+            "overhead_p99_pct_budget": float(100.0 * np.percentile(overhead, 99) / budget),
+        }
+    )
     if isinstance(processor, DeviceTimed):
         n = times.step_ns.size
         r["copy_p50_ms"] = float(np.percentile(np.asarray(processor.copy_ns[-n:]) / 1e6, 50))
@@ -172,8 +188,19 @@ def kernel_records(g: geo.Geometry, *, channels: int, calls: int) -> list[dict[s
     budget = g.ms(g.hop)
     out: list[dict[str, Any]] = []
     for (kernel, impl), ms in times.items():
-        r: dict[str, Any] = {"section": "kernels", "kernel": kernel, "impl": impl, "provider": "cpu", "threads": 1, "window": g.window,
-             "hop": g.hop, "channels": channels, "budget_ms": budget, **rec.timing_stats(ms, budget), "status": "ok"}
+        r: dict[str, Any] = {
+            "section": "kernels",
+            "kernel": kernel,
+            "impl": impl,
+            "provider": "cpu",
+            "threads": 1,
+            "window": g.window,
+            "hop": g.hop,
+            "channels": channels,
+            "budget_ms": budget,
+            **rec.timing_stats(ms, budget),
+            "status": "ok",
+        }
         r["p50_us"], r["p99_us"] = 1000 * r["p50_ms"], 1000 * r["p99_ms"]
         out.append(r)
     p50 = {(r["kernel"], r["impl"]): r["p50_ms"] for r in out}
@@ -199,17 +226,28 @@ def torch_records(opts: LatencyOptions) -> list[dict[str, Any]]:
             out.append(rec.skipped("torch", str(exc), runtime="torch-eager", **base))
             continue
         if processor.info.kind != "windowed":
-            out.append(rec.skipped("torch", "n/a: streaming models are compared through their engine step only",
-                                   runtime="torch-eager", **base))
+            out.append(
+                rec.skipped("torch", "n/a: streaming models are compared through their engine step only", runtime="torch-eager", **base)
+            )
             continue
         windows = np.random.default_rng(0).standard_normal((opts.channels, g.window)).astype(np.float32) * 0.1
         windowed = cast(WindowedProcessor, processor)  # checked: the kind is windowed
         ort_ms = _time_calls(functools.partial(windowed.run, windows), opts.hops, opts.warmup)
         torch_ms = _time_torch(net, windows, threads, opts.hops, opts.warmup)
         for runtime, ms in (("onnxruntime", ort_ms), ("torch-eager", torch_ms)):
-            out.append({"section": "torch", "runtime": runtime, **base, "window": g.window, "hop": g.hop,
-                        "channels": opts.channels, "budget_ms": g.ms(g.hop), **rec.timing_stats(ms, g.ms(g.hop)),
-                        "status": "ok"})
+            out.append(
+                {
+                    "section": "torch",
+                    "runtime": runtime,
+                    **base,
+                    "window": g.window,
+                    "hop": g.hop,
+                    "channels": opts.channels,
+                    "budget_ms": g.ms(g.hop),
+                    **rec.timing_stats(ms, g.ms(g.hop)),
+                    "status": "ok",
+                }
+            )
     return out
 
 

@@ -121,11 +121,27 @@ def jack_server(own: bool = False, period: int = 256):
 
 def live_command(opts: LiveOptions, model_file: str, stats: str, duration: float) -> list[str]:
     """The rt-enhance command line of the run, exactly as a user types it (plus -q and the stats file)."""
-    cmd = [sys.executable, "-m", "rt_enhance.realtime.cli", "--in", "JACK", "--out", "JACK", "--model", model_file,
-           "--channels", str(opts.channels), "--threads", str(opts.threads), "--duration", f"{duration:g}",
-           "--stats-json", stats, "-q"]
-    for flag, value in (("--latency", opts.preset), ("--hop", opts.hop), ("--lookahead", opts.lookahead),
-                        ("--crossfade", opts.crossfade)):
+    cmd = [
+        sys.executable,
+        "-m",
+        "rt_enhance.realtime.cli",
+        "--in",
+        "JACK",
+        "--out",
+        "JACK",
+        "--model",
+        model_file,
+        "--channels",
+        str(opts.channels),
+        "--threads",
+        str(opts.threads),
+        "--duration",
+        f"{duration:g}",
+        "--stats-json",
+        stats,
+        "-q",
+    ]
+    for flag, value in (("--latency", opts.preset), ("--hop", opts.hop), ("--lookahead", opts.lookahead), ("--crossfade", opts.crossfade)):
         if value is not None:
             cmd += [flag, str(value)]
     return cmd
@@ -183,8 +199,7 @@ def run_live(
         _wait_for_free_target()
         cmd = live_command(opts, model_file, stats_path, opts.seconds + margin)
         logger.info("running %s", " ".join(cmd))
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=priority.default_priority)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=priority.default_priority)
         try:
             loop = JackLoopback(TARGET, **(loop_kwargs or {}))
             boosted = priority.set_nice(os.getpid(), priority.INSTRUMENT_NICE)
@@ -214,18 +229,39 @@ def base_record(section: str, opts: LiveOptions, live: LiveRun) -> dict[str, Any
     budget = 1000.0 * s["hop"] / s["model_rate"]
     xruns = s.get("xruns", {})
     return {
-        "section": section, "model": describe(opts.model), "probe": live.probed, "provider": "cpu",
-        "threads": opts.threads, "window": s["window"], "hop": s["hop"], "lookahead": s["lookahead"],
-        "channels": s["channels"], "blocksize": s.get("blocksize"), "seconds": live.result.frames / s["io_rate"],
-        "budget_ms": budget, "latency_samples": s["latency_samples"], "reported_samples": live.reported_samples,
+        "section": section,
+        "model": describe(opts.model),
+        "probe": live.probed,
+        "provider": "cpu",
+        "threads": opts.threads,
+        "window": s["window"],
+        "hop": s["hop"],
+        "lookahead": s["lookahead"],
+        "channels": s["channels"],
+        "blocksize": s.get("blocksize"),
+        "seconds": live.result.frames / s["io_rate"],
+        "budget_ms": budget,
+        "latency_samples": s["latency_samples"],
+        "reported_samples": live.reported_samples,
         "reported_ms": 1000.0 * live.reported_samples / s["io_rate"],
-        "p50_ms": s.get("p50_ms"), "p90_ms": None, "p99_ms": s.get("p99_ms"), "p999_ms": None, "max_ms": s.get("max_ms"),
-        "rtf": s.get("rtf"), "over_budget_pct": None,
-        "jack_xruns": int(len(live.result.xrun_frames)), "portaudio_xruns": int(sum(xruns.values())), "xruns_by_flag": xruns,
-        "deadline_misses": int(s.get("deadline_misses", 0)), "miss_events": int(s.get("miss_events", 0)),
-        "dry_hops": int(s.get("dry_hops", 0)), "missed_samples": int(s.get("missed_samples", 0)),
-        "repeated_blocks": int(live.result.repeated_blocks), "instrument_nice": live.extra.get("instrument_nice"),
-        "exit_code": live.extra.get("exit_code"), "stop_reason": s.get("stop_reason"),
+        "p50_ms": s.get("p50_ms"),
+        "p90_ms": None,
+        "p99_ms": s.get("p99_ms"),
+        "p999_ms": None,
+        "max_ms": s.get("max_ms"),
+        "rtf": s.get("rtf"),
+        "over_budget_pct": None,
+        "jack_xruns": int(len(live.result.xrun_frames)),
+        "portaudio_xruns": int(sum(xruns.values())),
+        "xruns_by_flag": xruns,
+        "deadline_misses": int(s.get("deadline_misses", 0)),
+        "miss_events": int(s.get("miss_events", 0)),
+        "dry_hops": int(s.get("dry_hops", 0)),
+        "missed_samples": int(s.get("missed_samples", 0)),
+        "repeated_blocks": int(live.result.repeated_blocks),
+        "instrument_nice": live.extra.get("instrument_nice"),
+        "exit_code": live.extra.get("exit_code"),
+        "stop_reason": s.get("stop_reason"),
         "status": "ok" if live.extra.get("exit_code") == 0 else f"rt-enhance exit {live.extra.get('exit_code')}: {s.get('stop_reason')}",
     }
 
@@ -250,14 +286,19 @@ def run(opts: LiveOptions) -> list[dict[str, Any]]:
     values, counts = np.unique(clean, return_counts=True) if clean.size else (np.zeros(0), np.zeros(0))
     measured = int(values[np.argmax(counts)]) if values.size else None
     arrived_by = res.frames - expected - loop_period(live)  # clicks sent later cannot have arrived
-    r.update({
-        "clicks_sent": int(np.sum(res.sent < arrived_by)), "clicks_received": int(res.delays.size),
-        "clicks_clean": int(clean.size), "clicks_at_reported": int(np.sum(clean == expected)),
-        "distinct_delays": sorted({int(d) for d in res.delays}),
-        "measured_samples": measured, "measured_ms": None if measured is None else 1000.0 * measured / live.stats["io_rate"],
-        "equal_to_sample": bool(clean.size > 0 and np.all(clean == expected)),
-        "clicks_dry": int(np.sum(heights > CLICK * (1 + PROBE_GAIN) / 2)) if live.probed else None,
-    })
+    r.update(
+        {
+            "clicks_sent": int(np.sum(res.sent < arrived_by)),
+            "clicks_received": int(res.delays.size),
+            "clicks_clean": int(clean.size),
+            "clicks_at_reported": int(np.sum(clean == expected)),
+            "distinct_delays": sorted({int(d) for d in res.delays}),
+            "measured_samples": measured,
+            "measured_ms": None if measured is None else 1000.0 * measured / live.stats["io_rate"],
+            "equal_to_sample": bool(clean.size > 0 and np.all(clean == expected)),
+            "clicks_dry": int(np.sum(heights > CLICK * (1 + PROBE_GAIN) / 2)) if live.probed else None,
+        }
+    )
     if not live.probed and model_path(opts.model) is not None:
         r["status"] = "ok (raw model: clicks may not survive it)"
     return [r]
@@ -272,10 +313,21 @@ def _window_counts(live: LiveRun, signal: np.ndarray) -> dict[str, Any]:
     keys = ("windows", "windows_enhanced", "windows_dry", "windows_off_delay", "windows_other")
     if not live.probed:
         return dict.fromkeys(keys)
-    w = analysis.classify(live.result.recording, signal, delay=live.reported_samples,
-                          window=hop_in_device_samples(live.stats), gain=PROBE_GAIN)
-    return dict(zip(keys, (int(w.start.size), w.count(analysis.ENHANCED), w.count(analysis.DRY) + w.count(analysis.PARTLY_DRY),
-                           w.count(analysis.OFF_DELAY), w.count(analysis.OTHER) + w.count(analysis.SILENT))))
+    w = analysis.classify(
+        live.result.recording, signal, delay=live.reported_samples, window=hop_in_device_samples(live.stats), gain=PROBE_GAIN
+    )
+    return dict(
+        zip(
+            keys,
+            (
+                int(w.start.size),
+                w.count(analysis.ENHANCED),
+                w.count(analysis.DRY) + w.count(analysis.PARTLY_DRY),
+                w.count(analysis.OFF_DELAY),
+                w.count(analysis.OTHER) + w.count(analysis.SILENT),
+            ),
+        )
+    )
 
 
 def loop_period(live: LiveRun) -> int:

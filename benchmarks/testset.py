@@ -70,46 +70,70 @@ class Task:
     group: str = "real"  # recorded: its task set (:data:`GROUPS`, ``rt-bench quality --tasks GROUP``)
 
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("noise-0db", "speech", "speech + noise at 0 dB", snr_db=0.0),
-    Task("noise-5db", "speech", "speech + noise at 5 dB", snr_db=5.0),
-    Task("noise-10db", "speech", "speech + noise at 10 dB", snr_db=10.0),
-    Task("reverb-0.3", "speech", "speech in a test room, RT60 ~0.3 s", rt60=(0.3, 0.3)),
-    Task("reverb-0.5", "speech", "speech in a test room, RT60 ~0.5 s", rt60=(0.5, 0.5)),
-    Task("reverb-0.8", "speech", "speech in a test room, RT60 ~0.8 s", rt60=(0.8, 0.8)),
-    Task("bwe-2x", "bwe", "low-pass 12 kHz (music; speech wider than 12 kHz)", lowpass_hz=12000.0),
-    Task("bwe-4x", "bwe", "low-pass 6 kHz (music; speech wider than 6 kHz)", lowpass_hz=6000.0),
-    Task("joint", "speech", "room RT60 0.3-0.8 s, then noise at 5 dB, then low-pass 6 kHz",
-         snr_db=5.0, rt60=(0.3, 0.8), lowpass_hz=6000.0),
-    Task("clean-speech", "speech", "clean speech, untouched"),
-    Task("clean-bandlimited-speech", "speech", "clean speech low-passed at 4 kHz (reference: unfiltered)",
-         lowpass_hz=4000.0),
-    Task("clean-music", "music", "clean music, untouched"),
-    Task("music-noise-10db", "music", "music + noise at 10 dB", snr_db=10.0),
-    Task("real-noise-0db", "speech", "real voices + real or synthetic noise at 0 dB", snr_db=0.0, recorded=True),
-    Task("real-noise-5db", "speech", "real voices + real or synthetic noise at 5 dB", snr_db=5.0, recorded=True),
-    Task("real-noise-10db", "speech", "real voices + real or synthetic noise at 10 dB", snr_db=10.0, recorded=True),
-    Task("real-clean-speech", "speech", "real voices, untouched", recorded=True),
-    Task("real-clean-bandlimited-speech", "speech", "real voices low-passed at 4 kHz (reference: unfiltered)",
-         lowpass_hz=4000.0, recorded=True),
-    Task("realmusic-bwe-2x", "music", "real produced music low-passed at 12 kHz", lowpass_hz=12000.0,
-         recorded=True, pool="realmusic", group="realmusic"),
-    Task("realmusic-bwe-4x", "music", "real produced music low-passed at 6 kHz", lowpass_hz=6000.0,
-         recorded=True, pool="realmusic", group="realmusic"),
-    Task("realmusic-clean", "music", "real produced music, full band, untouched", recorded=True, pool="realmusic",
-         group="realmusic"),
-    Task("real-reverb-0.3", "speech", "real voices in a test room, RT60 ~0.3 s", rt60=(0.3, 0.3), recorded=True,
-         group="realrooms"),
-    Task("real-reverb-0.5", "speech", "real voices in a test room, RT60 ~0.5 s", rt60=(0.5, 0.5), recorded=True,
-         group="realrooms"),
-    Task("real-reverb-0.8", "speech", "real voices in a test room, RT60 ~0.8 s", rt60=(0.8, 0.8), recorded=True,
-         group="realrooms"),
-)}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("noise-0db", "speech", "speech + noise at 0 dB", snr_db=0.0),
+        Task("noise-5db", "speech", "speech + noise at 5 dB", snr_db=5.0),
+        Task("noise-10db", "speech", "speech + noise at 10 dB", snr_db=10.0),
+        Task("reverb-0.3", "speech", "speech in a test room, RT60 ~0.3 s", rt60=(0.3, 0.3)),
+        Task("reverb-0.5", "speech", "speech in a test room, RT60 ~0.5 s", rt60=(0.5, 0.5)),
+        Task("reverb-0.8", "speech", "speech in a test room, RT60 ~0.8 s", rt60=(0.8, 0.8)),
+        Task("bwe-2x", "bwe", "low-pass 12 kHz (music; speech wider than 12 kHz)", lowpass_hz=12000.0),
+        Task("bwe-4x", "bwe", "low-pass 6 kHz (music; speech wider than 6 kHz)", lowpass_hz=6000.0),
+        Task(
+            "joint",
+            "speech",
+            "room RT60 0.3-0.8 s, then noise at 5 dB, then low-pass 6 kHz",
+            snr_db=5.0,
+            rt60=(0.3, 0.8),
+            lowpass_hz=6000.0,
+        ),
+        Task("clean-speech", "speech", "clean speech, untouched"),
+        Task("clean-bandlimited-speech", "speech", "clean speech low-passed at 4 kHz (reference: unfiltered)", lowpass_hz=4000.0),
+        Task("clean-music", "music", "clean music, untouched"),
+        Task("music-noise-10db", "music", "music + noise at 10 dB", snr_db=10.0),
+        Task("real-noise-0db", "speech", "real voices + real or synthetic noise at 0 dB", snr_db=0.0, recorded=True),
+        Task("real-noise-5db", "speech", "real voices + real or synthetic noise at 5 dB", snr_db=5.0, recorded=True),
+        Task("real-noise-10db", "speech", "real voices + real or synthetic noise at 10 dB", snr_db=10.0, recorded=True),
+        Task("real-clean-speech", "speech", "real voices, untouched", recorded=True),
+        Task(
+            "real-clean-bandlimited-speech",
+            "speech",
+            "real voices low-passed at 4 kHz (reference: unfiltered)",
+            lowpass_hz=4000.0,
+            recorded=True,
+        ),
+        Task(
+            "realmusic-bwe-2x",
+            "music",
+            "real produced music low-passed at 12 kHz",
+            lowpass_hz=12000.0,
+            recorded=True,
+            pool="realmusic",
+            group="realmusic",
+        ),
+        Task(
+            "realmusic-bwe-4x",
+            "music",
+            "real produced music low-passed at 6 kHz",
+            lowpass_hz=6000.0,
+            recorded=True,
+            pool="realmusic",
+            group="realmusic",
+        ),
+        Task("realmusic-clean", "music", "real produced music, full band, untouched", recorded=True, pool="realmusic", group="realmusic"),
+        Task("real-reverb-0.3", "speech", "real voices in a test room, RT60 ~0.3 s", rt60=(0.3, 0.3), recorded=True, group="realrooms"),
+        Task("real-reverb-0.5", "speech", "real voices in a test room, RT60 ~0.5 s", rt60=(0.5, 0.5), recorded=True, group="realrooms"),
+        Task("real-reverb-0.8", "speech", "real voices in a test room, RT60 ~0.8 s", rt60=(0.8, 0.8), recorded=True, group="realrooms"),
+    )
+}
 #: Task sets by name (``rt-bench quality --tasks real``): the tasks on real recorded voices, and on real
 #: produced music.
 GROUPS: dict[str, tuple[str, ...]] = {
     group: tuple(name for name, task in TASKS.items() if task.recorded and task.group == group)
-    for group in ("real", "realmusic", "realrooms")}
+    for group in ("real", "realmusic", "realrooms")
+}
 REAL_TASKS = GROUPS["real"]
 
 
@@ -144,17 +168,22 @@ class Corpus:
         never uses)."""
         root = Path(root).expanduser()
         if not (root / "speech" / "test").is_dir():
-            raise TestSetError(f"{root}: no speech/test folder; build a corpus with "
-                               f"rt-data build --out {root} --split test")
+            raise TestSetError(f"{root}: no speech/test folder; build a corpus with rt-data build --out {root} --split test")
         manifest = root / "manifest.json"
         files = json.loads(manifest.read_text())["files"] if manifest.is_file() else {}
         recorded = root / "recorded.json"
         for entry in json.loads(recorded.read_text())["files"] if recorded.is_file() else ():
             files[entry["file"]] = {**entry, "info": {"bandwidth_hz": entry.get("bandwidth_hz")}}
         entries = {}
-        for kind, split in (("speech", "test"), ("music", "test"), ("noise", "test"), ("rir", "test"),
-                            ("voices", recorded_split), ("realnoise", recorded_split),
-                            ("realmusic", recorded_split)):
+        for kind, split in (
+            ("speech", "test"),
+            ("music", "test"),
+            ("noise", "test"),
+            ("rir", "test"),
+            ("voices", recorded_split),
+            ("realnoise", recorded_split),
+            ("realmusic", recorded_split),
+        ):
             for path in sorted((root / kind / split).glob("*.wav")) if (root / kind / split).is_dir() else ():
                 key = f"{kind}/{split}/{path.name}"
                 entries[key] = dict(files.get(key, {}))
@@ -202,7 +231,7 @@ def clean_pool(corpus: Corpus, task: Task, rng: np.random.Generator) -> list[str
     wide = [k for k in corpus.files("speech") if corpus.info(k).get("bandwidth_hz", 0.0) > 1.05 * task.lowpass_hz]
     wide = [wide[i] for i in rng.permutation(len(wide))]
     mixed = [f for pair in zip(music, wide) for f in pair]
-    return mixed + music[len(wide):] + wide[len(music):]
+    return mixed + music[len(wide) :] + wide[len(music) :]
 
 
 def _round_robin(corpus: Corpus, files: list[str], rng: np.random.Generator) -> list[str]:
@@ -235,8 +264,7 @@ def noise_for(corpus: Corpus, index: int, task: Task) -> str:
     kinds = sorted({noise_kind(corpus, f) for f in files})
     real_kinds = sorted({noise_kind(corpus, f) for f in real})
     if real_kinds:  # real and synthetic in turn
-        kinds = [k for pair in zip(real_kinds * len(kinds), kinds * len(real_kinds)) for k in pair][
-            : 2 * max(len(kinds), len(real_kinds))]
+        kinds = [k for pair in zip(real_kinds * len(kinds), kinds * len(real_kinds)) for k in pair][: 2 * max(len(kinds), len(real_kinds))]
     shift = zlib.crc32(task.name.encode())
     kind = kinds[(index + shift) % len(kinds)]
     matching = [f for f in files + real if noise_kind(corpus, f) == kind]
@@ -246,9 +274,11 @@ def noise_for(corpus: Corpus, index: int, task: Task) -> str:
 def rooms_for(corpus: Corpus, rt60: tuple[float, float]) -> list[str]:
     """Test rooms whose measured RT60 lies in ``rt60`` (a range), or within RT60_TOLERANCE of it (one
     value), nearest first."""
+
     def distance(key: str) -> float:
         t = corpus.info(key).get("rt60_measured")
         return float("inf") if t is None else max(rt60[0] - t, t - rt60[1], 0.0)
+
     tolerance = RT60_TOLERANCE if rt60[0] == rt60[1] else 0.0
     near = [k for k in corpus.files("rir") if distance(k) <= tolerance]
     return sorted(near, key=lambda k: (distance(k), k))
@@ -290,8 +320,7 @@ def degradation_steps(corpus: Corpus, task: Task, index: int, rng: np.random.Gen
         if rooms:
             room = rooms[int(rng.integers(len(rooms)))] if task.rt60[0] != task.rt60[1] else rooms[index % len(rooms)]
             steps.append(RirFiles(_one_file(corpus.path(room))))
-            sources.update(room=Path(room).name, rt60_s=corpus.info(room).get("rt60_measured"),
-                           drr_db=drr_db(corpus.path(room)))
+            sources.update(room=Path(room).name, rt60_s=corpus.info(room).get("rt60_measured"), drr_db=drr_db(corpus.path(room)))
         else:
             steps.append(RirSimulate(*task.rt60))
             sources.update(room="rir simulate", rt60_s=float(np.mean(task.rt60)))
@@ -312,8 +341,7 @@ def _one_file(path: Path):
     return AudioFolder(str(path.parent), (str(path),))
 
 
-def make_item(corpus: Corpus, task: Task, index: int, pool: list[str], *, seconds: float, seed: int,
-              out: Path) -> TestItem:
+def make_item(corpus: Corpus, task: Task, index: int, pool: list[str], *, seconds: float, seed: int, out: Path) -> TestItem:
     """Crop, degrade and write item ``index`` of ``task``."""
     rng = item_rng(seed, task.name, index)
     key = pool[index % len(pool)]
@@ -325,11 +353,18 @@ def make_item(corpus: Corpus, task: Task, index: int, pool: list[str], *, second
     name = f"{task.name}-{index:02d}"
     paths, scale = write_pair(out / "items" / task.name, name, clean, degraded)
     entry = corpus.entries[key]
-    sources = {"file": Path(key).name, "start_s": start, **_origin(key, entry),
-               "bandwidth_hz": corpus.info(key).get("bandwidth_hz"), "gain": scale, **sources}
+    sources = {
+        "file": Path(key).name,
+        "start_s": start,
+        **_origin(key, entry),
+        "bandwidth_hz": corpus.info(key).get("bandwidth_hz"),
+        "gain": scale,
+        **sources,
+    }
     content = "speech" if key.startswith("voices/") else key.split("/")[0]
-    return TestItem(task.name, index, name, content, paths[0], paths[1], task.lowpass_hz,
-                    {k: v for k, v in sources.items() if v is not None})
+    return TestItem(
+        task.name, index, name, content, paths[0], paths[1], task.lowpass_hz, {k: v for k, v in sources.items() if v is not None}
+    )
 
 
 def _origin(key: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -356,17 +391,38 @@ def describe(items: list[TestItem]) -> list[dict[str, Any]]:
     out = []
     for task in dict.fromkeys(i.task for i in items):
         mine = [i for i in items if i.task == task]
-        rooms = [f"{i.sources['room']} (RT60 {i.sources.get('rt60_s', 0):.2f} s, DRR {i.sources['drr_db']:.1f} dB)"
-                 if "drr_db" in i.sources else i.sources["room"] for i in mine if "room" in i.sources]
+        rooms = [
+            f"{i.sources['room']} (RT60 {i.sources.get('rt60_s', 0):.2f} s, DRR {i.sources['drr_db']:.1f} dB)"
+            if "drr_db" in i.sources
+            else i.sources["room"]
+            for i in mine
+            if "room" in i.sources
+        ]
         noises = [f"{i.sources.get('noise_kind') or i.sources['noise']}" for i in mine if "noise" in i.sources]
-        out.append({"section": "testset", "task": task, "description": TASKS[task].description, "items": len(mine),
-                    "files": ", ".join(f"{i.sources['file']}@{i.sources['start_s']:.1f}s" for i in mine),
-                    "rooms": "; ".join(rooms) or None, "noises": ", ".join(noises) or None})
+        out.append(
+            {
+                "section": "testset",
+                "task": task,
+                "description": TASKS[task].description,
+                "items": len(mine),
+                "files": ", ".join(f"{i.sources['file']}@{i.sources['start_s']:.1f}s" for i in mine),
+                "rooms": "; ".join(rooms) or None,
+                "noises": ", ".join(noises) or None,
+            }
+        )
     return out
 
 
-def build(corpus_dir: str | Path, out: str | Path, *, tasks: tuple[str, ...], items: int, seconds: float,
-          seed: int = 0, recorded_split: str = "test") -> list[TestItem]:
+def build(
+    corpus_dir: str | Path,
+    out: str | Path,
+    *,
+    tasks: tuple[str, ...],
+    items: int,
+    seconds: float,
+    seed: int = 0,
+    recorded_split: str = "test",
+) -> list[TestItem]:
     """Build ``items`` items of ``seconds`` for each task into ``out``; a task the corpus cannot
     feed (no music, no noise, no recorded voices) is left out with a warning. Writes ``out/testset.json``."""
     corpus, out = Corpus.open(corpus_dir, recorded_split), Path(out)
@@ -381,7 +437,14 @@ def build(corpus_dir: str | Path, out: str | Path, *, tasks: tuple[str, ...], it
             built += [make_item(corpus, task, i, pool, seconds=seconds, seed=seed, out=out) for i in range(items)]
         except TestSetError as exc:
             logger.warning("task %s skipped: %s", name, exc)
-    doc = {"corpus": str(corpus.root), "seed": seed, "seconds": seconds, "rate": RATE, "recorded_split": recorded_split,
-           "tasks": {n: asdict(TASKS[n]) for n in tasks}, "items": [asdict(i) for i in built]}
+    doc = {
+        "corpus": str(corpus.root),
+        "seed": seed,
+        "seconds": seconds,
+        "rate": RATE,
+        "recorded_split": recorded_split,
+        "tasks": {n: asdict(TASKS[n]) for n in tasks},
+        "items": [asdict(i) for i in built],
+    }
     (out / "testset.json").write_text(json.dumps(doc, indent=2))
     return built

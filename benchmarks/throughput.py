@@ -70,11 +70,23 @@ def one_run(opts: ThroughputOptions, processor: Processor, clip: str, out_dir: s
     cpu = time.process_time() - cpu0
     budget = g.ms(g.hop)
     per_hop = streamer.timer.per_hop_ms()
-    r = {"section": "throughput", "model": describe(opts.model), "provider": "cpu", "threads": threads,
-         "batch_hops": offline.block_hops(g) if kinds.kind_of(g).streaming else batch,
-         "window": g.window, "hop": g.hop, "lookahead": g.lookahead, "channels": source.channels,
-         "audio_s": source.duration, "wall_s": result.seconds, "cpu_s": cpu, "cpu_per_wall": cpu / max(result.seconds, 1e-9),
-         "x_realtime": source.duration / max(result.seconds, 1e-9), "budget_ms": budget}
+    r = {
+        "section": "throughput",
+        "model": describe(opts.model),
+        "provider": "cpu",
+        "threads": threads,
+        "batch_hops": offline.block_hops(g) if kinds.kind_of(g).streaming else batch,
+        "window": g.window,
+        "hop": g.hop,
+        "lookahead": g.lookahead,
+        "channels": source.channels,
+        "audio_s": source.duration,
+        "wall_s": result.seconds,
+        "cpu_s": cpu,
+        "cpu_per_wall": cpu / max(result.seconds, 1e-9),
+        "x_realtime": source.duration / max(result.seconds, 1e-9),
+        "budget_ms": budget,
+    }
     r.update(rec.timing_stats(per_hop, budget))
     r["rtf"] = result.seconds / source.duration  # the whole run: wall per second of audio
     r["status"] = "ok"

@@ -213,8 +213,11 @@ class TwinProcessor:
         if key not in self._graphs:
             full = (shape[0], 1, shape[1])
             pinned = self.device.type == "cuda"
-            buffers = {"host_in": torch.zeros(full, pin_memory=pinned), "host_out": torch.zeros(full, pin_memory=pinned),
-                       "dev_in": torch.zeros(full, device=self.device)}
+            buffers = {
+                "host_in": torch.zeros(full, pin_memory=pinned),
+                "host_out": torch.zeros(full, pin_memory=pinned),
+                "dev_in": torch.zeros(full, device=self.device),
+            }
             if self.cuda_graph:
                 buffers.update(self._capture(buffers["dev_in"]))
             self._graphs[key] = buffers
@@ -275,9 +278,14 @@ class TwinProcessor:
 
     def labels(self) -> dict[str, Any]:
         """What the records say about this twin."""
-        return {"runtime": "torch twin", "weights": self.weights, "io_binding": self.io_binding,
-                "cuda_graph": self.cuda_graph, "device_name": device_name(self.device),
-                "twin_max_abs_diff": self.max_abs_diff}
+        return {
+            "runtime": "torch twin",
+            "weights": self.weights,
+            "io_binding": self.io_binding,
+            "cuda_graph": self.cuda_graph,
+            "device_name": device_name(self.device),
+            "twin_max_abs_diff": self.max_abs_diff,
+        }
 
 
 def device_name(device) -> str:

@@ -6,8 +6,15 @@ install before anything imports torch.
 
 import importlib
 
-_HOME = {"ExportError": "errors", "TASKS": "metadata", "EngineDefaults": "metadata", "file_sha256": "metadata",
-         "model_info": "metadata", "ExportReport": "pipeline", "export_model": "pipeline"}
+_HOME = {
+    "ExportError": "errors",
+    "TASKS": "metadata",
+    "EngineDefaults": "metadata",
+    "file_sha256": "metadata",
+    "model_info": "metadata",
+    "ExportReport": "pipeline",
+    "export_model": "pipeline",
+}
 
 __all__ = sorted(_HOME)
 

@@ -90,9 +90,7 @@ def resolve_geometry(args: argparse.Namespace, source: Source) -> EngineDefaults
         crossfade=pick("crossfade", args.crossfade, d.crossfade),
     )
     if geometry.sample_rate != source.model.sample_rate:
-        raise UsageError(
-            f"the model was built for {source.model.sample_rate} Hz; it cannot be exported as {geometry.sample_rate} Hz"
-        )
+        raise UsageError(f"the model was built for {source.model.sample_rate} Hz; it cannot be exported as {geometry.sample_rate} Hz")
     try:
         source.model.check_window(geometry.window)
         geometry.check()
@@ -107,11 +105,12 @@ def print_model(model: AudioModel, geometry: EngineDefaults) -> None:
     engine = info["macs_per_second"] * geometry.window / geometry.hop
     print(f"model      {info['family']} {model.init_kwargs}")
     print(f"params     {info['params']:,}")
-    print(f"MACs/s     {info['macs_per_second'] / 1e9:.3f} G per second of audio at {geometry.sample_rate} Hz "
-          f"(one pass; windowed engine at hop {geometry.hop}: {engine / 1e9:.3f} G)")
+    print(
+        f"MACs/s     {info['macs_per_second'] / 1e9:.3f} G per second of audio at {geometry.sample_rate} Hz "
+        f"(one pass; windowed engine at hop {geometry.hop}: {engine / 1e9:.3f} G)"
+    )
     print(f"receptive  {info['receptive_field']} samples, total stride {info['total_stride']}")
-    print(f"geometry   window {geometry.window}, hop {geometry.hop}, lookahead {geometry.lookahead}, "
-          f"crossfade {geometry.crossfade}")
+    print(f"geometry   window {geometry.window}, hop {geometry.hop}, lookahead {geometry.lookahead}, crossfade {geometry.crossfade}")
 
 
 def print_report(report: ExportReport) -> None:
@@ -150,8 +149,9 @@ def print_streaming(model: AudioModel, hop: int) -> None:
     context = " plus a GRU's unbounded past" if info["gru_hidden"] else ""
     print(f"model      {info['family']} {model.init_kwargs}")
     print(f"params     {info['params']:,}")
-    print(f"MACs/s     {info['macs_per_second'] / 1e9:.3f} G per second of audio at {model.sample_rate} Hz "
-          "(streaming: the same at any hop)")
+    print(
+        f"MACs/s     {info['macs_per_second'] / 1e9:.3f} G per second of audio at {model.sample_rate} Hz (streaming: the same at any hop)"
+    )
     print(f"receptive  {info['receptive_field']} samples{context}, total stride {info['total_stride']}")
     print(f"geometry   stateful, lookahead {info['lookahead']}, default hop {hop}, {info['states']} state tensors")
 
@@ -167,14 +167,22 @@ def run(args: argparse.Namespace) -> None:
     if isinstance(source.model, StreamingModel):
         hop = streaming_hop(args, source)
         print_streaming(source.model, hop)
-        report = export_streaming(source.model, args.out, hop=hop, task=task, meta=meta,
-                                  checkpoint_sha256=source.checkpoint_sha256, opset=args.opset)
+        report = export_streaming(
+            source.model, args.out, hop=hop, task=task, meta=meta, checkpoint_sha256=source.checkpoint_sha256, opset=args.opset
+        )
     else:
         geometry = resolve_geometry(args, source)
         print_model(source.model, geometry)
         report = export_model(
-            source.model, args.out, geometry, task=task, meta=meta, checkpoint_sha256=source.checkpoint_sha256,
-            opset=args.opset, fp16=args.fp16, int8=args.int8,
+            source.model,
+            args.out,
+            geometry,
+            task=task,
+            meta=meta,
+            checkpoint_sha256=source.checkpoint_sha256,
+            opset=args.opset,
+            fp16=args.fp16,
+            int8=args.int8,
         )
     print_report(report)
 

@@ -25,7 +25,6 @@ from rt_enhance.realtime.metadata import TASKS, ModelInfo, to_props
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class EngineDefaults:
     """The geometry written as the engine's defaults (its presets may override hop/lookahead/crossfade)."""
@@ -43,9 +42,7 @@ class EngineDefaults:
         if self.crossfade > self.lookahead:
             raise ExportError(f"crossfade {self.crossfade} must not exceed lookahead {self.lookahead}")
         if self.hop + self.lookahead > self.window:
-            raise ExportError(
-                f"hop {self.hop} + lookahead {self.lookahead} must fit in the window {self.window}"
-            )
+            raise ExportError(f"hop {self.hop} + lookahead {self.lookahead} must fit in the window {self.window}")
 
 
 def package_version() -> str:
@@ -82,8 +79,13 @@ def model_info(
     extra["total_stride"] = str(figures["total_stride"])
     extra.update(_optional(meta or {}, checkpoint_sha256))
     return ModelInfo(
-        sample_rate=geometry.sample_rate, window=geometry.window, hop=geometry.hop,
-        lookahead=geometry.lookahead, crossfade=geometry.crossfade, kind="windowed", extra=extra,
+        sample_rate=geometry.sample_rate,
+        window=geometry.window,
+        hop=geometry.hop,
+        lookahead=geometry.lookahead,
+        crossfade=geometry.crossfade,
+        kind="windowed",
+        extra=extra,
     )
 
 

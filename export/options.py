@@ -34,7 +34,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from rt_enhance.export import cli

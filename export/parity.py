@@ -24,8 +24,7 @@ from rt_enhance.realtime.errors import first_line
 logger = logging.getLogger(__name__)
 
 FP32_TOLERANCE = 1e-4
-ORT_ERRORS = (ort_state.Fail, ort_state.NotImplemented, ort_state.InvalidGraph, ort_state.InvalidArgument,
-              ort_state.RuntimeException)
+ORT_ERRORS = (ort_state.Fail, ort_state.NotImplemented, ort_state.InvalidGraph, ort_state.InvalidArgument, ort_state.RuntimeException)
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,7 @@ def export_step(model: StreamingModel, *, opset: int = DEFAULT_OPSET) -> onnx.Mo
     for name_in, name_out, shape in zip(state_in, state_out, model.state_shapes()):
         axes[name_in] = axes[name_out] = {shape.index(-1): "batch"}
     example = (torch.zeros(PARITY_BATCH, 1, 2 * model.total_stride), *model.initial_state(PARITY_BATCH))
-    return trace(StepGraph(model), example, inputs=[INPUT_NAME, *state_in], outputs=[OUTPUT_NAME, *state_out], axes=axes,
-                 opset=opset)
+    return trace(StepGraph(model), example, inputs=[INPUT_NAME, *state_in], outputs=[OUTPUT_NAME, *state_out], axes=axes, opset=opset)
 
 
 def streaming_info(
@@ -107,8 +106,13 @@ def streaming_info(
     }
     extra.update(_optional(meta or {}, checkpoint_sha256))
     return ModelInfo(
-        sample_rate=model.sample_rate, window=model.receptive_field, hop=hop, lookahead=model.lookahead,
-        crossfade=0, kind="stateful", extra=extra,
+        sample_rate=model.sample_rate,
+        window=model.receptive_field,
+        hop=hop,
+        lookahead=model.lookahead,
+        crossfade=0,
+        kind="stateful",
+        extra=extra,
     )
 
 
@@ -152,9 +156,7 @@ def random_chunks(total: int, stride: int, seed: int = 0, most: int = 64) -> lis
     return sizes
 
 
-def run_session(
-    session: ort.InferenceSession, audio: np.ndarray, sizes: Sequence[int], zeros: list[np.ndarray]
-) -> np.ndarray:
+def run_session(session: ort.InferenceSession, audio: np.ndarray, sizes: Sequence[int], zeros: list[np.ndarray]) -> np.ndarray:
     """Run the ONNX step over ``audio [batch, 1, T]`` in chunks of ``sizes``, state carried from ``zeros``."""
     names = [i.name for i in session.get_inputs()]
     states, outputs, start = zeros, [], 0

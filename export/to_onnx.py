@@ -37,8 +37,9 @@ def export_onnx(model: AudioModel, *, window: int, opset: int = DEFAULT_OPSET) -
     return trace(model, (example,), inputs=[INPUT_NAME], outputs=[OUTPUT_NAME], axes=axes, opset=opset)
 
 
-def trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...], *, inputs: list[str], outputs: list[str], axes: Axes,
-          opset: int) -> onnx.ModelProto:
+def trace(
+    module: torch.nn.Module, example: tuple[torch.Tensor, ...], *, inputs: list[str], outputs: list[str], axes: Axes, opset: int
+) -> onnx.ModelProto:
     """Trace ``module`` on ``example`` with the legacy exporter (its warnings silenced) and return the checked ONNX
     model: inputs and outputs named ``inputs`` / ``outputs``, ``axes`` dynamic."""
     buffer = io.BytesIO()

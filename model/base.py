@@ -149,11 +149,9 @@ class StreamingModel(AudioModel):
     def step(self, x: torch.Tensor, states) -> tuple[torch.Tensor, list[torch.Tensor]]:
         raise NotImplementedError
 
-    def initial_state(self, batch: int, *, dtype: torch.dtype = torch.float32,
-                      device: str | torch.device = "cpu") -> list[torch.Tensor]:
+    def initial_state(self, batch: int, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> list[torch.Tensor]:
         """Zero state for ``batch`` independent streams (a fresh start, or a reset)."""
-        return [torch.zeros([batch if d == -1 else d for d in shape], dtype=dtype, device=device)
-                for shape in self.state_shapes()]
+        return [torch.zeros([batch if d == -1 else d for d in shape], dtype=dtype, device=device) for shape in self.state_shapes()]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Offline: ``[batch, 1, T]`` (``T`` a multiple of ``total_stride``) -> ``[batch, 1, T]``,
@@ -168,8 +166,7 @@ class StreamingModel(AudioModel):
         self.check_input(x)
         shapes = self.state_shapes()
         if len(states) != len(shapes):
-            raise GeometryError(f"expected {len(shapes)} state tensors ({', '.join(self.state_names())}), "
-                                f"got {len(states)}")
+            raise GeometryError(f"expected {len(shapes)} state tensors ({', '.join(self.state_names())}), got {len(states)}")
         for name, shape, state in zip(self.state_names(), shapes, states):
             want = [x.shape[0] if d == -1 else d for d in shape]
             if list(state.shape) != want:

@@ -166,12 +166,20 @@ class CausalUNet(StreamingModel):
         sample_rate: int = 48000,
     ) -> None:
         super().__init__()
-        _check_args(depth, width, max_channels, max_kernel, min_kernel, final_kernel, downsample, dropout,
-                    lookahead, gru_hidden)
+        _check_args(depth, width, max_channels, max_kernel, min_kernel, final_kernel, downsample, dropout, lookahead, gru_hidden)
         self.init_kwargs = {
-            "depth": depth, "width": float(width), "max_channels": max_channels, "max_kernel": max_kernel,
-            "min_kernel": min_kernel, "final_kernel": final_kernel, "downsample": downsample, "prelu": prelu,
-            "dropout": float(dropout), "lookahead": lookahead, "gru_hidden": gru_hidden, "sample_rate": sample_rate,
+            "depth": depth,
+            "width": float(width),
+            "max_channels": max_channels,
+            "max_kernel": max_kernel,
+            "min_kernel": min_kernel,
+            "final_kernel": final_kernel,
+            "downsample": downsample,
+            "prelu": prelu,
+            "dropout": float(dropout),
+            "lookahead": lookahead,
+            "gru_hidden": gru_hidden,
+            "sample_rate": sample_rate,
         }
         self.sample_rate = sample_rate
         self.depth = depth
@@ -194,8 +202,7 @@ class CausalUNet(StreamingModel):
         # ups[b] brings level b+1 to level b (deepest first in execution), kernel ks[b] as the
         # generator's; its input is the bottleneck, or the level below concatenated with its skip.
         self.ups = nn.ModuleList(
-            StreamBlock(ch[-1] if b == self.depth - 2 else 2 * ch[b + 1], ch[b], ks[b], resample="up",
-                        activation=up_act, dropout=dropout)
+            StreamBlock(ch[-1] if b == self.depth - 2 else 2 * ch[b + 1], ch[b], ks[b], resample="up", activation=up_act, dropout=dropout)
             for b in range(self.depth - 1)
         )
         final_in = 2 * ch[0] if self.depth > 1 else ch[0]
@@ -286,17 +293,32 @@ class CausalUNet(StreamingModel):
 
     def describe(self, window: int | None = None) -> dict[str, Any]:
         """The base figures plus ``lookahead``, ``gru_hidden`` and the number of state tensors."""
-        return {**super().describe(window), "lookahead": self.lookahead, "gru_hidden": self.gru_hidden,
-                "states": len(self.state_shapes())}
+        return {**super().describe(window), "lookahead": self.lookahead, "gru_hidden": self.gru_hidden, "states": len(self.state_shapes())}
 
 
 def _check_args(
-    depth: int, width: float, max_channels: int, max_kernel: int, min_kernel: int, final_kernel: int,
-    downsample: str, dropout: float, lookahead: int, gru_hidden: int,
+    depth: int,
+    width: float,
+    max_channels: int,
+    max_kernel: int,
+    min_kernel: int,
+    final_kernel: int,
+    downsample: str,
+    dropout: float,
+    lookahead: int,
+    gru_hidden: int,
 ) -> None:
     """Raise ``ValueError`` (one line) for arguments that cannot build a :class:`CausalUNet`."""
-    check_unet_args(depth=depth, width=width, max_channels=max_channels, max_kernel=max_kernel, min_kernel=min_kernel,
-                    downsample=downsample, multiscale_kernels=(3,), dropout=dropout)
+    check_unet_args(
+        depth=depth,
+        width=width,
+        max_channels=max_channels,
+        max_kernel=max_kernel,
+        min_kernel=min_kernel,
+        downsample=downsample,
+        multiscale_kernels=(3,),
+        dropout=dropout,
+    )
     if min_kernel < 2 or final_kernel < 2:
         raise ValueError(f"causal kernels must be at least 2, got min_kernel {min_kernel}, final_kernel {final_kernel}")
     if lookahead < 0 or gru_hidden < 0:

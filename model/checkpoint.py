@@ -92,8 +92,7 @@ def _read(path: Path, map_location: str) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not an rt-enhance checkpoint (no format_version)")
     if payload["format_version"] != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format_version {payload['format_version']!r}; "
-            f"this version of rt-enhance reads {FORMAT_VERSION}"
+            f"{path} has checkpoint format_version {payload['format_version']!r}; this version of rt-enhance reads {FORMAT_VERSION}"
         )
     missing = [k for k in RESERVED_KEYS if k not in payload]
     if missing:

@@ -43,23 +43,43 @@ class Discriminator(AudioModel):
     ) -> None:
         super().__init__()
         check_unet_args(
-            depth=depth, width=width, max_channels=max_channels, max_kernel=max_kernel, min_kernel=min_kernel,
-            downsample=downsample, multiscale_kernels=multiscale_kernels, dropout=dropout,
+            depth=depth,
+            width=width,
+            max_channels=max_channels,
+            max_kernel=max_kernel,
+            min_kernel=min_kernel,
+            downsample=downsample,
+            multiscale_kernels=multiscale_kernels,
+            dropout=dropout,
         )
         if window <= 0 or window % 2**depth:
-            raise ValueError(f"window {window} must be a positive multiple of 2^depth = {2 ** depth}")
+            raise ValueError(f"window {window} must be a positive multiple of 2^depth = {2**depth}")
         self.init_kwargs = {
-            "window": window, "conditional": conditional, "depth": depth, "width": float(width),
-            "max_channels": max_channels, "max_kernel": max_kernel, "min_kernel": min_kernel,
-            "downsample": downsample, "multiscale": multiscale, "multiscale_kernels": list(multiscale_kernels),
-            "prelu": prelu, "dropout": float(dropout), "sample_rate": sample_rate,
+            "window": window,
+            "conditional": conditional,
+            "depth": depth,
+            "width": float(width),
+            "max_channels": max_channels,
+            "max_kernel": max_kernel,
+            "min_kernel": min_kernel,
+            "downsample": downsample,
+            "multiscale": multiscale,
+            "multiscale_kernels": list(multiscale_kernels),
+            "prelu": prelu,
+            "dropout": float(dropout),
+            "sample_rate": sample_rate,
         }
         self.sample_rate, self.window, self.depth, self.conditional = sample_rate, window, depth, conditional
         self.channels = level_channels(depth, width, max_channels)
         self.downs = make_downs(
-            self.channels, level_kernels(depth, max_kernel, min_kernel), in_ch=self.in_channels,
-            downsample=downsample, multiscale=list(multiscale_kernels) if multiscale else None,
-            activation="prelu" if prelu else "leaky", batch_norm=True, dropout=dropout,
+            self.channels,
+            level_kernels(depth, max_kernel, min_kernel),
+            in_ch=self.in_channels,
+            downsample=downsample,
+            multiscale=list(multiscale_kernels) if multiscale else None,
+            activation="prelu" if prelu else "leaky",
+            batch_norm=True,
+            dropout=dropout,
         )
         self.linear = nn.Linear(self.channels[-1] * window // 2**depth, 1)
 

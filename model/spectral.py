@@ -132,11 +132,11 @@ class SpectralUNet(StreamingModel):
         super().__init__()
         channels = [int(c) for c in channels]
         if hop < 8 or len(channels) < 2 or min(channels) < 1 or kernel < 1 or kernel % 2 == 0:
-            raise ValueError(f"need hop >= 8, >= 2 positive channel counts and an odd kernel; got hop {hop}, "
-                             f"channels {channels}, kernel {kernel}")
+            raise ValueError(
+                f"need hop >= 8, >= 2 positive channel counts and an odd kernel; got hop {hop}, channels {channels}, kernel {kernel}"
+            )
         if max_gain <= 1.0 or gru_hidden < 0 or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"need max_gain > 1, gru_hidden >= 0, 0 <= dropout < 1; got {max_gain}, "
-                             f"{gru_hidden}, {dropout}")
+            raise ValueError(f"need max_gain > 1, gru_hidden >= 0, 0 <= dropout < 1; got {max_gain}, {gru_hidden}, {dropout}")
         frame = int(frame) or 2 * hop
         if frame < 2 * hop or frame % hop:
             raise ValueError(f"frame must be 0 (2 * hop) or a multiple of hop {hop} of at least {2 * hop}; got {frame}")
@@ -144,10 +144,19 @@ class SpectralUNet(StreamingModel):
             raise ValueError(f"copies need frame = 2 * hop ({2 * hop}); got frame {frame}")
         self.shifts = [2 * round(float(hz) * hop / sample_rate) for hz in copies]  # bin width rate / (2 hop)
         if any(d < 2 or d >= hop for d in self.shifts):
-            raise ValueError(f"copies must be shifts of at least 2 bins and below the Nyquist frequency "
-                             f"({sample_rate / hop:.0f} .. {sample_rate / 2:.0f} Hz at hop {hop}); got {list(copies)} Hz")
-        self.init_kwargs = {"hop": hop, "channels": channels, "kernel": kernel, "gru_hidden": gru_hidden,
-                            "max_gain": float(max_gain), "dropout": float(dropout), "sample_rate": sample_rate}
+            raise ValueError(
+                f"copies must be shifts of at least 2 bins and below the Nyquist frequency "
+                f"({sample_rate / hop:.0f} .. {sample_rate / 2:.0f} Hz at hop {hop}); got {list(copies)} Hz"
+            )
+        self.init_kwargs = {
+            "hop": hop,
+            "channels": channels,
+            "kernel": kernel,
+            "gru_hidden": gru_hidden,
+            "max_gain": float(max_gain),
+            "dropout": float(dropout),
+            "sample_rate": sample_rate,
+        }
         if frame != 2 * hop:  # only when used, as below
             self.init_kwargs["frame"] = frame
         if copies:  # only when used: checkpoints of gain-only models keep their exact arguments
@@ -191,8 +200,7 @@ class SpectralUNet(StreamingModel):
         self.decoders = nn.ModuleList()
         for level in range(len(channels) - 1):
             c_in = channels[level + 1] * (1 if level == len(channels) - 2 else 2)
-            self.decoders.append(nn.Sequential(nn.Conv1d(c_in, 2 * channels[level], kernel, 1, pad),
-                                               nn.PReLU(2 * channels[level])))
+            self.decoders.append(nn.Sequential(nn.Conv1d(c_in, 2 * channels[level], kernel, 1, pad), nn.PReLU(2 * channels[level])))
         self.final = nn.Conv1d(2 * channels[0], 1, kernel, 1, pad)
         nn.init.zeros_(self.final.weight)  # gain exactly 1 at the start: the model begins as the identity
         assert self.final.bias is not None
@@ -218,9 +226,9 @@ class SpectralUNet(StreamingModel):
         scale[0] = 1.0
         scale[-1] = 1.0  # N even: the Nyquist bin appears once
         # only the frame's last 2 hops: the synthesis window is zero before them
-        inverse = scale[:, None] * synthesis[None, n - tail:] / n  # [F, 2 hop]
-        self.register_buffer("synthesis_re", (inverse * torch.cos(angle.T[:, n - tail:])).float(), persistent=False)
-        self.register_buffer("synthesis_im", (-inverse * torch.sin(angle.T[:, n - tail:])).float(), persistent=False)
+        inverse = scale[:, None] * synthesis[None, n - tail :] / n  # [F, 2 hop]
+        self.register_buffer("synthesis_re", (inverse * torch.cos(angle.T[:, n - tail :])).float(), persistent=False)
+        self.register_buffer("synthesis_im", (-inverse * torch.sin(angle.T[:, n - tail :])).float(), persistent=False)
 
     # ------------------------------------------------------------------ streaming
 
@@ -235,8 +243,7 @@ class SpectralUNet(StreamingModel):
         shapes.append((-1, 1, self.hop))
         return shapes
 
-    def gains(self, mag: torch.Tensor, h: torch.Tensor | None
-              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def gains(self, mag: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]``, the copies' gains ``[batch, m, copies, F]``
         (``None`` without copies) and the new GRU state. The network sees the frames as one image
         ``[1, channels, batch * m, positions]`` (module docstring)."""
@@ -359,15 +366,20 @@ class SpectralUNet(StreamingModel):
         return frames * (dft + convs + gru)
 
     def describe(self, window: int | None = None) -> dict[str, Any]:
-        return {**super().describe(window), "lookahead": self.lookahead, "frame": self.frame, "gru_hidden": self.gru_hidden,
-                "states": len(self.state_shapes()), "bands": self.bands or self.bins}
+        return {
+            **super().describe(window),
+            "lookahead": self.lookahead,
+            "frame": self.frame,
+            "gru_hidden": self.gru_hidden,
+            "states": len(self.state_shapes()),
+            "bands": self.bands or self.bins,
+        }
 
 
 def _conv(conv: nn.Conv1d, z: torch.Tensor) -> torch.Tensor:
     """``conv`` (over positions) on every frame of ``z`` ``[1, channels, frames, positions]`` at once, as a
     ``1 x kernel`` 2-D convolution: the same weights, one matrix product instead of one per frame."""
-    return torch.nn.functional.conv2d(z, conv.weight.unsqueeze(2), conv.bias, (1, conv.stride[0]),
-                                      (0, cast(tuple[int], conv.padding)[0]))
+    return torch.nn.functional.conv2d(z, conv.weight.unsqueeze(2), conv.bias, (1, conv.stride[0]), (0, cast(tuple[int], conv.padding)[0]))
 
 
 def _run_block(block: nn.Module, z: torch.Tensor) -> torch.Tensor:

@@ -34,8 +34,14 @@ def make_downs(
     ins = [in_ch, *channels[:-1]]
     return nn.ModuleList(
         DownBlock(
-            i, o, k, downsample=downsample, multiscale=multiscale, activation=activation,
-            batch_norm=batch_norm, dropout=dropout,
+            i,
+            o,
+            k,
+            downsample=downsample,
+            multiscale=multiscale,
+            activation=activation,
+            batch_norm=batch_norm,
+            dropout=dropout,
         )
         for i, o, k in zip(ins, channels, kernels)
     )
@@ -57,8 +63,7 @@ def make_ups(
     factor = 2 if skip else 1
     ins = [factor * c for c in channels[1:]] + [channels[-1]]
     return nn.ModuleList(
-        UpBlock(i, o, k, multiscale=multiscale, activation=activation, dropout=dropout)
-        for i, o, k in zip(ins, channels, kernels)
+        UpBlock(i, o, k, multiscale=multiscale, activation=activation, dropout=dropout) for i, o, k in zip(ins, channels, kernels)
     )
 
 
@@ -101,14 +106,28 @@ class UNetModel(AudioModel):
     ) -> None:
         super().__init__()
         check_unet_args(
-            depth=depth, width=width, max_channels=max_channels, max_kernel=max_kernel, min_kernel=min_kernel,
-            downsample=downsample, multiscale_kernels=multiscale_kernels, dropout=dropout,
+            depth=depth,
+            width=width,
+            max_channels=max_channels,
+            max_kernel=max_kernel,
+            min_kernel=min_kernel,
+            downsample=downsample,
+            multiscale_kernels=multiscale_kernels,
+            dropout=dropout,
         )
         self.init_kwargs = {
-            "depth": depth, "width": float(width), "max_channels": max_channels, "max_kernel": max_kernel,
-            "min_kernel": min_kernel, "final_kernel": final_kernel, "downsample": downsample,
-            "multiscale": multiscale, "multiscale_kernels": list(multiscale_kernels), "prelu": prelu,
-            "dropout": float(dropout), "sample_rate": sample_rate,
+            "depth": depth,
+            "width": float(width),
+            "max_channels": max_channels,
+            "max_kernel": max_kernel,
+            "min_kernel": min_kernel,
+            "final_kernel": final_kernel,
+            "downsample": downsample,
+            "multiscale": multiscale,
+            "multiscale_kernels": list(multiscale_kernels),
+            "prelu": prelu,
+            "dropout": float(dropout),
+            "sample_rate": sample_rate,
         }
         self.sample_rate = sample_rate
         self.depth = depth

@@ -95,9 +95,13 @@ def _warn_if_truncated(path: str, info) -> None:
     match = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", info.extra_info or "", re.MULTILINE)
     if match and int(match.group(1)) > int(match.group(2)):
         promised = int(match.group(1)) / max(int(match.group(2)), 1) * info.frames / info.samplerate
-        logger.warning("%s is truncated: its header promises %.3f s but the file holds %.3f s; "
-                       "enhancing the %.3f s that are there", path, promised, info.frames / info.samplerate,
-                       info.frames / info.samplerate)
+        logger.warning(
+            "%s is truncated: its header promises %.3f s but the file holds %.3f s; enhancing the %.3f s that are there",
+            path,
+            promised,
+            info.frames / info.samplerate,
+            info.frames / info.samplerate,
+        )
 
 
 def _umask() -> int:
@@ -131,8 +135,9 @@ def output_subtype(path: str, requested: str | None, source_subtype: str | None 
     fmt = output_format(path)
     if requested is not None:
         if requested.upper() not in sf.available_subtypes(fmt):
-            raise AudioFileError(f"--subtype {requested}: not a sample format of {fmt} files; choose one of "
-                                 f"{', '.join(sf.available_subtypes(fmt))}")
+            raise AudioFileError(
+                f"--subtype {requested}: not a sample format of {fmt} files; choose one of {', '.join(sf.available_subtypes(fmt))}"
+            )
         return requested.upper()
     if source_subtype in LINEAR_SUBTYPES and sf.check_format(fmt, source_subtype):
         return source_subtype
@@ -182,8 +187,7 @@ class FileSink:
         except FileNotFoundError:
             raise AudioFileError(f"output folder does not exist: {folder}") from None
         except OSError as exc:
-            raise AudioFileError(f"{self.path}: cannot create files in {folder} ({exc.strerror}); "
-                                 "choose a writable folder") from None
+            raise AudioFileError(f"{self.path}: cannot create files in {folder} ({exc.strerror}); choose a writable folder") from None
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; a recording gets the usual mode
         os.close(fd)
         return tmp
@@ -199,8 +203,9 @@ class FileSink:
             if self._unsynced >= self._sync_every and time.monotonic() - self._synced_at >= self._sync_seconds:
                 self.sync()
         except Exception as exc:  # libsndfile reports a short write in several ways
-            raise WriteError(f"{self.path}: writing failed after {self.written / self.rate:.1f} s "
-                             f"({first_line(exc, 200)}); is the disk full?") from None
+            raise WriteError(
+                f"{self.path}: writing failed after {self.written / self.rate:.1f} s ({first_line(exc, 200)}); is the disk full?"
+            ) from None
         self.written += block.shape[1]
 
     def sync(self) -> None:
@@ -230,15 +235,18 @@ class FileSink:
         """Encode the finished WAV recording into the target format; returns the encoded file."""
         out = self._make_temp(os.path.splitext(self.target)[1])
         try:
-            with sf.SoundFile(self.tmp_path) as src, sf.SoundFile(
-                out, "w", samplerate=src.samplerate, channels=src.channels, format=self.format, subtype=self.subtype
-            ) as dst:
+            with (
+                sf.SoundFile(self.tmp_path) as src,
+                sf.SoundFile(out, "w", samplerate=src.samplerate, channels=src.channels, format=self.format, subtype=self.subtype) as dst,
+            ):
                 for block in src.blocks(1 << 16, dtype="float32", always_2d=True):
                     dst.write(block)
         except Exception as exc:  # a full disk while encoding: the WAV recording stays
             os.unlink(out)
-            raise WriteError(f"{self.path}: encoding {self.format} failed ({first_line(exc, 200)}); is the disk full? "
-                             f"The recording is kept as {self.tmp_path}") from None
+            raise WriteError(
+                f"{self.path}: encoding {self.format} failed ({first_line(exc, 200)}); is the disk full? "
+                f"The recording is kept as {self.tmp_path}"
+            ) from None
         os.unlink(self.tmp_path)
         return out
 
@@ -249,4 +257,3 @@ class FileSink:
         finally:
             if os.path.exists(self.tmp_path):
                 os.unlink(self.tmp_path)
-

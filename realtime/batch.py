@@ -71,9 +71,16 @@ class Summary:
 
     def as_record(self) -> dict:
         audio = sum(o.audio_seconds for o in self.done)
-        return {"mode": "batch", "enhanced": len(self.done), "skipped": self.skipped, "failed": len(self.failed),
-                "audio_s": audio, "wall_s": self.seconds, "speed_x_realtime": audio / max(self.seconds, 1e-9),
-                "failures": {o.src: o.error for o in self.failed}}
+        return {
+            "mode": "batch",
+            "enhanced": len(self.done),
+            "skipped": self.skipped,
+            "failed": len(self.failed),
+            "audio_s": audio,
+            "wall_s": self.seconds,
+            "speed_x_realtime": audio / max(self.seconds, 1e-9),
+            "failures": {o.src: o.error for o in self.failed},
+        }
 
 
 # ----------------------------------------------------------------------------- planning
@@ -137,8 +144,7 @@ _processors: dict[tuple, object] = {}  # per process: the model, opened once
 def _processor(settings: Settings, rate: int):
     key = (settings.model, rate if settings.model == "passthrough" else None)
     if key not in _processors:
-        _processors[key] = open_processor(settings.model, threads=settings.threads, provider=settings.provider,
-                                          rate_hint=rate)
+        _processors[key] = open_processor(settings.model, threads=settings.threads, provider=settings.provider, rate_hint=rate)
     return _processors[key]
 
 
@@ -146,9 +152,15 @@ def enhance_one(settings: Settings, src: str, dst: str) -> Outcome:
     """Enhance one file; any failure becomes the outcome's one-line ``error`` (never raised)."""
     try:
         source = FileSource(src)
-        streamer = build_streamer(_processor(settings, source.rate), source.channels, preset=settings.preset,
-                                  hop=settings.hop, lookahead=settings.lookahead, crossfade=settings.crossfade,
-                                  strength=settings.strength)
+        streamer = build_streamer(
+            _processor(settings, source.rate),
+            source.channels,
+            preset=settings.preset,
+            hop=settings.hop,
+            lookahead=settings.lookahead,
+            crossfade=settings.crossfade,
+            strength=settings.strength,
+        )
         os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
         subtype = output_subtype(dst, settings.subtype, source.subtype)
         info = streamer.processor.info
@@ -182,8 +194,11 @@ class Progress:
         self.failed += outcome.error is not None
         if self.enabled:
             filled = self.WIDTH * self.count // max(self.total, 1)
-            sys.stderr.write(f"\r  {self.count}/{self.total} files [{'#' * filled}{'.' * (self.WIDTH - filled)}]"
-                             + (f" {self.failed} failed" if self.failed else "") + "  ")
+            sys.stderr.write(
+                f"\r  {self.count}/{self.total} files [{'#' * filled}{'.' * (self.WIDTH - filled)}]"
+                + (f" {self.failed} failed" if self.failed else "")
+                + "  "
+            )
             sys.stderr.flush()
 
     def close(self) -> None:
@@ -241,12 +256,14 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise BatchError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; "
-                         "check the address (ray status on the head node)") from None
+        raise BatchError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; check the address (ray status on the head node)"
+        ) from None
 
 
-def run_batch(inp: str, out_dir: str, settings: Settings, *, jobs: int = 1, ray_address: str | None = None,
-              progress: bool = True) -> Summary:
+def run_batch(
+    inp: str, out_dir: str, settings: Settings, *, jobs: int = 1, ray_address: str | None = None, progress: bool = True
+) -> Summary:
     """Enhance every audio file under ``inp`` into ``out_dir``; failures are in the summary, not raised."""
     prepare_output(out_dir)
     todo, skipped = plan(inp, out_dir)
@@ -266,7 +283,9 @@ def run_batch(inp: str, out_dir: str, settings: Settings, *, jobs: int = 1, ray_
 
 def render(summary: Summary, inp: str, out_dir: str) -> str:
     """The end-of-batch lines: counts, then one line per failed file."""
-    lines = [f"rt-enhance: {inp} -> {out_dir}: {len(summary.done)} enhanced, {summary.skipped} already done, "
-             f"{len(summary.failed)} failed ({summary.seconds:.1f} s)"]
+    lines = [
+        f"rt-enhance: {inp} -> {out_dir}: {len(summary.done)} enhanced, {summary.skipped} already done, "
+        f"{len(summary.failed)} failed ({summary.seconds:.1f} s)"
+    ]
     lines += [f"  failed: {o.src}: {o.error}" for o in sorted(summary.failed, key=lambda o: o.src)]
     return "\n".join(lines)

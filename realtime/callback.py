@@ -26,12 +26,10 @@ class SharedState:
     """Input and output rings, float32 ``[channels, ring_size]``, and the callback's counters
     (device samples). ``delay`` is -1 until the first callback sets it."""
 
-    def __init__(self, *, channels: int, output_channels: int, ring_size: int, limit_knee: float,
-                 declick_samples: int) -> None:
+    def __init__(self, *, channels: int, output_channels: int, ring_size: int, limit_knee: float, declick_samples: int) -> None:
         self.in_ring = np.zeros((channels, ring_size), np.float32)
         self.out_ring = np.zeros((channels, ring_size), np.float32)
-        self.st, self.fst = kernels.new_state(output_channels, delay=-1, limit_knee=limit_knee,
-                                              declick_samples=declick_samples)
+        self.st, self.fst = kernels.new_state(output_channels, delay=-1, limit_knee=limit_knee, declick_samples=declick_samples)
 
     @property
     def ring_size(self) -> int:

@@ -110,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="rt-enhance",
         description="Real-time audio enhancement with an ONNX model: the bundled speech models remove noise "
-                    "and leave clean audio alone, the music model restores the highs a low-pass took from music; "
-                    "models you train can also remove room echo.",
+        "and leave clean audio alone, the music model restores the highs a low-pass took from music; "
+        "models you train can also remove room echo.",
         epilog="Durations (--hop, --lookahead, --crossfade) are samples at the model rate, or milliseconds "
         "with 'ms' (e.g. 5ms). A flag that does not apply to a run is refused. Exit codes: 0 ok, 1 some files of "
         "a batch failed (listed), 2 bad input, "
@@ -121,45 +121,78 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io = p.add_argument_group("input and output")
     io.add_argument("--in", dest="inp", default="mic", help="mic | default | DEVICE (index or name substring) | FILE | demo (default: mic)")
-    io.add_argument("--out", action="append", help="speakers | default | virtual-mic | DEVICE | FILE; repeat for "
-                    "several (default: speakers). virtual-mic: a microphone named 'rt-enhance (MODEL)' that any app "
-                    "(browser call, Discord, OBS) can pick, on PipeWire or PulseAudio; --in is then mic, a server "
-                    "source name or a file")
+    io.add_argument(
+        "--out",
+        action="append",
+        help="speakers | default | virtual-mic | DEVICE | FILE; repeat for "
+        "several (default: speakers). virtual-mic: a microphone named 'rt-enhance (MODEL)' that any app "
+        "(browser call, Discord, OBS) can pick, on PipeWire or PulseAudio; --in is then mic, a server "
+        "source name or a file",
+    )
     io.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    io.add_argument("--duration", type=float, help="stop a live run after this many seconds; file to file: "
-                    "enhance the first this many seconds")
+    io.add_argument(
+        "--duration", type=float, help="stop a live run after this many seconds; file to file: enhance the first this many seconds"
+    )
     io.add_argument("--channels", type=int, help="channels to capture from a device (default: up to 2; at most 64)")
-    io.add_argument("--rate", type=int, help="device sample rate (default: the model's, else the device's); file "
-                    "to file: write the output at this rate (default: the input's, or the model's when the model "
-                    "restores bandwidth, e.g. music on a 16 kHz file writes 48 kHz)")
-    io.add_argument("--blocksize", type=int, default=0, help="device callback block in samples (default 0: the "
-                    "host's; at most 65536)")
-    io.add_argument("--subtype", help="output file sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's "
-                    "if linear PCM or float, else PCM_24; VORBIS for .ogg)")
-    io.add_argument("--no-compensate", dest="compensate", action="store_false",
-                    help="file to file: keep the engine's delay instead of aligning output with input")
-    io.add_argument("--spectrogram", metavar="PNG", help="file mode: also write a picture of the input's and the "
-                    "output's spectrograms, one above the other (needs matplotlib: the plot extra)")
+    io.add_argument(
+        "--rate",
+        type=int,
+        help="device sample rate (default: the model's, else the device's); file "
+        "to file: write the output at this rate (default: the input's, or the model's when the model "
+        "restores bandwidth, e.g. music on a 16 kHz file writes 48 kHz)",
+    )
+    io.add_argument("--blocksize", type=int, default=0, help="device callback block in samples (default 0: the host's; at most 65536)")
+    io.add_argument(
+        "--subtype",
+        help="output file sample format, e.g. PCM_16, PCM_24, FLOAT (default: the input's "
+        "if linear PCM or float, else PCM_24; VORBIS for .ogg)",
+    )
+    io.add_argument(
+        "--no-compensate",
+        dest="compensate",
+        action="store_false",
+        help="file to file: keep the engine's delay instead of aligning output with input",
+    )
+    io.add_argument(
+        "--spectrogram",
+        metavar="PNG",
+        help="file mode: also write a picture of the input's and the "
+        "output's spectrograms, one above the other (needs matplotlib: the plot extra)",
+    )
     io.add_argument("--no-limiter", dest="limiter", action="store_false", help="turn off the soft limiter on live output")
     b = p.add_argument_group("batch mode (--in DIR or a glob such as 'talks/**/*.wav', --out DIR)")
-    b.add_argument("--jobs", type=int, help="files enhanced in parallel, one process each (default: the number of "
-                   "CPUs / --threads)")
-    b.add_argument("--ray", metavar="ADDRESS", help="run the files as tasks on an existing Ray cluster (e.g. auto); "
-                   "needs the ray extra and the folders at the same paths on every node")
+    b.add_argument("--jobs", type=int, help="files enhanced in parallel, one process each (default: the number of CPUs / --threads)")
+    b.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the files as tasks on an existing Ray cluster (e.g. auto); "
+        "needs the ray extra and the folders at the same paths on every node",
+    )
     m = p.add_argument_group("model and latency")
-    m.add_argument("--model", help="speech | speech-monitor | music | passthrough | PATH.onnx (default: speech if "
-                   "bundled, speech-monitor with --latency monitor; else passthrough)")
-    m.add_argument("--latency", choices=sorted(geo.PRESETS), help="preset: " + "; ".join(
-        f"{k}: hop {v[0]:g} ms, lookahead {v[1]:g} ms" for k, v in geo.PRESETS.items()))
+    m.add_argument(
+        "--model",
+        help="speech | speech-monitor | music | passthrough | PATH.onnx (default: speech if "
+        "bundled, speech-monitor with --latency monitor; else passthrough)",
+    )
+    m.add_argument(
+        "--latency",
+        choices=sorted(geo.PRESETS),
+        help="preset: " + "; ".join(f"{k}: hop {v[0]:g} ms, lookahead {v[1]:g} ms" for k, v in geo.PRESETS.items()),
+    )
     m.add_argument("--hop", help="new samples per model call (e.g. 480 or 10ms)")
     m.add_argument("--lookahead", help="future context the kept output sees (e.g. 10ms)")
     m.add_argument("--crossfade", help="crossfade between consecutive windows (at most the lookahead)")
-    m.add_argument("--strength", type=_strength, default=1.0, metavar="S|NdB",
-                   help="how much of the model's change to keep, mixed with the aligned input at no added latency: "
-                   "0 = the input unchanged, 1 = the full effect (default); or the most it may remove, e.g. 12dB "
-                   "(= 0.75; DeepFilterNet's --atten-lim). A mix rather than a gain floor, so it works for every "
-                   "model. "
-                   "Live in a terminal, + and - change it while you listen")
+    m.add_argument(
+        "--strength",
+        type=_strength,
+        default=1.0,
+        metavar="S|NdB",
+        help="how much of the model's change to keep, mixed with the aligned input at no added latency: "
+        "0 = the input unchanged, 1 = the full effect (default); or the most it may remove, e.g. 12dB "
+        "(= 0.75; DeepFilterNet's --atten-lim). A mix rather than a gain floor, so it works for every "
+        "model. "
+        "Live in a terminal, + and - change it while you listen",
+    )
     m.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1; at most the CPU cores)")
     m.add_argument("--provider", default="cpu", choices=sorted(PROVIDERS), help="execution provider (default cpu)")
     r = p.add_argument_group("report")
@@ -267,8 +300,9 @@ def _check_mode(args: argparse.Namespace, ends: Endpoints) -> None:
     """A flag that does not apply to this kind of run is refused, never silently ignored."""
     live = _is_live(ends)
     if ends.source_file is not None and args.channels is not None:
-        raise UsageError(f"--channels applies to a device input; {ends.source_file.path} is read with its own "
-                         f"{ends.source_file.channels} channel(s)")
+        raise UsageError(
+            f"--channels applies to a device input; {ends.source_file.path} is read with its own {ends.source_file.channels} channel(s)"
+        )
     if not live and args.blocksize:
         raise UsageError("--blocksize applies to audio devices; file to file has no device callbacks")
     if live and not args.compensate:
@@ -303,8 +337,9 @@ def _model_name(args: argparse.Namespace) -> str:
 def _streamer(args, processor, channels: int) -> Streamer:
     from rt_enhance.realtime.streamer import build_streamer
 
-    return build_streamer(processor, channels, preset=args.latency, hop=args.hop, lookahead=args.lookahead,
-                          crossfade=args.crossfade, strength=args.strength)
+    return build_streamer(
+        processor, channels, preset=args.latency, hop=args.hop, lookahead=args.lookahead, crossfade=args.crossfade, strength=args.strength
+    )
 
 
 def _sinks(ends: Endpoints, args, rate: int, channels: int) -> list[FileSink]:
@@ -327,8 +362,16 @@ def _record(args, model: str, streamer: Streamer, extra: dict) -> dict:
     from rt_enhance.realtime import report
 
     g = streamer.geometry
-    rec: dict[str, Any] = {"model": model, "model_rate": g.sample_rate, "channels": streamer.channels, "window": g.window,
-           "hop": g.hop, "lookahead": g.lookahead, "crossfade": g.crossfade, "strength": streamer.mix.strength}
+    rec: dict[str, Any] = {
+        "model": model,
+        "model_rate": g.sample_rate,
+        "channels": streamer.channels,
+        "window": g.window,
+        "hop": g.hop,
+        "lookahead": g.lookahead,
+        "crossfade": g.crossfade,
+        "strength": streamer.mix.strength,
+    }
     rec.update(extra)
     rec.update(report.compute_stats(streamer))
     rec["deadline_misses"] = rec.get("miss_events", 0) + streamer.dry_hops
@@ -349,10 +392,19 @@ def _run_files(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink],
     except WriteError as exc:  # all or nothing: the run can be repeated, a half file is no result
         raise WriteError(f"{exc}; no output file was replaced") from None
     g = streamer.geometry
-    return {"mode": "file", "input": src.path, "input_rate": src.rate, "io_rate": rate, "duration_s": src.duration,
-            "latency_samples": g.latency, "latency_ms": g.ms(g.latency), "compensated": result.compensated,
-            "wall_s": result.seconds, "speed_x_realtime": src.duration / max(result.seconds, 1e-9),
-            "outputs": list(ends.output_files)}
+    return {
+        "mode": "file",
+        "input": src.path,
+        "input_rate": src.rate,
+        "io_rate": rate,
+        "duration_s": src.duration,
+        "latency_samples": g.latency,
+        "latency_ms": g.ms(g.latency),
+        "compensated": result.compensated,
+        "wall_s": result.seconds,
+        "speed_x_realtime": src.duration / max(result.seconds, 1e-9),
+        "outputs": list(ends.output_files),
+    }
 
 
 def _status_line(engine, keys: TerminalKeys | None = None) -> None:
@@ -371,13 +423,19 @@ def _status_line(engine, keys: TerminalKeys | None = None) -> None:
     sys.stderr.flush()
 
 
-def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int, stop: StopSignals,
-              make_engine=None) -> dict:
+def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], rate: int, stop: StopSignals, make_engine=None) -> dict:
     from rt_enhance.realtime.live import LiveEngine
 
     engine = (make_engine or LiveEngine)(
-        streamer=streamer, device_rate=rate, input_device=ends.input_device, output_device=ends.output_device,
-        source=ends.source_file, sinks=sinks, blocksize=args.blocksize, limit_knee=0.9 if args.limiter else 0.0)
+        streamer=streamer,
+        device_rate=rate,
+        input_device=ends.input_device,
+        output_device=ends.output_device,
+        source=ends.source_file,
+        sinks=sinks,
+        blocksize=args.blocksize,
+        limit_knee=0.9 if args.limiter else 0.0,
+    )
     stop.engine = engine  # from here on a signal stops the stream and keeps what it captured
     show = sys.stderr.isatty() and not args.quiet
     try:
@@ -395,16 +453,27 @@ def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], 
     g = streamer.geometry
     # From a device, the constant delay of the stream; from a file, the engine's algorithmic latency.
     d = result.delay_samples if ends.input_device is not None else round(g.latency * rate / g.sample_rate)
-    return {"mode": "live", "io_rate": rate, "input": ends.input_name,
-            "output": str(ends.output_device) if ends.output_device else None, "outputs": list(ends.output_files),
-            "duration_s": result.input_samples / rate if ends.input_device else result.seconds,
-            "latency_samples": d, "latency_ms": 1000.0 * d / rate, "blocksize": result.blocksize,
-            "device_latency_in_ms": 1000.0 * result.device_latency[0],
-            "device_latency_out_ms": 1000.0 * result.device_latency[1],
-            "missed_samples": result.missed_samples, "miss_events": result.miss_events,
-            "dry_hops": result.dry_hops, "overrun_samples": result.overrun_samples,
-            "xruns": result.xruns, "stop_reason": result.stop_reason, "failed_outputs": result.failed_outputs,
-            "exit_code": _live_exit(result)}
+    return {
+        "mode": "live",
+        "io_rate": rate,
+        "input": ends.input_name,
+        "output": str(ends.output_device) if ends.output_device else None,
+        "outputs": list(ends.output_files),
+        "duration_s": result.input_samples / rate if ends.input_device else result.seconds,
+        "latency_samples": d,
+        "latency_ms": 1000.0 * d / rate,
+        "blocksize": result.blocksize,
+        "device_latency_in_ms": 1000.0 * result.device_latency[0],
+        "device_latency_out_ms": 1000.0 * result.device_latency[1],
+        "missed_samples": result.missed_samples,
+        "miss_events": result.miss_events,
+        "dry_hops": result.dry_hops,
+        "overrun_samples": result.overrun_samples,
+        "xruns": result.xruns,
+        "stop_reason": result.stop_reason,
+        "failed_outputs": result.failed_outputs,
+        "exit_code": _live_exit(result),
+    }
 
 
 def _live_exit(result) -> int:
@@ -436,8 +505,7 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     channels = _channels(args, ends)
     name = _model_name(args)
     probe = None if name == "passthrough" else open_processor(name, threads=args.threads, provider=args.provider)
-    rate = _io_rate(args, ends, channels, probe.info.sample_rate if probe else None,
-                    probe.info.extra.get("task") if probe else None)
+    rate = _io_rate(args, ends, channels, probe.info.sample_rate if probe else None, probe.info.extra.get("task") if probe else None)
     processor = probe or open_processor(name, rate_hint=rate)
     streamer = _streamer(args, processor, channels)
     live = _is_live(ends)
@@ -454,8 +522,9 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     if args.spectrogram:
         from rt_enhance.realtime import pictures
 
-        pictures.write_before_after(args.spectrogram, ends.input_name, ends.output_files[0],
-                                    title=f"rt-enhance --model {name}", before_seconds=args.duration)
+        pictures.write_before_after(
+            args.spectrogram, ends.input_name, ends.output_files[0], title=f"rt-enhance --model {name}", before_seconds=args.duration
+        )
         record["spectrogram"] = args.spectrogram
     if not args.quiet:
         print("rt-enhance report:\n" + report.render(record), file=sys.stderr)
@@ -466,8 +535,11 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
 
 def _list_devices() -> int:
     table = list_devices()
-    print(table or "no audio devices found: PortAudio sees no sound card and no running audio server "
-          "(JACK, PulseAudio, PipeWire); file to file works without one")
+    print(
+        table
+        or "no audio devices found: PortAudio sees no sound card and no running audio server "
+        "(JACK, PulseAudio, PipeWire); file to file works without one"
+    )
     return 0
 
 
@@ -490,17 +562,25 @@ def _run_batch(args: argparse.Namespace) -> int:
 
     given = [flag for key, flag in BATCH_UNUSED.items() if getattr(args, key) is not None]
     if given or args.blocksize or not args.limiter:
-        raise UsageError(f"{', '.join(given) or 'device flags'}: not used in batch mode "
-                         "(a folder or glob in, a folder out)")
+        raise UsageError(f"{', '.join(given) or 'device flags'}: not used in batch mode (a folder or glob in, a folder out)")
     if not args.out or len(args.out) != 1 or os.path.splitext(args.out[0])[1].lower() in batch.AUDIO_EXTENSIONS:
         raise UsageError(f"--in {args.inp} is a folder or a glob: give one folder as --out")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if args.stats_json:
         paths.check_writable_target(args.stats_json, "--stats-json")
-    settings = batch.Settings(model=_model_name(args), threads=args.threads, provider=args.provider,
-                              preset=args.latency, hop=args.hop, lookahead=args.lookahead, crossfade=args.crossfade,
-                              strength=args.strength, compensate=args.compensate, subtype=args.subtype)
+    settings = batch.Settings(
+        model=_model_name(args),
+        threads=args.threads,
+        provider=args.provider,
+        preset=args.latency,
+        hop=args.hop,
+        lookahead=args.lookahead,
+        crossfade=args.crossfade,
+        strength=args.strength,
+        compensate=args.compensate,
+        subtype=args.subtype,
+    )
     if settings.model != "passthrough":  # a bad model or geometry flag is one line now, not a failure per file
         _streamer(args, open_processor(settings.model, threads=args.threads, provider=args.provider), 1)
     jobs = args.jobs or max(1, (os.cpu_count() or 1) // args.threads)
@@ -558,11 +638,14 @@ def _check_virtual_mic_flags(args: argparse.Namespace, files: tuple[str, ...]) -
     from rt_enhance.realtime.audio_io import looks_like_path
 
     if any(not looks_like_path(f) for f in files) or args.spectrogram:
-        raise UsageError("--out virtual-mic goes with files only (no second device, no --spectrogram); "
-                         "to hear yourself, monitor the virtual mic in your call app")
+        raise UsageError(
+            "--out virtual-mic goes with files only (no second device, no --spectrogram); "
+            "to hear yourself, monitor the virtual mic in your call app"
+        )
     if args.rate is not None:
-        raise UsageError("--rate does not apply to --out virtual-mic: it runs at the model's rate and the server "
-                         "converts for each application")
+        raise UsageError(
+            "--rate does not apply to --out virtual-mic: it runs at the model's rate and the server converts for each application"
+        )
     if not args.compensate:
         raise UsageError("--no-compensate applies to file to file; a virtual microphone runs in real time")
     if args.subtype is not None and not files:
@@ -598,8 +681,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--rate must be positive, got {args.rate}")
     if args.channels is not None and args.channels < 1:
         raise UsageError(f"--channels must be at least 1, got {args.channels}")
-    for what, value in (("threads", args.threads), ("blocksize", args.blocksize), ("sample rate", args.rate),
-                        ("channels", args.channels)):
+    for what, value in (("threads", args.threads), ("blocksize", args.blocksize), ("sample rate", args.rate), ("channels", args.channels)):
         if value is not None:
             limits.check(what, value, "--rate" if what == "sample rate" else f"--{what}")
 
@@ -610,8 +692,10 @@ def main(argv: list[str] | None = None) -> int:
             return _main(argv, stop)
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)
-            print(f"rt-enhance: interrupted ({signal.Signals(signum).name}) before the run finished; "
-                  "no output file was replaced", file=sys.stderr)
+            print(
+                f"rt-enhance: interrupted ({signal.Signals(signum).name}) before the run finished; no output file was replaced",
+                file=sys.stderr,
+            )
             return 128 + signum
 
 

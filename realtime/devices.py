@@ -21,9 +21,7 @@ def sounddevice():
     try:
         import sounddevice as sd
     except OSError as exc:
-        raise DeviceError(
-            f"PortAudio is not installed ({exc}); on Debian/Ubuntu run: apt-get install libportaudio2"
-        ) from None
+        raise DeviceError(f"PortAudio is not installed ({exc}); on Debian/Ubuntu run: apt-get install libportaudio2") from None
     return sd
 
 

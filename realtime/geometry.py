@@ -117,8 +117,7 @@ def resolve(
             values[key] = parse_duration(text, sample_rate, key)
     if preset is not None and crossfade is None:
         values["crossfade"] = min(values["crossfade"], values["lookahead"], values["hop"])
-    return Geometry(sample_rate=sample_rate, window=window, hop=values["hop"], lookahead=values["lookahead"],
-                    crossfade=values["crossfade"])
+    return Geometry(sample_rate=sample_rate, window=window, hop=values["hop"], lookahead=values["lookahead"], crossfade=values["crossfade"])
 
 
 def resolve_stateful(
@@ -145,19 +144,27 @@ def resolve_stateful(
         wanted = PRESETS[preset][0] + PRESETS[preset][1]
         got = 1000.0 * (value + lookahead) / sample_rate
         if got > wanted + 1e-6:
-            logger.warning("--latency %s: this model steps in multiples of %d samples and looks %d ahead, so its "
-                           "algorithmic latency is %.1f ms, not %.1f ms; a model with a finer step (the bundled "
-                           "speech-monitor) reaches it",
-                           preset, stride, lookahead, got, wanted)
+            logger.warning(
+                "--latency %s: this model steps in multiples of %d samples and looks %d ahead, so its "
+                "algorithmic latency is %.1f ms, not %.1f ms; a model with a finer step (the bundled "
+                "speech-monitor) reaches it",
+                preset,
+                stride,
+                lookahead,
+                got,
+                wanted,
+            )
     if hop is not None:
         value = parse_duration(hop, sample_rate, "hop")
         if value <= 0:
-            raise GeometryError(f"--hop {hop}: the hop must be positive; this streaming model needs a multiple "
-                                f"of {stride} samples (e.g. {stride})")
+            raise GeometryError(
+                f"--hop {hop}: the hop must be positive; this streaming model needs a multiple of {stride} samples (e.g. {stride})"
+            )
         if value % stride:
             near = sorted({max(stride, value // stride * stride), (value // stride + 1) * stride})
-            raise GeometryError(f"--hop {hop}: this streaming model needs a multiple of {stride} samples "
-                                f"(e.g. {' or '.join(map(str, near))})")
+            raise GeometryError(
+                f"--hop {hop}: this streaming model needs a multiple of {stride} samples (e.g. {' or '.join(map(str, near))})"
+            )
     if lookahead_flag is not None and parse_duration(lookahead_flag, sample_rate, "lookahead") != lookahead:
         raise GeometryError(f"--lookahead: this streaming model has a fixed lookahead of {lookahead} samples")
     return Geometry(sample_rate, receptive_field, value, lookahead, 0, stateful=True)

@@ -51,6 +51,7 @@ def _bind_all() -> None:
     for name, k in deferred.items():
         globals()[name] = numba.njit(**k.options)(k.fn)
 
+
 # Indices into the int64 state array shared by the audio callback and the worker.
 IN_COUNT = 0  # device input samples received so far (duplex/capture) or positions played (playback)
 DELAY = 1  # D: output position = input position - D
@@ -83,9 +84,7 @@ def fade_in_weights(length: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- overlap / crossfade
 
 
-def overlap_hops_np(
-    y: np.ndarray, tail: np.ndarray, fade: np.ndarray, out: np.ndarray, start: int, hop: int
-) -> None:
+def overlap_hops_np(y: np.ndarray, tail: np.ndarray, fade: np.ndarray, out: np.ndarray, start: int, hop: int) -> None:
     """Reference: keep ``hop`` samples of each window output and crossfade the joins.
 
     y: float32 ``[hops, channels, window]`` model outputs, oldest first.

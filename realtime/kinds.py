@@ -170,8 +170,7 @@ class Kind:
         """Raise :class:`ModelError` (one line naming the key) if the metadata lacks what this kind needs
         beyond the keys every model has (:func:`rt_enhance.realtime.metadata.parse_props` calls it)."""
 
-    def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None,
-                 crossfade: str | None) -> Geometry:
+    def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None, crossfade: str | None) -> Geometry:
         raise NotImplementedError
 
     def processor_class(self) -> type:
@@ -191,11 +190,18 @@ class Windowed(Kind):
 
     name = "windowed"
 
-    def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None,
-                 crossfade: str | None) -> Geometry:
-        return geo.resolve(sample_rate=info.sample_rate, window=info.window, default_hop=info.hop,
-                           default_lookahead=info.lookahead, default_crossfade=info.crossfade, preset=preset,
-                           hop=hop, lookahead=lookahead, crossfade=crossfade)
+    def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None, crossfade: str | None) -> Geometry:
+        return geo.resolve(
+            sample_rate=info.sample_rate,
+            window=info.window,
+            default_hop=info.hop,
+            default_lookahead=info.lookahead,
+            default_crossfade=info.crossfade,
+            preset=preset,
+            hop=hop,
+            lookahead=lookahead,
+            crossfade=crossfade,
+        )
 
     def processor_class(self) -> type:
         from rt_enhance.realtime.processor import OnnxProcessor
@@ -248,11 +254,17 @@ class Stateful(Kind):
         state_size = sum(_values_per_row(shape) for shape in spec.shapes)
         bounded(source, total_stride=stride, state_size=state_size)
 
-    def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None,
-                 crossfade: str | None) -> Geometry:
-        return geo.resolve_stateful(sample_rate=info.sample_rate, receptive_field=info.window, default_hop=info.hop,
-                                    lookahead=info.lookahead, stride=info.total_stride, preset=preset, hop=hop,
-                                    lookahead_flag=lookahead)
+    def geometry(self, info: ModelInfo, *, preset: str | None, hop: str | None, lookahead: str | None, crossfade: str | None) -> Geometry:
+        return geo.resolve_stateful(
+            sample_rate=info.sample_rate,
+            receptive_field=info.window,
+            default_hop=info.hop,
+            lookahead=info.lookahead,
+            stride=info.total_stride,
+            preset=preset,
+            hop=hop,
+            lookahead_flag=lookahead,
+        )
 
     def processor_class(self) -> type:
         from rt_enhance.realtime.processor import StatefulOnnxProcessor
@@ -289,8 +301,9 @@ def kind_of(described: ModelInfo | Geometry) -> Kind:
     return KINDS[name]
 
 
-def resolve_geometry(info: ModelInfo, *, preset: str | None = None, hop: str | None = None,
-                     lookahead: str | None = None, crossfade: str | None = None) -> Geometry:
+def resolve_geometry(
+    info: ModelInfo, *, preset: str | None = None, hop: str | None = None, lookahead: str | None = None, crossfade: str | None = None
+) -> Geometry:
     """The geometry the engine runs a model with: its metadata's defaults, then a ``--latency``
     preset, then the ``--hop`` / ``--lookahead`` / ``--crossfade`` flags (samples, or ``"5ms"``)."""
     return kind_of(info).geometry(info, preset=preset, hop=hop, lookahead=lookahead, crossfade=crossfade)

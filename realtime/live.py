@@ -131,12 +131,24 @@ class LiveEngine:
         self.blocksize = blocksize
         self.output_channels = output_channels or self.channels
         self.state = SharedState(
-            channels=self.channels, output_channels=self.output_channels, ring_size=_ring_size(device_rate),
-            limit_knee=limit_knee if output_device is not None else 0.0, declick_samples=max(16, device_rate // 1000))
+            channels=self.channels,
+            output_channels=self.output_channels,
+            ring_size=_ring_size(device_rate),
+            limit_knee=limit_knee if output_device is not None else 0.0,
+            declick_samples=max(16, device_rate // 1000),
+        )
         self.callbacks = AudioCallbacks(self.state, self.delay_for_block)
         self.stop_event = threading.Event()
-        self.worker = Worker(streamer=streamer, state=self.state, rate=device_rate, plays=output_device is not None,
-                             source=source, sinks=list(sinks or []), stop=self.stop, stopping=self.stop_event)
+        self.worker = Worker(
+            streamer=streamer,
+            state=self.state,
+            rate=device_rate,
+            plays=output_device is not None,
+            source=source,
+            sinks=list(sinks or []),
+            stop=self.stop,
+            stopping=self.stop_event,
+        )
         self.stop_reason = "stopped"
         self.device_latency = (0.0, 0.0)
         self._resampled = device_rate != self.geometry.sample_rate
@@ -167,9 +179,16 @@ class LiveEngine:
         s = self.state
         done = s.input_samples
         return EngineStatus(
-            input_samples=done, seconds=done / self.rate, delay=s.delay, watermark=s.watermark,
-            missed_samples=s.missed_samples, miss_events=s.miss_events, dry_hops=self.streamer.dry_hops,
-            overrun_samples=s.overrun_samples, xruns=self.callbacks.xrun_count)
+            input_samples=done,
+            seconds=done / self.rate,
+            delay=s.delay,
+            watermark=s.watermark,
+            missed_samples=s.missed_samples,
+            miss_events=s.miss_events,
+            dry_hops=self.streamer.dry_hops,
+            overrun_samples=s.overrun_samples,
+            xruns=self.callbacks.xrun_count,
+        )
 
     # ------------------------------------------------------------------ stream
 
@@ -200,8 +219,8 @@ class LiveEngine:
             devices = " / ".join(str(d) for d in (self.input_device, self.output_device) if d is not None)
             raise DeviceError(f"cannot open {devices} at {self.rate} Hz: {exc}") from None
         latency = stream.latency
-        self.device_latency = tuple(latency) if isinstance(latency, tuple) else (
-            (latency, 0.0) if self.output_device is None else (0.0, latency)
+        self.device_latency = (
+            tuple(latency) if isinstance(latency, tuple) else ((latency, 0.0) if self.output_device is None else (0.0, latency))
         )
         return stream
 
@@ -295,7 +314,10 @@ class LiveEngine:
             logger.warning(
                 "the model cannot keep up: %.0f%% of the last second played dry (hop budget %.2f ms); "
                 "those hops are passed through unprocessed: try a larger --latency preset, a smaller "
-                "--model, or fewer busy programs", 100 * min(share, 1.0), g.ms(g.hop))
+                "--model, or fewer busy programs",
+                100 * min(share, 1.0),
+                g.ms(g.hop),
+            )
 
     def stop(self, reason: str = "stopped") -> None:
         """Ask the engine to stop (safe from a signal handler)."""

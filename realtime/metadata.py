@@ -89,8 +89,7 @@ class ModelInfo:
 def _int_key(props: dict[str, str], key: str, source: str) -> int:
     if key not in props:
         raise ModelError(
-            f"{source}: metadata key '{key}' is missing; export the model with rt-export, "
-            f"which writes {', '.join(REQUIRED_KEYS)}"
+            f"{source}: metadata key '{key}' is missing; export the model with rt-export, which writes {', '.join(REQUIRED_KEYS)}"
         )
     try:
         value = int(props[key])

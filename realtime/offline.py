@@ -44,7 +44,12 @@ def output_rate(source_rate: int, model_rate: int | None, task: str | None, want
 
 
 def enhance_file(
-    source: FileSource, sinks: list[FileSink], streamer: Streamer, *, compensate: bool = True, progress=None,
+    source: FileSource,
+    sinks: list[FileSink],
+    streamer: Streamer,
+    *,
+    compensate: bool = True,
+    progress=None,
     rate_out: int | None = None,
 ) -> OfflineResult:
     """Enhance ``source`` into every sink, at ``rate_out`` (default: the source's rate). Aligned

@@ -49,8 +49,9 @@ def check_distinct(reads: Iterable[tuple[str, str]], writes: Iterable[tuple[str,
         if key in read_ids:
             other_flag, other = read_ids[key]
             noun = {"--in": "input"}.get(other_flag, other_flag.lstrip("-") + " file")
-            raise PathError(f"{flag} {path} is the same file as {other_flag} {other}: it would overwrite "
-                            f"the {noun}; choose another output file")
+            raise PathError(
+                f"{flag} {path} is the same file as {other_flag} {other}: it would overwrite the {noun}; choose another output file"
+            )
         if key in written:
             other_flag, other = written[key]
             raise PathError(f"{flag} {path} and {other_flag} {other} are the same file; name each output once")
@@ -67,8 +68,10 @@ def check_readable_file(path: str, what: str = "input") -> None:
         raise PathError(f"{what} file {path}: {exc.strerror}") from None
     kind = _kind(mode)
     if kind:
-        raise PathError(f"{what} {path} is {kind}, not an audio file; name an audio file"
-                        + (" (for an audio device give its index or name: --list-devices)" if "device" in kind else ""))
+        raise PathError(
+            f"{what} {path} is {kind}, not an audio file; name an audio file"
+            + (" (for an audio device give its index or name: --list-devices)" if "device" in kind else "")
+        )
 
 
 def _kind(mode: int) -> str:

@@ -32,12 +32,12 @@ def check_available() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise PictureError("--spectrogram needs matplotlib: pip install \"rt-enhance[plot]\" "
-                           "(or pip install matplotlib)") from None
+        raise PictureError('--spectrogram needs matplotlib: pip install "rt-enhance[plot]" (or pip install matplotlib)') from None
 
 
-def spectrogram_db(path: str, n_fft: int = N_FFT, max_frames: int = MAX_FRAMES,
-                   seconds: float | None = None) -> tuple[np.ndarray, float, int]:
+def spectrogram_db(
+    path: str, n_fft: int = N_FFT, max_frames: int = MAX_FRAMES, seconds: float | None = None
+) -> tuple[np.ndarray, float, int]:
     """Power spectrogram of a file's channel mean (its first ``seconds`` if given):
     (``[n_fft // 2 + 1, frames]`` dBFS float32, seconds shown, rate).
 
@@ -59,8 +59,7 @@ def spectrogram_db(path: str, n_fft: int = N_FFT, max_frames: int = MAX_FRAMES,
     return 20.0 * np.log10(np.maximum(columns, 1e-10)), shown, rate
 
 
-def write_before_after(png: str, before: str, after: str, *, title: str = "",
-                       before_seconds: float | None = None) -> None:
+def write_before_after(png: str, before: str, after: str, *, title: str = "", before_seconds: float | None = None) -> None:
     """Write ``png``: ``before``'s spectrogram (its first ``before_seconds`` if given, as the
     enhanced part) above ``after``'s, one colour scale, labelled axes."""
     check_available()
@@ -69,13 +68,20 @@ def write_before_after(png: str, before: str, after: str, *, title: str = "",
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("before", before, *spectrogram_db(before, seconds=before_seconds)),
-              ("after", after, *spectrogram_db(after))]
+    panels = [("before", before, *spectrogram_db(before, seconds=before_seconds)), ("after", after, *spectrogram_db(after))]
     top = max(float(p[2].max()) for p in panels)
     fig, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True, sharey=True, constrained_layout=True)
     for ax, (label, path, db, seconds, rate) in zip(axes, panels):
-        image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=top - RANGE_DB, vmax=top,
-                          extent=(0.0, seconds, 0.0, rate / 2000.0), interpolation="nearest")
+        image = ax.imshow(
+            db,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=top - RANGE_DB,
+            vmax=top,
+            extent=(0.0, seconds, 0.0, rate / 2000.0),
+            interpolation="nearest",
+        )
         ax.set_title(f"{label}: {os.path.basename(path)}", fontsize=9, loc="left")
         ax.set_ylabel("frequency (kHz)")
     axes[-1].set_xlabel("time (s)")

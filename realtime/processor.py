@@ -133,9 +133,7 @@ class OnnxProcessor:
         if len(shape) not in (2, 3) or (len(shape) == 3 and shape[1] not in (1, None, "1")):
             raise ModelError(f"{self.path}: input shape {shape} is not [batch, 1, window] or [batch, window]")
         if isinstance(shape[-1], int) and shape[-1] != self.info.window:
-            raise ModelError(
-                f"{self.path}: input length {shape[-1]} contradicts metadata window {self.info.window}"
-            )
+            raise ModelError(f"{self.path}: input length {shape[-1]} contradicts metadata window {self.info.window}")
         if inputs[0].type != "tensor(float)":
             raise ModelError(f"{self.path}: input type {inputs[0].type}; expected float32")
         return inputs[0].name, outputs[0].name, len(shape)
@@ -263,7 +261,6 @@ def open_processor(model: str, *, threads: int = 1, provider: str = "cpu", rate_
     if not model.endswith(".onnx") and not os.path.exists(model):
         names = sorted(f[:-5] for f in os.listdir(bundled_models_dir())) if os.path.isdir(bundled_models_dir()) else []
         raise ModelError(
-            f"unknown model {model!r}: give a path to an .onnx file, 'passthrough'"
-            + (f", or one of {', '.join(names)}" if names else "")
+            f"unknown model {model!r}: give a path to an .onnx file, 'passthrough'" + (f", or one of {', '.join(names)}" if names else "")
         )
     return open_onnx(model, threads=threads, provider=provider)

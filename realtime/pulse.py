@@ -35,24 +35,25 @@ def pactl(*args: str) -> str:
     try:
         done = subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=PACTL_TIMEOUT)
     except FileNotFoundError:
-        raise ServerError("the virtual microphone needs pactl: apt-get install pulseaudio-utils "
-                          "(with PipeWire also pipewire-pulse)") from None
+        raise ServerError(
+            "the virtual microphone needs pactl: apt-get install pulseaudio-utils (with PipeWire also pipewire-pulse)"
+        ) from None
     except subprocess.TimeoutExpired:
-        raise ServerError(f"the audio server did not answer 'pactl {' '.join(args)}' "
-                          f"within {PACTL_TIMEOUT:g} s") from None
+        raise ServerError(f"the audio server did not answer 'pactl {' '.join(args)}' within {PACTL_TIMEOUT:g} s") from None
     if done.returncode != 0:
         text = (done.stderr.strip() or done.stdout.strip()).splitlines()
         reason = text[-1] if text else f"exit code {done.returncode}"
         if "onnection" in reason:  # "Connection refused", "Connection failure"
-            raise ServerError(f"no PulseAudio or PipeWire server is running ({reason}); start one "
-                              "(systemctl --user start pipewire pipewire-pulse wireplumber, or pulseaudio --start)")
+            raise ServerError(
+                f"no PulseAudio or PipeWire server is running ({reason}); start one "
+                "(systemctl --user start pipewire pipewire-pulse wireplumber, or pulseaudio --start)"
+            )
         raise ServerError(f"pactl {args[0]} failed: {reason}")
     return done.stdout
 
 
 def names(kind: str) -> set[str]:
     return {line.split("\t")[1] for line in pactl("list", "short", kind).splitlines() if "\t" in line}
-
 
 
 class _SampleSpec(ctypes.Structure):
@@ -76,9 +77,17 @@ def _libs():
     except OSError:
         raise ServerError("the virtual microphone needs libpulse-simple: apt-get install libpulse0") from None
     simple.pa_simple_new.restype = ctypes.c_void_p
-    simple.pa_simple_new.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
-                                     ctypes.POINTER(_SampleSpec), ctypes.c_void_p, ctypes.POINTER(_BufferAttr),
-                                     ctypes.POINTER(ctypes.c_int)]
+    simple.pa_simple_new.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.POINTER(_SampleSpec),
+        ctypes.c_void_p,
+        ctypes.POINTER(_BufferAttr),
+        ctypes.POINTER(ctypes.c_int),
+    ]
     for fn in (simple.pa_simple_read, simple.pa_simple_write):
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)]
     simple.pa_simple_get_latency.restype = ctypes.c_uint64
@@ -98,9 +107,17 @@ class PulseStream:
         nbytes = block * channels * 4
         attr = _BufferAttr(NO_VALUE, PLAY_BLOCKS * nbytes, nbytes, nbytes, nbytes)
         err = ctypes.c_int(0)
-        self._s = self._simple.pa_simple_new(None, b"rt-enhance", direction, device.encode() if device else None,
-                                             name.encode(), ctypes.byref(spec), None, ctypes.byref(attr),
-                                             ctypes.byref(err))
+        self._s = self._simple.pa_simple_new(
+            None,
+            b"rt-enhance",
+            direction,
+            device.encode() if device else None,
+            name.encode(),
+            ctypes.byref(spec),
+            None,
+            ctypes.byref(attr),
+            ctypes.byref(err),
+        )
         if not self._s:
             what = f"the source {device or '(default)'}" if direction == PA_STREAM_RECORD else device
             raise ServerError(f"cannot open {what}: {self._strerror(err.value)}")
@@ -160,8 +177,9 @@ class SourcePin:
             now = re.search(r"^\s*Source: (\d+)", block, re.M)
             if wanted is not None and now and now.group(1) != wanted:
                 if self.moves == 0:
-                    logger.warning("the server moved rt-enhance's microphone input (the default source changed); "
-                                   "moving it back to %s", self.source)
+                    logger.warning(
+                        "the server moved rt-enhance's microphone input (the default source changed); moving it back to %s", self.source
+                    )
                 self.moves += 1
                 pactl("move-source-output", block.split("\n", 1)[0].strip(), self.source)
 
@@ -182,11 +200,11 @@ class PulseDuplex:
     the block it returns into the virtual mic's sink.
     """
 
-    def __init__(self, *, source: str | None, sink: str, rate: int, channels: int, block: int, callback,
-                 duplex: bool) -> None:
+    def __init__(self, *, source: str | None, sink: str, rate: int, channels: int, block: int, callback, duplex: bool) -> None:
         self.block, self.channels, self.callback, self.duplex, self.source = block, channels, callback, duplex, source
-        self._rec = PulseStream(PA_STREAM_RECORD, source or None, "microphone", rate=rate, channels=channels,
-                                block=block) if duplex else None
+        self._rec = (
+            PulseStream(PA_STREAM_RECORD, source or None, "microphone", rate=rate, channels=channels, block=block) if duplex else None
+        )
         try:
             self._play = PulseStream(PA_STREAM_PLAYBACK, sink, "enhanced", rate=rate, channels=channels, block=block)
         except ServerError:
@@ -206,8 +224,11 @@ class PulseDuplex:
         if not self._samples:
             return (0.0, 0.0)
         a = 1e3 * np.array(self._samples)
-        logger.debug("server latency estimates ms, p10/p50/p90: record %s, playback %s",
-                     np.percentile(a[:, 0], [10, 50, 90]).round(1), np.percentile(a[:, 1], [10, 50, 90]).round(1))
+        logger.debug(
+            "server latency estimates ms, p10/p50/p90: record %s, playback %s",
+            np.percentile(a[:, 0], [10, 50, 90]).round(1),
+            np.percentile(a[:, 1], [10, 50, 90]).round(1),
+        )
         rec, play = np.median(a, axis=0) / 1e3
         return (float(rec), float(play))
 

@@ -166,8 +166,16 @@ class Streamer:
         return out
 
 
-def build_streamer(processor: Processor, channels: int, *, preset: str | None = None, hop: str | None = None,
-                   lookahead: str | None = None, crossfade: str | None = None, strength: float = 1.0) -> Streamer:
+def build_streamer(
+    processor: Processor,
+    channels: int,
+    *,
+    preset: str | None = None,
+    hop: str | None = None,
+    lookahead: str | None = None,
+    crossfade: str | None = None,
+    strength: float = 1.0,
+) -> Streamer:
     """A :class:`Streamer` whose geometry comes from the model's metadata and the user's flags
     (a ``--latency`` preset and ``--hop``/``--lookahead``/``--crossfade``, samples or ``"5ms"``)."""
     g = kinds.resolve_geometry(processor.info, preset=preset, hop=hop, lookahead=lookahead, crossfade=crossfade)

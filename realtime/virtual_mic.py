@@ -91,17 +91,37 @@ class VirtualMic:
         self._remove_leftovers()
         taken = (names("sources") | names("sinks")) & {self.source_name, self.sink_name}
         if taken:
-            raise ServerError(f"a device named {sorted(taken)[0]} already exists and is not a leftover of rt-enhance; "
-                              "remove it (pactl unload-module) or pick another model name")
+            raise ServerError(
+                f"a device named {sorted(taken)[0]} already exists and is not a leftover of rt-enhance; "
+                "remove it (pactl unload-module) or pick another model name"
+            )
         mark = f"rt_enhance.pid={os.getpid()}"
-        self.modules.append(int(pactl(
-            "load-module", "module-null-sink", f"sink_name={self.sink_name}", f"rate={self.rate}",
-            f"channels={self.channels}", _props(f"{self.description} output", mark)).strip()))
+        self.modules.append(
+            int(
+                pactl(
+                    "load-module",
+                    "module-null-sink",
+                    f"sink_name={self.sink_name}",
+                    f"rate={self.rate}",
+                    f"channels={self.channels}",
+                    _props(f"{self.description} output", mark),
+                ).strip()
+            )
+        )
         self._start_watchdog()
-        self.modules.append(int(pactl(
-            "load-module", "module-remap-source", f"master={self.sink_name}.monitor", f"source_name={self.source_name}",
-            f"channels={self.channels}", f"rate={self.rate}",
-            _props(self.description, mark, "source")).strip()))
+        self.modules.append(
+            int(
+                pactl(
+                    "load-module",
+                    "module-remap-source",
+                    f"master={self.sink_name}.monitor",
+                    f"source_name={self.source_name}",
+                    f"channels={self.channels}",
+                    f"rate={self.rate}",
+                    _props(self.description, mark, "source"),
+                ).strip()
+            )
+        )
         self._start_watchdog()
         logger.info("virtual microphone %s (modules %s)", self.source_name, self.modules)
         return self
@@ -113,8 +133,9 @@ class VirtualMic:
                 continue
             pid = int(match.group(1))
             if pid != os.getpid() and _alive(pid):
-                raise ServerError(f"another rt-enhance (pid {pid}) runs the virtual microphone {self.source_name}; "
-                                  "stop it first or use another --model")
+                raise ServerError(
+                    f"another rt-enhance (pid {pid}) runs the virtual microphone {self.source_name}; stop it first or use another --model"
+                )
             logger.warning("removing a virtual microphone left by an earlier run (module %d)", index)
             pactl("unload-module", str(index))
 
@@ -123,8 +144,12 @@ class VirtualMic:
         self._stop_watchdog()
         unload = "; ".join(f"pactl unload-module {m}" for m in reversed(self.modules))
         self._watchdog = subprocess.Popen(
-            ["sh", "-c", f"cat >/dev/null; {unload}"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
+            ["sh", "-c", f"cat >/dev/null; {unload}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _stop_watchdog(self) -> None:
         if self._watchdog is not None:
@@ -165,8 +190,10 @@ def input_device(name: str, channels: int, rate: int) -> Device:
     if name.lower() in ("mic", "default"):
         default = pactl("get-default-source").strip()
         if default.startswith("rt_enhance."):
-            raise ServerError(f"the default source is rt-enhance's own virtual microphone {default}; "
-                              "name the real microphone with --in (pactl list short sources)")
+            raise ServerError(
+                f"the default source is rt-enhance's own virtual microphone {default}; "
+                "name the real microphone with --in (pactl list short sources)"
+            )
         return Device(-1, default, HOSTAPI, channels, rate, 0.0)
     sources = sorted(n for n in names("sources") if name.lower() in n.lower() and not n.startswith("rt_enhance."))
     exact = [n for n in sources if n == name]
@@ -191,9 +218,14 @@ def engine(*, block: int, **kwargs):
             duplex = self.input_device is not None
             assert self.output_device is not None  # the virtual microphone's sink
             stream = PulseDuplex(
-                source=self.input_device.name if self.input_device is not None else None, sink=f"{self.output_device.name}.sink",
-                rate=self.rate, channels=self.channels, block=block, duplex=duplex,
-                callback=self.callbacks.duplex if duplex else self.callbacks.playback)
+                source=self.input_device.name if self.input_device is not None else None,
+                sink=f"{self.output_device.name}.sink",
+                rate=self.rate,
+                channels=self.channels,
+                block=block,
+                duplex=duplex,
+                callback=self.callbacks.duplex if duplex else self.callbacks.playback,
+            )
             self._pulse = stream
             return stream
 

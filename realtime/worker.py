@@ -36,9 +36,18 @@ class Worker:
     ``stopping`` is set when the stream is asked to stop.
     """
 
-    def __init__(self, *, streamer: Streamer, state: SharedState, rate: int, plays: bool,
-                 source: FileSource | None, sinks: list[FileSink], stop: Callable[[str], None],
-                 stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        *,
+        streamer: Streamer,
+        state: SharedState,
+        rate: int,
+        plays: bool,
+        source: FileSource | None,
+        sinks: list[FileSink],
+        stop: Callable[[str], None],
+        stopping: threading.Event,
+    ) -> None:
         self.streamer, self.state, self.rate, self.plays = streamer, state, rate, plays
         self.source, self.sinks = source, sinks
         self.failed_sinks: list[tuple[FileSink, str]] = []

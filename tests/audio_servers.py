@@ -67,24 +67,31 @@ def _base_env(root: str) -> dict[str, str]:
     env = dict(os.environ)
     for key in ("PULSE_SERVER", "PIPEWIRE_REMOTE", "DISPLAY", "DBUS_SESSION_BUS_ADDRESS"):
         env.pop(key, None)
-    env.update(XDG_RUNTIME_DIR=root, PIPEWIRE_RUNTIME_DIR=root, PULSE_RUNTIME_PATH=os.path.join(root, "pulse"),
-               XDG_STATE_HOME=os.path.join(root, "state"), XDG_CONFIG_HOME=os.path.join(root, "config"),
-               PULSE_SERVER=f"unix:{os.path.join(root, 'pulse', 'native')}")
+    env.update(
+        XDG_RUNTIME_DIR=root,
+        PIPEWIRE_RUNTIME_DIR=root,
+        PULSE_RUNTIME_PATH=os.path.join(root, "pulse"),
+        XDG_STATE_HOME=os.path.join(root, "state"),
+        XDG_CONFIG_HOME=os.path.join(root, "config"),
+        PULSE_SERVER=f"unix:{os.path.join(root, 'pulse', 'native')}",
+    )
     return env
 
 
 def _spawn(server: SoundServer, *cmd: str) -> None:
     log = open(os.path.join(server.root, f"{os.path.basename(cmd[0])}.log"), "w")
-    server.procs.append(subprocess.Popen(list(cmd), env=server.env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True))
+    server.procs.append(
+        subprocess.Popen(list(cmd), env=server.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    )
 
 
 def start_pipewire() -> SoundServer:
     """PipeWire + WirePlumber + pipewire-pulse on a private session bus; no card, a dummy driver."""
     missing = [tool for tool in PIPEWIRE_TOOLS if shutil.which(tool) is None]
     if missing:
-        raise ServerUnavailable(f"missing {', '.join(missing)}: apt-get install pipewire pipewire-pulse wireplumber "
-                                "pulseaudio-utils pipewire-bin dbus-daemon")
+        raise ServerUnavailable(
+            f"missing {', '.join(missing)}: apt-get install pipewire pipewire-pulse wireplumber pulseaudio-utils pipewire-bin dbus-daemon"
+        )
     root = tempfile.mkdtemp(prefix="rt-enhance-pw-")
     os.chmod(root, 0o700)
     server = SoundServer("PipeWire", root, _base_env(root))
@@ -117,9 +124,21 @@ def start_pulseaudio() -> SoundServer:
     server = SoundServer("PulseAudio", root, _base_env(root))
     config = os.path.join(root, "default.pa")
     with open(config, "w") as f:
-        f.write("load-module module-native-protocol-unix\nload-module module-null-sink sink_name=card_null\n"
-                "load-module module-always-sink\n")
-    _spawn(server, binary, "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", f"--file={config}",
-           "--use-pid-file=no", "--system=no", "--log-target=stderr", *os.environ.get("RT_PULSEAUDIO_ARGS", "").split())
+        f.write(
+            "load-module module-native-protocol-unix\nload-module module-null-sink sink_name=card_null\nload-module module-always-sink\n"
+        )
+    _spawn(
+        server,
+        binary,
+        "-n",
+        "--daemonize=no",
+        "--exit-idle-time=-1",
+        "--disallow-exit",
+        f"--file={config}",
+        "--use-pid-file=no",
+        "--system=no",
+        "--log-target=stderr",
+        *os.environ.get("RT_PULSEAUDIO_ARGS", "").split(),
+    )
     _wait_ready(server)
     return server

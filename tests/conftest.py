@@ -85,6 +85,3 @@ def private_jack():
     finally:
         kill_started()
         stop_server(proc, name)
-
-
-

@@ -83,8 +83,9 @@ STARTED: list[subprocess.Popen] = []
 def start_cli(*args: str, module: str = "rt_enhance.realtime.cli", env=None, preexec_fn=None) -> subprocess.Popen:
     """``python -m MODULE ARGS`` in the background, text pipes (``rt_enhance.realtime`` is what the
     ``rt-enhance`` console script runs: the light entry module, then the CLI)."""
-    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, preexec_fn=preexec_fn)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec_fn
+    )
     STARTED.append(proc)
     return proc
 
@@ -104,8 +105,9 @@ def run_cli(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedP
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
-def write_stateful_delay_model(path: str, *, delay: int = 3, stride: int = 4, hop: int = 8, gain: float = 1.0,
-                               sample_rate: int = 48000) -> str:
+def write_stateful_delay_model(
+    path: str, *, delay: int = 3, stride: int = 4, hop: int = 8, gain: float = 1.0, sample_rate: int = 48000
+) -> str:
     """A real stateful ONNX model: ``y[t] = gain * x[t - delay]``, its state the last ``delay`` samples.
 
     Inputs ``audio`` [batch, 1, n] and ``state`` [batch, 1, delay]; outputs ``enhanced`` and
@@ -129,13 +131,24 @@ def write_stateful_delay_model(path: str, *, delay: int = 3, stride: int = 4, ho
         helper.make_node("Mul", ["delayed", "gain"], ["enhanced"]),
         helper.make_node("Slice", ["joined", "minus_delay", "big", "two"], ["next_state"]),
     ]
-    inits = [ints("zero", [0]), ints("two", [2]), ints("three", [3]), ints("minus_delay", [-delay]),
-             ints("big", [1 << 62]), helper.make_tensor("gain", TensorProto.FLOAT, [], [gain])]
+    inits = [
+        ints("zero", [0]),
+        ints("two", [2]),
+        ints("three", [3]),
+        ints("minus_delay", [-delay]),
+        ints("big", [1 << 62]),
+        helper.make_tensor("gain", TensorProto.FLOAT, [], [gain]),
+    ]
     graph = helper.make_graph(nodes, "delay", [audio, state], [out, nxt], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    extra = {"name": "delay", "total_stride": str(stride), "state_inputs": json.dumps(["state"]),
-             "state_outputs": json.dumps(["next_state"]), "state_shapes": json.dumps([[-1, 1, delay]])}
+    extra = {
+        "name": "delay",
+        "total_stride": str(stride),
+        "state_inputs": json.dumps(["state"]),
+        "state_outputs": json.dumps(["next_state"]),
+        "state_shapes": json.dumps([[-1, 1, delay]]),
+    }
     info = ModelInfo(sample_rate, delay + 1, hop, delay, 0, kind="stateful", extra=extra)
     for key, value in to_props(info).items():
         entry = model.metadata_props.add()
@@ -145,8 +158,9 @@ def write_stateful_delay_model(path: str, *, delay: int = 3, stride: int = 4, ho
     return path
 
 
-def write_slow_onnx_model(path: str, *, window: int = 1024, repeats: int = 40, hop: int = 256,
-                          lookahead: int = 128, crossfade: int = 64) -> str:
+def write_slow_onnx_model(
+    path: str, *, window: int = 1024, repeats: int = 40, hop: int = 256, lookahead: int = 128, crossfade: int = 64
+) -> str:
     """An identity ONNX model made slow on purpose: ``repeats`` matrix products with the identity
     matrix, so each window costs ``repeats * window**2`` multiply-adds and the output equals the input."""
     import onnx

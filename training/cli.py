@@ -80,8 +80,9 @@ def load_config(argv: list[str] | None) -> TrainConfig:
 def _check_unchanged(stored: dict[str, Any], given: dict[str, Any]) -> None:
     for key in FIXED_FOR_A_RUN:
         if stored and key in given and key in stored and given[key] != stored[key]:
-            raise ConfigError(f"--{key} cannot change for a trained run (it was {stored[key]!r}); "
-                              "start a new run with another --name instead")
+            raise ConfigError(
+                f"--{key} cannot change for a trained run (it was {stored[key]!r}); start a new run with another --name instead"
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -105,8 +106,17 @@ def open_run_everywhere(cfg: TrainConfig, rt: Runtime) -> RunDir:
 
 def test_sources(cfg: TrainConfig) -> list[tuple[str, str, str | None]]:
     """``(name, clean path, degraded partner or None)`` of the first ``--test_n`` test files."""
-    ds = make_dataset(cfg.dataset, cfg.data_root, rate=cfg.rate, window=cfg.window, stride=cfg.stride, split="test",
-                      args=cfg.dataset_args, seed=cfg.seed, n_files=cfg.test_n or None)
+    ds = make_dataset(
+        cfg.dataset,
+        cfg.data_root,
+        rate=cfg.rate,
+        window=cfg.window,
+        stride=cfg.stride,
+        split="test",
+        args=cfg.dataset_args,
+        seed=cfg.seed,
+        n_files=cfg.test_n or None,
+    )
     root = Path(cfg.data_root).expanduser()
     out = []
     for source in ds.sources:
@@ -116,8 +126,7 @@ def test_sources(cfg: TrainConfig) -> list[tuple[str, str, str | None]]:
     return out
 
 
-def collab_discriminator(cfg: TrainConfig, run: RunDir, rt: Runtime, generator: Generator,
-                         trained: Discriminator | None) -> Discriminator:
+def collab_discriminator(cfg: TrainConfig, run: RunDir, rt: Runtime, generator: Generator, trained: Discriminator | None) -> Discriminator:
     """The discriminator shaped for collaborative sampling (loaded when ``--load`` finds one)."""
     if cfg.load and run.collab_discriminator.is_file():
         loaded, _ = load_checkpoint(run.collab_discriminator)
@@ -128,20 +137,21 @@ def collab_discriminator(cfg: TrainConfig, run: RunDir, rt: Runtime, generator: 
     data = make_train_data(trainer.data_spec(cfg), pipeline, rank=0, world=1, pin=False)
     data.set_epoch(0, cfg.seed + 2)
     settings = collab.CollabSettings(steps=cfg.collab_steps, rate=cfg.collab_rate)
-    stats = collab.shape(generator.to(rt.device), disc, data.train, count=cfg.collab_shape, lr=cfg.lr_d,
-                         device=rt.device, settings=settings, fresh=fresh)
+    stats = collab.shape(
+        generator.to(rt.device), disc, data.train, count=cfg.collab_shape, lr=cfg.lr_d, device=rt.device, settings=settings, fresh=fresh
+    )
     save_checkpoint(run.collab_discriminator, disc, extra={"meta": {"shaped_batches": cfg.collab_shape, **stats}})
     return disc
 
 
-def collab_refiner(cfg: TrainConfig, run: RunDir, rt: Runtime, generator: AudioModel,
-                   discriminator: Discriminator | None) -> Callable[[ModelInfo], collab.CollabProcessor]:
+def collab_refiner(
+    cfg: TrainConfig, run: RunDir, rt: Runtime, generator: AudioModel, discriminator: Discriminator | None
+) -> Callable[[ModelInfo], collab.CollabProcessor]:
     """``info -> processor`` refining each window with the shaped discriminator (for the evaluation)."""
     windowed = collab.check_generator(generator)
     disc = collab_discriminator(cfg, run, rt, windowed, discriminator)
     settings = collab.CollabSettings(steps=cfg.collab_steps, rate=cfg.collab_rate)
-    return functools.partial(collab.CollabProcessor, generator=windowed, disc=disc, settings=settings,
-                             device=rt.device)
+    return functools.partial(collab.CollabProcessor, generator=windowed, disc=disc, settings=settings, device=rt.device)
 
 
 def trained_discriminator(run: RunDir) -> Discriminator | None:
@@ -169,11 +179,19 @@ def evaluate_run(cfg: TrainConfig, run: RunDir, rt: Runtime, discriminator: Disc
         logger.warning("no evaluation: %s", exc)
         return None
     pipeline = parse_pipeline(cfg.preprocessing)
-    items = make_items(sources, pipeline, rate=cfg.rate, seed=cfg.seed,
-                       max_samples=None if cfg.out == -1 else cfg.out * cfg.window)
+    items = make_items(sources, pipeline, rate=cfg.rate, seed=cfg.seed, max_samples=None if cfg.out == -1 else cfg.out * cfg.window)
     logger.info("evaluating %s on %d test file(s)", path, len(items))
-    result = evaluate_model(generator, items, meta, run.eval_dir, pipeline=pipeline, speech=cfg.speech, engine=cfg.engine_eval,
-                            refiner=refiner, device=rt.device)
+    result = evaluate_model(
+        generator,
+        items,
+        meta,
+        run.eval_dir,
+        pipeline=pipeline,
+        speech=cfg.speech,
+        engine=cfg.engine_eval,
+        refiner=refiner,
+        device=rt.device,
+    )
     print(markdown_table(result))
     print(f"wrote {run.eval_dir}/ (metrics.md, metrics.json, enhanced WAVs, spectrogram.png)")
     return result
@@ -195,8 +213,10 @@ def train_and_evaluate(cfg: TrainConfig, rt: Runtime) -> int:
     if not rt.main:
         return 0
     progress = result.progress
-    print(f"trained {progress.epoch} epoch(s), {progress.step} steps; best.pt is epoch {progress.best_epoch} "
-          f"({cfg.best_metric} {progress.best:.4g})")
+    print(
+        f"trained {progress.epoch} epoch(s), {progress.step} steps; best.pt is epoch {progress.best_epoch} "
+        f"({cfg.best_metric} {progress.best:.4g})"
+    )
     if cfg.evaluate and cfg.test_n > 0:
         evaluate_run(cfg, run, rt, result.discriminator)
     print(f"next: rt-export {run.best} --out {cfg.name}.onnx && rt-enhance --model {cfg.name}.onnx --in mic")
@@ -213,8 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     try:
         cfg = load_config(argv)
-        rt = runtime.start(device=cfg.device, seed=cfg.seed, threads=cfg.threads, deterministic=cfg.deterministic,
-                           amp=cfg.amp)
+        rt = runtime.start(device=cfg.device, seed=cfg.seed, threads=cfg.threads, deterministic=cfg.deterministic, amp=cfg.amp)
     except RtEnhanceError as exc:
         return report("rt-train", exc, 2, label="")
     try:

@@ -72,8 +72,7 @@ def _rms(t: torch.Tensor) -> torch.Tensor:
     return t.pow(2).mean(dim=tuple(range(1, t.dim())), keepdim=True).sqrt()
 
 
-def refine(generator: Generator, disc: Discriminator, x: torch.Tensor,
-           settings: CollabSettings) -> tuple[torch.Tensor, int]:
+def refine(generator: Generator, disc: Discriminator, x: torch.Tensor, settings: CollabSettings) -> tuple[torch.Tensor, int]:
     """Refined enhancement of ``x`` ``[B, 1, W]`` and the number of steps taken (<= ``settings.steps``).
 
     Both networks must be in eval mode; their weights are not changed.
@@ -96,8 +95,9 @@ def refine(generator: Generator, disc: Discriminator, x: torch.Tensor,
         return decode(generator, h.detach(), skips, x), taken
 
 
-def train_discriminator(generator: Generator, disc: Discriminator, batches: Iterable, *, count: int, lr: float,
-                        device: Device, settings: CollabSettings | None) -> dict[str, float]:
+def train_discriminator(
+    generator: Generator, disc: Discriminator, batches: Iterable, *, count: int, lr: float, device: Device, settings: CollabSettings | None
+) -> dict[str, float]:
     """``count`` mini-batches ``(degraded, clean)`` of discriminator training on clean vs generated windows
     (refined ones when ``settings`` is given: the shaping). Returns the final D(real) and D(fake) means."""
     opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -128,15 +128,23 @@ def _fake(generator: Generator, disc: Discriminator, x: torch.Tensor, settings: 
     return refine(generator, disc, x, settings)[0]
 
 
-def shape(generator: Generator, disc: Discriminator, batches: Iterable, *, count: int, lr: float,
-          device: Device, settings: CollabSettings, fresh: bool) -> dict[str, float]:
+def shape(
+    generator: Generator,
+    disc: Discriminator,
+    batches: Iterable,
+    *,
+    count: int,
+    lr: float,
+    device: Device,
+    settings: CollabSettings,
+    fresh: bool,
+) -> dict[str, float]:
     """Discriminator shaping; a ``fresh`` discriminator (no GAN training) first learns clean vs plain output."""
     check_generator(generator)
     disc.to(device)
     if fresh:
         warm = train_discriminator(generator, disc, batches, count=count, lr=lr, device=device, settings=None)
-        logger.info("collab: fresh discriminator trained, D(clean) %.3f, D(enhanced) %.3f", warm["d_real"],
-                    warm["d_fake"])
+        logger.info("collab: fresh discriminator trained, D(clean) %.3f, D(enhanced) %.3f", warm["d_real"], warm["d_fake"])
     stats = train_discriminator(generator, disc, batches, count=count, lr=lr, device=device, settings=settings)
     logger.info("collab: discriminator shaped, D(clean) %.3f, D(refined) %.3f", stats["d_real"], stats["d_fake"])
     return stats
@@ -148,8 +156,16 @@ class CollabProcessor:
     native_rate = True
     is_identity = False
 
-    def __init__(self, info: ModelInfo, generator: Generator, disc: Discriminator, settings: CollabSettings, *,
-                 device: Device = "cpu", batch: int = 64) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        generator: Generator,
+        disc: Discriminator,
+        settings: CollabSettings,
+        *,
+        device: Device = "cpu",
+        batch: int = 64,
+    ) -> None:
         self.info, self.generator, self.disc = info, check_generator(generator).eval(), disc.eval()
         self.settings, self.device, self.batch = settings, device, batch
         self.steps: list[int] = []

@@ -188,8 +188,10 @@ def check_config(cfg: TrainConfig) -> None:
     _require(cfg.ae_epochs >= 1, f"--ae_epochs must be >= 1, got {cfg.ae_epochs}")
     _require(not (cfg.load and cfg.resume), "give either --load (evaluate) or --continue (train further), not both")
     _require(not (cfg.resume and cfg.overwrite), "give either --continue or --overwrite, not both")
-    _require("/" not in cfg.name and "\\" not in cfg.name and cfg.name not in (".", ".."),
-             f"--name must be a plain folder name, got {cfg.name!r}")
+    _require(
+        "/" not in cfg.name and "\\" not in cfg.name and cfg.name not in (".", ".."),
+        f"--name must be a plain folder name, got {cfg.name!r}",
+    )
 
 
 def check_complete(cfg: TrainConfig) -> None:
@@ -292,15 +294,15 @@ _TOML_NAMES = {**{o.dest: o.dest for o in OPTIONS}, **{o.flags[-1].lstrip("-"): 
 def build_parser() -> argparse.ArgumentParser:
     """The ``rt-train`` parser; every default is SUPPRESS so that only given flags appear."""
     p = argparse.ArgumentParser(
-        prog="rt-train", argument_default=argparse.SUPPRESS,
+        prog="rt-train",
+        argument_default=argparse.SUPPRESS,
         description="Train an rt-enhance model (U-Net on degraded/clean windows), evaluate it, and write a "
-                    "checkpoint rt-export turns into a live model.",
+        "checkpoint rt-export turns into a live model.",
     )
     p.add_argument("--config", metavar="FILE.toml", help="options from a TOML file (flags override it)")
     for opt in OPTIONS:
         if opt.switch:
-            p.add_argument(*opt.flags, dest=opt.dest, type=opt.convert, nargs="?", const=True, metavar="BOOL",
-                           help=opt.help)
+            p.add_argument(*opt.flags, dest=opt.dest, type=opt.convert, nargs="?", const=True, metavar="BOOL", help=opt.help)
         else:
             p.add_argument(*opt.flags, dest=opt.dest, type=opt.convert, help=opt.help)
     return p
@@ -372,5 +374,4 @@ def _dataset_args(value: dict[str, str], kind: str) -> dict[str, str]:
 
 def stored_layer(stored: dict[str, Any]) -> dict[str, Any]:
     """The stored configuration of a run, minus what only describes one invocation."""
-    return {k: v for k, v in convert_layer(stored, "stored configuration").items()
-            if k not in ("load", "resume", "overwrite")}
+    return {k: v for k, v in convert_layer(stored, "stored configuration").items() if k not in ("load", "resume", "overwrite")}

@@ -62,8 +62,18 @@ def local_batch(batch: int, world: int) -> int:
 
 
 def windows(spec: DataSpec, split: str, pipeline: Pipeline, n_files: int | None = None) -> WindowDataset:
-    return make_dataset(spec.kind, spec.root, rate=spec.rate, window=spec.window, stride=spec.stride, split=split,
-                        args=spec.args, seed=spec.seed, pipeline=pipeline, n_files=n_files)
+    return make_dataset(
+        spec.kind,
+        spec.root,
+        rate=spec.rate,
+        window=spec.window,
+        stride=spec.stride,
+        split=split,
+        args=spec.args,
+        seed=spec.seed,
+        pipeline=pipeline,
+        n_files=n_files,
+    )
 
 
 def make_train_data(spec: DataSpec, pipeline: Pipeline, *, rank: int, world: int, pin: bool) -> TrainData:
@@ -71,13 +81,23 @@ def make_train_data(spec: DataSpec, pipeline: Pipeline, *, rank: int, world: int
     train = windows(spec, "train", pipeline, spec.train_n)
     per_process = local_batch(spec.batch, world)
     if len(train) < spec.batch:
-        raise DatasetError(f"the training split holds {len(train)} windows, fewer than one batch of {spec.batch}; "
-                           "add audio, lower --batch or --stride")
-    sampler: DistributedSampler[int] = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True,
-                                                          seed=spec.seed, drop_last=True)
+        raise DatasetError(
+            f"the training split holds {len(train)} windows, fewer than one batch of {spec.batch}; add audio, lower --batch or --stride"
+        )
+    sampler: DistributedSampler[int] = DistributedSampler(
+        train, num_replicas=world, rank=rank, shuffle=True, seed=spec.seed, drop_last=True
+    )
     generator = torch.Generator().manual_seed(spec.seed)
-    loader = DataLoader(train, batch_size=per_process, sampler=sampler, num_workers=spec.workers, drop_last=True,
-                        pin_memory=pin, generator=generator, persistent_workers=False)
+    loader = DataLoader(
+        train,
+        batch_size=per_process,
+        sampler=sampler,
+        num_workers=spec.workers,
+        drop_last=True,
+        pin_memory=pin,
+        generator=generator,
+        persistent_workers=False,
+    )
     return TrainData(loader, sampler, _val_loader(spec, pipeline, pin), generator)
 
 
@@ -87,5 +107,11 @@ def _val_loader(spec: DataSpec, pipeline: Pipeline, pin: bool) -> DataLoader | N
     except DatasetError as exc:
         logger.warning("no validation windows (%s); best.pt follows the training loss", exc)
         return None
-    return DataLoader(val, batch_size=spec.batch, shuffle=False, num_workers=spec.workers, pin_memory=pin,
-                      generator=torch.Generator().manual_seed(spec.seed))
+    return DataLoader(
+        val,
+        batch_size=spec.batch,
+        shuffle=False,
+        num_workers=spec.workers,
+        pin_memory=pin,
+        generator=torch.Generator().manual_seed(spec.seed),
+    )

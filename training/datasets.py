@@ -210,8 +210,7 @@ Entry = tuple[str, Path, "Path | None"]
 
 
 def _select(entries: list[Entry], split: str, seed: int, args: dict[str, str]) -> list[Entry]:
-    keep = split_groups((e[0] for e in entries), split, seed=seed, val=_fraction(args, "val"),
-                        test=_fraction(args, "test"))
+    keep = split_groups((e[0] for e in entries), split, seed=seed, val=_fraction(args, "val"), test=_fraction(args, "test"))
     return [e for e in entries if e[0] in keep]
 
 
@@ -245,8 +244,13 @@ def _match_pairs(clean_dir: Path, degraded_dir: Path) -> list[Entry]:
     degraded = {f.relative_to(degraded_dir): f for f in list_audio(degraded_dir)}
     common = sorted(set(clean) & set(degraded))
     if len(common) < max(len(clean), len(degraded)):
-        logger.warning("pairs: %d files in %s and %d in %s have no partner; skipped",
-                       len(set(clean) - set(common)), clean_dir, len(set(degraded) - set(common)), degraded_dir)
+        logger.warning(
+            "pairs: %d files in %s and %d in %s have no partner; skipped",
+            len(set(clean) - set(common)),
+            clean_dir,
+            len(set(degraded) - set(common)),
+            degraded_dir,
+        )
     if not common:
         raise DatasetError(f"pairs: no file names in common between {clean_dir} and {degraded_dir}")
     speakers = [_SPEAKER.match(p.name) for p in common]
@@ -268,13 +272,13 @@ def _pairs_entries(root: Path, split: str, seed: int, args: dict[str, str]) -> l
     clean = root / "clean"
     degraded = next((root / n for n in ("noisy", "degraded") if (root / n).is_dir()), None)
     if not clean.is_dir() or degraded is None:
-        raise DatasetError(f"pairs: {root} has neither clean_trainset_*/noisy_trainset_* (Voicebank-DEMAND) "
-                           "nor clean/ with noisy/ or degraded/")
+        raise DatasetError(
+            f"pairs: {root} has neither clean_trainset_*/noisy_trainset_* (Voicebank-DEMAND) nor clean/ with noisy/ or degraded/"
+        )
     return _select(_match_pairs(clean, degraded), split, seed, args)
 
 
-def _voicebank_entries(root: Path, clean: Path, noisy: Path, split: str, seed: int,
-                       args: dict[str, str]) -> list[Entry]:
+def _voicebank_entries(root: Path, clean: Path, noisy: Path, split: str, seed: int, args: dict[str, str]) -> list[Entry]:
     """Voicebank-DEMAND: the testset folders are the test split; val is held out of the trainset."""
     test_clean, test_noisy = _one_dir(root, "clean_testset*"), _one_dir(root, "noisy_testset*")
     if not (test_clean and test_noisy):
@@ -338,8 +342,11 @@ def _maestro_entries(root: Path, split: str, seed: int, args: dict[str, str]) ->
         raise DatasetError(f"maestro: metadata {path} lacks column(s) {', '.join(sorted(missing))}")
     wanted = {"val": "validation"}.get(split, split)
     years = set(args["year"].split("+")) if "year" in args else None
-    entries: list[Entry] = [(r["audio_filename"], root / r["audio_filename"], None) for r in rows
-               if (split == "all" or r["split"] == wanted) and (years is None or r["year"] in years)]
+    entries: list[Entry] = [
+        (r["audio_filename"], root / r["audio_filename"], None)
+        for r in rows
+        if (split == "all" or r["split"] == wanted) and (years is None or r["year"] in years)
+    ]
     if not entries:
         raise DatasetError(f"maestro: no {wanted} rows" + (f" for year {args['year']}" if years else ""))
     return entries
@@ -387,8 +394,9 @@ class WindowDataset(Dataset):
     cropped, so reverberation tails enter it and filters have no edge effects inside it.
     """
 
-    def __init__(self, sources: Sequence[Source], *, rate: int, window: int, stride: int,
-                 pipeline: Pipeline | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, sources: Sequence[Source], *, rate: int, window: int, stride: int, pipeline: Pipeline | None = None, seed: int = 0
+    ) -> None:
         if window <= 0 or stride <= 0:
             raise DatasetError(f"window and stride must be positive, got window={window}, stride={stride}")
         self.sources, self.rate, self.window, self.stride = tuple(sources), rate, window, stride
@@ -447,19 +455,32 @@ def _limit(entries: list[Entry], n_files: int | None, seed: int) -> list[Entry]:
 def _check_args(kind: str, args: dict[str, str]) -> None:
     unknown = set(args) - ALLOWED_ARGS[kind]
     if unknown:
-        raise DatasetError(f"dataset_args: {kind} does not take {', '.join(sorted(unknown))}; "
-                           f"it takes {', '.join(sorted(ALLOWED_ARGS[kind]))}")
+        raise DatasetError(
+            f"dataset_args: {kind} does not take {', '.join(sorted(unknown))}; it takes {', '.join(sorted(ALLOWED_ARGS[kind]))}"
+        )
 
 
 def _check_pipeline_rate(pipeline: Pipeline | None, rate: int) -> None:
     if pipeline is not None and pipeline.output_rate(rate) != rate:
-        raise DatasetError(f"the preprocessing pipeline {pipeline} ends at {pipeline.output_rate(rate)} Hz but the "
-                           f"dataset rate is {rate} Hz; make --rate match the pipeline's last rate")
+        raise DatasetError(
+            f"the preprocessing pipeline {pipeline} ends at {pipeline.output_rate(rate)} Hz but the "
+            f"dataset rate is {rate} Hz; make --rate match the pipeline's last rate"
+        )
 
 
-def make_dataset(kind: str, root: str | Path, *, rate: int, window: int, stride: int, split: str = "train",
-                 args: dict[str, str] | None = None, seed: int = 0, pipeline: Pipeline | None = None,
-                 n_files: int | None = None) -> WindowDataset:
+def make_dataset(
+    kind: str,
+    root: str | Path,
+    *,
+    rate: int,
+    window: int,
+    stride: int,
+    split: str = "train",
+    args: dict[str, str] | None = None,
+    seed: int = 0,
+    pipeline: Pipeline | None = None,
+    n_files: int | None = None,
+) -> WindowDataset:
     """Build the ``split`` of a ``kind`` dataset under ``root`` as a :class:`WindowDataset`.
 
     ``args`` come from :func:`parse_dataset_args`. ``n_files`` keeps a seeded subset of the split's files.

@@ -41,8 +41,9 @@ Pair = tuple[torch.Tensor, torch.Tensor]
 def split_paths(root: Path, cfg: TrainConfig, split: str) -> list[str]:
     """The clean files of ``split`` under ``root``, as ``rt-train`` would split them (empty when none)."""
     try:
-        ds = make_dataset(cfg.dataset, root, rate=cfg.rate, window=cfg.window, stride=cfg.stride, split=split,
-                          args=cfg.dataset_args, seed=cfg.seed)
+        ds = make_dataset(
+            cfg.dataset, root, rate=cfg.rate, window=cfg.window, stride=cfg.stride, split=split, args=cfg.dataset_args, seed=cfg.seed
+        )
     except DatasetError as exc:
         if split == "train":
             raise
@@ -67,8 +68,9 @@ def _folder_steps(pipeline: Pipeline) -> list:
     return [s.inner if isinstance(s, Maybe) else s for s in pipeline.steps]
 
 
-def load_sources(pipeline: Pipeline, *, rate: int, device: torch.device, threads: int, seed: int,
-                 synth_segments: int, synth_seconds: float) -> dd.Sources:
+def load_sources(
+    pipeline: Pipeline, *, rate: int, device: torch.device, threads: int, seed: int, synth_segments: int, synth_seconds: float
+) -> dd.Sources:
     """Banks for every folder the pipeline reads, and the synthetic-noise bank maker."""
     noise, rirs = {}, {}
     for step in _folder_steps(pipeline):
@@ -78,8 +80,7 @@ def load_sources(pipeline: Pipeline, *, rate: int, device: torch.device, threads
             rirs[step.files.folder] = dd.RirBank.from_arrays([read_rir(p, rate) for p in step.files.paths], device)
 
     def synth(kinds: tuple[str, ...]) -> dd.Bank:
-        return dd.synth_bank(kinds, rate=rate, segments=synth_segments, seconds=synth_seconds, seed=seed,
-                             device=device)
+        return dd.synth_bank(kinds, rate=rate, segments=synth_segments, seconds=synth_seconds, seed=seed, device=device)
 
     return dd.Sources(noise, rirs, synth)
 
@@ -112,31 +113,49 @@ class DeviceSource:
             self.gen = kept
 
 
-def device_source(root: Path, cfg: TrainConfig, cpu_pipeline: Pipeline, device: torch.device, *, threads: int,
-                  synth_segments: int = 16, synth_seconds: float = 8.0) -> DeviceSource:
+def device_source(
+    root: Path,
+    cfg: TrainConfig,
+    cpu_pipeline: Pipeline,
+    device: torch.device,
+    *,
+    threads: int,
+    synth_segments: int = 16,
+    synth_seconds: float = 8.0,
+) -> DeviceSource:
     """Decode the pack's training split and the pipeline's folders onto ``device``; fixed validation batches."""
-    sources = load_sources(cpu_pipeline, rate=cfg.rate, device=device, threads=threads, seed=cfg.seed,
-                           synth_segments=synth_segments, synth_seconds=synth_seconds)
+    sources = load_sources(
+        cpu_pipeline,
+        rate=cfg.rate,
+        device=device,
+        threads=threads,
+        seed=cfg.seed,
+        synth_segments=synth_segments,
+        synth_seconds=synth_seconds,
+    )
     pipeline = dd.device_pipeline(cpu_pipeline, cfg.rate, sources)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     train = dd.Bank.from_arrays(decode(split_paths(root, cfg, "train"), cfg.rate, threads), device)
     source = DeviceSource(train, pipeline, cfg.window, gen)
     val_paths = split_paths(root, cfg, "val")
     if val_paths:
-        val = DeviceSource(dd.Bank.from_arrays(decode(val_paths, cfg.rate, threads), device), pipeline, cfg.window,
-                           gen)
+        val = DeviceSource(dd.Bank.from_arrays(decode(val_paths, cfg.rate, threads), device), pipeline, cfg.window, gen)
         count = cfg.val_count if cfg.val_count > 0 else 8
         source.val = val.fixed_batches(count, cfg.batch, cfg.seed + 1)
-    logger.info("device data: %.0f s of training audio in %d files, %d validation batches, on %s",
-                train.audio.numel() / cfg.rate, train.files, len(source.val), device)
+    logger.info(
+        "device data: %.0f s of training audio in %d files, %d validation batches, on %s",
+        train.audio.numel() / cfg.rate,
+        train.files,
+        len(source.val),
+        device,
+    )
     return source
 
 
 class LoaderSource:
     """The dataset and its DataLoader workers (the CPU's degradation steps), cycled over epochs."""
 
-    def __init__(self, root: Path, cfg: TrainConfig, pipeline: Pipeline, device: torch.device, *, batch: int,
-                 workers: int) -> None:
+    def __init__(self, root: Path, cfg: TrainConfig, pipeline: Pipeline, device: torch.device, *, batch: int, workers: int) -> None:
         spec = replace(trainer.data_spec(cfg), root=str(root), batch=batch, workers=workers)
         self.data = make_train_data(spec, pipeline, rank=0, world=1, pin=device.type == "cuda")
         self.device, self.batch, self.seed = device, batch, cfg.seed

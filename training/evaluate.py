@@ -50,10 +50,22 @@ from rt_enhance.training.plots import save_spectrograms
 logger = logging.getLogger(__name__)
 
 BLOCK_HOPS = 64  # hops fed to the streamer per call, as file mode does
-METRICS = (("snr", "SNR (dB)", "{:.2f}"), ("si_sdr", "SI-SDR (dB)", "{:.2f}"), ("lsd", "LSD", "{:.3f}"),
-           ("pesq", "PESQ", "{:.2f}"), ("stoi", "STOI", "{:.3f}"))
-SLUGS = {"degraded": "degraded", "spline": "spline", "sinc": "sinc", "model (offline)": "enhanced",
-         "model (engine)": "engine", "model + collab (offline)": "collab", "clean": "clean"}
+METRICS = (
+    ("snr", "SNR (dB)", "{:.2f}"),
+    ("si_sdr", "SI-SDR (dB)", "{:.2f}"),
+    ("lsd", "LSD", "{:.3f}"),
+    ("pesq", "PESQ", "{:.2f}"),
+    ("stoi", "STOI", "{:.3f}"),
+)
+SLUGS = {
+    "degraded": "degraded",
+    "spline": "spline",
+    "sinc": "sinc",
+    "model (offline)": "enhanced",
+    "model (engine)": "engine",
+    "model + collab (offline)": "collab",
+    "clean": "clean",
+}
 
 
 @dataclass(frozen=True)
@@ -95,8 +107,9 @@ def _finite(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def make_items(sources: list[tuple[str, str, str | None]], pipeline: Pipeline, *, rate: int, seed: int,
-               max_samples: int | None) -> list[TestItem]:
+def make_items(
+    sources: list[tuple[str, str, str | None]], pipeline: Pipeline, *, rate: int, seed: int, max_samples: int | None
+) -> list[TestItem]:
     """Degrade each test file ``(name, clean path, degraded partner or None)`` with the pipeline (seeded by
     file), cropped to ``max_samples``."""
     items = []
@@ -121,8 +134,7 @@ def baselines(degraded: np.ndarray, rate: int, low_rate: int) -> dict[str, np.nd
     """Spline and sinc upsampling of ``degraded`` ``[n]`` from ``low_rate`` back to ``rate``."""
     low = resample(degraded.astype(np.float64), rate, low_rate)
     n = len(degraded)
-    return {"spline": fit_length(spline_upsample(low, low_rate, rate), n),
-            "sinc": fit_length(sinc_upsample(low, low_rate, rate), n)}
+    return {"spline": fit_length(spline_upsample(low, low_rate, rate), n), "sinc": fit_length(sinc_upsample(low, low_rate, rate), n)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -131,8 +143,7 @@ def baselines(degraded: np.ndarray, rate: int, low_rate: int) -> dict[str, np.nd
 
 
 @torch.no_grad()
-def enhance_offline(model: AudioModel, x: np.ndarray, *, device: torch.device | str = "cpu",
-                    chunk: int = 1 << 16) -> np.ndarray:
+def enhance_offline(model: AudioModel, x: np.ndarray, *, device: torch.device | str = "cpu", chunk: int = 1 << 16) -> np.ndarray:
     """The model on a whole signal ``[n]`` -> ``[n]`` float32, aligned with the input.
 
     Windowed models: chunks with a margin of one receptive field on each side (multiples of the total
@@ -189,8 +200,9 @@ def stream_file(processor: Any, geometry: geo.Geometry, x: np.ndarray) -> np.nda
 
 def export_for_engine(model: AudioModel, meta: dict[str, Any], folder: Path) -> Any:
     """Export ``model`` with ``meta``'s geometry to ``folder/model.onnx`` and open it as the engine would."""
-    geometry = EngineDefaults(sample_rate=meta["sample_rate"], window=meta["window"], hop=meta["hop"],
-                              lookahead=meta["lookahead"], crossfade=meta["crossfade"])
+    geometry = EngineDefaults(
+        sample_rate=meta["sample_rate"], window=meta["window"], hop=meta["hop"], lookahead=meta["lookahead"], crossfade=meta["crossfade"]
+    )
     path, task = folder / "model.onnx", meta.get("task", "denoise")
     if isinstance(model, StreamingModel):  # one stateful ONNX step, as rt-export writes it
         from rt_enhance.export.streaming import export_streaming
@@ -208,9 +220,18 @@ def export_for_engine(model: AudioModel, meta: dict[str, Any], folder: Path) -> 
 Refiner = Callable[[ModelInfo], Any]  # info -> a processor (run(windows [n, W]) -> [n, W])
 
 
-def evaluate_model(model: AudioModel, items: list[TestItem], meta: dict[str, Any], out_dir: Path, *, pipeline: Pipeline,
-                   speech: bool = True, engine: bool = True, refiner: Refiner | None = None,
-                   device: torch.device | str = "cpu") -> EvalResult:
+def evaluate_model(
+    model: AudioModel,
+    items: list[TestItem],
+    meta: dict[str, Any],
+    out_dir: Path,
+    *,
+    pipeline: Pipeline,
+    speech: bool = True,
+    engine: bool = True,
+    refiner: Refiner | None = None,
+    device: torch.device | str = "cpu",
+) -> EvalResult:
     """Score every system on every item of ``model`` (its checkpoint ``meta``), write the enhanced files and reports
     into ``out_dir``."""
     rate = meta["sample_rate"]
@@ -221,8 +242,7 @@ def evaluate_model(model: AudioModel, items: list[TestItem], meta: dict[str, Any
         low_rate = band_limit(pipeline, rate)
         for index, item in enumerate(items):
             signals = _signals(item, runners, rate, low_rate)
-            result.files[item.name] = {name: score_signal(item.clean, sig, rate, speech=speech)
-                                       for name, sig in signals.items()}
+            result.files[item.name] = {name: score_signal(item.clean, sig, rate, speech=speech) for name, sig in signals.items()}
             _write_wavs(out_dir, item, signals, rate)
             if index == 0:
                 _spectrogram(out_dir, item, signals, rate, result.notes)
@@ -231,10 +251,10 @@ def evaluate_model(model: AudioModel, items: list[TestItem], meta: dict[str, Any
     return result
 
 
-def _runners(model: AudioModel, meta: dict[str, Any], tmp: Path, engine: bool, refiner: Refiner | None,
-             device: torch.device | str, notes: list[str]) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "model (offline)": lambda x: enhance_offline(model, x, device=device)}
+def _runners(
+    model: AudioModel, meta: dict[str, Any], tmp: Path, engine: bool, refiner: Refiner | None, device: torch.device | str, notes: list[str]
+) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {"model (offline)": lambda x: enhance_offline(model, x, device=device)}
     info = None
     if engine:
         try:
@@ -254,8 +274,9 @@ def _runners(model: AudioModel, meta: dict[str, Any], tmp: Path, engine: bool, r
 
 
 def _windowed_info(meta: dict[str, Any]) -> ModelInfo:
-    return ModelInfo(sample_rate=meta["sample_rate"], window=meta["window"], hop=meta["hop"],
-                     lookahead=meta["lookahead"], crossfade=meta["crossfade"])
+    return ModelInfo(
+        sample_rate=meta["sample_rate"], window=meta["window"], hop=meta["hop"], lookahead=meta["lookahead"], crossfade=meta["crossfade"]
+    )
 
 
 def _signals(item: TestItem, runners: dict[str, Callable], rate: int, low_rate: int | None) -> dict[str, np.ndarray]:
@@ -315,8 +336,7 @@ def _cell(value: float | None, fmt: str) -> str:
 
 def write_reports(result: EvalResult, out_dir: Path) -> None:
     """``metrics.md`` (the table, test length, notes) and ``metrics.json`` (everything)."""
-    text = [f"Test split: {len(result.files)} file(s), {result.seconds:.1f} s at {result.rate} Hz", "",
-            markdown_table(result), ""]
+    text = [f"Test split: {len(result.files)} file(s), {result.seconds:.1f} s at {result.rate} Hz", "", markdown_table(result), ""]
     text += [f"- {note}" for note in result.notes]
     atomic_write_text(out_dir / "metrics.md", "\n".join(text).rstrip() + "\n")
     atomic_write_text(out_dir / "metrics.json", result.to_json())

@@ -65,10 +65,23 @@ logger = logging.getLogger("rt_enhance.training.gpu_train")
 CONFIGS = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIGS / "speech-erb.toml"
 #: rt-train flags this trainer replaces, and with what.
-REPLACED = {"resume": "--resume CKPT", "load": "--resume CKPT", "overwrite": "--out", "init_from": "--resume CKPT",
-            "epochs": "--seconds", "count": "--seconds", "amp": "--precision", "runs": "--out", "name": "--out",
-            "data_root": "--pack", "preprocessing": "the pack (scripts/gpu-pack.sh)", "evaluate": "rt-bench quality",
-            "test_n": "rt-bench quality", "engine_eval": "rt-bench quality", "collab": "rt-train"}
+REPLACED = {
+    "resume": "--resume CKPT",
+    "load": "--resume CKPT",
+    "overwrite": "--out",
+    "init_from": "--resume CKPT",
+    "epochs": "--seconds",
+    "count": "--seconds",
+    "amp": "--precision",
+    "runs": "--out",
+    "name": "--out",
+    "data_root": "--pack",
+    "preprocessing": "the pack (scripts/gpu-pack.sh)",
+    "evaluate": "rt-bench quality",
+    "test_n": "rt-bench quality",
+    "engine_eval": "rt-bench quality",
+    "collab": "rt-train",
+}
 NONFINITE_LIMIT = 20
 
 
@@ -121,24 +134,37 @@ class Tally:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rt_enhance.training.gpu_train", description=__doc__.splitlines()[0],
-                                epilog="Any other flag is an rt-train flag (rt-train --help) and overrides --config.")
+    p = argparse.ArgumentParser(
+        prog="python -m rt_enhance.training.gpu_train",
+        description=__doc__.splitlines()[0],
+        epilog="Any other flag is an rt-train flag (rt-train --help) and overrides --config.",
+    )
     p.add_argument("--pack", required=True, help="the pack folder (scripts/gpu-pack.sh writes .gpu/pack)")
     p.add_argument("--out", required=True, help="folder for last.pt, best.pt, train.log, summary.json")
     p.add_argument("--config", help="the recipe (default: the one the pack was made for, else speech-erb.toml)")
-    p.add_argument("--seconds", type=float, default=500.0,
-                   help="training wall-clock budget; start-up and the last save come on top (default 500)")
+    p.add_argument(
+        "--seconds", type=float, default=500.0, help="training wall-clock budget; start-up and the last save come on top (default 500)"
+    )
     p.add_argument("--resume", default="", help="checkpoint to start from (a last.pt resumes everything)")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
-                   help="autocast precision (default auto: bf16 on CUDA, fp32 on a CPU)")
-    p.add_argument("--degrade", choices=("auto", "device", "cpu"), default="auto",
-                   help="where degradations run (default auto: on the device when every step can)")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp16", "fp32"),
+        default="auto",
+        help="autocast precision (default auto: bf16 on CUDA, fp32 on a CPU)",
+    )
+    p.add_argument(
+        "--degrade",
+        choices=("auto", "device", "cpu"),
+        default="auto",
+        help="where degradations run (default auto: on the device when every step can)",
+    )
     p.add_argument("--max-batch", type=int, default=256, help="upper bound of the automatic batch (default 256)")
     p.add_argument("--val-every", type=float, default=60.0, help="seconds between validations (default 60)")
     p.add_argument("--save-every", type=float, default=120.0, help="seconds between last.pt saves (default 120)")
     p.add_argument("--log-every", type=float, default=15.0, help="seconds between log lines (default 15)")
-    p.add_argument("--synth-bank", type=float, default=128.0,
-                   help="seconds of each synthetic noise kind made at start for 'noise synth' (default 128)")
+    p.add_argument(
+        "--synth-bank", type=float, default=128.0, help="seconds of each synthetic noise kind made at start for 'noise synth' (default 128)"
+    )
     return p
 
 
@@ -158,11 +184,21 @@ def load_options(argv: list[str] | None) -> tuple[Budget, TrainConfig]:
     for key, value in (("gan", cfg.gan), ("ae", cfg.ae)):
         if value > 0:
             raise ConfigError(f"--{key} {value:g}: the GPU trainer trains without it; use rt-train")
-    budget = Budget(pack=pack, out=Path(args.out), seconds=args.seconds, resume=args.resume,
-                    precision=args.precision, degrade=args.degrade, max_batch=args.max_batch,
-                    val_every=args.val_every, save_every=args.save_every, log_every=args.log_every,
-                    synth_bank=args.synth_bank,
-                    batch_given="batch" in flags, workers_given="workers" in flags)
+    budget = Budget(
+        pack=pack,
+        out=Path(args.out),
+        seconds=args.seconds,
+        resume=args.resume,
+        precision=args.precision,
+        degrade=args.degrade,
+        max_batch=args.max_batch,
+        val_every=args.val_every,
+        save_every=args.save_every,
+        log_every=args.log_every,
+        synth_bank=args.synth_bank,
+        batch_given="batch" in flags,
+        workers_given="workers" in flags,
+    )
     _check_budget(budget)
     return budget, cfg
 
@@ -185,8 +221,12 @@ def _check_budget(b: Budget) -> None:
         raise ConfigError(f"--resume {b.resume}: no such checkpoint")
     if b.max_batch < 1:
         raise ConfigError(f"--max-batch must be >= 1, got {b.max_batch}")
-    for name, value in (("--val-every", b.val_every), ("--save-every", b.save_every), ("--log-every", b.log_every),
-                        ("--synth-bank", b.synth_bank)):
+    for name, value in (
+        ("--val-every", b.val_every),
+        ("--save-every", b.save_every),
+        ("--log-every", b.log_every),
+        ("--synth-bank", b.synth_bank),
+    ):
         if not value > 0:
             raise ConfigError(f"{name} must be positive, got {value}")
 
@@ -215,8 +255,15 @@ def make_source(budget: Budget, cfg: TrainConfig, pipeline: Pipeline, device: to
         workers = cfg.workers if budget.workers_given else threads
         return device_data.LoaderSource(budget.pack / "clean", cfg, pipeline, device, batch=batch, workers=workers)
     segment = min(8.0, budget.synth_bank)
-    return device_data.device_source(budget.pack / "clean", cfg, pipeline, device, threads=threads,
-                                     synth_segments=max(1, round(budget.synth_bank / segment)), synth_seconds=segment)
+    return device_data.device_source(
+        budget.pack / "clean",
+        cfg,
+        pipeline,
+        device,
+        threads=threads,
+        synth_segments=max(1, round(budget.synth_bank / segment)),
+        synth_seconds=segment,
+    )
 
 
 def build(budget: Budget, cfg: TrainConfig, rt: Runtime) -> tuple[trainer.Parts, Progress]:
@@ -228,8 +275,12 @@ def build(budget: Budget, cfg: TrainConfig, rt: Runtime) -> tuple[trainer.Parts,
         record = load_checkpoint(budget.resume)[1].get("resume")
         if isinstance(record, dict) and record.get("opt_g") is not None:
             progress = trainer.apply_resume(parts, record, cfg, rt)
-            logger.info("resumed %s: optimizer and counters (%d steps, %.2f h of audio seen before)",
-                        budget.resume, progress.step, progress.windows_seen * cfg.window / cfg.rate / 3600)
+            logger.info(
+                "resumed %s: optimizer and counters (%d steps, %.2f h of audio seen before)",
+                budget.resume,
+                progress.step,
+                progress.windows_seen * cfg.window / cfg.rate / 3600,
+            )
         else:
             logger.info("%s holds weights only: the optimizer starts fresh", budget.resume)
     progress.best, progress.best_epoch = float("-inf"), 0  # best.pt is the best of this run's validation
@@ -241,8 +292,7 @@ def build(budget: Budget, cfg: TrainConfig, rt: Runtime) -> tuple[trainer.Parts,
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def step(parts: trainer.Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime,
-         dtype: torch.dtype | None) -> dict[str, float] | None:
+def step(parts: trainer.Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime, dtype: torch.dtype | None) -> dict[str, float] | None:
     """One generator step under autocast ``dtype``; None (and no update) when the loss is not finite."""
     with torch.autocast(rt.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         y = parts.g_model(x)
@@ -296,8 +346,7 @@ class Loop:
             return
         if self.dtype is None:
             raise RunError(f"the loss was not finite for {NONFINITE_LIMIT} steps in a row in float32")
-        logger.warning("the loss was not finite for %d steps in a row under %s; continuing in float32",
-                       NONFINITE_LIMIT, self.dtype)
+        logger.warning("the loss was not finite for %d steps in a row under %s; continuing in float32", NONFINITE_LIMIT, self.dtype)
         self.dtype, self.tally.nonfinite_run = None, 0
 
     def audio_rate(self) -> float:
@@ -354,8 +403,15 @@ class Clock:
     @classmethod
     def start(cls, budget: Budget) -> Clock:
         now = time.perf_counter()
-        return cls(now + budget.seconds, budget.val_every, budget.save_every, budget.log_every,
-                   now + budget.val_every, now + budget.save_every, now + budget.log_every)
+        return cls(
+            now + budget.seconds,
+            budget.val_every,
+            budget.save_every,
+            budget.log_every,
+            now + budget.val_every,
+            now + budget.save_every,
+            now + budget.log_every,
+        )
 
 
 def train(loop: Loop, budget: Budget, run: RunDir, pipeline: Pipeline, batch: int, clock: Clock) -> dict[str, Any]:
@@ -372,8 +428,9 @@ def train(loop: Loop, budget: Budget, run: RunDir, pipeline: Pipeline, batch: in
             clock.next_val = time.perf_counter() + clock.val_every
             clock.next_save = time.perf_counter() + clock.save_every
         elif now >= clock.next_save:
-            save_last(run, loop.parts.generator, meta=_meta(loop, pipeline, val),
-                      resume=trainer.resume_record(loop.parts, loop.progress, loop.rt))
+            save_last(
+                run, loop.parts.generator, meta=_meta(loop, pipeline, val), resume=trainer.resume_record(loop.parts, loop.progress, loop.rt)
+            )
             clock.next_save = time.perf_counter() + clock.save_every
     return validate_and_save(loop, run, pipeline)
 
@@ -396,9 +453,15 @@ def validate_and_save(loop: Loop, run: RunDir, pipeline: Pipeline) -> dict[str, 
 def log_progress(loop: Loop, batch: int, clock: Clock) -> None:
     t = loop.tally
     loss = t.sums.get("loss", math.nan) / max(t.count, 1)
-    logger.info("step %d (batch %d): loss %.4g | %.0f s of audio per s | data %.0f %% of the time | %.0f s left",
-                loop.progress.step, batch, loss, loop.audio_rate(), 100 * t.data_seconds / max(t.train_seconds, 1e-9),
-                max(clock.end - time.perf_counter(), 0.0))
+    logger.info(
+        "step %d (batch %d): loss %.4g | %.0f s of audio per s | data %.0f %% of the time | %.0f s left",
+        loop.progress.step,
+        batch,
+        loss,
+        loop.audio_rate(),
+        100 * t.data_seconds / max(t.train_seconds, 1e-9),
+        max(clock.end - time.perf_counter(), 0.0),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -416,17 +479,27 @@ def summary(loop: Loop, budget: Budget, batch: int, val: dict[str, float], wall:
     t, cfg = loop.tally, loop.cfg
     audio = t.windows * cfg.window / cfg.rate
     return {
-        "device": device_name(loop.rt.device), "torch": torch.__version__,
+        "device": device_name(loop.rt.device),
+        "torch": torch.__version__,
         "precision": str(loop.dtype).replace("torch.", "") if loop.dtype else "float32",
         "degrade": "device" if isinstance(loop.source, device_data.DeviceSource) else "cpu",
-        "batch": batch, "window": cfg.window, "rate": cfg.rate, "steps": t.steps, "skipped_steps": t.skipped,
-        "audio_seconds": round(audio, 1), "train_seconds": round(t.train_seconds, 2),
+        "batch": batch,
+        "window": cfg.window,
+        "rate": cfg.rate,
+        "steps": t.steps,
+        "skipped_steps": t.skipped,
+        "audio_seconds": round(audio, 1),
+        "train_seconds": round(t.train_seconds, 2),
         "audio_per_second": round(loop.audio_rate(), 1),
-        "data_share": round(t.data_seconds / max(t.train_seconds, 1e-9), 3), "wall_seconds": round(wall, 1),
-        "budget_seconds": budget.seconds, "validation": val, "best_validation": loop.progress.best_epoch,
-        "total_steps": loop.progress.step, "total_hours_seen": round(
-            loop.progress.windows_seen * cfg.window / cfg.rate / 3600, 4),
-        "resumed_from": budget.resume or None, "config": cfg.to_dict(),
+        "data_share": round(t.data_seconds / max(t.train_seconds, 1e-9), 3),
+        "wall_seconds": round(wall, 1),
+        "budget_seconds": budget.seconds,
+        "validation": val,
+        "best_validation": loop.progress.best_epoch,
+        "total_steps": loop.progress.step,
+        "total_hours_seen": round(loop.progress.windows_seen * cfg.window / cfg.rate / 3600, 4),
+        "resumed_from": budget.resume or None,
+        "config": cfg.to_dict(),
     }
 
 
@@ -447,9 +520,16 @@ def run(budget: Budget, cfg: TrainConfig, rt: Runtime) -> dict[str, Any]:
     val = train(loop, budget, run_dir, pipeline, batch, clock)
     result = summary(loop, budget, batch, val, time.perf_counter() - started)
     (budget.out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    logger.info("trained %d steps, %.0f s of audio in %.0f s: %.0f s of audio per s (batch %d, %s); wrote %s",
-                result["steps"], result["audio_seconds"], result["train_seconds"], result["audio_per_second"],
-                batch, result["precision"], budget.out)
+    logger.info(
+        "trained %d steps, %.0f s of audio in %.0f s: %.0f s of audio per s (batch %d, %s); wrote %s",
+        result["steps"],
+        result["audio_seconds"],
+        result["train_seconds"],
+        result["audio_per_second"],
+        batch,
+        result["precision"],
+        budget.out,
+    )
     return result
 
 
@@ -470,8 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         budget, cfg = load_options(argv)
         handlers = _setup_logging(budget.out)
-        rt = runtime.start(device=cfg.device, seed=cfg.seed, threads=cfg.threads, deterministic=cfg.deterministic,
-                           amp=budget.precision == "fp16")
+        rt = runtime.start(
+            device=cfg.device, seed=cfg.seed, threads=cfg.threads, deterministic=cfg.deterministic, amp=budget.precision == "fp16"
+        )
     except RtEnhanceError as exc:
         return report("gpu-train", exc, 2, label="")
     try:

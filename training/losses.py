@@ -67,8 +67,9 @@ DENOISE_SDR_WEIGHT = 0.01
 SDR_CEILING_DB = 30.0  # the SDR term stops rewarding beyond this: inaudible, and a perfect identity has no finite SDR
 
 
-def compressed_spectral_loss(y: torch.Tensor, target: torch.Tensor, over_weight: float = 0.0,
-                             sdr_weight: float = SPEC_SDR_WEIGHT) -> torch.Tensor:
+def compressed_spectral_loss(
+    y: torch.Tensor, target: torch.Tensor, over_weight: float = 0.0, sdr_weight: float = SPEC_SDR_WEIGHT
+) -> torch.Tensor:
     """Power-law compressed spectral distance (as GTCRN and DeepFilterNet train): the squared error of
     ``|Y|^0.3`` against ``|S|^0.3`` plus that of the compressed complex spectra (``Y / |Y|^0.7``),
     scaled by the target's compressed energy per item so loud and quiet clips weigh alike, minus
@@ -79,8 +80,7 @@ def compressed_spectral_loss(y: torch.Tensor, target: torch.Tensor, over_weight:
     window = torch.hann_window(SPEC_FFT, device=y.device, dtype=torch.float32)
 
     def spec(x: torch.Tensor) -> torch.Tensor:
-        return torch.stft(x.reshape(-1, x.shape[-1]).float(), SPEC_FFT, SPEC_FFT // 4, window=window,
-                          return_complex=True)
+        return torch.stft(x.reshape(-1, x.shape[-1]).float(), SPEC_FFT, SPEC_FFT // 4, window=window, return_complex=True)
 
     sy, st = spec(y), spec(target)
     my, mt = sy.abs().clamp_min(1e-8), st.abs().clamp_min(1e-8)
@@ -107,8 +107,7 @@ def log_spectral_distance(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     window = torch.hann_window(LSD_FFT, device=y.device, dtype=torch.float32)
 
     def log_power(x: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(x.reshape(-1, x.shape[-1]).float(), LSD_FFT, LSD_FFT // 4, window=window,
-                          return_complex=True)
+        spec = torch.stft(x.reshape(-1, x.shape[-1]).float(), LSD_FFT, LSD_FFT // 4, window=window, return_complex=True)
         return torch.log10(spec.real.square() + spec.imag.square() + LSD_FLOOR)
 
     diff = log_power(y) - log_power(target)  # [batch, F, frames]

@@ -25,8 +25,9 @@ class ModelSetupError(RtEnhanceError, ValueError):
 ARCH_FAMILY = {"windowed": "Generator", "causal": "CausalUNet", "spectral": "SpectralUNet"}
 
 
-def generator_kwargs(*, size: str, depth: int, dropout: float, rate: int, model_args: dict[str, Any],
-                     arch: str = "windowed") -> dict[str, Any]:
+def generator_kwargs(
+    *, size: str, depth: int, dropout: float, rate: int, model_args: dict[str, Any], arch: str = "windowed"
+) -> dict[str, Any]:
     """Constructor arguments: a named size's (else ``depth``), ``dropout``, ``sample_rate``, then ``model_args``.
 
     A streaming size (``stream-*``) needs ``arch="causal"``; the windowed sizes build either family.
@@ -106,11 +107,27 @@ def engine_defaults(model: AudioModel, *, rate: int, window: int, size: NamedSiz
     return {"hop": hop, "lookahead": hop, "crossfade": hop // 2}
 
 
-def build_meta(model: AudioModel, *, name: str, rate: int, window: int, task: str, description: str,
-               training: dict[str, Any], metrics: dict[str, Any], size: str = "") -> dict[str, Any]:
+def build_meta(
+    model: AudioModel,
+    *,
+    name: str,
+    rate: int,
+    window: int,
+    task: str,
+    description: str,
+    training: dict[str, Any],
+    metrics: dict[str, Any],
+    size: str = "",
+) -> dict[str, Any]:
     """The checkpoint ``meta`` rt-export reads (plain types only); ``size`` is the run's named size, if any."""
     named = get_size(size) if size else None
     return {
-        "sample_rate": int(rate), "window": int(window), **engine_defaults(model, rate=rate, window=window, size=named),
-        "task": task, "name": name, "description": description, "training": training, "metrics": metrics,
+        "sample_rate": int(rate),
+        "window": int(window),
+        **engine_defaults(model, rate=rate, window=window, size=named),
+        "task": task,
+        "name": name,
+        "description": description,
+        "training": training,
+        "metrics": metrics,
     }

@@ -126,8 +126,10 @@ def rewrite_pipeline(spec: str, names: dict[str, str]) -> str:
 def _unpacked(pack: Path, text: str) -> str:
     where = str(Path(pack).resolve())
     if any(c in where for c in " ,="):
-        raise PackError(f"the pack's path {where} holds a space, comma or '=', which the preprocessing and "
-                        "dataset_args syntax cannot carry; move the pack")
+        raise PackError(
+            f"the pack's path {where} holds a space, comma or '=', which the preprocessing and "
+            "dataset_args syntax cannot carry; move the pack"
+        )
     return text.replace(PLACEHOLDER, where)
 
 
@@ -162,8 +164,7 @@ def opus_level(kbps: float) -> float:
     return float(np.clip((256.0 - kbps) / 250.0, 0.0, 1.0))
 
 
-def read_mono(source: Path, *, rir: bool, crop: float | None,
-              rng: np.random.Generator | None) -> tuple[np.ndarray, int]:
+def read_mono(source: Path, *, rir: bool, crop: float | None, rng: np.random.Generator | None) -> tuple[np.ndarray, int]:
     """``source`` as mono float32 ``[samples]`` (a room response's first channel, else the channel mean, as
     ``rir DIR`` and the dataset read them), cut to a stretch of at most ``crop`` seconds drawn with ``rng``."""
     info = sf.info(str(source))
@@ -175,8 +176,16 @@ def read_mono(source: Path, *, rir: bool, crop: float | None,
     return (audio[:, 0] if rir else audio.mean(axis=1)), rate
 
 
-def encode(source: Path, target_stem: Path, *, codec: str, kbps: float, rir: bool, crop: float | None = None,
-           rng: np.random.Generator | None = None) -> tuple[Path, float]:
+def encode(
+    source: Path,
+    target_stem: Path,
+    *,
+    codec: str,
+    kbps: float,
+    rir: bool,
+    crop: float | None = None,
+    rng: np.random.Generator | None = None,
+) -> tuple[Path, float]:
     """Write ``source`` (or a stretch of at most ``crop`` seconds) as mono ``target_stem``.flac or .ogg (Opus);
     returns the path and its seconds."""
     mono, rate = read_mono(source, rir=rir, crop=crop, rng=rng)
@@ -214,8 +223,13 @@ class Group:
     bytes: int = 0
 
     def record(self) -> dict:
-        return {"files": self.files, "seconds": round(self.seconds, 3), "bytes": self.bytes,
-                "of_files": self.available_files, "of_seconds": round(self.available_seconds, 3)}
+        return {
+            "files": self.files,
+            "seconds": round(self.seconds, 3),
+            "bytes": self.bytes,
+            "of_files": self.available_files,
+            "of_seconds": round(self.available_seconds, 3),
+        }
 
 
 def _groups(source: Path, subset: Subset | None, rng: np.random.Generator) -> dict[str, Group]:
@@ -227,8 +241,7 @@ def _groups(source: Path, subset: Subset | None, rng: np.random.Generator) -> di
     return groups
 
 
-def pack_role(role: Role, out: Path, *, codec: str, kbps: float, budget: float = math.inf,
-              subset: Subset | None = None) -> dict:
+def pack_role(role: Role, out: Path, *, codec: str, kbps: float, budget: float = math.inf, subset: Subset | None = None) -> dict:
     """Encode the audio under ``role.source`` into ``out/role.name`` (relative paths kept) within ``budget``
     bytes: the next file from the subfolder with the fewest seconds packed so far, until a file would pass
     the budget or none is left; with ``subset``, files in a seeded order and cut to ``subset.crop`` s."""
@@ -238,11 +251,12 @@ def pack_role(role: Role, out: Path, *, codec: str, kbps: float, budget: float =
         raise PackError(f"{role.source} holds no audio files")
     crop = subset.crop if subset and not role.rir else None
     written = 0
-    while (open_ := [name for name, g in groups.items() if g.queue]):
+    while open_ := [name for name, g in groups.items() if g.queue]:
         group = groups[min(open_, key=lambda name: groups[name].seconds)]
         file = group.queue.pop(0)
-        path, length = encode(file, out / role.name / file.relative_to(role.source), codec=codec, kbps=kbps,
-                              rir=role.rir, crop=crop, rng=rng)
+        path, length = encode(
+            file, out / role.name / file.relative_to(role.source), codec=codec, kbps=kbps, rir=role.rir, crop=crop, rng=rng
+        )
         size = path.stat().st_size
         if written + size > budget:
             path.unlink()
@@ -251,21 +265,41 @@ def pack_role(role: Role, out: Path, *, codec: str, kbps: float, budget: float =
         group.files, group.seconds, group.bytes = group.files + 1, group.seconds + length, group.bytes + size
     if written == 0:
         raise PackError(f"not one file of {role.source} fits its {budget / MIB:.2f} MiB share; raise --max-mib")
-    record = {"source": str(role.source), "kind": role.kind, "files": sum(g.files for g in groups.values()),
-              "seconds": round(sum(g.seconds for g in groups.values()), 3), "bytes": written, "rir": role.rir,
-              "crop": crop, "subfolders": {name: g.record() for name, g in groups.items()}}
+    record = {
+        "source": str(role.source),
+        "kind": role.kind,
+        "files": sum(g.files for g in groups.values()),
+        "seconds": round(sum(g.seconds for g in groups.values()), 3),
+        "bytes": written,
+        "rir": role.rir,
+        "crop": crop,
+        "subfolders": {name: g.record() for name, g in groups.items()},
+    }
     _log_role(role, record, codec)
     return record
 
 
 def _log_role(role: Role, record: dict, codec: str) -> None:
-    logger.info("%s: %d files, %.0f s, %.1f MiB (%s)", role.source, record["files"], record["seconds"],
-                record["bytes"] / MIB, "flac" if role.rir else codec)
+    logger.info(
+        "%s: %d files, %.0f s, %.1f MiB (%s)",
+        role.source,
+        record["files"],
+        record["seconds"],
+        record["bytes"] / MIB,
+        "flac" if role.rir else codec,
+    )
     if record["crop"] is not None or len(record["subfolders"]) > 1:
         for name, g in record["subfolders"].items():
-            logger.info("  %s: %d of %d files, %.0f of %.0f s (a %.0f %% share of the %s audio packed)", name,
-                        g["files"], g["of_files"], g["seconds"], g["of_seconds"],
-                        100 * g["seconds"] / max(record["seconds"], 1e-9), role.kind)
+            logger.info(
+                "  %s: %d of %d files, %.0f of %.0f s (a %.0f %% share of the %s audio packed)",
+                name,
+                g["files"],
+                g["of_files"],
+                g["seconds"],
+                g["of_seconds"],
+                100 * g["seconds"] / max(record["seconds"], 1e-9),
+                role.kind,
+            )
 
 
 def pack_size(folder: Path) -> int:
@@ -306,19 +340,26 @@ def budgets(roles: list[Role], max_bytes: float) -> dict[str, float]:
     return {r.name: SHARES[r.kind] * max_bytes / counts[r.kind] if r.kind in SHARES else math.inf for r in roles}
 
 
-def write_pack(out: Path, roles: list[Role], recipe: dict, *, codec: str, kbps: float, max_bytes: float = math.inf,
-               subset: Subset | None = None) -> dict:
+def write_pack(
+    out: Path, roles: list[Role], recipe: dict, *, codec: str, kbps: float, max_bytes: float = math.inf, subset: Subset | None = None
+) -> dict:
     """Encode every role into the empty folder ``out`` (with ``subset``: clean last, in what the others left
     of ``max_bytes``) and write ``pack.json`` last."""
     limits = budgets(roles, max_bytes) if subset else {r.name: math.inf for r in roles}
     contents: dict[str, dict] = {}
     for role in sorted(roles, key=lambda r: r.kind == "clean"):
         left = max_bytes - sum(c["bytes"] for c in contents.values()) if subset else math.inf
-        contents[role.name] = pack_role(role, out, codec=codec, kbps=kbps, budget=min(limits[role.name], left),
-                                        subset=subset)
-    manifest = {"version": PACK_VERSION, "codec": codec, "opus_kbps": kbps if codec == "opus" else None, **recipe,
-                "data_root": "clean", "subset": None if subset is None else {"crop": subset.crop, "seed": subset.seed},
-                "folders": {r.name: contents[r.name] for r in roles}, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        contents[role.name] = pack_role(role, out, codec=codec, kbps=kbps, budget=min(limits[role.name], left), subset=subset)
+    manifest = {
+        "version": PACK_VERSION,
+        "codec": codec,
+        "opus_kbps": kbps if codec == "opus" else None,
+        **recipe,
+        "data_root": "clean",
+        "subset": None if subset is None else {"crop": subset.crop, "seed": subset.seed},
+        "folders": {r.name: contents[r.name] for r in roles},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     manifest["bytes"] = pack_size(out)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
@@ -331,8 +372,18 @@ def _clear_pack(out: Path) -> None:
     shutil.rmtree(out)
 
 
-def make_pack(out: Path, *, data_root: str, preprocessing: str, dataset_args: str = "", config: str = "",
-              codec: str = "auto", kbps: float = 64.0, max_mib: float = 40.0, subset: Subset | None = None) -> dict:
+def make_pack(
+    out: Path,
+    *,
+    data_root: str,
+    preprocessing: str,
+    dataset_args: str = "",
+    config: str = "",
+    codec: str = "auto",
+    kbps: float = 64.0,
+    max_mib: float = 40.0,
+    subset: Subset | None = None,
+) -> dict:
     """Pack ``data_root``, the folders of ``preprocessing`` and the ``val_dir`` of ``dataset_args`` into ``out``
     within ``max_mib`` (whole, or with ``subset`` a sample that fits); the manifest."""
     roles, pipeline, args = plan_roles(data_root, preprocessing, dataset_args)
@@ -340,8 +391,9 @@ def make_pack(out: Path, *, data_root: str, preprocessing: str, dataset_args: st
     if subset is not None:
         if not (subset.crop > 0 and math.isfinite(subset.crop)):
             raise PackError(f"--crop must be a positive number of seconds, got {subset.crop}")
-        return _attempt(out, roles, recipe, "flac" if codec == "flac" else "opus", kbps,
-                        max_bytes=max_mib * MIB - MANIFEST_ROOM, subset=subset)
+        return _attempt(
+            out, roles, recipe, "flac" if codec == "flac" else "opus", kbps, max_bytes=max_mib * MIB - MANIFEST_ROOM, subset=subset
+        )
     tries = ("flac", "opus") if codec == "auto" else (codec,)
     for attempt in tries:
         manifest = _attempt(out, roles, recipe, attempt, kbps)
@@ -349,8 +401,10 @@ def make_pack(out: Path, *, data_root: str, preprocessing: str, dataset_args: st
             return manifest
         logger.info("%s pack is %.1f MiB, over %.1f MiB", attempt, manifest["bytes"] / MIB, max_mib)
     (out / MANIFEST).unlink()
-    raise PackError(f"the pack is {manifest['bytes'] / MIB:.1f} MiB, over --max-mib {max_mib:g}, even as {tries[-1]}; "
-                    f"pack a seeded sample with --subset, lower --bitrate, or pack a smaller corpus")
+    raise PackError(
+        f"the pack is {manifest['bytes'] / MIB:.1f} MiB, over --max-mib {max_mib:g}, even as {tries[-1]}; "
+        f"pack a seeded sample with --subset, lower --bitrate, or pack a smaller corpus"
+    )
 
 
 def _attempt(out: Path, roles: list[Role], recipe: dict, codec: str, kbps: float, **fit) -> dict:
@@ -368,12 +422,14 @@ def describe(manifest: dict) -> str:
     """One line per folder of a pack, and one per subfolder where it was sampled or has several."""
     lines = [f"pack: {manifest['bytes'] / MIB:.1f} MiB, {manifest['codec']}"]
     for name, info in manifest["folders"].items():
-        lines.append(f"  {name:8s} {info['files']:5d} files {info['seconds'] / 60:7.1f} min "
-                     f"{info['bytes'] / MIB:6.1f} MiB  <- {info['source']}")
+        lines.append(
+            f"  {name:8s} {info['files']:5d} files {info['seconds'] / 60:7.1f} min {info['bytes'] / MIB:6.1f} MiB  <- {info['source']}"
+        )
         if manifest.get("subset") or len(info.get("subfolders", {})) > 1:
             for sub, g in info.get("subfolders", {}).items():
-                lines.append(f"    {sub:10s} {g['files']:5d} of {g['of_files']:5d} files {g['seconds'] / 60:7.1f} of "
-                             f"{g['of_seconds'] / 60:7.1f} min")
+                lines.append(
+                    f"    {sub:10s} {g['files']:5d} of {g['of_files']:5d} files {g['seconds'] / 60:7.1f} of {g['of_seconds'] / 60:7.1f} min"
+                )
     lines.append(f"  preprocessing: {manifest['preprocessing']}")
     if manifest.get("dataset_args"):
         lines.append(f"  dataset_args: {manifest['dataset_args']}")
@@ -401,8 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preprocessing", default="", help="the recipe's degradation string (its folders are packed)")
     p.add_argument("--dataset_args", default="", help="the recipe's dataset arguments (a val_dir folder is packed)")
     p.add_argument("--config", default="", help="the recipe's TOML, recorded as the trainer's default --config")
-    p.add_argument("--codec", choices=("auto", "flac", "opus"), default="auto",
-                   help="default auto: flac if it fits, else opus (opus with --subset)")
+    p.add_argument(
+        "--codec", choices=("auto", "flac", "opus"), default="auto", help="default auto: flac if it fits, else opus (opus with --subset)"
+    )
     p.add_argument("--bitrate", type=float, default=64.0, help="Opus kb/s per channel (default 64)")
     p.add_argument("--max-mib", type=float, default=40.0, help="size cap of the pack in MiB (default 40)")
     p.add_argument("--subset", action="store_true", help="pack a seeded sample that fits, balanced across subfolders")
@@ -414,9 +471,17 @@ def main(argv: list[str] | None = None) -> int:
     given = {k: v for k, v in (("crop", args.crop), ("seed", args.seed)) if v is not None}
     subset = Subset(**given) if args.subset else None
     try:
-        manifest = make_pack(Path(args.out), data_root=args.data_root, preprocessing=args.preprocessing,
-                             dataset_args=args.dataset_args, config=_config_name(args.config), codec=args.codec,
-                             kbps=args.bitrate, max_mib=args.max_mib, subset=subset)
+        manifest = make_pack(
+            Path(args.out),
+            data_root=args.data_root,
+            preprocessing=args.preprocessing,
+            dataset_args=args.dataset_args,
+            config=_config_name(args.config),
+            codec=args.codec,
+            kbps=args.bitrate,
+            max_mib=args.max_mib,
+            subset=subset,
+        )
     except (PackError, DatasetError, sf.LibsndfileError) as exc:
         print(f"pack: {exc}", file=sys.stderr)
         return 2

@@ -46,8 +46,9 @@ def spectrogram_figure(signals: dict[str, np.ndarray], rate: int):
     axes = fig.subplots(len(specs), 1, squeeze=False)[:, 0]
     for ax, (name, spec) in zip(axes, specs.items()):
         seconds = len(signals[name]) / rate
-        image = ax.imshow(spec, origin="lower", aspect="auto", vmin=top - 90, vmax=top, cmap="magma",
-                          extent=(0.0, seconds, 0.0, rate / 2000.0))
+        image = ax.imshow(
+            spec, origin="lower", aspect="auto", vmin=top - 90, vmax=top, cmap="magma", extent=(0.0, seconds, 0.0, rate / 2000.0)
+        )
         ax.set_title(name)
         ax.set_ylabel("kHz")
     axes[-1].set_xlabel("seconds")

@@ -82,8 +82,10 @@ def open_run(path: Path, *, resume: bool, load: bool, overwrite: bool) -> RunDir
     if resume or load:
         require_trained(run, "--continue" if resume else "--load")
     if exists and not (resume or load or overwrite):
-        raise RunError(f"run folder {run.path} already exists; pass --continue to resume it, --load to evaluate it, "
-                       "--overwrite to train into it from scratch, or choose another --name")
+        raise RunError(
+            f"run folder {run.path} already exists; pass --continue to resume it, --load to evaluate it, "
+            "--overwrite to train into it from scratch, or choose another --name"
+        )
     run.path.mkdir(parents=True, exist_ok=True)
     return run
 
@@ -113,8 +115,10 @@ def capture_rng() -> dict[str, Any]:
     np_state = np.random.get_state(legacy=False)
     state = {
         "python": [version, list(internal), gauss],
-        "numpy": {**np_state, "state": {"key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
-                                        "pos": int(np_state["state"]["pos"])}},
+        "numpy": {
+            **np_state,
+            "state": {"key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)), "pos": int(np_state["state"]["pos"])},
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -127,8 +131,7 @@ def restore_rng(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     np_state = dict(state["numpy"])
-    np_state["state"] = {"key": state["numpy"]["state"]["key"].numpy().astype(np.uint32),
-                         "pos": state["numpy"]["state"]["pos"]}
+    np_state["state"] = {"key": state["numpy"]["state"]["key"].numpy().astype(np.uint32), "pos": state["numpy"]["state"]["pos"]}
     np.random.set_state(np_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
@@ -152,13 +155,25 @@ class Progress:
     history: list[dict[str, float]] = field(default_factory=list)
 
     def to_plain(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "step": self.step, "windows_seen": self.windows_seen, "best": self.best,
-                "best_epoch": self.best_epoch, "history": [dict(h) for h in self.history]}
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "windows_seen": self.windows_seen,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "history": [dict(h) for h in self.history],
+        }
 
     @classmethod
     def from_plain(cls, data: dict[str, Any]) -> Progress:
-        return cls(int(data["epoch"]), int(data["step"]), int(data["windows_seen"]), float(data["best"]),
-                   int(data["best_epoch"]), [dict(h) for h in data["history"]])
+        return cls(
+            int(data["epoch"]),
+            int(data["step"]),
+            int(data["windows_seen"]),
+            float(data["best"]),
+            int(data["best_epoch"]),
+            [dict(h) for h in data["history"]],
+        )
 
 
 def model_record(model: AudioModel) -> dict[str, Any]:

@@ -30,14 +30,14 @@ from rt_enhance.training.trainer import build_parts, new_generator, train_step
 logger = logging.getLogger(__name__)
 
 
-def step_rate(size: str, *, batch: int, window: int, rate: int, threads: int, steps: int = 10, warmup: int = 2,
-              gan: float = 0.0, stft: float = 0.0) -> float:
+def step_rate(
+    size: str, *, batch: int, window: int, rate: int, threads: int, steps: int = 10, warmup: int = 2, gan: float = 0.0, stft: float = 0.0
+) -> float:
     """Training windows per second of ``train_step`` (AdamW, L2 [+ GAN, MR-STFT]) on random data, on CPU."""
     torch.set_num_threads(threads)
     arch = {family: arch for arch, family in ARCH_FAMILY.items()}[get_size(size).family]
     loss = {"spectral": "SPEC"}.get(arch, "L2")
-    cfg = make_config(dict(name="bench", arch=arch, size=size, window=window, rate=rate, batch=batch, gan=gan,
-                           stft=stft, loss=loss))
+    cfg = make_config(dict(name="bench", arch=arch, size=size, window=window, rate=rate, batch=batch, gan=gan, stft=stft, loss=loss))
     rt = runtime.Runtime(device=torch.device("cpu"))
     parts = build_parts(cfg, rt, new_generator(cfg), None)
     x, target = 0.1 * torch.randn(batch, 1, window), 0.1 * torch.randn(batch, 1, window)
@@ -49,14 +49,22 @@ def step_rate(size: str, *, batch: int, window: int, rate: int, threads: int, st
     return steps * batch / (time.perf_counter() - start)
 
 
-def data_rate(*, root: str, preprocessing: str, rate: int, window: int, batch: int, workers: int,
-              batches: int = 20) -> float:
+def data_rate(*, root: str, preprocessing: str, rate: int, window: int, batch: int, workers: int, batches: int = 20) -> float:
     """Windows per second the DataLoader delivers (read + degrade) from ``root``."""
-    spec = DataSpec(kind="simple", root=root, rate=rate, window=window, stride=window, args={"val": "0", "test": "0"},
-                    seed=0, train_n=None, batch=batch, workers=workers)
+    spec = DataSpec(
+        kind="simple",
+        root=root,
+        rate=rate,
+        window=window,
+        stride=window,
+        args={"val": "0", "test": "0"},
+        seed=0,
+        train_n=None,
+        batch=batch,
+        workers=workers,
+    )
     dataset = windows(spec, "train", parse_pipeline(preprocessing))
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, generator=torch.Generator().manual_seed(0))
     start, seen = time.perf_counter(), 0
     for i, (x, _) in enumerate(loader):
         if i >= batches:
@@ -81,14 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=0)
     args = p.parse_args(argv)
     for size in args.size.split(","):
-        speed = step_rate(size, batch=args.batch, window=args.window, rate=args.rate, threads=args.threads,
-                          steps=args.steps, gan=args.gan, stft=args.stft)
+        speed = step_rate(
+            size, batch=args.batch, window=args.window, rate=args.rate, threads=args.threads, steps=args.steps, gan=args.gan, stft=args.stft
+        )
         audio = speed * args.window / args.rate / args.threads
-        print(f"train step: {speed:.1f} windows/s = {audio:.2f} s of audio per core-second ({size}, batch "
-              f"{args.batch} x {args.window}, {args.threads} threads, gan {args.gan:g}, stft {args.stft:g})")
+        print(
+            f"train step: {speed:.1f} windows/s = {audio:.2f} s of audio per core-second ({size}, batch "
+            f"{args.batch} x {args.window}, {args.threads} threads, gan {args.gan:g}, stft {args.stft:g})"
+        )
     if args.data_root:
-        loaded = data_rate(root=args.data_root, preprocessing=args.preprocessing, rate=args.rate, window=args.window,
-                           batch=args.batch, workers=args.workers)
+        loaded = data_rate(
+            root=args.data_root,
+            preprocessing=args.preprocessing,
+            rate=args.rate,
+            window=args.window,
+            batch=args.batch,
+            workers=args.workers,
+        )
         print(f"data path:  {loaded:.0f} windows/s ('{args.preprocessing}', {args.workers} workers)")
     return 0
 

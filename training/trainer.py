@@ -138,8 +138,9 @@ def make_scheduler(opt: Optimizer, enabled: bool) -> Scheduler | None:
 
 
 def new_generator(cfg: TrainConfig) -> AudioModel:
-    kwargs = models.generator_kwargs(size=cfg.size, depth=cfg.depth, dropout=cfg.dropout, rate=cfg.rate,
-                                     model_args=cfg.model_args, arch=cfg.arch)
+    kwargs = models.generator_kwargs(
+        size=cfg.size, depth=cfg.depth, dropout=cfg.dropout, rate=cfg.rate, model_args=cfg.model_args, arch=cfg.arch
+    )
     torch.manual_seed(cfg.seed)
     generator = models.build_generator(cfg.arch, kwargs)
     generator.check_window(cfg.window)
@@ -167,8 +168,10 @@ def warm_start(generator: AudioModel, path: str) -> None:
         del ours["copies"]
     differ = {key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key)}
     if type(source) is not type(generator) or not differ <= GRID_KWARGS:
-        raise CheckpointError(f"--init_from {path}: it holds {type(source).__name__}{source.init_kwargs}, "
-                              f"not the {type(generator).__name__}{generator.init_kwargs} this run builds")
+        raise CheckpointError(
+            f"--init_from {path}: it holds {type(source).__name__}{source.init_kwargs}, "
+            f"not the {type(generator).__name__}{generator.init_kwargs} this run builds"
+        )
     if differ:
         _share_fitting(generator, source.state_dict(), path, differ)
         return
@@ -182,23 +185,30 @@ def _share_fitting(generator: AudioModel, state: dict, path: str, differ: set[st
     fitting = {k: v for k, v in state.items() if k in ours and ours[k].shape == v.shape}
     generator.load_state_dict(fitting, strict=False)
     fresh = sorted(k for k in ours if k not in fitting)
-    logger.info("generator initialised from %s where it fits (%s differ): %d of %d tensors; fresh: %s", path,
-                ", ".join(sorted(differ)), len(fitting), len(ours), ", ".join(fresh) or "none")
+    logger.info(
+        "generator initialised from %s where it fits (%s differ): %d of %d tensors; fresh: %s",
+        path,
+        ", ".join(sorted(differ)),
+        len(fitting),
+        len(ours),
+        ", ".join(fresh) or "none",
+    )
 
 
 def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencoder: Autoencoder | None) -> Parts:
     generator.to(rt.device).train()
     parts = Parts(
-        generator=generator, g_model=runtime.wrap(generator, rt),
+        generator=generator,
+        g_model=runtime.wrap(generator, rt),
         opt_g=make_optimizer(generator.parameters(), kind=cfg.optimizer, lr=cfg.lr_g, weight_decay=cfg.weight_decay),
-        scaler_g=torch.amp.GradScaler(rt.device.type, enabled=rt.amp), objective=Objective.of(cfg),
+        scaler_g=torch.amp.GradScaler(rt.device.type, enabled=rt.amp),
+        objective=Objective.of(cfg),
         autoencoder=autoencoder,
         stft=losses.MultiResolutionSTFTLoss().to(rt.device) if cfg.stft > 0 else None,
     )
     parts.sched_g = make_scheduler(parts.opt_g, cfg.scheduler)
     if cfg.gan > 0:
-        add_discriminator(parts, cfg, rt, models.build_discriminator(generator, window=cfg.window,
-                                                                     conditional=cfg.conditional))
+        add_discriminator(parts, cfg, rt, models.build_discriminator(generator, window=cfg.window, conditional=cfg.conditional))
     return parts
 
 
@@ -214,8 +224,9 @@ def add_discriminator(parts: Parts, cfg: TrainConfig, rt: Runtime, disc: Discrim
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def optimize(loss: torch.Tensor, opt: Optimizer, module: nn.Module, scaler: torch.amp.GradScaler, clip: float,
-             rt: Runtime, *, average: bool = False) -> None:
+def optimize(
+    loss: torch.Tensor, opt: Optimizer, module: nn.Module, scaler: torch.amp.GradScaler, clip: float, rt: Runtime, *, average: bool = False
+) -> None:
     """Backward, (average over processes), unscale, clip, step."""
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -228,8 +239,7 @@ def optimize(loss: torch.Tensor, opt: Optimizer, module: nn.Module, scaler: torc
     scaler.update()
 
 
-def discriminator_step(adv: Adversary, obj: Objective, x: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
-                       rt: Runtime) -> Metrics:
+def discriminator_step(adv: Adversary, obj: Objective, x: torch.Tensor, fake: torch.Tensor, real: torch.Tensor, rt: Runtime) -> Metrics:
     """Train the discriminator on clean (``real``) vs enhanced (``fake``, detached) windows ``[B, 1, W]``."""
     disc, cond = adv.discriminator, (x if obj.conditional else None)
     disc.requires_grad_(True)
@@ -237,12 +247,14 @@ def discriminator_step(adv: Adversary, obj: Objective, x: torch.Tensor, fake: to
         real_logits, fake_logits = disc.logits(real, cond), disc.logits(fake, cond)
     loss = losses.discriminator_loss(real_logits.float(), fake_logits.float())
     optimize(loss, adv.opt, disc, adv.scaler, obj.clip, rt, average=True)
-    return {"d_loss": loss.item(), "d_real": torch.sigmoid(real_logits.float()).mean().item(),
-            "d_fake": torch.sigmoid(fake_logits.float()).mean().item()}
+    return {
+        "d_loss": loss.item(),
+        "d_real": torch.sigmoid(real_logits.float()).mean().item(),
+        "d_fake": torch.sigmoid(fake_logits.float()).mean().item(),
+    }
 
 
-def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor,
-                   target: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
+def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
     """The weighted sum of the generator's losses (``parts.objective``) and its terms; all inputs ``[B, 1, W]``
     float32."""
     lookahead, obj = parts.lookahead, parts.objective
@@ -274,9 +286,13 @@ def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime)
     if parts.adversary is not None:
         lookahead = parts.lookahead
         stats = discriminator_step(
-            parts.adversary, parts.objective, losses.align_padded(x, lookahead, output=False),
+            parts.adversary,
+            parts.objective,
+            losses.align_padded(x, lookahead, output=False),
             losses.align_padded(y.detach(), lookahead, output=True),
-            losses.align_padded(target, lookahead, output=False), rt)
+            losses.align_padded(target, lookahead, output=False),
+            rt,
+        )
         parts.adversary.discriminator.requires_grad_(False)
     loss, terms = generator_loss(parts, x, y, target)
     optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, parts.objective.clip, rt)
@@ -293,15 +309,13 @@ def steps_per_epoch(data: TrainData, count: int) -> int:
     return available if count == -1 else min(count, available)
 
 
-def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, epoch: int, progress: Progress,
-                log: NullLog) -> Metrics:
+def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, epoch: int, progress: Progress, log: NullLog) -> Metrics:
     """One epoch of at most ``--count`` mini-batches; returns the mean of each logged term."""
     data.set_epoch(epoch, cfg.seed)
     parts.generator.train()
     steps = steps_per_epoch(data, cfg.count)
     sums: Metrics = {}
-    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=True if not rt.main else None,
-               leave=False)
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=True if not rt.main else None, leave=False)
     for i, (x, target) in enumerate(data.train):
         if i >= steps:
             break
@@ -319,8 +333,7 @@ def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, ep
 
 
 @torch.no_grad()
-def validate(parts: Parts, val: Iterable[Any] | None, rt: Runtime, *,
-             val_count: int = -1) -> tuple[Metrics, dict | None]:
+def validate(parts: Parts, val: Iterable[Any] | None, rt: Runtime, *, val_count: int = -1) -> tuple[Metrics, dict | None]:
     """Validation loss, SI-SDR and SNR over the batches ``val`` (``(degraded, clean)`` ``[B, 1, W]``; means over
     windows; at most ``val_count`` batches, -1: all) on rank 0, broadcast; and one example (rank 0)."""
     result: tuple[Metrics, dict | None] = ({}, None)
@@ -330,8 +343,7 @@ def validate(parts: Parts, val: Iterable[Any] | None, rt: Runtime, *,
     return metrics, result[1]
 
 
-def _validate_here(parts: Parts, val: Iterable[Any], rt: Runtime,
-                   val_count: int) -> tuple[Metrics, dict | None]:
+def _validate_here(parts: Parts, val: Iterable[Any], rt: Runtime, val_count: int) -> tuple[Metrics, dict | None]:
     generator, lookahead = parts.generator.eval(), parts.lookahead
     sums, count, example = {"loss": 0.0, "si_sdr": 0.0, "snr": 0.0}, 0, None
     for i, (x, target) in enumerate(val):
@@ -346,8 +358,7 @@ def _validate_here(parts: Parts, val: Iterable[Any], rt: Runtime,
         sums["snr"] += losses.batch_snr(y_al, t_al).sum().item()
         count += x.shape[0]
         if example is None:
-            example = {"degraded": x[0, 0].cpu().numpy(), "enhanced": y[0, 0].float().cpu().numpy(),
-                       "clean": target[0, 0].cpu().numpy()}
+            example = {"degraded": x[0, 0].cpu().numpy(), "enhanced": y[0, 0].float().cpu().numpy(), "clean": target[0, 0].cpu().numpy()}
     generator.train()
     return {key: value / max(count, 1) for key, value in sums.items()}, example
 
@@ -366,16 +377,22 @@ def score(val: Metrics, train: Metrics, metric: str) -> float:
 
 def resume_record(parts: Parts, progress: Progress, rt: Runtime) -> dict[str, Any]:
     """Everything besides the generator's weights that a resume restores (collective under DDP)."""
+
     def state(obj: Any) -> Any:
         return None if obj is None else obj.state_dict()
 
     adv = parts.adversary
     opt_d, sched_d, scaler_d = (None, None, None) if adv is None else (adv.opt, adv.sched, adv.scaler)
     return {
-        "progress": progress.to_plain(), "rng": runtime.gather(capture_rng(), rt),
-        "opt_g": state(parts.opt_g), "sched_g": state(parts.sched_g), "scaler_g": state(parts.scaler_g),
+        "progress": progress.to_plain(),
+        "rng": runtime.gather(capture_rng(), rt),
+        "opt_g": state(parts.opt_g),
+        "sched_g": state(parts.sched_g),
+        "scaler_g": state(parts.scaler_g),
         "discriminator": None if adv is None else model_record(adv.discriminator),
-        "opt_d": state(opt_d), "sched_d": state(sched_d), "scaler_d": state(scaler_d),
+        "opt_d": state(opt_d),
+        "sched_d": state(sched_d),
+        "scaler_d": state(scaler_d),
     }
 
 
@@ -407,26 +424,37 @@ def _load_optional(obj: Any, state: dict | None, what: str) -> None:
     obj.load_state_dict(state)
 
 
-def make_meta(parts: Parts, cfg: TrainConfig, progress: Progress, val: Metrics, pipeline: Pipeline,
-              epoch: int) -> dict[str, Any]:
+def make_meta(parts: Parts, cfg: TrainConfig, progress: Progress, val: Metrics, pipeline: Pipeline, epoch: int) -> dict[str, Any]:
     hours = progress.windows_seen * cfg.window / cfg.rate / 3600.0
     what = f"size '{cfg.size}'" if cfg.size else f"depth {cfg.depth}"
     training = {
-        "dataset": cfg.dataset, "data_root": cfg.data_root, "preprocessing": cfg.preprocessing,
-        "epochs": progress.epoch, "steps": progress.step, "windows_seen": progress.windows_seen,
-        "hours_seen": hours, "arch": cfg.arch, "config": cfg.to_dict(),
+        "dataset": cfg.dataset,
+        "data_root": cfg.data_root,
+        "preprocessing": cfg.preprocessing,
+        "epochs": progress.epoch,
+        "steps": progress.step,
+        "windows_seen": progress.windows_seen,
+        "hours_seen": hours,
+        "arch": cfg.arch,
+        "config": cfg.to_dict(),
     }
     metrics = {"val": {k: round(v, 6) for k, v in val.items()}, "epoch": epoch, "best_metric": cfg.best_metric}
     return models.build_meta(
-        parts.generator, name=cfg.name, rate=cfg.rate, window=cfg.window, task=models.task_of(pipeline),
-        description=f"{cfg.arch} U-Net ({what}) trained by rt-train on {cfg.dataset} data, "
-                    f"preprocessing '{cfg.preprocessing}'",
-        training=training, metrics=metrics, size=cfg.size,
+        parts.generator,
+        name=cfg.name,
+        rate=cfg.rate,
+        window=cfg.window,
+        task=models.task_of(pipeline),
+        description=f"{cfg.arch} U-Net ({what}) trained by rt-train on {cfg.dataset} data, preprocessing '{cfg.preprocessing}'",
+        training=training,
+        metrics=metrics,
+        size=cfg.size,
     )
 
 
-def end_epoch(parts: Parts, cfg: TrainConfig, run: RunDir, rt: Runtime, progress: Progress, pipeline: Pipeline,
-              train: Metrics, val: Metrics) -> dict[str, Any]:
+def end_epoch(
+    parts: Parts, cfg: TrainConfig, run: RunDir, rt: Runtime, progress: Progress, pipeline: Pipeline, train: Metrics, val: Metrics
+) -> dict[str, Any]:
     """Scheduler step, best/last checkpoints; returns the epoch's meta."""
     progress.epoch += 1
     value = score(val, train, cfg.best_metric)
@@ -452,8 +480,7 @@ def end_epoch(parts: Parts, cfg: TrainConfig, run: RunDir, rt: Runtime, progress
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def prepare_autoencoder(cfg: TrainConfig, run: RunDir, rt: Runtime, data: TrainData,
-                        generator: AudioModel) -> Autoencoder | None:
+def prepare_autoencoder(cfg: TrainConfig, run: RunDir, rt: Runtime, data: TrainData, generator: AudioModel) -> Autoencoder | None:
     """The frozen autoencoder for ``--ae``: ``--ae_model``, the run's ``autoencoder.pt``, or pretrained now."""
     if cfg.ae <= 0:
         return None
@@ -465,8 +492,7 @@ def prepare_autoencoder(cfg: TrainConfig, run: RunDir, rt: Runtime, data: TrainD
     else:
         autoencoder = pretrain_autoencoder(cfg, rt, data, generator)
         if rt.main:
-            save_checkpoint(run.autoencoder, autoencoder, extra={"meta": {"trained_on": "clean windows",
-                                                                          "epochs": cfg.ae_epochs}})
+            save_checkpoint(run.autoencoder, autoencoder, extra={"meta": {"trained_on": "clean windows", "epochs": cfg.ae_epochs}})
         runtime.barrier(rt)
     autoencoder.to(rt.device).eval().requires_grad_(False)
     return autoencoder
@@ -492,8 +518,11 @@ def pretrain_autoencoder(cfg: TrainConfig, rt: Runtime, data: TrainData, generat
     for epoch in range(cfg.ae_epochs):
         data.set_epoch(epoch, cfg.seed + 1)
         steps, total = steps_per_epoch(data, cfg.count), 0.0
-        for i, (_, clean) in enumerate(tqdm(data.train, total=steps, desc=f"autoencoder {epoch + 1}/{cfg.ae_epochs}",
-                                            disable=True if not rt.main else None, leave=False)):
+        for i, (_, clean) in enumerate(
+            tqdm(
+                data.train, total=steps, desc=f"autoencoder {epoch + 1}/{cfg.ae_epochs}", disable=True if not rt.main else None, leave=False
+            )
+        ):
             if i >= steps:
                 break
             clean = clean.to(rt.device)
@@ -511,9 +540,18 @@ def pretrain_autoencoder(cfg: TrainConfig, rt: Runtime, data: TrainData, generat
 
 
 def data_spec(cfg: TrainConfig) -> DataSpec:
-    return DataSpec(kind=cfg.dataset, root=cfg.data_root, rate=cfg.rate, window=cfg.window, stride=cfg.stride,
-                    args=dict(cfg.dataset_args), seed=cfg.seed, train_n=None if cfg.train_n == -1 else cfg.train_n,
-                    batch=cfg.batch, workers=cfg.workers)
+    return DataSpec(
+        kind=cfg.dataset,
+        root=cfg.data_root,
+        rate=cfg.rate,
+        window=cfg.window,
+        stride=cfg.stride,
+        args=dict(cfg.dataset_args),
+        seed=cfg.seed,
+        train_n=None if cfg.train_n == -1 else cfg.train_n,
+        batch=cfg.batch,
+        workers=cfg.workers,
+    )
 
 
 def fit(cfg: TrainConfig, run: RunDir, rt: Runtime) -> FitResult:
@@ -522,8 +560,9 @@ def fit(cfg: TrainConfig, run: RunDir, rt: Runtime) -> FitResult:
         generator, _, record = load_last(run)
         done = int(record["progress"]["epoch"])
         if done >= cfg.epochs:
-            raise RunError(f"run {cfg.name} has already trained {done} epoch(s) of -e {cfg.epochs}; "
-                           f"pass -e N with N > {done} to train further")
+            raise RunError(
+                f"run {cfg.name} has already trained {done} epoch(s) of -e {cfg.epochs}; pass -e N with N > {done} to train further"
+            )
     else:
         generator, record = new_generator(cfg), None
     pipeline = parse_pipeline(cfg.preprocessing)
@@ -541,8 +580,9 @@ def fit(cfg: TrainConfig, run: RunDir, rt: Runtime) -> FitResult:
     return FitResult(parts.generator, parts.discriminator, meta, progress, data, pipeline)
 
 
-def run_epochs(parts: Parts, data: TrainData, cfg: TrainConfig, run: RunDir, rt: Runtime, progress: Progress,
-               pipeline: Pipeline) -> dict[str, Any]:
+def run_epochs(
+    parts: Parts, data: TrainData, cfg: TrainConfig, run: RunDir, rt: Runtime, progress: Progress, pipeline: Pipeline
+) -> dict[str, Any]:
     log = open_log(run.tb_dir, enabled=cfg.tensorboard and rt.main)
     meta: dict[str, Any] = {}
     try:
@@ -559,17 +599,18 @@ def run_epochs(parts: Parts, data: TrainData, cfg: TrainConfig, run: RunDir, rt:
     return meta
 
 
-def report_epoch(cfg: TrainConfig, rt: Runtime, progress: Progress, train: Metrics, val: Metrics,
-                 speed: float, log: NullLog, example: dict | None) -> None:
+def report_epoch(
+    cfg: TrainConfig, rt: Runtime, progress: Progress, train: Metrics, val: Metrics, speed: float, log: NullLog, example: dict | None
+) -> None:
     """Log the epoch (one line), its validation scalars, speed and an audio example."""
     if not rt.main:
         return
     val_text = ", ".join(f"{k} {v:.4g}" for k, v in val.items()) or "no validation split"
     best = " (best)" if progress.best_epoch == progress.epoch else ""
-    logger.info("epoch %d/%d: loss %.4g | val %s | %.1f windows/s%s", progress.epoch, cfg.epochs,
-                train.get("loss", math.nan), val_text, speed, best)
+    logger.info(
+        "epoch %d/%d: loss %.4g | val %s | %.1f windows/s%s", progress.epoch, cfg.epochs, train.get("loss", math.nan), val_text, speed, best
+    )
     log.scalars("val", val, progress.step)
     log.scalars("epoch", {"windows_per_second": speed}, progress.step)
     if example is not None:
         log.audio("val_example", example, cfg.rate, progress.step)
-

@@ -23,8 +23,29 @@ def read(path) -> dict:
 def test_latency_sections_and_keys(tmp_path, onnx_model, capsys):
     model = onnx_model(window=2048, gain=0.5)
     out = tmp_path / "lat.json"
-    rc = main(["latency", "--model", model, "--provider", "cpu,cuda", "--threads", "1", "--hop", "240,480",
-               "--lookahead", "240", "--crossfade", "120", "--hops", "6", "--warmup", "2", "--json", str(out)])
+    rc = main(
+        [
+            "latency",
+            "--model",
+            model,
+            "--provider",
+            "cpu,cuda",
+            "--threads",
+            "1",
+            "--hop",
+            "240,480",
+            "--lookahead",
+            "240",
+            "--crossfade",
+            "120",
+            "--hops",
+            "6",
+            "--warmup",
+            "2",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "| variant | provider |" in printed and "numba" in printed
@@ -47,8 +68,25 @@ def test_latency_sections_and_keys(tmp_path, onnx_model, capsys):
 def test_latency_passthrough_window_and_plot(tmp_path):
     pytest.importorskip("matplotlib")
     out, png = tmp_path / "lat.json", tmp_path / "lat.png"
-    rc = main(["latency", "--model", "passthrough", "--window", "1024,2048", "--sections", "engine", "--hops", "5",
-               "--warmup", "1", "--json", str(out), "--plot", str(png)])
+    rc = main(
+        [
+            "latency",
+            "--model",
+            "passthrough",
+            "--window",
+            "1024,2048",
+            "--sections",
+            "engine",
+            "--hops",
+            "5",
+            "--warmup",
+            "1",
+            "--json",
+            str(out),
+            "--plot",
+            str(png),
+        ]
+    )
     assert rc == 0 and png.stat().st_size > 1000
     records = read(out)["records"]
     assert [r["window"] for r in records] == [1024, 2048]
@@ -57,8 +95,7 @@ def test_latency_passthrough_window_and_plot(tmp_path):
 
 def test_throughput_keys(tmp_path, onnx_model, capsys):
     out = tmp_path / "thr.json"
-    rc = main(["throughput", "--model", onnx_model(window=2048), "--seconds", "1", "--threads", "1", "--batch", "8,1",
-               "--json", str(out)])
+    rc = main(["throughput", "--model", onnx_model(window=2048), "--seconds", "1", "--threads", "1", "--batch", "8,1", "--json", str(out)])
     assert rc == 0 and "x real time" in capsys.readouterr().out
     records = read(out)["records"]
     assert [r["batch_hops"] for r in records] == [8, 1]
@@ -135,21 +172,31 @@ def write_stateful_model(path: str, *, lookahead: int = 48, gain: float = 2.0) -
     from rt_enhance.realtime.metadata import ModelInfo, to_props
 
     f, i64 = TensorProto.FLOAT, TensorProto.INT64
-    inputs = [helper.make_tensor_value_info("audio", f, ["batch", 1, "n"]),
-              helper.make_tensor_value_info("state_delay", f, ["batch", 1, lookahead])]
-    outputs = [helper.make_tensor_value_info("enhanced", f, ["batch", 1, "n"]),
-               helper.make_tensor_value_info("next_state_delay", f, ["batch", 1, lookahead])]
+    inputs = [
+        helper.make_tensor_value_info("audio", f, ["batch", 1, "n"]),
+        helper.make_tensor_value_info("state_delay", f, ["batch", 1, lookahead]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("enhanced", f, ["batch", 1, "n"]),
+        helper.make_tensor_value_info("next_state_delay", f, ["batch", 1, lookahead]),
+    ]
     inits = [helper.make_tensor(n, i64, [1], [v]) for n, v in (("zero", 0), ("cut", -lookahead), ("end", 2**62), ("axis", 2))]
     inits.append(helper.make_tensor("gain", f, [], [gain]))
-    nodes = [helper.make_node("Concat", ["state_delay", "audio"], ["cat"], axis=2),
-             helper.make_node("Slice", ["cat", "zero", "cut", "axis"], ["late"]),
-             helper.make_node("Mul", ["late", "gain"], ["enhanced"]),
-             helper.make_node("Slice", ["cat", "cut", "end", "axis"], ["next_state_delay"])]
-    model = helper.make_model(helper.make_graph(nodes, "stateful", inputs, outputs, inits),
-                              opset_imports=[helper.make_opsetid("", 17)])
+    nodes = [
+        helper.make_node("Concat", ["state_delay", "audio"], ["cat"], axis=2),
+        helper.make_node("Slice", ["cat", "zero", "cut", "axis"], ["late"]),
+        helper.make_node("Mul", ["late", "gain"], ["enhanced"]),
+        helper.make_node("Slice", ["cat", "cut", "end", "axis"], ["next_state_delay"]),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "stateful", inputs, outputs, inits), opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    extra = {"name": "delay", "total_stride": "16", "state_inputs": '["state_delay"]',
-             "state_outputs": '["next_state_delay"]', "state_shapes": f"[[-1, 1, {lookahead}]]"}
+    extra = {
+        "name": "delay",
+        "total_stride": "16",
+        "state_inputs": '["state_delay"]',
+        "state_outputs": '["next_state_delay"]',
+        "state_shapes": f"[[-1, 1, {lookahead}]]",
+    }
     for key, value in to_props(ModelInfo(48000, 96, 96, lookahead, 0, kind="stateful", extra=extra)).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -166,8 +213,26 @@ def test_latency_and_probe_of_a_streaming_model(tmp_path):
 
     stream_model = write_stateful_model(str(tmp_path / "stream.onnx"))
     out = tmp_path / "lat.json"
-    assert main(["latency", "--model", stream_model, "--latency", "low", "--hops", "5", "--warmup", "2",
-                 "--sections", "engine", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "latency",
+                "--model",
+                stream_model,
+                "--latency",
+                "low",
+                "--hops",
+                "5",
+                "--warmup",
+                "2",
+                "--sections",
+                "engine",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     (r,) = read(out)["records"]
     assert r["status"] == "ok" and set(REQUIRED) <= set(r) and r["model_p50_ms"] > 0 and r["hop"] == 240
     # The probe of a streaming model delays its input by the model's lookahead, so the engine's

@@ -70,8 +70,9 @@ def corpus(tmp_path_factory):
             name = f"voices/{split}/src-{speaker}{split}-0000.wav"
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             sf.write(root / name, 0.2 * noisy_voice(5.0, RATE, snr_db=60, seed=10 + i).astype(np.float32), RATE)
-            recorded.append({"file": name, "kind": "voices", "split": split, "group": f"src:{speaker}{split}",
-                             "duration": 5.0, "bandwidth_hz": 8000})
+            recorded.append(
+                {"file": name, "kind": "voices", "split": split, "group": f"src:{speaker}{split}", "duration": 5.0, "bandwidth_hz": 8000}
+            )
         name = f"realnoise/{split}/effects-bang-0000.wav"
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         sf.write(root / name, (0.1 * rng.standard_normal(6 * RATE)).astype(np.float32), RATE)
@@ -80,8 +81,17 @@ def corpus(tmp_path_factory):
             name = f"realmusic/{split}/pkg-{piece}{split}-00.wav"
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             sf.write(root / name, _bright_music(5.0, i).astype(np.float32), RATE)
-            recorded.append({"file": name, "kind": "realmusic", "split": split, "group": f"pkg:{piece}{split}",
-                             "piece": f"{piece}{split}", "duration": 5.0, "bandwidth_hz": width})
+            recorded.append(
+                {
+                    "file": name,
+                    "kind": "realmusic",
+                    "split": split,
+                    "group": f"pkg:{piece}{split}",
+                    "piece": f"{piece}{split}",
+                    "duration": 5.0,
+                    "bandwidth_hz": width,
+                }
+            )
     (root / "recorded.json").write_text(json.dumps({"rate": RATE, "files": recorded}))
     return root
 
@@ -124,8 +134,7 @@ def test_every_task_and_system_has_a_record(passthrough_run):
 
 def test_real_voice_tasks_use_the_recorded_split_asked_for(corpus, tmp_path):
     for split in ("test", "val"):
-        items = testset.build(corpus, tmp_path / split, tasks=testset.REAL_TASKS, items=2, seconds=2.0,
-                              recorded_split=split)
+        items = testset.build(corpus, tmp_path / split, tasks=testset.REAL_TASKS, items=2, seconds=2.0, recorded_split=split)
         assert {i.task for i in items} == set(testset.REAL_TASKS)
         assert all(f"{split}-0000" in i.sources["file"] and i.content == "speech" for i in items)
         assert len({i.sources["voice"] for i in items if i.task == "real-clean-speech"}) == 2  # speakers in turn
@@ -146,8 +155,10 @@ def test_real_room_targets_ask_3_db_of_si_sdr_and_better_pesq():
     from rt_enhance.benchmarks.quality import targets
 
     def rows(ours_sdr: float, ours_pesq: float) -> list[dict]:
-        return [{"section": "quality", "task": "real-reverb-0.5", "system": system, "status": "ok", "si_sdr": sdr, "pesq": pesq}
-                for system, sdr, pesq in (("degraded", -5.0, 1.2), ("ours-engine", ours_sdr, ours_pesq))]
+        return [
+            {"section": "quality", "task": "real-reverb-0.5", "system": system, "status": "ok", "si_sdr": sdr, "pesq": pesq}
+            for system, sdr, pesq in (("degraded", -5.0, 1.2), ("ours-engine", ours_sdr, ours_pesq))
+        ]
 
     def met(records: list[dict]) -> list[bool | None]:
         return [t["met"] for t in targets(records, 10.0) if t["task"] == "real-reverb-0.5"]
@@ -172,8 +183,25 @@ def test_real_music_tasks_take_whole_pieces_of_the_split_asked_for(corpus, tmp_p
 
 def test_real_music_tasks_score_the_bundled_music_model(corpus, tmp_path, capsys):
     out = tmp_path / "q.json"
-    rc = main(["quality", "--corpus", str(corpus), "--tasks", "realmusic", "--model", "music", "--items", "1",
-               "--seconds", "2", "--systems", "degraded,spline,sinc,ours-engine,ours-music", "--json", str(out)])
+    rc = main(
+        [
+            "quality",
+            "--corpus",
+            str(corpus),
+            "--tasks",
+            "realmusic",
+            "--model",
+            "music",
+            "--items",
+            "1",
+            "--seconds",
+            "2",
+            "--systems",
+            "degraded,spline,sinc,ours-engine,ours-music",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     doc = json.loads(out.read_text())
     rows = {(r["task"], r["system"]): r for r in _records(doc)}
@@ -290,8 +318,7 @@ def test_usage_errors(tmp_path, corpus, capsys):
     assert main(["quality", "--corpus", str(corpus), "--model", "passthrough", "--items", "0"]) == 2
 
 
-@pytest.mark.parametrize("name,lag", [("rnnoise", 20.0), ("rnnoise-aligned", 0.0), ("dfn3", 0.0), ("gtcrn", 0.0),
-                                      ("dtln", 0.0)])
+@pytest.mark.parametrize("name,lag", [("rnnoise", 20.0), ("rnnoise-aligned", 0.0), ("dfn3", 0.0), ("gtcrn", 0.0), ("dtln", 0.0)])
 def test_peers_in_file_mode_are_aligned(name, lag):
     """The file-mode peers keep their documented alignment (a peer that is not installed is skipped)."""
     try:
@@ -312,7 +339,7 @@ def test_frame_peers_denoise_real_speech(tool, stream_lag_ms):
 
     clean, rate = sf.read(GOLDEN / "speech-clean.wav", dtype="float32")
     noise = np.random.default_rng(3).standard_normal(len(clean)).astype(np.float32)
-    noisy = clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** 0.5)
+    noisy = clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10**0.5)
     try:
         aligned = getattr(peers, tool)(noisy, 1, compensate=True)
     except peers.Missing as exc:

@@ -72,7 +72,9 @@ def test_list_sizes(capsys: pytest.CaptureFixture) -> None:
 def test_runs_as_a_program(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "rt_enhance.export.cli", "--init", "tiny", "--out", str(tmp_path / "t.onnx")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "t.onnx").is_file() and "params" in result.stdout

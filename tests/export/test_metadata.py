@@ -44,8 +44,14 @@ def test_checkpoint_metadata(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = Generator(depth=2, width=0.125, max_kernel=9, sample_rate=16000)
     meta = {
-        "sample_rate": 16000, "task": "dereverb", "window": 512, "hop": 160, "lookahead": 160, "crossfade": 80,
-        "training": {"data": "synthetic rooms", "steps": 1000}, "metrics": {"si_sdr": 9.5},
+        "sample_rate": 16000,
+        "task": "dereverb",
+        "window": 512,
+        "hop": 160,
+        "lookahead": 160,
+        "crossfade": 80,
+        "training": {"data": "synthetic rooms", "steps": 1000},
+        "metrics": {"si_sdr": 9.5},
         "description": "test model",
     }
     ckpt = tmp_path / "run" / "best.pt"
@@ -63,8 +69,26 @@ def test_checkpoint_metadata(tmp_path: Path) -> None:
 
 def test_overrides(tmp_path: Path) -> None:
     out = tmp_path / "m.onnx"
-    args = ["--init", "tiny", "--out", str(out), "--sample-rate", "16000", "--window", "512", "--hop", "160",
-            "--lookahead", "160", "--crossfade", "80", "--task", "bandwidth_extension", "--name", "bwe-tiny"]
+    args = [
+        "--init",
+        "tiny",
+        "--out",
+        str(out),
+        "--sample-rate",
+        "16000",
+        "--window",
+        "512",
+        "--hop",
+        "160",
+        "--lookahead",
+        "160",
+        "--crossfade",
+        "80",
+        "--task",
+        "bandwidth_extension",
+        "--name",
+        "bwe-tiny",
+    ]
     assert main(args) == 0
     info, _ = read_both(out)
     assert (info.sample_rate, info.window, info.hop, info.lookahead, info.crossfade) == (16000, 512, 160, 160, 80)

@@ -25,15 +25,20 @@ sys.exit(getattr(importlib.import_module(module), function)())
 """
 
 
-@pytest.mark.parametrize("command, entry", [("rt-export", "rt_enhance.export.command:main"),
-                                            ("rt-train", "rt_enhance.training.command:train"),
-                                            ("rt-data", "rt_enhance.training.command:data")])
+@pytest.mark.parametrize(
+    "command, entry",
+    [
+        ("rt-export", "rt_enhance.export.command:main"),
+        ("rt-train", "rt_enhance.training.command:train"),
+        ("rt-data", "rt_enhance.training.command:data"),
+    ],
+)
 def test_help_without_the_train_extra_names_it(command, entry):
     done = subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS, entry, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip() == (f"{command}: needs the 'train' extra (torch is not installed): "
-                                   'pip install "rt-enhance[train]"') or (
-        command == "rt-data" and 'pip install "rt-enhance[train]"' in done.stderr and "\n" not in done.stderr.strip())
+    assert done.stderr.strip() == (f"{command}: needs the 'train' extra (torch is not installed): pip install \"rt-enhance[train]\"") or (
+        command == "rt-data" and 'pip install "rt-enhance[train]"' in done.stderr and "\n" not in done.stderr.strip()
+    )
     assert "Traceback" not in done.stderr
 
 
@@ -49,9 +54,11 @@ def test_help_with_the_extra_installed(entry):
 def test_help_imports_neither_torch_nor_onnx(entry):
     """``--help`` answers from the flags alone (issue 21: under a second), torch and onnx stay unloaded."""
     module, function = entry.split(":")
-    code = (f"import sys; sys.argv = ['x', '--help']; from {module} import {function} as f\n"
-            "try:\n    f()\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))")
+    code = (
+        f"import sys; sys.argv = ['x', '--help']; from {module} import {function} as f\n"
+        "try:\n    f()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -44,7 +44,9 @@ def test_onnx_runs_without_torch(tiny_onnx: Path, tiny_torch: torch.nn.Module, t
     np.save(tmp_path / "x.npy", x)
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tiny_onnx), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["no", "torch", "1024", "48000"]

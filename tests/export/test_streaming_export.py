@@ -47,8 +47,7 @@ def tiny_model() -> CausalUNet:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("stream") / "s.onnx"
-    report = export_streaming(tiny_model(), out, hop=96, sample_rate=RATE, meta={"name": "stream-tiny"},
-                              parity_seconds=1.0)
+    report = export_streaming(tiny_model(), out, hop=96, sample_rate=RATE, meta={"name": "stream-tiny"}, parity_seconds=1.0)
     return out, report
 
 
@@ -117,8 +116,7 @@ def test_rt_enhance_file_mode_equals_torch_offline(exported, tmp_path: Path, hop
     rng = np.random.default_rng(0)
     audio = (0.2 * rng.standard_normal((RATE // 2 + 13, 2))).astype(np.float32)  # not a multiple of any hop
     sf.write(tmp_path / "x.wav", audio, RATE, subtype="FLOAT")
-    code = rt_enhance.main(["--model", str(path), "--in", str(tmp_path / "x.wav"), "--out", str(tmp_path / "y.wav"),
-                            "--hop", hop, "-q"])
+    code = rt_enhance.main(["--model", str(path), "--in", str(tmp_path / "x.wav"), "--out", str(tmp_path / "y.wav"), "--hop", hop, "-q"])
     assert code == 0
     out, rate = sf.read(tmp_path / "y.wav", dtype="float32", always_2d=True)
     model = tiny_model()
@@ -131,8 +129,9 @@ def test_streamer_reset_reproduces_a_fresh_start(exported) -> None:
     path, _ = exported
     proc = open_onnx(str(path))
     info = proc.info
-    geometry = resolve_stateful(sample_rate=RATE, receptive_field=info.window, default_hop=info.hop,
-                                lookahead=info.lookahead, stride=info.total_stride)
+    geometry = resolve_stateful(
+        sample_rate=RATE, receptive_field=info.window, default_hop=info.hop, lookahead=info.lookahead, stride=info.total_stride
+    )
     rng = np.random.default_rng(1)
     history, signal = (0.3 * rng.standard_normal((1, n)).astype(np.float32) for n in (5000, 9000))
 
@@ -177,9 +176,7 @@ def test_rt_export_init_and_hop_flag(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert info.kind == "stateful" and info.hop == 40
     assert "hop 40" in capsys.readouterr().out
     assert rt_export(["--init", "stream-tiny", "--out", str(tmp_path / "t.onnx"), "--hop", "100"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "rt-export: --hop: hop 100 is not a multiple of the model's total stride 8; use 96 or 104"
-    )
+    assert capsys.readouterr().err.strip() == ("rt-export: --hop: hop 100 is not a multiple of the model's total stride 8; use 96 or 104")
     assert rt_export(["--init", "stream-tiny", "--out", str(tmp_path / "t.onnx"), "--window", "1024"]) == 2
     assert rt_export(["--init", "stream-tiny", "--out", str(tmp_path / "t.onnx"), "--lookahead", "5"]) == 2
     assert "lookahead is fixed at 24" in capsys.readouterr().err

@@ -18,8 +18,7 @@ CONFIGS = {
     "strided+gru": {**TINY, "lookahead": 24, "gru_hidden": 8},
     "superpixel+prelu+gru": {**TINY, "downsample": "superpixel", "prelu": True, "lookahead": 3, "gru_hidden": 8},
     "depth1, no lookahead": {"depth": 1, "width": 0.125, "max_kernel": 5, "min_kernel": 5, "lookahead": 0},
-    "mixed kernels": {"depth": 4, "width": 0.125, "max_channels": 32, "max_kernel": 33, "final_kernel": 3,
-                      "lookahead": 7},
+    "mixed kernels": {"depth": 4, "width": 0.125, "max_channels": 32, "max_kernel": 33, "final_kernel": 3, "lookahead": 7},
 }
 
 
@@ -99,8 +98,7 @@ def test_superpixel_models_are_causal_per_stride_block() -> None:
 
 def test_analytic_span_is_exact_where_every_gradient_is_nonzero() -> None:
     # depth 1, kernel 5, PReLU (no dead units): down0 reads 2j-4..2j, the final conv 4 frames back
-    model = make({"depth": 1, "width": 0.125, "max_kernel": 5, "min_kernel": 5, "final_kernel": 5, "prelu": True,
-                  "lookahead": 0})
+    model = make({"depth": 1, "width": 0.125, "max_kernel": 5, "min_kernel": 5, "final_kernel": 5, "prelu": True, "lookahead": 0})
     for t in (100, 101):
         assert probe(model, 256, t) == model.input_span(t) == (100 - 12, t)
     assert model.receptive_field == 14
@@ -153,8 +151,7 @@ def test_macs_per_second_matches_a_hand_count() -> None:
 def test_state_names_and_shapes() -> None:
     model = build_size("stream-tiny")
     assert model.state_names() == ["down0", "down1", "down2", "gru", "up1", "up0", "final", "delay"]
-    assert model.state_shapes() == [(-1, 1, 8), (-1, 8, 8), (-1, 16, 8), (1, -1, 16), (-1, 16, 8), (-1, 32, 8),
-                                    (-1, 16, 8), (-1, 1, 24)]
+    assert model.state_shapes() == [(-1, 1, 8), (-1, 8, 8), (-1, 16, 8), (1, -1, 16), (-1, 16, 8), (-1, 32, 8), (-1, 16, 8), (-1, 1, 24)]
     zeros = model.initial_state(3)
     assert [tuple(z.shape) for z in zeros] == [tuple(3 if d == -1 else d for d in s) for s in model.state_shapes()]
     assert all(not z.any() for z in zeros)
@@ -206,8 +203,9 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     assert isinstance(loaded, CausalUNet) and extra["meta"] == {"hop": 16}
 
 
-@pytest.mark.parametrize("kwargs", [{"lookahead": -1}, {"gru_hidden": -2}, {"min_kernel": 1, "max_kernel": 1},
-                                    {"downsample": "pool"}, {"depth": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"lookahead": -1}, {"gru_hidden": -2}, {"min_kernel": 1, "max_kernel": 1}, {"downsample": "pool"}, {"depth": 0}]
+)
 def test_bad_arguments_are_one_line_errors(kwargs: dict) -> None:
     with pytest.raises(UnknownModelError, match="cannot build CausalUNet"):
         build_model("CausalUNet", kwargs)

@@ -20,8 +20,7 @@ def test_roundtrip_rebuilds_the_same_model(tmp_path: Path) -> None:
     optimizer = torch.optim.Adam(model.parameters())
     model(torch.randn(1, 1, 64)).sum().backward()
     optimizer.step()
-    extra = {"meta": {"sample_rate": 48000, "task": "denoise", "metrics": {"snr": 12.5}}, "step": 3,
-             "optimizer": optimizer.state_dict()}
+    extra = {"meta": {"sample_rate": 48000, "task": "denoise", "metrics": {"snr": 12.5}}, "step": 3, "optimizer": optimizer.state_dict()}
     path = tmp_path / "ckpt" / "g.pt"
     save_checkpoint(path, model, extra=extra)
     loaded, got = load_checkpoint(path)
@@ -68,8 +67,7 @@ def test_non_plain_extra_is_refused_at_save(tmp_path: Path) -> None:
 
 def _payload(**changes: object) -> dict:
     model = Generator(**KWARGS)
-    payload = {"format_version": FORMAT_VERSION, "class": "Generator", "kwargs": model.init_kwargs,
-               "state": model.state_dict()}
+    payload = {"format_version": FORMAT_VERSION, "class": "Generator", "kwargs": model.init_kwargs, "state": model.state_dict()}
     payload.update(changes)
     return payload
 

@@ -43,9 +43,11 @@ def test_a_fresh_model_is_the_identity_delayed_by_one_hop() -> None:
     assert model.lookahead == model.total_stride == 48
 
 
-@pytest.mark.parametrize("gru,copies,bands,frame", [(8, (), 0, 0), (0, (), 0, 0), (8, (2000.0, 6000.0), 0, 0), (8, (2000.0,), 16, 0),
-                                                   (8, (), 16, 192)],
-                         ids=["gru", "no-gru", "copies", "bands", "long-frame"])
+@pytest.mark.parametrize(
+    "gru,copies,bands,frame",
+    [(8, (), 0, 0), (0, (), 0, 0), (8, (2000.0, 6000.0), 0, 0), (8, (2000.0,), 16, 0), (8, (), 16, 192)],
+    ids=["gru", "no-gru", "copies", "bands", "long-frame"],
+)
 def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...], bands: int, frame: int) -> None:
     model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies), bands=bands, frame=frame))
     x = torch.randn(3, 1, 48 * 40)
@@ -143,7 +145,7 @@ def tone(hz: float, n: int) -> torch.Tensor:
 
 def peaks(y: torch.Tensor) -> dict[int, float]:
     """Amplitude spectrum of ``y``'s steady part, 10 Hz bins (1 s), keyed by frequency in Hz."""
-    mag = torch.fft.rfft(y[0, 0, 4800 : 4800 + RATE // 10 * 10][:RATE // 10] * torch.hann_window(RATE // 10))
+    mag = torch.fft.rfft(y[0, 0, 4800 : 4800 + RATE // 10 * 10][: RATE // 10] * torch.hann_window(RATE // 10))
     return {10 * k: float(v) for k, v in enumerate(mag.abs() / (RATE // 40))}
 
 
@@ -227,8 +229,9 @@ def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None
     assert 0.1e9 < info["macs_per_second"] < 2e9 and info["params"] < 2_000_000
 
 
-@pytest.mark.parametrize("copies,bands,frame", [((), 0, 0), ((2000.0, 6000.0), 0, 0), ((), 16, 0), ((), 16, 192)],
-                         ids=["gains", "copies", "bands", "long-frame"])
+@pytest.mark.parametrize(
+    "copies,bands,frame", [((), 0, 0), ((2000.0, 6000.0), 0, 0), ((), 16, 0), ((), 16, 192)], ids=["gains", "copies", "bands", "long-frame"]
+)
 def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path, copies: tuple[float, ...], bands: int, frame: int) -> None:
     model = randomised(small(copies=copies, log_features=bool(copies), bands=bands, frame=frame))
     out = tmp_path / "spec.onnx"

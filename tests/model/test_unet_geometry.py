@@ -85,8 +85,15 @@ def test_dropout_is_off_in_eval_and_on_in_train() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"depth": 0}, {"max_kernel": 16}, {"downsample": "pool"}, {"dropout": 1.0}, {"max_channels": 12},
-     {"width": 0.0}, {"multiscale_kernels": [3, 9, 27]}],
+    [
+        {"depth": 0},
+        {"max_kernel": 16},
+        {"downsample": "pool"},
+        {"dropout": 1.0},
+        {"max_channels": 12},
+        {"width": 0.0},
+        {"multiscale_kernels": [3, 9, 27]},
+    ],
 )
 def test_bad_arguments_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):

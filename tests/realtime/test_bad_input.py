@@ -61,8 +61,12 @@ def test_broken_audio_files(tmp_path):
     data = np.zeros(4800, np.float32)
     data[1000] = np.nan
     sf.write(nan, data, 48000, subtype="FLOAT")
-    for name, needle in [("empty.wav", "not a readable audio file"), ("header-only.wav", "no audio samples"),
-                         ("garbage.flac", "not a readable audio file"), ("nan.wav", "NaN or infinite sample at 0.021 s")]:
+    for name, needle in [
+        ("empty.wav", "not a readable audio file"),
+        ("header-only.wav", "no audio samples"),
+        ("garbage.flac", "not a readable audio file"),
+        ("nan.wav", "NaN or infinite sample at 0.021 s"),
+    ]:
         one_line(run_cli("--in", str(tmp_path / name), "--out", out, "--model", "passthrough"), 2, needle)
         assert no_output(tmp_path)
     # A header that claims more audio than the file holds: what is there is enhanced, nothing invented.
@@ -80,15 +84,23 @@ def test_broken_models(tmp_path):
     write_noise_wav(src, rate=48000, channels=1, seconds=0.3)
     good = write_onnx_model(str(tmp_path / "good.onnx"))
     (tmp_path / "truncated.onnx").write_bytes(open(good, "rb").read()[:200])
-    wrong_window = write_onnx_model(str(tmp_path / "contradiction.onnx"), window=1024,
-                                    props={"sample_rate": "48000", "window": "2048", "hop": "256", "lookahead": "128", "crossfade": "64"})
+    wrong_window = write_onnx_model(
+        str(tmp_path / "contradiction.onnx"),
+        window=1024,
+        props={"sample_rate": "48000", "window": "2048", "hop": "256", "lookahead": "128", "crossfade": "64"},
+    )
     rank4 = write_onnx_model(str(tmp_path / "rank4.onnx"), input_shape=["batch", 1, 1, 1024])
-    bad_value = write_onnx_model(str(tmp_path / "bad-value.onnx"),
-                                 props={"sample_rate": "fast", "window": "1024", "hop": "256", "lookahead": "0", "crossfade": "0"})
+    bad_value = write_onnx_model(
+        str(tmp_path / "bad-value.onnx"), props={"sample_rate": "fast", "window": "1024", "hop": "256", "lookahead": "0", "crossfade": "0"}
+    )
     half = _half_output_model(str(tmp_path / "half-output.onnx"))
-    cases = [(half, "output shape"), (str(tmp_path / "truncated.onnx"), "not a loadable ONNX model"),
-             (wrong_window, "contradicts metadata window"),
-             (rank4, "is not [batch, 1, window]"), (bad_value, "'sample_rate' must be an integer")]
+    cases = [
+        (half, "output shape"),
+        (str(tmp_path / "truncated.onnx"), "not a loadable ONNX model"),
+        (wrong_window, "contradicts metadata window"),
+        (rank4, "is not [batch, 1, window]"),
+        (bad_value, "'sample_rate' must be an integer"),
+    ]
     for model, needle in cases:
         one_line(run_cli("--in", src, "--out", out, "--model", model), 2, needle)
         assert no_output(tmp_path)

@@ -16,10 +16,13 @@ def tree(tmp_path):
     .wav, and a text file; returns (root, {relative path: samples as written})."""
     root = tmp_path / "in"
     (root / "sub" / "deep").mkdir(parents=True)
-    x = {"a.wav": write_noise_wav(str(root / "a.wav"), rate=48000, channels=2, seconds=0.6, subtype="PCM_16"),
-         "sub/b.flac": write_noise_wav(str(root / "sub" / "b.flac"), rate=16000, channels=1, seconds=0.5, subtype="PCM_24", seed=1),
-         "sub/deep/c.ogg": write_noise_wav(str(root / "sub" / "deep" / "c.ogg"), rate=44100, channels=1, seconds=0.4,
-                                           subtype="VORBIS", seed=2)}
+    x = {
+        "a.wav": write_noise_wav(str(root / "a.wav"), rate=48000, channels=2, seconds=0.6, subtype="PCM_16"),
+        "sub/b.flac": write_noise_wav(str(root / "sub" / "b.flac"), rate=16000, channels=1, seconds=0.5, subtype="PCM_24", seed=1),
+        "sub/deep/c.ogg": write_noise_wav(
+            str(root / "sub" / "deep" / "c.ogg"), rate=44100, channels=1, seconds=0.4, subtype="VORBIS", seed=2
+        ),
+    }
     (root / "sub" / "bad.wav").write_bytes(b"RIFF\x00\x00garbage")
     (root / "notes.txt").write_text("not audio")
     return root, x
@@ -89,8 +92,10 @@ def test_bad_batch_input_is_one_line(tmp_path, tree, case):
         "no audio": (["--in", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], "no audio files"),
         "audio file as out": (["--in", str(root), "--out", str(tmp_path / "o.wav")], "give one folder as --out"),
         "device flag": (["--in", str(root), "--out", str(tmp_path / "o"), "--duration", "3"], "--duration: not used in batch mode"),
-        "jobs outside batch": (["--in", str(root / "a.wav"), "--out", str(tmp_path / "o.wav"), "--jobs", "2"],
-                               "--jobs and --ray are for batch mode"),
+        "jobs outside batch": (
+            ["--in", str(root / "a.wav"), "--out", str(tmp_path / "o.wav"), "--jobs", "2"],
+            "--jobs and --ray are for batch mode",
+        ),
         "bad model": (["--in", str(root), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "file")], "file"),
     }[case]
     done = run_cli(*args)
@@ -119,9 +124,23 @@ def ray_cluster(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    start = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                            "--disable-usage-stats", "--object-store-memory=100000000"], env=env, capture_output=True,
-                           text=True, timeout=180, start_new_session=True)  # Ray's processes in a group of their own
+    start = subprocess.run(
+        [
+            ray_cli,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            "--object-store-memory=100000000",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        start_new_session=True,
+    )  # Ray's processes in a group of their own
     assert start.returncode == 0, start.stderr[-2000:]
     yield f"127.0.0.1:{port}"
     # `ray stop` signals what it takes for Ray's processes; from a session of its own it cannot hit the

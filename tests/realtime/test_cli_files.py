@@ -11,8 +11,15 @@ from helpers import one_line, run_cli, write_noise_wav
 
 @pytest.mark.parametrize("rate", [16000, 48000])
 @pytest.mark.parametrize("channels", [1, 2])
-@pytest.mark.parametrize("geometry", [[], ["--latency", "low"], ["--hop", "7", "--lookahead", "3", "--crossfade", "2"],
-                                      ["--hop", "1024", "--lookahead", "512", "--crossfade", "512"]])
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        [],
+        ["--latency", "low"],
+        ["--hop", "7", "--lookahead", "3", "--crossfade", "2"],
+        ["--hop", "1024", "--lookahead", "512", "--crossfade", "512"],
+    ],
+)
 def test_passthrough_output_equals_input(tmp_path, rate, channels, geometry):
     src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
     x = write_noise_wav(src, rate=rate, channels=channels, seconds=1.3, subtype="PCM_16")
@@ -68,7 +75,7 @@ def test_a_restoring_model_writes_a_low_rate_file_at_its_own_rate(tmp_path):
     assert rates == {"music": 48000, "music-22k": 22050, "speech": 16000}
     y, _ = sf.read(str(tmp_path / "music.wav"), dtype="float64")
     assert len(y) == 3 * len(t)  # the same duration, aligned
-    level = lambda x: 10 * np.log10(np.mean(x[len(x) // 4: -len(x) // 4] ** 2))  # noqa: E731
+    level = lambda x: 10 * np.log10(np.mean(x[len(x) // 4 : -len(x) // 4] ** 2))  # noqa: E731
     assert abs(level(y) - level(0.1 * chord)) < 1.0  # the music passes at its level
 
 

@@ -70,8 +70,7 @@ def test_kill_9_at_random_moments_leaves_a_wav_every_reader_reads(private_jack, 
         folder = tmp_path / f"run{attempt}"
         folder.mkdir()
         take = folder / f"take{ext}"
-        proc = start_cli("--in", "JACK", "--out", str(take), "--model", "passthrough", "-q", module="rt_enhance.realtime",
-                         env=private_jack)
+        proc = start_cli("--in", "JACK", "--out", str(take), "--model", "passthrough", "-q", module="rt_enhance.realtime", env=private_jack)
         # Random moments of the recording: a client killed while it registers with JACK stays in the
         # server as a zombie that holds its name, and later clients are renamed (PortAudio-01).
         wait_for(lambda: partial_files(folder) and frames_on_disk(partial_files(folder)[0]) > 0, proc)  # noqa: B023 (called in this iteration)
@@ -94,8 +93,9 @@ def test_sigint_or_sigterm_at_any_moment_never_empties_a_good_file(private_jack,
     good = take.read_bytes()
     rng = random.Random(7)
     for attempt in range(6):
-        proc = start_cli("--in", "JACK", "--out", str(take), "--model", "passthrough", "-q", module="rt_enhance.realtime",
-                         env=private_jack)  # a signal while the client registers can leave a zombie in the server
+        proc = start_cli(
+            "--in", "JACK", "--out", str(take), "--model", "passthrough", "-q", module="rt_enhance.realtime", env=private_jack
+        )  # a signal while the client registers can leave a zombie in the server
         time.sleep(rng.uniform(0.0, 2.5))
         proc.send_signal(signal.SIGINT if attempt % 2 == 0 else signal.SIGTERM)
         _, err = proc.communicate(timeout=30)

@@ -30,8 +30,12 @@ def test_every_project_exception_derives_from_the_base() -> None:
         module = importlib.import_module(name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             where = f"{cls.__module__}.{cls.__qualname__}"
-            if (cls.__module__ == name and issubclass(cls, BaseException) and where not in NOT_ERRORS
-                    and not issubclass(cls, RtEnhanceError)):
+            if (
+                cls.__module__ == name
+                and issubclass(cls, BaseException)
+                and where not in NOT_ERRORS
+                and not issubclass(cls, RtEnhanceError)
+            ):
                 strays.append(where)
     assert strays == []
 

@@ -54,8 +54,19 @@ def test_file_size_limit_stops_the_recording_cleanly_and_live_output_goes_on(jac
     limit = 300_000  # bytes: about 1 s of 48 kHz stereo 24-bit
     loop = JackLoopback()  # ready before the client under test starts its 6 s
     proc = start_cli(
-        "--in", "JACK", "--out", "JACK", "--out", str(take), "--model", "passthrough", "--duration", "6",
-        "--stats-json", str(stats), "-q",
+        "--in",
+        "JACK",
+        "--out",
+        "JACK",
+        "--out",
+        str(take),
+        "--model",
+        "passthrough",
+        "--duration",
+        "6",
+        "--stats-json",
+        str(stats),
+        "-q",
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
     )
     loop.wait_for_target(process=proc)
@@ -77,8 +88,11 @@ def test_audio_server_killed_while_recording(tmp_path):
     if subprocess.run(["which", "jackd"], capture_output=True).returncode != 0:
         pytest.skip("jackd not installed") if not os.environ.get("CI") else pytest.fail("jackd missing on CI")
     name = f"rtkill{os.getpid()}"
-    server = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     env = dict(os.environ, JACK_DEFAULT_SERVER=name)
     try:
         ready = subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, capture_output=True)

@@ -17,8 +17,9 @@ SHIPPED = bundled_model_path("speech-monitor")
 def streamer(channels: int) -> Streamer:
     proc = open_onnx(SHIPPED)
     i = proc.info
-    g = resolve_stateful(sample_rate=i.sample_rate, receptive_field=i.window, default_hop=i.hop,
-                         lookahead=i.lookahead, stride=i.total_stride)
+    g = resolve_stateful(
+        sample_rate=i.sample_rate, receptive_field=i.window, default_hop=i.hop, lookahead=i.lookahead, stride=i.total_stride
+    )
     return Streamer(proc, g, channels)
 
 

@@ -64,12 +64,10 @@ def test_a_preset_a_streaming_model_cannot_meet_is_rounded_and_said(caplog):
     from rt_enhance.realtime.geometry import resolve_stateful
 
     with caplog.at_level("WARNING"):
-        g = resolve_stateful(sample_rate=48000, receptive_field=480, default_hop=240, lookahead=240, stride=240,
-                             preset="monitor")
+        g = resolve_stateful(sample_rate=48000, receptive_field=480, default_hop=240, lookahead=240, stride=240, preset="monitor")
     assert g.hop == 240 and g.lookahead == 240
     assert "algorithmic latency is 10.0 ms, not 5.0 ms" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING"):
-        resolve_stateful(sample_rate=48000, receptive_field=480, default_hop=240, lookahead=240, stride=240,
-                         preset="low")
+        resolve_stateful(sample_rate=48000, receptive_field=480, default_hop=240, lookahead=240, stride=240, preset="low")
     assert caplog.text == ""

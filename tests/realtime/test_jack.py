@@ -92,11 +92,25 @@ def test_busy_cores_keep_the_delay_constant_and_the_output_continuous(jack_serve
     from rt_enhance.benchmarks.jackloop import JackLoopback
 
     stats = tmp_path / "stats.json"
-    busy = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 12\nwhile time.time() < end: pass"])
-            for _ in range(2)]
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 12\nwhile time.time() < end: pass"]) for _ in range(2)
+    ]
     try:
-        proc = start_cli("--in", "JACK", "--out", "JACK", "--duration", "6", "--stats-json", str(stats), "-q",
-                         "--model", onnx_model(window=2048), "--latency", "low")
+        proc = start_cli(
+            "--in",
+            "JACK",
+            "--out",
+            "JACK",
+            "--duration",
+            "6",
+            "--stats-json",
+            str(stats),
+            "-q",
+            "--model",
+            onnx_model(window=2048),
+            "--latency",
+            "low",
+        )
         loop = JackLoopback(click_every=4800)
         loop.wait_for_target()
         result = loop.measure(3.0)
@@ -124,8 +138,7 @@ def test_a_model_slower_than_its_budget_plays_dry_at_the_same_delay(jack_server,
 
     model = write_slow_onnx_model(str(tmp_path / "slow.onnx"), window=1024, repeats=200, hop=256)
     stats = tmp_path / "stats.json"
-    proc = start_cli("--in", "JACK", "--out", "JACK", "--duration", "5", "--stats-json", str(stats), "-q",
-                     "--model", model)
+    proc = start_cli("--in", "JACK", "--out", "JACK", "--duration", "5", "--stats-json", str(stats), "-q", "--model", model)
     loop = JackLoopback(click_every=4800)
     loop.wait_for_target()
     result = loop.measure(2.5)

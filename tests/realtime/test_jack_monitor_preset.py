@@ -17,8 +17,11 @@ def small_period_server(monkeypatch):
     """A private dummy JACK server at -p 128; clients find it through JACK_DEFAULT_SERVER."""
     name = f"rtmon{os.getpid()}x{next(_SERVERS)}"  # a new name each time: no state of a stopped one is met
     try:
-        server = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     except FileNotFoundError:
         if ON_CI:
             pytest.fail("jackd missing on CI")
@@ -36,8 +39,9 @@ def run_monitor(model: str, tmp_path):
     from rt_enhance.benchmarks.jackloop import JackLoopback
 
     stats = tmp_path / "stats.json"
-    proc = start_cli("--in", "JACK", "--out", "JACK", "--model", model, "--latency", "monitor", "--duration", "5",
-                     "--stats-json", str(stats), "-q")
+    proc = start_cli(
+        "--in", "JACK", "--out", "JACK", "--model", model, "--latency", "monitor", "--duration", "5", "--stats-json", str(stats), "-q"
+    )
     loop = JackLoopback(click_every=4800)  # ~25 clicks: enough clean ones even when a busy machine xruns
     try:
         loop.wait_for_target(process=proc)

@@ -36,8 +36,14 @@ def test_ring_write_and_read_match_numpy(channels, size_log2, pos, n, seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(hops=st.integers(1, 5), channels=st.integers(1, 3), hop=st.integers(1, 40), lookahead=st.integers(0, 40),
-       fade=st.integers(0, 40), seed=st.integers(0, 99))
+@given(
+    hops=st.integers(1, 5),
+    channels=st.integers(1, 3),
+    hop=st.integers(1, 40),
+    lookahead=st.integers(0, 40),
+    fade=st.integers(0, 40),
+    seed=st.integers(0, 99),
+)
 def test_overlap_hops_matches_numpy(hops, channels, hop, lookahead, fade, seed):
     fade = min(fade, hop, lookahead)
     window = hop + lookahead + 17

@@ -24,8 +24,7 @@ def within(what: str, value: int) -> bool:
 @settings(max_examples=300, deadline=None)
 @given(rate=HUGE, window=HUGE, hop=HUGE, lookahead=HUGE, crossfade=HUGE)
 def test_metadata_outside_the_bounds_is_refused_with_the_key_named(rate, window, hop, lookahead, crossfade):
-    props = {"sample_rate": str(rate), "window": str(window), "hop": str(hop), "lookahead": str(lookahead),
-             "crossfade": str(crossfade)}
+    props = {"sample_rate": str(rate), "window": str(window), "hop": str(hop), "lookahead": str(lookahead), "crossfade": str(crossfade)}
     try:
         info = parse_props(props, "m.onnx")
     except ModelError as exc:
@@ -39,9 +38,18 @@ def test_metadata_outside_the_bounds_is_refused_with_the_key_named(rate, window,
 @given(stride=HUGE, state=st.lists(st.integers(-3, 10**5), min_size=1, max_size=4))
 def test_stateful_metadata_bounds(stride, state):
     shape = [-1, *state]
-    props = {"sample_rate": "48000", "window": "480", "hop": str(max(stride, 1) * 2), "lookahead": "0", "crossfade": "0",
-             "kind": "stateful", "total_stride": str(stride), "state_inputs": '["s"]', "state_outputs": '["t"]',
-             "state_shapes": json.dumps([shape])}
+    props = {
+        "sample_rate": "48000",
+        "window": "480",
+        "hop": str(max(stride, 1) * 2),
+        "lookahead": "0",
+        "crossfade": "0",
+        "kind": "stateful",
+        "total_stride": str(stride),
+        "state_inputs": '["s"]',
+        "state_outputs": '["t"]',
+        "state_shapes": json.dumps([shape]),
+    }
     try:
         info = parse_props(props, "m.onnx")
     except ModelError as exc:
@@ -69,15 +77,22 @@ def test_numeric_flags_are_bounded(flag, value):
 
 
 @settings(max_examples=200, deadline=None)
-@given(hop=st.one_of(st.integers(0, 10**12).map(str), st.integers(0, 10**7).map(lambda v: f"{v}ms")),
-       stateful=st.booleans())
+@given(hop=st.one_of(st.integers(0, 10**12).map(str), st.integers(0, 10**7).map(lambda v: f"{v}ms")), stateful=st.booleans())
 def test_hop_flag_is_bounded(hop, stateful):
     try:
         if stateful:
             g = resolve_stateful(sample_rate=48000, receptive_field=480, default_hop=240, lookahead=240, stride=240, hop=hop)
         else:
-            g = resolve(sample_rate=48000, window=2048, default_hop=480, default_lookahead=480, default_crossfade=240,
-                        hop=hop, lookahead="0", crossfade="0")
+            g = resolve(
+                sample_rate=48000,
+                window=2048,
+                default_hop=480,
+                default_lookahead=480,
+                default_crossfade=240,
+                hop=hop,
+                lookahead="0",
+                crossfade="0",
+            )
     except GeometryError as exc:
         assert str(exc).startswith("--hop") or "hop" in str(exc)
         assert " or ".join([str(240)] * 2) not in str(exc)

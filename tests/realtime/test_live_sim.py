@@ -25,8 +25,9 @@ def engine_for(processor, geometry: Geometry, channels: int = 1) -> LiveEngine:
     from rt_enhance.realtime.devices import Device
 
     device = Device(0, "simulated", "none", channels, 48000, 0.0)
-    return LiveEngine(streamer=Streamer(processor, geometry, channels), device_rate=48000,
-                      input_device=device, output_device=device, limit_knee=0.0)
+    return LiveEngine(
+        streamer=Streamer(processor, geometry, channels), device_rate=48000, input_device=device, output_device=device, limit_knee=0.0
+    )
 
 
 def test_a_500ms_worker_stall_keeps_the_delay_and_recovers_within_two_hops(onnx_model):
@@ -35,8 +36,9 @@ def test_a_500ms_worker_stall_keeps_the_delay_and_recovers_within_two_hops(onnx_
     block, every = 256, 96
     outputs = []
     stall = (400, 400 + 94)  # 94 blocks of 256 = 501 ms without the worker
-    simulate_duplex(engine, click_train(every), blocks=800, block=block, stall=stall,
-                    observe=lambda i, x, y: outputs.append(y[:, 0].copy()))
+    simulate_duplex(
+        engine, click_train(every), blocks=800, block=block, stall=stall, observe=lambda i, x, y: outputs.append(y[:, 0].copy())
+    )
     y = np.concatenate(outputs)
     d = engine.delay
     assert d == 240 + 240 + 256 - 16

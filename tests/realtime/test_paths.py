@@ -44,12 +44,18 @@ def test_every_alias_of_the_input_is_refused(tmp_path, victim, inp, out):
 
 def test_two_outputs_that_are_one_file_and_a_report_over_the_model(tmp_path, victim, onnx_model):
     model = onnx_model("m.onnx")
-    one_line_error(run_cli("--in", "victim.wav", "--out", "a.wav", "--out", "/proc/self/cwd/a.wav",
-                           "--model", "passthrough", cwd=tmp_path), "are the same file")
-    one_line_error(run_cli("--in", "victim.wav", "--out", "a.wav", "--stats-json", "link.wav",
-                           "--model", "passthrough", cwd=tmp_path), "--stats-json link.wav", "overwrite the input")
-    one_line_error(run_cli("--in", "victim.wav", "--out", "a.wav", "--stats-json", model, "--model", model,
-                           cwd=tmp_path), "overwrite the model file")
+    one_line_error(
+        run_cli("--in", "victim.wav", "--out", "a.wav", "--out", "/proc/self/cwd/a.wav", "--model", "passthrough", cwd=tmp_path),
+        "are the same file",
+    )
+    one_line_error(
+        run_cli("--in", "victim.wav", "--out", "a.wav", "--stats-json", "link.wav", "--model", "passthrough", cwd=tmp_path),
+        "--stats-json link.wav",
+        "overwrite the input",
+    )
+    one_line_error(
+        run_cli("--in", "victim.wav", "--out", "a.wav", "--stats-json", model, "--model", model, cwd=tmp_path), "overwrite the model file"
+    )
     assert not os.path.exists(tmp_path / "a.wav")
 
 

@@ -53,8 +53,10 @@ def test_picture_needs_file_mode_and_matplotlib(tmp_path):
     done = run_cli("--in", src, "--out", "speakers", "--spectrogram", str(tmp_path / "x.png"))
     assert done.returncode == 2 and "--spectrogram needs file mode" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    hidden = ("import sys; sys.modules['matplotlib'] = None; from rt_enhance.realtime.cli import main; "
-              f"sys.exit(main(['--in', {src!r}, '--out', {str(tmp_path / 'o.wav')!r}, '--spectrogram', 'x.png']))")
+    hidden = (
+        "import sys; sys.modules['matplotlib'] = None; from rt_enhance.realtime.cli import main; "
+        f"sys.exit(main(['--in', {src!r}, '--out', {str(tmp_path / 'o.wav')!r}, '--spectrogram', 'x.png']))"
+    )
     done = subprocess.run([sys.executable, "-c", hidden], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and 'pip install "rt-enhance[plot]"' in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.wav").exists()
@@ -81,7 +83,6 @@ def test_a_picture_never_overwrites_the_audio(tmp_path):
 def test_with_duration_both_pictures_cover_the_enhanced_part(tmp_path):
     src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
     write_tone(src, seconds=2.0)
-    done = run_cli("--in", src, "--out", dst, "--duration", "0.5", "--spectrogram", str(tmp_path / "p.png"),
-                   "--model", "passthrough", "-q")
+    done = run_cli("--in", src, "--out", dst, "--duration", "0.5", "--spectrogram", str(tmp_path / "p.png"), "--model", "passthrough", "-q")
     assert done.returncode == 0, done.stderr
     assert spectrogram_db(src, seconds=0.5)[1] == pytest.approx(0.5) == spectrogram_db(dst)[1]

@@ -28,9 +28,11 @@ def test_file_mode_with_a_streaming_model_needs_no_numba(tmp_path):
     import soundfile as sf
 
     sf.write(tmp_path / "in.wav", np.zeros((4800, 1), np.float32), 48000)
-    code = (f"from rt_enhance.realtime import cli\n"
-            f"assert cli.main(['--in', {str(tmp_path / 'in.wav')!r}, '--out', {str(tmp_path / 'out.wav')!r}, "
-            f"'--model', 'speech-monitor', '-q']) == 0")
+    code = (
+        f"from rt_enhance.realtime import cli\n"
+        f"assert cli.main(['--in', {str(tmp_path / 'in.wav')!r}, '--out', {str(tmp_path / 'out.wav')!r}, "
+        f"'--model', 'speech-monitor', '-q']) == 0"
+    )
     loaded = imported_after(code)
     assert "onnxruntime" in loaded and "numba" not in loaded  # the model ran, no kernel was loaded
     assert sf.info(str(tmp_path / "out.wav")).frames == 4800

@@ -63,8 +63,17 @@ def test_hop_must_be_a_multiple_of_the_stride_and_lookahead_is_fixed(delay_model
 
 
 def test_missing_state_metadata_is_refused():
-    props = {"sample_rate": "48000", "window": "4", "hop": "8", "lookahead": "3", "crossfade": "0", "kind": "stateful",
-             "total_stride": "4", "state_inputs": json.dumps(["state"]), "state_outputs": json.dumps(["next_state"])}
+    props = {
+        "sample_rate": "48000",
+        "window": "4",
+        "hop": "8",
+        "lookahead": "3",
+        "crossfade": "0",
+        "kind": "stateful",
+        "total_stride": "4",
+        "state_inputs": json.dumps(["state"]),
+        "state_outputs": json.dumps(["next_state"]),
+    }
     with pytest.raises(ModelError, match="'state_shapes' is missing"):
         parse_props(props, "m.onnx")
 

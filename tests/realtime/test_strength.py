@@ -22,9 +22,14 @@ def noise(channels: int = 2, n: int = 9000, seed: int = 1) -> np.ndarray:
 
 
 class NoMix:
-    def push(self, block): pass
-    def reset(self): pass
-    def __call__(self, out): return out
+    def push(self, block):
+        pass
+
+    def reset(self):
+        pass
+
+    def __call__(self, out):
+        return out
 
 
 def windowed_half(onnx_model) -> tuple[OnnxProcessor, Geometry]:

@@ -36,8 +36,12 @@ def test_read_only_output_folder(src, read_only_folder):
     out = os.path.join(read_only_folder, "out.wav")
     one_line(run_cli("--in", src, "--out", out, "--model", "passthrough"), 2, "cannot create files in", "writable folder")
     stats = os.path.join(read_only_folder, "stats.json")
-    one_line(run_cli("--in", src, "--out", os.path.join(os.path.dirname(src), "o.wav"), "--stats-json", stats,
-                     "--model", "passthrough"), 2, "--stats-json", "cannot create files in")
+    one_line(
+        run_cli("--in", src, "--out", os.path.join(os.path.dirname(src), "o.wav"), "--stats-json", stats, "--model", "passthrough"),
+        2,
+        "--stats-json",
+        "cannot create files in",
+    )
     assert not os.path.exists(os.path.join(os.path.dirname(src), "o.wav"))  # refused before the job ran
 
 
@@ -45,8 +49,12 @@ def test_out_naming_a_folder_is_refused_before_the_job(tmp_path, src):
     folder = tmp_path / "folder"
     folder.mkdir()
     one_line(run_cli("--in", src, "--out", str(folder), "--model", "passthrough"), 2, "is a folder", "name a file")
-    one_line(run_cli("--in", src, "--out", str(tmp_path / "o.wav"), "--stats-json", str(folder), "--model", "passthrough"),
-             2, "--stats-json", "is a folder")
+    one_line(
+        run_cli("--in", src, "--out", str(tmp_path / "o.wav"), "--stats-json", str(folder), "--model", "passthrough"),
+        2,
+        "--stats-json",
+        "is a folder",
+    )
     assert os.listdir(folder) == [] and not (tmp_path / "o.wav").exists()
 
 
@@ -56,17 +64,30 @@ def test_disk_full_in_file_mode_exits_4_and_replaces_nothing(tmp_path):
     sf.write(dst, np.full(100, 0.25, np.float32), 48000)
     before = open(dst, "rb").read()
     limit = 200_000  # bytes: well short of the 860 kB the output needs
-    done = run_cli("--in", src, "--out", dst, "--model", "passthrough", "-q",
-                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    done = run_cli(
+        "--in",
+        src,
+        "--out",
+        dst,
+        "--model",
+        "passthrough",
+        "-q",
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
     one_line(done, 4, "writing failed", "is the disk full", "no output file was replaced")
     assert open(dst, "rb").read() == before and leftovers(tmp_path) == []
 
 
 def test_unknown_subtype_is_refused(tmp_path, src):
-    one_line(run_cli("--in", src, "--out", str(tmp_path / "o.wav"), "--subtype", "XYZ", "--model", "passthrough"),
-             2, "--subtype XYZ", "PCM_24")
-    one_line(run_cli("--in", src, "--out", str(tmp_path / "o.flac"), "--subtype", "FLOAT", "--model", "passthrough"),
-             2, "--subtype FLOAT", "FLAC")
+    one_line(
+        run_cli("--in", src, "--out", str(tmp_path / "o.wav"), "--subtype", "XYZ", "--model", "passthrough"), 2, "--subtype XYZ", "PCM_24"
+    )
+    one_line(
+        run_cli("--in", src, "--out", str(tmp_path / "o.flac"), "--subtype", "FLOAT", "--model", "passthrough"),
+        2,
+        "--subtype FLOAT",
+        "FLAC",
+    )
     done = run_cli("--in", src, "--out", str(tmp_path / "o.wav"), "--subtype", "pcm_16", "--model", "passthrough", "-q")
     assert done.returncode == 0 and sf.info(str(tmp_path / "o.wav")).subtype == "PCM_16"
 
@@ -94,8 +115,9 @@ def test_flags_for_devices_are_refused_in_file_mode(tmp_path, src):
 def test_list_devices_with_no_device_says_so(tmp_path):
     """On a machine without a sound card: PortAudio pointed at a JACK server that does not exist."""
     env = dict(os.environ, JACK_DEFAULT_SERVER="rt-enhance-none", JACK_NO_START_SERVER="1")
-    count = subprocess.run([sys.executable, "-c", "import sounddevice as sd; print(len(sd.query_devices()))"],
-                           capture_output=True, text=True, env=env)
+    count = subprocess.run(
+        [sys.executable, "-c", "import sounddevice as sd; print(len(sd.query_devices()))"], capture_output=True, text=True, env=env
+    )
     if count.stdout.strip() != "0":
         pytest.skip(f"PortAudio still sees devices here: {count.stdout.strip() or count.stderr.strip()[-200:]}")
     done = run_cli("--list-devices", env=env)
@@ -106,8 +128,12 @@ def test_inputs_that_are_not_files_are_named(tmp_path):
     out = str(tmp_path / "o.wav")
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "folder").mkdir()
-    for path, needle in [(str(tmp_path / "folder"), "is a folder"), (str(tmp_path / "pipe"), "is a FIFO"),
-                         ("/dev/null", "is a device file"), (str(tmp_path / "missing.wav"), "not found")]:
+    for path, needle in [
+        (str(tmp_path / "folder"), "is a folder"),
+        (str(tmp_path / "pipe"), "is a FIFO"),
+        ("/dev/null", "is a device file"),
+        (str(tmp_path / "missing.wav"), "not found"),
+    ]:
         one_line(run_cli("--in", path, "--out", out, "--model", "passthrough"), 2, path, needle)
     assert not os.path.exists(out)
 
@@ -153,6 +179,9 @@ def test_crafted_files_and_metadata_are_refused_before_they_cost_memory(tmp_path
     props = {"sample_rate": str(10**12), "window": "1024", "hop": "256", "lookahead": "128", "crossfade": "64"}
     one_line(run_cli("--in", src, "--out", out, "--model", onnx_model("rate.onnx", props=props)), 2, "metadata sample_rate")
     props = {"sample_rate": "48000", "window": str(10**9), "hop": "256", "lookahead": "128", "crossfade": "64"}
-    one_line(run_cli("--in", src, "--out", out, "--model", onnx_model("window.onnx", input_shape=["batch", 1, "n"], props=props)),
-             2, "metadata window")
+    one_line(
+        run_cli("--in", src, "--out", out, "--model", onnx_model("window.onnx", input_shape=["batch", 1, "n"], props=props)),
+        2,
+        "metadata window",
+    )
     assert not os.path.exists(out)

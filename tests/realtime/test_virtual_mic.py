@@ -39,9 +39,11 @@ def _server(start, kind: str):
 @pytest.fixture(scope="module", params=["pipewire", "pulseaudio"])
 def server(request):
     if request.param == "pulseaudio" and pulseaudio_binary() is None:
-        pytest.skip("plain PulseAudio is not installed: Debian's pulseaudio package depends on libasound2-plugins, "
-                    "which makes an ALSA plugin PortAudio's default device on the shared machines and CI that run "
-                    "the JACK tests; set RT_PULSEAUDIO to a pulseaudio binary to run these")
+        pytest.skip(
+            "plain PulseAudio is not installed: Debian's pulseaudio package depends on libasound2-plugins, "
+            "which makes an ALSA plugin PortAudio's default device on the shared machines and CI that run "
+            "the JACK tests; set RT_PULSEAUDIO to a pulseaudio binary to run these"
+        )
     srv = _server(start_pipewire if request.param == "pipewire" else start_pulseaudio, request.param)
     srv.pactl("load-module", "module-null-sink", "sink_name=rt_test_src", f"rate={RATE}", "channels=1")
     srv.pactl("load-module", "module-remap-source", "master=rt_test_src.monitor", "source_name=rt_test_mic", "channels=1")
@@ -64,8 +66,9 @@ def clicks(tmp_path_factory) -> str:
 
 
 def start_cli(server, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rt_enhance.realtime.cli", *args], env=server.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rt_enhance.realtime.cli", *args], env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for(predicate, seconds: float = 20.0) -> bool:
@@ -92,10 +95,26 @@ def source_properties(server, name: str) -> str:
 
 def record_two(server, left: str, right: str, path: str) -> subprocess.Popen:
     """PipeWire: one recorder, ``left`` and ``right`` linked to its two inputs (same graph cycle)."""
-    rec = subprocess.Popen(["pw-record", "-P", "{ node.name = rt_test_rec node.autoconnect = false }", "--channels", "2",
-                            "--channel-map", "FL,FR", "--rate", str(RATE), "--format", "f32", path], env=server.env)
-    assert wait_for(lambda: "rt_test_rec:input_FR" in subprocess.run(["pw-link", "-i"], env=server.env, capture_output=True,
-                                                                      text=True).stdout)
+    rec = subprocess.Popen(
+        [
+            "pw-record",
+            "-P",
+            "{ node.name = rt_test_rec node.autoconnect = false }",
+            "--channels",
+            "2",
+            "--channel-map",
+            "FL,FR",
+            "--rate",
+            str(RATE),
+            "--format",
+            "f32",
+            path,
+        ],
+        env=server.env,
+    )
+    assert wait_for(
+        lambda: "rt_test_rec:input_FR" in subprocess.run(["pw-link", "-i"], env=server.env, capture_output=True, text=True).stdout
+    )
     for source, port in ((left, "FL"), (right, "FR")):
         subprocess.run(["pw-link", f"{source}:capture_MONO", f"rt_test_rec:input_{port}"], env=server.env, check=True)
     return rec
@@ -116,8 +135,10 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
     if server.kind == "PipeWire":
         rec = record_two(server, "rt_test_mic", "rt_enhance.half", both)
     else:
-        rec = subprocess.Popen(["parec", "--device=rt_enhance.half", "--format=float32le", f"--rate={RATE}", "--channels=1",
-                                "--file-format=wav", both], env=server.env)
+        rec = subprocess.Popen(
+            ["parec", "--device=rt_enhance.half", "--format=float32le", f"--rate={RATE}", "--channels=1", "--file-format=wav", both],
+            env=server.env,
+        )
     time.sleep(0.5)
     subprocess.run(["paplay", "--device=rt_test_src", clicks], env=server.env, check=True, timeout=20)
     time.sleep(1.5)
@@ -137,9 +158,11 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
         assert len(ref) == len(got) and len(set(got - ref)) == 1  # one constant delay, measured in one graph cycle
         measured = int(got[0] - ref[0])
         reported = record["latency_total_ms"] * RATE / 1000
-        print(f"\nvirtual mic delay: measured {measured} samples, engine {record['latency_samples']}, "
-              f"reported total {reported:.0f} (server estimates in {record['device_latency_in_ms']:.1f} ms, "
-              f"out {record['device_latency_out_ms']:.1f} ms)")
+        print(
+            f"\nvirtual mic delay: measured {measured} samples, engine {record['latency_samples']}, "
+            f"reported total {reported:.0f} (server estimates in {record['device_latency_in_ms']:.1f} ms, "
+            f"out {record['device_latency_out_ms']:.1f} ms)"
+        )
         # The engine's part is exact; the server's part is its own estimate (libpulse's latency of
         # the two streams), off by -4 to +13 ms in 14 runs here: within 4 blocks (20 ms), not one.
         assert record["latency_samples"] < measured and abs(measured - reported) <= 4 * record["blocksize"]
@@ -189,8 +212,9 @@ def test_a_leftover_of_a_dead_run_is_replaced(server):
     dead = subprocess.Popen(["true"])
     dead.wait()
     mark = f"rt_enhance.pid={dead.pid}"
-    old = server.pactl("load-module", "module-null-sink", "sink_name=rt_enhance.passthrough.sink",
-                       f'sink_properties="device.description=old {mark}"').strip()
+    old = server.pactl(
+        "load-module", "module-null-sink", "sink_name=rt_enhance.passthrough.sink", f'sink_properties="device.description=old {mark}"'
+    ).strip()
     run = start_cli(server, "--in", "rt_test_mic", "--out", "virtual-mic", "--model", "passthrough", "--duration", "1.5", "-q")
     assert run.wait(timeout=30) == 0, run.stderr.read()
     assert "left by an earlier run" in run.stderr.read()

@@ -27,8 +27,7 @@ def _tones_in_noise(n: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_lookahead_is_aligned_in_the_loss() -> None:
-    cfg = make_config(dict(name="c", rate=16000, window=512, arch="causal", size="stream-tiny", dropout=0.0,
-                           lr_g=3e-3, batch=2))
+    cfg = make_config(dict(name="c", rate=16000, window=512, arch="causal", size="stream-tiny", dropout=0.0, lr_g=3e-3, batch=2))
     rt = runtime.Runtime(device=torch.device("cpu"))
     parts = build_parts(cfg, rt, new_generator(cfg), None)
     assert parts.lookahead == 24
@@ -58,8 +57,9 @@ def test_causal_run_evaluates_through_the_stateful_engine(tmp_path: Path, tiny_c
 def test_spectral_model_learns_to_suppress_noise_with_the_spec_loss() -> None:
     """--arch spectral with --loss SPEC: the identity-initialised gain model learns a noisy tone
     (its output beats the input against the clean tone) with its one-hop lookahead aligned."""
-    cfg = make_config(dict(name="s", rate=16000, window=1920, arch="spectral", size="spec-monitor", dropout=0.0,
-                           lr_g=3e-3, batch=2, loss="SPEC"))
+    cfg = make_config(
+        dict(name="s", rate=16000, window=1920, arch="spectral", size="spec-monitor", dropout=0.0, lr_g=3e-3, batch=2, loss="SPEC")
+    )
     rt = runtime.Runtime(device=torch.device("cpu"))
     parts = build_parts(cfg, rt, new_generator(cfg), None)
     assert parts.lookahead == 96

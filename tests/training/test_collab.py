@@ -77,8 +77,14 @@ def test_only_the_windowed_generator_can_be_split() -> None:
 
 def test_collab_run_adds_an_offline_row(tmp_path: Path, tiny_corpus: Path) -> None:
     flags = "-s 256 --size tiny -e 1 -c 6 -b 4 --val_count 1 --gan 0.05 --collab True --collab_shape 4 --collab_steps 5"
-    argv = train_argv(tmp_path, tiny_corpus, "c", f"{flags} --speech false --engine_eval false --tensorboard false",
-                      "--preprocessing", "whitenoise 0 0.05")
+    argv = train_argv(
+        tmp_path,
+        tiny_corpus,
+        "c",
+        f"{flags} --speech false --engine_eval false --tensorboard false",
+        "--preprocessing",
+        "whitenoise 0 0.05",
+    )
     assert cli.main(argv) == 0
     result = json.loads((tmp_path / "c" / "eval" / "metrics.json").read_text())
     rows = result["systems"]

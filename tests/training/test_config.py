@@ -16,11 +16,58 @@ def _cfg(argv: list[str], toml: Path | None = None) -> TrainConfig:
 
 
 def test_the_original_command_line_still_parses() -> None:
-    argv = ["-c", "100", "-o", "50", "-e", "3", "-b", "16", "-w", "4096", "-s", "2048", "-d", "5", "-n", "piano",
-            "--dropout", "0.2", "--train_n", "20", "--test_n", "2", "--load", "False", "--continue", "False",
-            "--dataset", "maestro", "--dataset_args", "2017", "--data_root", "/data/maestro", "--rate", "16000",
-            "--preprocessing", "sample 5000 16000,whitenoise 0 0.002", "--gan", "0.001", "--ae", "0.01",
-            "--collab", "False", "--lr_g", "2e-4", "--lr_d", "3e-4", "--lr_ae", "5e-4", "--scheduler", "True"]
+    argv = [
+        "-c",
+        "100",
+        "-o",
+        "50",
+        "-e",
+        "3",
+        "-b",
+        "16",
+        "-w",
+        "4096",
+        "-s",
+        "2048",
+        "-d",
+        "5",
+        "-n",
+        "piano",
+        "--dropout",
+        "0.2",
+        "--train_n",
+        "20",
+        "--test_n",
+        "2",
+        "--load",
+        "False",
+        "--continue",
+        "False",
+        "--dataset",
+        "maestro",
+        "--dataset_args",
+        "2017",
+        "--data_root",
+        "/data/maestro",
+        "--rate",
+        "16000",
+        "--preprocessing",
+        "sample 5000 16000,whitenoise 0 0.002",
+        "--gan",
+        "0.001",
+        "--ae",
+        "0.01",
+        "--collab",
+        "False",
+        "--lr_g",
+        "2e-4",
+        "--lr_d",
+        "3e-4",
+        "--lr_ae",
+        "5e-4",
+        "--scheduler",
+        "True",
+    ]
     cfg = _cfg(argv)
     got = (cfg.count, cfg.out, cfg.epochs, cfg.batch, cfg.window, cfg.stride, cfg.depth)
     assert got == (100, 50, 3, 16, 4096, 2048, 5)
@@ -31,10 +78,17 @@ def test_the_original_command_line_still_parses() -> None:
     assert cfg.preprocessing == "sample 5000 16000,whitenoise 0 0.002"
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--continue"], True), (["--continue", "True"], True), (["--continue", "yes"], True),
-    (["--continue", "false"], False), (["--continue", "0"], False), ([], False),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--continue"], True),
+        (["--continue", "True"], True),
+        (["--continue", "yes"], True),
+        (["--continue", "false"], False),
+        (["--continue", "0"], False),
+        ([], False),
+    ],
+)
 def test_bool_options_take_the_old_and_the_bare_forms(argv: list[str], expected: bool) -> None:
     assert _cfg(["-n", "x", *argv, "-e", "2"]).resume is expected
 
@@ -51,20 +105,25 @@ def test_parse_bool_refuses_other_words() -> None:
 
 def test_toml_gives_every_option_and_flags_override_it(tmp_path: Path) -> None:
     toml = tmp_path / "run.toml"
-    toml.write_text('name = "fromfile"\nepochs = 7\nlr_g = 3e-4\ncontinue = false\nscheduler = true\n'
-                    'model_args = { prelu = true }\ndataset_args = { val = 0.2 }\nloss = "l1"\n')
+    toml.write_text(
+        'name = "fromfile"\nepochs = 7\nlr_g = 3e-4\ncontinue = false\nscheduler = true\n'
+        'model_args = { prelu = true }\ndataset_args = { val = 0.2 }\nloss = "l1"\n'
+    )
     cfg = _cfg(["-e", "2"], toml)
     assert cfg.name == "fromfile" and cfg.epochs == 2 and cfg.lr_g == 3e-4 and cfg.scheduler is True
     assert cfg.model_args == {"prelu": True} and cfg.dataset_args == {"val": "0.2"} and cfg.loss == "L1"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("epochs = 2\nbogus = 1\n", "unknown option 'bogus'"),
-    ("epochs = true\n", "must be a number"),
-    ("epochs = 2.5\n", "whole number"),
-    ("scheduler = \"sometimes\"\n", "true or false"),
-    ("epochs = [\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("epochs = 2\nbogus = 1\n", "unknown option 'bogus'"),
+        ("epochs = true\n", "must be a number"),
+        ("epochs = 2.5\n", "whole number"),
+        ('scheduler = "sometimes"\n', "true or false"),
+        ("epochs = [\n", "not valid TOML"),
+    ],
+)
 def test_bad_toml_is_named(tmp_path: Path, text: str, message: str) -> None:
     toml = tmp_path / "bad.toml"
     toml.write_text(text)

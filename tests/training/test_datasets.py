@@ -37,8 +37,10 @@ def _files(ds: datasets.WindowDataset) -> set[str]:
 
 
 def _all_splits(kind: str, root: Path, **kwargs) -> dict[str, set[str]]:
-    return {split: _files(make_dataset(kind, root, rate=RATE, window=WINDOW, stride=STRIDE, split=split, **kwargs))
-            for split in ("train", "val", "test")}
+    return {
+        split: _files(make_dataset(kind, root, rate=RATE, window=WINDOW, stride=STRIDE, split=split, **kwargs))
+        for split in ("train", "val", "test")
+    }
 
 
 def _assert_partition(splits: dict[str, set[str]], everything: set[str]) -> None:
@@ -71,14 +73,14 @@ def test_simple_val_dir_holds_out_a_folder_not_files(simple_root: Path, tmp_path
         _tone(held_out / f"voice{i}.wav", 300 + 40 * i, seconds=0.1)
 
     def make(split: str) -> set[str]:
-        return _files(make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE,
-                                   split=split, args={"val_dir": str(held_out)}))
+        return _files(
+            make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE, split=split, args={"val_dir": str(held_out)})
+        )
 
     assert make("train") == {f"song{i}.wav" for i in range(10)}
     assert make("val") == {f"voice{i}.wav" for i in range(3)}
     with pytest.raises(datasets.DatasetError, match="val_dir replaces"):
-        make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE,
-                     args={"val_dir": str(held_out), "val": "0.1"})
+        make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE, args={"val_dir": str(held_out), "val": "0.1"})
 
 
 def test_simple_split_is_seeded(simple_root: Path) -> None:
@@ -114,8 +116,9 @@ def test_construction_reads_headers_only(simple_root: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(datasets.sf, "read", no_read)
     monkeypatch.setattr(datasets.sf.SoundFile, "read", no_read)
-    ds = make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE,
-                      pipeline=parse_pipeline("noise synth 0 10,reverb 16000"))
+    ds = make_dataset(
+        "simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE, pipeline=parse_pipeline("noise synth 0 10,reverb 16000")
+    )
     assert len(ds) > 0
     monkeypatch.undo()
     assert ds[0][0].shape == (1, WINDOW)
@@ -134,8 +137,9 @@ def test_resampled_window_matches_whole_file_resampled(tmp_path: Path) -> None:
 
 
 def test_pipeline_applied_per_window_seeded_by_epoch(simple_root: Path) -> None:
-    ds = make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE,
-                      pipeline=parse_pipeline("noise synth 10 10 white"), seed=4)
+    ds = make_dataset(
+        "simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE, pipeline=parse_pipeline("noise synth 10 10 white"), seed=4
+    )
     degraded, clean = ds[2]
     noise = (degraded - clean).double()
     assert abs(10 * math.log10(clean.double().pow(2).mean() / noise.pow(2).mean()) - 10) < 0.1
@@ -150,15 +154,21 @@ def test_pipeline_applied_per_window_seeded_by_epoch(simple_root: Path) -> None:
 def test_reverb_context_reaches_into_the_window(tmp_path: Path) -> None:
     """With context the tail of earlier audio is in the window: degraded differs from clean right at its start."""
     _tone(tmp_path / "r" / "a.wav", 440, seconds=1.0)
-    ds = make_dataset("simple", tmp_path / "r", rate=RATE, window=WINDOW, stride=WINDOW, split="all",
-                      pipeline=parse_pipeline("reverb 16000 0 50 50 50 50 0 0"))
+    ds = make_dataset(
+        "simple",
+        tmp_path / "r",
+        rate=RATE,
+        window=WINDOW,
+        stride=WINDOW,
+        split="all",
+        pipeline=parse_pipeline("reverb 16000 0 50 50 50 50 0 0"),
+    )
     degraded, clean = ds[10]
     assert not torch.allclose(degraded[0, :32], clean[0, :32], atol=1e-3)
 
 
 def test_dataloader_batches(simple_root: Path) -> None:
-    ds = make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE,
-                      pipeline=parse_pipeline("sample 8000 16000"))
+    ds = make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE, pipeline=parse_pipeline("sample 8000 16000"))
     degraded, clean = next(iter(DataLoader(ds, batch_size=4, shuffle=True)))
     assert degraded.shape == clean.shape == (4, 1, WINDOW)
 
@@ -166,15 +176,24 @@ def test_dataloader_batches(simple_root: Path) -> None:
 def test_dataset_pickles_for_spawned_workers(simple_root: Path, tmp_path: Path) -> None:
     (tmp_path / "noise").mkdir()
     sf.write(tmp_path / "noise" / "n.wav", 0.1 * np.random.default_rng(0).standard_normal(4000), RATE)
-    ds = make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE, seed=2,
-                      pipeline=parse_pipeline(f"noise {tmp_path / 'noise'} 0 10,rir simulate 0.2 0.4,gain -3 3"))
+    ds = make_dataset(
+        "simple",
+        simple_root,
+        rate=RATE,
+        window=WINDOW,
+        stride=STRIDE,
+        seed=2,
+        pipeline=parse_pipeline(f"noise {tmp_path / 'noise'} 0 10,rir simulate 0.2 0.4,gain -3 3"),
+    )
     clone = pickle.loads(pickle.dumps(ds))
     assert torch.equal(clone[1][0], ds[1][0])
 
 
 def test_n_files_keeps_a_seeded_subset(simple_root: Path) -> None:
-    pick = [_files(make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE, split="all",
-                                n_files=3, seed=s)) for s in (0, 0, 1)]
+    pick = [
+        _files(make_dataset("simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE, split="all", n_files=3, seed=s))
+        for s in (0, 0, 1)
+    ]
     assert len(pick[0]) == 3 and pick[0] == pick[1]
 
 
@@ -194,8 +213,10 @@ def _voicebank(root: Path) -> None:
 
 def test_pairs_voicebank_layout(tmp_path: Path) -> None:
     _voicebank(tmp_path / "vb")
-    splits = {split: make_dataset("pairs", tmp_path / "vb", rate=RATE, window=WINDOW, stride=STRIDE, split=split,
-                                  args={"val": "0.2"}, seed=0) for split in ("train", "val", "test")}
+    splits = {
+        split: make_dataset("pairs", tmp_path / "vb", rate=RATE, window=WINDOW, stride=STRIDE, split=split, args={"val": "0.2"}, seed=0)
+        for split in ("train", "val", "test")
+    }
     assert _files(splits["test"]) == {"p232_001.wav", "p257_001.wav"}
     speakers = {k: {n[:4] for n in _files(d)} for k, d in splits.items()}
     assert len(speakers["val"]) == 1 and not speakers["val"] & speakers["train"]  # split by speaker
@@ -219,8 +240,7 @@ def test_pairs_clean_degraded_layout(tmp_path: Path) -> None:
 
 def test_pairs_pipeline_degrades_the_degraded_file(tmp_path: Path) -> None:
     _voicebank(tmp_path / "vb")
-    ds = make_dataset("pairs", tmp_path / "vb", rate=RATE, window=WINDOW, stride=STRIDE, split="test",
-                      pipeline=parse_pipeline("gain 6 6"))
+    ds = make_dataset("pairs", tmp_path / "vb", rate=RATE, window=WINDOW, stride=STRIDE, split="test", pipeline=parse_pipeline("gain 6 6"))
     plain = make_dataset("pairs", tmp_path / "vb", rate=RATE, window=WINDOW, stride=STRIDE, split="test")
     factor = 10 ** (6 / 20)
     torch.testing.assert_close(ds[0][0], plain[0][0] * factor)
@@ -256,15 +276,20 @@ def test_vctk_092_keeps_mic1(tmp_path: Path) -> None:
 
 # --- maestro ----------------------------------------------------------------------------------------------------
 
-_MAESTRO = [("2004/a.wav", "train", "2004"), ("2004/b.wav", "train", "2004"), ("2006/c.wav", "train", "2006"),
-            ("2006/d.wav", "validation", "2006"), ("2004/e.wav", "test", "2004"), ("2006/f.wav", "test", "2006")]
+_MAESTRO = [
+    ("2004/a.wav", "train", "2004"),
+    ("2004/b.wav", "train", "2004"),
+    ("2006/c.wav", "train", "2006"),
+    ("2006/d.wav", "validation", "2006"),
+    ("2004/e.wav", "test", "2004"),
+    ("2006/f.wav", "test", "2006"),
+]
 
 
 def _maestro(root: Path, fmt: str) -> None:
     for i, (name, _, _) in enumerate(_MAESTRO):
         _tone(root / name, 200 + 30 * i, seconds=0.05)
-    rows = [{"canonical_composer": "X", "split": s, "year": y, "audio_filename": n, "duration": 0.05}
-            for n, s, y in _MAESTRO]
+    rows = [{"canonical_composer": "X", "split": s, "year": y, "audio_filename": n, "duration": 0.05} for n, s, y in _MAESTRO]
     if fmt == "csv":
         with (root / "maestro-v3.0.0.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -286,12 +311,12 @@ def test_maestro_uses_its_split_column(tmp_path: Path, fmt: str) -> None:
 
 def test_maestro_year_filter(tmp_path: Path) -> None:
     _maestro(tmp_path, "csv")
-    ds = make_dataset("maestro", tmp_path, rate=RATE, window=WINDOW, stride=STRIDE, split="train",
-                      args=parse_dataset_args("2004", "maestro"))
+    ds = make_dataset(
+        "maestro", tmp_path, rate=RATE, window=WINDOW, stride=STRIDE, split="train", args=parse_dataset_args("2004", "maestro")
+    )
     assert _files(ds) == {"a.wav", "b.wav"}
     with pytest.raises(DatasetError, match="no validation rows for year 2004"):
-        make_dataset("maestro", tmp_path, rate=RATE, window=WINDOW, stride=STRIDE, split="val",
-                     args={"year": "2004"})
+        make_dataset("maestro", tmp_path, rate=RATE, window=WINDOW, stride=STRIDE, split="val", args={"year": "2004"})
 
 
 # --- arguments and errors ---------------------------------------------------------------------------------------

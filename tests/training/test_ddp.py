@@ -22,8 +22,17 @@ def _argv(runs: Path, corpus: Path, name: str) -> list[str]:
 
 def test_two_gloo_processes_match_one_process(tmp_path: Path, tiny_corpus: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-              "-m", "rt_enhance.training.cli", *_argv(tmp_path, tiny_corpus, "ddp")]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "rt_enhance.training.cli",
+        *_argv(tmp_path, tiny_corpus, "ddp"),
+    ]
     done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert cli.main(_argv(tmp_path, tiny_corpus, "single")) == 0

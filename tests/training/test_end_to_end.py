@@ -47,8 +47,7 @@ def test_folder_of_wavs_to_live_model(tmp_path: Path, tiny_corpus: Path) -> None
     t = np.arange(16000) / 16000
     noisy = 0.3 * np.sin(2 * np.pi * 330 * t) + 0.01 * np.random.default_rng(0).standard_normal(16000)
     sf.write(tmp_path / "x.wav", noisy.astype(np.float32), 16000, subtype="FLOAT")
-    code = enhance_cli.main(["--model", str(model), "--in", str(tmp_path / "x.wav"), "--out", str(tmp_path / "y.wav"),
-                             "-q"])
+    code = enhance_cli.main(["--model", str(model), "--in", str(tmp_path / "x.wav"), "--out", str(tmp_path / "y.wav"), "-q"])
     assert code == 0
     out, rate = sf.read(tmp_path / "y.wav", dtype="float32")
     assert rate == 16000 and out.shape == noisy.shape and np.isfinite(out).all() and np.abs(out).max() > 0

@@ -35,8 +35,16 @@ def test_chunked_offline_enhancement_equals_one_pass() -> None:
     np.testing.assert_allclose(chunked[rf:-rf], whole[rf:-rf], atol=1e-5)
 
 
-@pytest.mark.parametrize("spec, low", [("sample 4000 16000", 4000), ("lowpass 3000", 6000), ("whitenoise 0 0.1", None),
-                                       ("sample 4000 16000,lowpass 1500", 3000), ("sample 16000 16000", None)])
+@pytest.mark.parametrize(
+    "spec, low",
+    [
+        ("sample 4000 16000", 4000),
+        ("lowpass 3000", 6000),
+        ("whitenoise 0 0.1", None),
+        ("sample 4000 16000,lowpass 1500", 3000),
+        ("sample 16000 16000", None),
+    ],
+)
 def test_band_limit(spec: str, low: int | None) -> None:
     assert band_limit(parse_pipeline(spec), 16000) == low
 
@@ -60,8 +68,7 @@ def test_test_items_are_seeded_and_cropped(tmp_path: Path) -> None:
     two = make_items(sources, pipeline, rate=16000, seed=3, max_samples=2048)
     assert one[0].clean.shape == (2048,) and np.array_equal(one[0].degraded, two[0].degraded)
     np.testing.assert_allclose(one[0].clean, clean[:2048], atol=1e-7)
-    assert not np.array_equal(one[0].degraded, make_items(sources, pipeline, rate=16000, seed=4,
-                                                           max_samples=2048)[0].degraded)
+    assert not np.array_equal(one[0].degraded, make_items(sources, pipeline, rate=16000, seed=4, max_samples=2048)[0].degraded)
 
 
 def test_markdown_table_marks_missing_metrics() -> None:
@@ -77,8 +84,9 @@ def test_parallel_data_uses_the_degraded_partner(tmp_path: Path) -> None:
     clean, noisy = 0.3 * np.sin(2 * np.pi * 200 * t), 0.3 * np.sin(2 * np.pi * 200 * t) + 0.05 * np.cos(t * 900)
     sf.write(tmp_path / "c.wav", clean.astype(np.float32), 16000, subtype="FLOAT")
     sf.write(tmp_path / "n.wav", noisy[:3000].astype(np.float32), 16000, subtype="FLOAT")  # shorter: padded
-    (item,) = make_items([("c.wav", str(tmp_path / "c.wav"), str(tmp_path / "n.wav"))], parse_pipeline(""),
-                         rate=16000, seed=0, max_samples=None)
+    (item,) = make_items(
+        [("c.wav", str(tmp_path / "c.wav"), str(tmp_path / "n.wav"))], parse_pipeline(""), rate=16000, seed=0, max_samples=None
+    )
     assert item.degraded.shape == item.clean.shape == (4000,)
     np.testing.assert_allclose(item.degraded[:3000], noisy[:3000], atol=1e-6)
     assert not item.degraded[3000:].any()

@@ -40,8 +40,7 @@ RATE = 48000
 def tiny_corpus(root: Path) -> Path:
     """The folders of the speech-erb recipe, a few seconds each (24-bit WAV, as rt-data writes them)."""
     rng = np.random.default_rng(0)
-    for kind in ("speech/train", "voices/train", "voices/val", "music/train", "noise/train", "realnoise/train",
-                 "rir/train"):
+    for kind in ("speech/train", "voices/train", "voices/val", "music/train", "noise/train", "realnoise/train", "rir/train"):
         (root / kind).mkdir(parents=True)
     t = np.arange(int(1.6 * RATE)) / RATE
     for i in range(5):
@@ -62,8 +61,10 @@ def tiny_corpus(root: Path) -> Path:
 
 def recipe(corpus: Path) -> dict[str, str]:
     """The speech-erb recipe's folders and strings, as scripts/speech-pipeline.sh defines them."""
-    script = (f'source {ROOT}/scripts/speech-pipeline.sh; speech_erb_noise "$1" >/dev/null; speech_erb_mix "$1"; '
-              'speech_erb_pipeline "$1"; speech_erb_dataset_args "$1"')
+    script = (
+        f'source {ROOT}/scripts/speech-pipeline.sh; speech_erb_noise "$1" >/dev/null; speech_erb_mix "$1"; '
+        'speech_erb_pipeline "$1"; speech_erb_dataset_args "$1"'
+    )
     out = subprocess.run(["bash", "-c", script, "_", str(corpus)], capture_output=True, text=True, check=True)
     mix, pipeline, args = out.stdout.strip().splitlines()
     return {"data_root": mix, "preprocessing": pipeline, "dataset_args": args}
@@ -113,8 +114,7 @@ def _sample_corpus(root: Path) -> Path:
     for name, count in (("speech", 12), ("voices", 12), ("music", 2)):
         (root / "mix" / name).mkdir(parents=True)
         for i in range(count):
-            sf.write(root / "mix" / name / f"{name}{i}.wav", 0.1 * rng.standard_normal(2 * RATE), RATE,
-                     subtype="PCM_24")
+            sf.write(root / "mix" / name / f"{name}{i}.wav", 0.1 * rng.standard_normal(2 * RATE), RATE, subtype="PCM_24")
     return root / "mix"
 
 
@@ -159,15 +159,13 @@ def test_pack_over_the_cap_is_one_clear_error(pack, tmp_path):
     corpus = tmp_path / "c"
     tiny_corpus(corpus)
     with pytest.raises(PackError, match="over --max-mib.*--subset"):
-        make_pack(tmp_path / "p", data_root=str(corpus / "speech" / "train"), preprocessing="", codec="flac",
-                  max_mib=0.01)
+        make_pack(tmp_path / "p", data_root=str(corpus / "speech" / "train"), preprocessing="", codec="flac", max_mib=0.01)
     assert not (tmp_path / "p" / "pack.json").exists()
 
 
 def test_opus_pack_decodes_to_the_same_length(tmp_path):
     corpus = tiny_corpus(tmp_path / "c")
-    manifest = make_pack(tmp_path / "p", data_root=str(corpus / "speech" / "train"), preprocessing="",
-                         codec="opus", max_mib=5)
+    manifest = make_pack(tmp_path / "p", data_root=str(corpus / "speech" / "train"), preprocessing="", codec="opus", max_mib=5)
     assert manifest["codec"] == "opus"
     decoded, rate = sf.read(tmp_path / "p" / "clean" / "s1.ogg")
     original = sf.read(corpus / "speech" / "train" / "s1.wav")[0]
@@ -242,12 +240,12 @@ def test_a_room_is_aligned_on_its_direct_path_and_the_target_keeps_only_that():
 @pytest.mark.parametrize("kind,order", [("butter", 6), ("cheby1", 8)])
 def test_lowpass_response_is_scipys_forward_backward_filter(kind, order):
     hz, size = 5000.0, 4096
-    sos = (signal.butter(order, hz, fs=RATE, output="sos") if kind == "butter"
-           else signal.cheby1(order, 0.05, hz, fs=RATE, output="sos"))
+    sos = signal.butter(order, hz, fs=RATE, output="sos") if kind == "butter" else signal.cheby1(order, 0.05, hz, fs=RATE, output="sos")
     freqs = np.fft.rfftfreq(size, 1.0 / RATE)[:-1]  # up to (not at) Nyquist, where tan() is infinite
     _, h = signal.freqz_sos(sos, worN=freqs, fs=RATE)
-    ours = dd.zero_phase_response(torch.tensor([hz]), torch.tensor([int(kind == "cheby1")]), torch.tensor([order]),
-                                  RATE, size)[0].numpy()[:-1]
+    ours = dd.zero_phase_response(torch.tensor([hz]), torch.tensor([int(kind == "cheby1")]), torch.tensor([order]), RATE, size)[0].numpy()[
+        :-1
+    ]
     assert np.max(np.abs(ours - np.abs(h) ** 2)) < 1e-3
 
 
@@ -261,10 +259,29 @@ def test_rate_changing_steps_have_no_device_version():
 
 def _train(pack: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable}
-    small = ["--window", "4800", "--stride", "2400", "--batch", "4", "--val_count", "2", "--synth-bank", "1",
-             "--val-every", "2", "--log-every", "1"]
-    return subprocess.run(["bash", str(ROOT / "scripts" / "gpu-train.sh"), str(out), "--pack", str(pack), *small,
-                           *extra], capture_output=True, text=True, env=env, timeout=300)
+    small = [
+        "--window",
+        "4800",
+        "--stride",
+        "2400",
+        "--batch",
+        "4",
+        "--val_count",
+        "2",
+        "--synth-bank",
+        "1",
+        "--val-every",
+        "2",
+        "--log-every",
+        "1",
+    ]
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu-train.sh"), str(out), "--pack", str(pack), *small, *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_gpu_train_on_cpu_writes_a_loadable_checkpoint_and_its_throughput(pack, tmp_path):
@@ -292,12 +309,15 @@ def test_gpu_train_with_cpu_workers(pack, tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["degrade"] == "cpu"
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--epochs", "3"], "--epochs is not used by the GPU trainer; use --seconds"),
-    (["--gan", "0.1"], "--gan 0.1: the GPU trainer trains without it"),
-    (["--seconds", "0"], "--seconds must be a positive number"),
-    (["--resume", "nowhere.pt"], "--resume nowhere.pt: no such checkpoint"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--epochs", "3"], "--epochs is not used by the GPU trainer; use --seconds"),
+        (["--gan", "0.1"], "--gan 0.1: the GPU trainer trains without it"),
+        (["--seconds", "0"], "--seconds must be a positive number"),
+        (["--resume", "nowhere.pt"], "--resume nowhere.pt: no such checkpoint"),
+    ],
+)
 def test_gpu_train_mistakes_are_one_line(pack, tmp_path, flags, message, capsys):
     from rt_enhance.training.gpu_train import main
 
@@ -308,14 +328,12 @@ def test_gpu_train_mistakes_are_one_line(pack, tmp_path, flags, message, capsys)
 
 def test_gpu_pack_names_an_unknown_recipe_or_a_missing_folder(tmp_path):
     corpus = tiny_corpus(tmp_path / "c")
-    bad = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-pack.sh"), str(corpus), "--recipe", "nope"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-pack.sh"), str(corpus), "--recipe", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == "gpu-pack: --recipe nope: expected speech-erb or speech"
     (corpus / "voices" / "val" / "val0.wav").unlink()
     (corpus / "voices" / "val" / "val1.wav").unlink()
     (corpus / "voices" / "val").rmdir()
-    missing = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-pack.sh"), str(corpus)], capture_output=True,
-                             text=True)
+    missing = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-pack.sh"), str(corpus)], capture_output=True, text=True)
     assert missing.returncode == 2 and f"{corpus}/voices/val is missing" in missing.stderr
 
 
@@ -324,8 +342,9 @@ def test_without_the_package_installed_links_make_it_importable(tmp_path):
     wrapper = tmp_path / "python"
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     wrapper.chmod(0o755)
-    script = (f'source {ROOT}/scripts/gpu-env.sh; PY={wrapper}; gpu_package && '
-              f'"$PY" -c "import rt_enhance.training as t; print(t.__path__[0])"')
+    script = (
+        f'source {ROOT}/scripts/gpu-env.sh; PY={wrapper}; gpu_package && "$PY" -c "import rt_enhance.training as t; print(t.__path__[0])"'
+    )
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path / "rt-enhance-path" / "rt_enhance" / "training")

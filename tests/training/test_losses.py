@@ -111,8 +111,7 @@ def test_compressed_spectral_loss_is_zero_for_a_match_and_bounded_on_silence() -
     silent = torch.zeros(2, 1, 9600)
     assert waveform_loss(noisy, silent, "SPEC").item() < 1e3  # no division by a silent target's level
     # the same relative error on a loud and on a quiet clip weighs alike
-    assert waveform_loss(100 * noisy, 100 * clean, "SPEC").item() == pytest.approx(
-        waveform_loss(noisy, clean, "SPEC").item(), abs=0.05)
+    assert waveform_loss(100 * noisy, 100 * clean, "SPEC").item() == pytest.approx(waveform_loss(noisy, clean, "SPEC").item(), abs=0.05)
 
 
 def test_denoise_loss_weighs_noise_left_in_above_speech_taken_out() -> None:

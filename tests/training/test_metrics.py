@@ -72,8 +72,7 @@ def test_pesq_without_speech_is_nan(caplog: pytest.LogCaptureFixture) -> None:
     assert "PESQ skipped" in caplog.text
 
 
-def test_missing_packages_give_nan(speechy: np.ndarray, monkeypatch: pytest.MonkeyPatch,
-                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_packages_give_nan(speechy: np.ndarray, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setitem(sys.modules, "pesq", None)
     monkeypatch.setitem(sys.modules, "pystoi", None)
     with caplog.at_level(logging.WARNING):

@@ -52,8 +52,7 @@ def test_two_epochs_equal_one_epoch_continue_one_epoch(tmp_path: Path, tiny_corp
     _assert_same(_state(tmp_path / "whole" / "best.pt")["state"], _state(tmp_path / "split" / "best.pt")["state"])
 
 
-def test_run_folders_are_never_reused_without_asking(tmp_path: Path, tiny_corpus: Path,
-                                                     capsys: pytest.CaptureFixture) -> None:
+def test_run_folders_are_never_reused_without_asking(tmp_path: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(_argv(tmp_path, tiny_corpus, "r", "-e", "1", "-c", "1")) == 0
     before = (tmp_path / "r" / "last.pt").read_bytes()
     assert cli.main(_argv(tmp_path, tiny_corpus, "r", "-e", "1", "-c", "1")) == 2

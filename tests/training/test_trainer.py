@@ -68,11 +68,19 @@ def test_discriminator_and_autoencoder_follow_the_generator_shape() -> None:
     assert ae.channels == generator.channels and ae.init_kwargs["dropout"] == 0.0
 
 
-@pytest.mark.parametrize("spec, task", [
-    ("sample 4000 16000", "bandwidth_extension"), ("lowpass 3000", "bandwidth_extension"),
-    ("whitenoise 0 0.01", "denoise"), ("noise synth 0 10", "denoise"), ("", "denoise"),
-    ("rir simulate 0.3 0.6", "dereverb"), ("sample 8000 16000,noise synth 0 10", "joint"), ("gain -3 3", "denoise"),
-])
+@pytest.mark.parametrize(
+    "spec, task",
+    [
+        ("sample 4000 16000", "bandwidth_extension"),
+        ("lowpass 3000", "bandwidth_extension"),
+        ("whitenoise 0 0.01", "denoise"),
+        ("noise synth 0 10", "denoise"),
+        ("", "denoise"),
+        ("rir simulate 0.3 0.6", "dereverb"),
+        ("sample 8000 16000,noise synth 0 10", "joint"),
+        ("gain -3 3", "denoise"),
+    ],
+)
 def test_task_follows_the_preprocessing(spec: str, task: str) -> None:
     assert models.task_of(parse_pipeline(spec)) == task
 
@@ -89,9 +97,14 @@ def test_engine_defaults_fit_the_window() -> None:
 
 def test_size_depth_and_model_args_build_the_generator() -> None:
     assert models.generator_kwargs(size="", depth=3, dropout=0.1, rate=8000, model_args={"prelu": True}) == {
-        "depth": 3, "dropout": 0.1, "sample_rate": 8000, "prelu": True}
-    g = models.build_generator("windowed", models.generator_kwargs(size="tiny", depth=9, dropout=0.0, rate=16000,
-                                                                    model_args={"max_channels": 8}))
+        "depth": 3,
+        "dropout": 0.1,
+        "sample_rate": 8000,
+        "prelu": True,
+    }
+    g = models.build_generator(
+        "windowed", models.generator_kwargs(size="tiny", depth=9, dropout=0.0, rate=16000, model_args={"max_channels": 8})
+    )
     assert isinstance(g, Generator) and g.depth == 3 and max(g.channels) == 8
     with pytest.raises(models.ModelSetupError, match="unknown model size"):
         models.generator_kwargs(size="huge", depth=4, dropout=0.0, rate=16000, model_args={})
@@ -114,8 +127,14 @@ def test_best_checkpoint_meta_is_what_rt_export_reads(tmp_path: Path, tiny_corpu
     _, extra = load_checkpoint(tmp_path / "m" / "best.pt")
     meta = extra["meta"]
     assert {k: meta[k] for k in ("sample_rate", "window", "hop", "lookahead", "crossfade", "task", "name")} == {
-        "sample_rate": 16000, "window": 1024, "hop": 160, "lookahead": 160, "crossfade": 80,
-        "task": "bandwidth_extension", "name": "m"}
+        "sample_rate": 16000,
+        "window": 1024,
+        "hop": 160,
+        "lookahead": 160,
+        "crossfade": 80,
+        "task": "bandwidth_extension",
+        "name": "m",
+    }
     assert meta["training"]["dataset"] == "simple" and meta["training"]["epochs"] == 1
     assert meta["training"]["hours_seen"] == pytest.approx(4 * 1024 / 16000 / 3600, rel=1e-3)
     assert set(meta["metrics"]["val"]) == {"loss", "si_sdr", "snr"}
@@ -150,8 +169,9 @@ def test_init_from_a_model_on_another_grid_shares_the_tensors_that_fit(tmp_path:
     source = SpectralUNet(hop=240, channels=[4, 8], kernel=3, gru_hidden=16, bands=24)
     save_checkpoint(tmp_path / "speech.pt", source)
     args = {"hop": 96, "channels": [4, 8], "kernel": 3, "gru_hidden": 8, "bands": 16}  # a monitor's grid
-    monitor = new_generator(_cfg(arch="spectral", size="spec-small", rate=48000, window=96,
-                                 init_from=str(tmp_path / "speech.pt"), model_args=args))
+    monitor = new_generator(
+        _cfg(arch="spectral", size="spec-small", rate=48000, window=96, init_from=str(tmp_path / "speech.pt"), model_args=args)
+    )
     theirs, ours = source.state_dict(), monitor.state_dict()
     shared = [k for k in ours if k in theirs and ours[k].shape == theirs[k].shape]
     assert shared and all(torch.equal(ours[k], theirs[k]) for k in shared)

@@ -77,8 +77,9 @@ class Recipe:
     splits: tuple[str, ...] = SPLITS
     kinds: tuple[str, ...] = KINDS
     test_fraction: float = 0.1
-    ranges: dict[str, tuple[float, float]] = field(default_factory=lambda: {
-        "speech": (3.0, 15.0), "music": (6.0, 18.0), "noise": (8.0, 16.0), "rir": (0.2, 1.0)})
+    ranges: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: {"speech": (3.0, 15.0), "music": (6.0, 18.0), "noise": (8.0, 16.0), "rir": (0.2, 1.0)}
+    )
 
     def budget(self, kind: str, split: str) -> float:
         """Planned seconds of ``kind`` in ``split`` (for ``rir``: the number of rooms)."""
@@ -127,8 +128,14 @@ def tool_versions() -> dict[str, str]:
             return "missing"
 
     tools = {engine: tts.version(engine) for engine in tts.ENGINES}
-    tools.update(music=music.version(), pyroomacoustics=dist("pyroomacoustics"), numpy=dist("numpy"),
-                 scipy=dist("scipy"), soxr=dist("soxr"), words=f"{texts.vocabulary('train').source}")
+    tools.update(
+        music=music.version(),
+        pyroomacoustics=dist("pyroomacoustics"),
+        numpy=dist("numpy"),
+        scipy=dist("scipy"),
+        soxr=dist("soxr"),
+        words=f"{texts.vocabulary('train').source}",
+    )
     return tools
 
 
@@ -210,10 +217,21 @@ def build_item(item: Item, out: str, seed: int, rate: int, key: str) -> dict:
         sidecar.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     rms = math.sqrt(float(np.mean(np.square(audio))))
     extra = {"instruments": info["instruments"]} if item.kind == "music" else {}
-    return {**_summary(item), **extra, "kind": item.kind, "split": item.split, "index": item.index, "seed": item.seed,
-            "duration": round(len(audio) / rate, 4), "peak": round(float(np.max(np.abs(audio))), 5),
-            "rms_dbfs": round(20 * math.log10(max(rms, 1e-12)), 2), "params": item.params, "info": info, "key": key,
-            "render_seconds": round(time.monotonic() - started, 3)}
+    return {
+        **_summary(item),
+        **extra,
+        "kind": item.kind,
+        "split": item.split,
+        "index": item.index,
+        "seed": item.seed,
+        "duration": round(len(audio) / rate, 4),
+        "peak": round(float(np.max(np.abs(audio))), 5),
+        "rms_dbfs": round(20 * math.log10(max(rms, 1e-12)), 2),
+        "params": item.params,
+        "info": info,
+        "key": key,
+        "render_seconds": round(time.monotonic() - started, 3),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -258,8 +276,7 @@ def _progress(total: int):
     return tqdm(total=total, unit="file", disable=None, desc="rt-data build")
 
 
-def _run_pool(todo: list[tuple[Item, str]], out: Path, recipe: Recipe, workers: int, manifest: dict,
-              report: BuildReport) -> None:
+def _run_pool(todo: list[tuple[Item, str]], out: Path, recipe: Recipe, workers: int, manifest: dict, report: BuildReport) -> None:
     """Build ``todo`` (item, key) on ``workers`` processes, at most two items per worker in flight (so an interrupt
     waits for a few files only), saving the manifest every SAVE_EVERY seconds and on the way out."""
     queue = iter(todo)
@@ -290,8 +307,7 @@ def _finish_running(pending: dict[Future, Item], manifest: dict, report: BuildRe
     abandons them; their files are rebuilt next time)."""
     running = [future for future in pending if not future.cancel()]
     if running:
-        logger.warning("interrupted: finishing %d file(s) in progress (interrupt again to abandon them)",
-                       len(running))
+        logger.warning("interrupted: finishing %d file(s) in progress (interrupt again to abandon them)", len(running))
     done, _ = wait(running)
     for future in done:
         if future.exception() is None:
@@ -329,10 +345,20 @@ def build(out: Path, recipe: Recipe, workers: int = 1) -> BuildReport:
     manifest = load_manifest(out)
     _check_compatible(manifest, recipe, out)
     tools = tool_versions()
-    manifest.update(recipe_version=RECIPE_VERSION, seed=recipe.seed, rate=recipe.rate,
-                    format=f"WAV {SUBTYPE} mono", tools=tools, last_build={
-                        "hours": recipe.hours, "splits": list(recipe.splits), "kinds": list(recipe.kinds),
-                        "test_fraction": recipe.test_fraction, "ranges": recipe.ranges})
+    manifest.update(
+        recipe_version=RECIPE_VERSION,
+        seed=recipe.seed,
+        rate=recipe.rate,
+        format=f"WAV {SUBTYPE} mono",
+        tools=tools,
+        last_build={
+            "hours": recipe.hours,
+            "splits": list(recipe.splits),
+            "kinds": list(recipe.kinds),
+            "test_fraction": recipe.test_fraction,
+            "ranges": recipe.ranges,
+        },
+    )
     items = _runnable(plan(recipe), missing_tools(), report)
     todo = []
     for item in items:
@@ -341,8 +367,7 @@ def build(out: Path, recipe: Recipe, workers: int = 1) -> BuildReport:
             report.cached += 1
         else:
             todo.append((item, key))
-    logger.info("%d file(s) to build, %d cached, %d skipped, %d worker(s)", len(todo), report.cached,
-                report.skipped, workers)
+    logger.info("%d file(s) to build, %d cached, %d skipped, %d worker(s)", len(todo), report.cached, report.skipped, workers)
     _run_pool(todo, out, recipe, workers, manifest, report)
     report.seconds = time.monotonic() - started
     return report
@@ -370,8 +395,14 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
     if args.rate < 16000:
         raise CorpusError(f"--rate must be at least 16000, got {args.rate}")
     splits = SPLITS if args.split == "all" else (args.split,)
-    return Recipe(hours=args.hours, rate=args.rate, seed=args.seed, splits=splits,
-                  kinds=_csv_choice(args.only, KINDS, "only"), test_fraction=args.test_fraction)
+    return Recipe(
+        hours=args.hours,
+        rate=args.rate,
+        seed=args.seed,
+        splits=splits,
+        kinds=_csv_choice(args.only, KINDS, "only"),
+        test_fraction=args.test_fraction,
+    )
 
 
 def select(out: Path, kind: str, split: str, *, min_bandwidth_hz: float = 0.0) -> list[Path]:
@@ -379,8 +410,11 @@ def select(out: Path, kind: str, split: str, *, min_bandwidth_hz: float = 0.0) -
     ``info.bandwidth_hz``: a 16 kHz flite voice has 8 kHz), sorted. For bandwidth-extension targets, which must
     not be band-limited themselves."""
     files = load_manifest(out)["files"]
-    return sorted(out / name for name, e in files.items() if e["kind"] == kind and e["split"] == split
-                  and e["info"].get("bandwidth_hz", 0.0) >= min_bandwidth_hz)
+    return sorted(
+        out / name
+        for name, e in files.items()
+        if e["kind"] == kind and e["split"] == split and e["info"].get("bandwidth_hz", 0.0) >= min_bandwidth_hz
+    )
 
 
 def summarise(out: Path) -> str:
@@ -408,10 +442,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="recipe seed (0)")
     b.add_argument("--split", choices=("train", "test", "all"), default="all", help="which split(s) (all)")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (one per core)")
-    b.add_argument("--only", default=",".join(KINDS + REAL_KINDS),
-                   help="kinds to build, comma-separated: speech, music, noise, rir (synthetic), recorded "
-                        "(real voices and noises from Debian packages: DIR/voices, DIR/realnoise) and realmusic "
-                        "(real produced music from Debian packages: DIR/realmusic) (all)")
+    b.add_argument(
+        "--only",
+        default=",".join(KINDS + REAL_KINDS),
+        help="kinds to build, comma-separated: speech, music, noise, rir (synthetic), recorded "
+        "(real voices and noises from Debian packages: DIR/voices, DIR/realnoise) and realmusic "
+        "(real produced music from Debian packages: DIR/realmusic) (all)",
+    )
     b.add_argument("--test-fraction", type=float, default=0.1, help="share of --hours in the test split (0.1)")
     b.add_argument("-v", "--verbose", action="store_true", help="log every file")
     s = sub.add_parser("summary", help="hours and files per kind and split")
@@ -424,13 +461,17 @@ def _build_real(kind: str, out: Path, rate: int) -> None:
     (``realmusic``: training/corpus/realmusic.py), fetched from Debian packages once."""
     start, cpu = time.perf_counter(), time.process_time()
     entries = (recorded if kind == "recorded" else realmusic).build(out, rate=rate)
-    print(f"{kind}: {len(entries)} file(s) in {time.perf_counter() - start:.0f} s "
-          f"({time.process_time() - cpu:.0f} s of CPU)\n{recorded.summary(entries)}")
+    print(
+        f"{kind}: {len(entries)} file(s) in {time.perf_counter() - start:.0f} s "
+        f"({time.process_time() - cpu:.0f} s of CPU)\n{recorded.summary(entries)}"
+    )
 
 
 def _report(report: BuildReport) -> None:
-    print(f"built {report.built} file(s) ({report.audio_seconds / 3600:.3f} h of audio) in {report.seconds:.1f} s; "
-          f"{report.cached} cached, {report.skipped} skipped (missing engines), {len(report.failed)} failed")
+    print(
+        f"built {report.built} file(s) ({report.audio_seconds / 3600:.3f} h of audio) in {report.seconds:.1f} s; "
+        f"{report.cached} cached, {report.skipped} skipped (missing engines), {len(report.failed)} failed"
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -441,8 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``rt-data``. SIGTERM is handled like Ctrl-C: the manifest is saved before exiting."""
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         if args.command == "summary":
             print(summarise(args.out))

@@ -51,8 +51,9 @@ def degrade(clean: np.ndarray, rng: np.random.Generator, snr_db: float = 8.0) ->
     wet = room(clean, 0.5, rng)
     sos = signal.cheby1(8, 0.5, 4000, fs=RATE, output="sos")
     narrow = signal.sosfilt(sos, wet).astype(np.float32)
-    pink = signal.lfilter([0.049922, -0.095993, 0.050612, -0.004408], [1, -2.494956, 2.017265, -0.522189],
-                         rng.standard_normal(narrow.shape[0]))
+    pink = signal.lfilter(
+        [0.049922, -0.095993, 0.050612, -0.004408], [1, -2.494956, 2.017265, -0.522189], rng.standard_normal(narrow.shape[0])
+    )
     t = np.arange(narrow.shape[0]) / RATE
     hum = sum(np.sin(2 * np.pi * 50 * k * t) / k for k in (1, 2, 3, 5))
     noise = pink / np.std(pink) + 0.5 * hum / np.std(hum)

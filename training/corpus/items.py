@@ -40,9 +40,22 @@ SPEECH_ENGINES = {
 #: Engines babble talkers are drawn from (fast ones; Piper's joe is one voice and slow).
 BABBLE_ENGINES = {"espeak": 0.5, "flite": 0.3, "festival": 0.2}
 NOISE_KINDS = {
-    "white": 0.04, "tpdf": 0.02, "pink": 0.08, "brown": 0.05, "hum": 0.07, "clicks": 0.05, "babble": 0.05,
-    "keyboard": 0.08, "fan": 0.09, "rain": 0.07, "traffic": 0.08, "wind": 0.06, "buzz": 0.05, "crackle": 0.04,
-    "tts_babble": 0.08, "mixture": 0.09,
+    "white": 0.04,
+    "tpdf": 0.02,
+    "pink": 0.08,
+    "brown": 0.05,
+    "hum": 0.07,
+    "clicks": 0.05,
+    "babble": 0.05,
+    "keyboard": 0.08,
+    "fan": 0.09,
+    "rain": 0.07,
+    "traffic": 0.08,
+    "wind": 0.06,
+    "buzz": 0.05,
+    "crackle": 0.04,
+    "tts_babble": 0.08,
+    "mixture": 0.09,
 }
 
 
@@ -66,8 +79,7 @@ class Item:
 
     def key(self, rate: int, tools: dict[str, str], recipe_version: int) -> str:
         """Cache key: changes when the parameters, the rate, the recipe or a needed tool's version change."""
-        payload = {"params": self.params, "rate": rate, "recipe": recipe_version,
-                   "tools": {t: tools.get(t, "") for t in self.needs}}
+        payload = {"params": self.params, "rate": rate, "recipe": recipe_version, "tools": {t: tools.get(t, "") for t in self.needs}}
         return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -102,26 +114,37 @@ def _talk(split: str, engines: dict[str, float], seconds: float, rng: np.random.
     pool = tts.voices(split, engine)
     voice = pool[int(rng.integers(len(pool)))]
     rate = _log_uniform(rng, 0.8, 1.25)
-    return {"voice": voice.id, "speaker": voice.speaker, "engine": voice.engine,
-            "text": texts.paragraph(texts.vocabulary(split), rng, seconds * rate),
-            "rate": round(rate, 4), "pitch": round(float(rng.uniform(-3, 3)), 3),
-            "expressiveness": round(float(rng.uniform(0.6, 1.3)), 3), "warp": round(float(rng.uniform(0.95, 1.05)), 4)}
+    return {
+        "voice": voice.id,
+        "speaker": voice.speaker,
+        "engine": voice.engine,
+        "text": texts.paragraph(texts.vocabulary(split), rng, seconds * rate),
+        "rate": round(rate, 4),
+        "pitch": round(float(rng.uniform(-3, 3)), 3),
+        "expressiveness": round(float(rng.uniform(0.6, 1.3)), 3),
+        "warp": round(float(rng.uniform(0.95, 1.05)), 4),
+    }
 
 
 def plan_speech(split: str, rng: np.random.Generator, seconds_range: tuple[float, float]) -> tuple[dict, float]:
     """Parameters of one clean speech file and its planned duration."""
     seconds = float(rng.uniform(*seconds_range))
     params = _talk(split, SPEECH_ENGINES[split], seconds, rng)
-    params.update(rms_dbfs=round(float(rng.uniform(-35, -15)), 2),
-                  pads=[round(float(rng.uniform(0.05, 0.3)), 3), round(float(rng.uniform(0.05, 0.3)), 3)])
+    params.update(
+        rms_dbfs=round(float(rng.uniform(-35, -15)), 2),
+        pads=[round(float(rng.uniform(0.05, 0.3)), 3), round(float(rng.uniform(0.05, 0.3)), 3)],
+    )
     return params, seconds
 
 
 def plan_music(split: str, rng: np.random.Generator, seconds_range: tuple[float, float]) -> tuple[dict, float]:
     """Parameters of one music render and its planned duration."""
     seconds = float(rng.uniform(*seconds_range))
-    params: dict[str, Any] = {"seconds": round(seconds, 3), "rms_dbfs": round(float(rng.uniform(-30, -14)), 2),
-              "score_pick": int(rng.integers(1 << 31))}
+    params: dict[str, Any] = {
+        "seconds": round(seconds, 3),
+        "rms_dbfs": round(float(rng.uniform(-30, -14)), 2),
+        "score_pick": int(rng.integers(1 << 31)),
+    }
     params["piece"] = music.draw_piece(split, rng) if music.has_music21() else None  # None: skipped, see needs()
     return params, seconds
 
@@ -242,8 +265,12 @@ def render_rir(params: dict, rate: int, rng: np.random.Generator, cache: Path) -
     """A room response ``[taps]`` (direct-path peak at rooms.DIRECT_INDEX, level rooms.DIRECT_LEVEL)."""
     rir, room = rooms.simulate(params["sabine_rt60"], rate, rng)
     measured = rooms.measure_rt60(rir, rate)
-    return rir, {"room": room.to_json(), "direct_index": rooms.DIRECT_INDEX, "direct_level": rooms.DIRECT_LEVEL,
-                 "rt60_measured": None if measured is None else round(measured, 4)}
+    return rir, {
+        "room": room.to_json(),
+        "direct_index": rooms.DIRECT_INDEX,
+        "direct_level": rooms.DIRECT_LEVEL,
+        "rt60_measured": None if measured is None else round(measured, 4),
+    }
 
 
 RENDERERS = {"speech": render_speech, "music": render_music, "noise": render_noise, "rir": render_rir}

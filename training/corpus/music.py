@@ -50,39 +50,76 @@ logger = logging.getLogger(__name__)
 COLLECTIONS = {
     "bach": (("bach",), 0.25),
     "renaissance": (("palestrina", "monteverdi", "josquin", "trecento", "ciconia", "luca", "lusitano"), 0.15),
-    "classical": (("beethoven", "mozart", "haydn", "schubert", "schumann_robert", "schumann_clara", "chopin",
-                   "corelli", "cpebach", "handel", "verdi", "weber", "joplin"), 0.3),
+    "classical": (
+        (
+            "beethoven",
+            "mozart",
+            "haydn",
+            "schubert",
+            "schumann_robert",
+            "schumann_clara",
+            "chopin",
+            "corelli",
+            "cpebach",
+            "handel",
+            "verdi",
+            "weber",
+            "joplin",
+        ),
+        0.3,
+    ),
     "folk": (("ryansMammoth", "oneills1850", "airdsAirs"), 0.3),
 }
 SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".abc")
 #: Compressed or plain score files above this size parse too slowly (Beethoven's late quartets: 20 s).
 MAX_SCORE_BYTES = {".mxl": 150_000, ".xml": 2_000_000, ".musicxml": 2_000_000, ".krn": 400_000, ".abc": 400_000}
 TEST_MODULUS = 10
-SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
-              "/usr/share/sounds/sf2/TimGM6mb.sf2")
+SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2")
 TICKS = 480  # per quarter note
 CALL_TIMEOUT = 300
 
 #: GM programs (0-based): name, family, lowest and highest MIDI note it plays well.
 PROGRAMS = {
-    0: ("acoustic grand piano", "keys", 21, 108), 1: ("bright piano", "keys", 21, 108),
-    2: ("electric grand", "keys", 21, 108), 4: ("electric piano 1", "keys", 28, 103),
-    5: ("electric piano 2", "keys", 28, 103), 6: ("harpsichord", "keys", 29, 89),
-    16: ("drawbar organ", "organ", 24, 96), 19: ("church organ", "organ", 21, 108),
-    20: ("reed organ", "organ", 36, 96), 21: ("accordion", "organ", 41, 89),
-    24: ("nylon guitar", "guitar", 40, 84), 25: ("steel guitar", "guitar", 40, 84),
-    26: ("jazz guitar", "guitar", 40, 84), 27: ("clean electric guitar", "guitar", 40, 86),
-    40: ("violin", "strings", 55, 103), 41: ("viola", "strings", 48, 91), 42: ("cello", "strings", 36, 76),
-    43: ("contrabass", "strings", 28, 67), 48: ("string ensemble", "strings", 28, 96),
-    45: ("pizzicato strings", "plucked", 28, 96), 46: ("harp", "plucked", 24, 103),
-    105: ("banjo", "plucked", 48, 84), 107: ("koto", "plucked", 48, 91),
-    8: ("celesta", "mallets", 60, 108), 11: ("vibraphone", "mallets", 53, 89), 12: ("marimba", "mallets", 45, 96),
-    13: ("xylophone", "mallets", 65, 108), 14: ("tubular bells", "mallets", 60, 77),
-    68: ("oboe", "winds", 58, 91), 69: ("english horn", "winds", 52, 81), 70: ("bassoon", "winds", 34, 75),
-    71: ("clarinet", "winds", 50, 94), 73: ("flute", "winds", 60, 96), 72: ("piccolo", "winds", 74, 108),
+    0: ("acoustic grand piano", "keys", 21, 108),
+    1: ("bright piano", "keys", 21, 108),
+    2: ("electric grand", "keys", 21, 108),
+    4: ("electric piano 1", "keys", 28, 103),
+    5: ("electric piano 2", "keys", 28, 103),
+    6: ("harpsichord", "keys", 29, 89),
+    16: ("drawbar organ", "organ", 24, 96),
+    19: ("church organ", "organ", 21, 108),
+    20: ("reed organ", "organ", 36, 96),
+    21: ("accordion", "organ", 41, 89),
+    24: ("nylon guitar", "guitar", 40, 84),
+    25: ("steel guitar", "guitar", 40, 84),
+    26: ("jazz guitar", "guitar", 40, 84),
+    27: ("clean electric guitar", "guitar", 40, 86),
+    40: ("violin", "strings", 55, 103),
+    41: ("viola", "strings", 48, 91),
+    42: ("cello", "strings", 36, 76),
+    43: ("contrabass", "strings", 28, 67),
+    48: ("string ensemble", "strings", 28, 96),
+    45: ("pizzicato strings", "plucked", 28, 96),
+    46: ("harp", "plucked", 24, 103),
+    105: ("banjo", "plucked", 48, 84),
+    107: ("koto", "plucked", 48, 91),
+    8: ("celesta", "mallets", 60, 108),
+    11: ("vibraphone", "mallets", 53, 89),
+    12: ("marimba", "mallets", 45, 96),
+    13: ("xylophone", "mallets", 65, 108),
+    14: ("tubular bells", "mallets", 60, 77),
+    68: ("oboe", "winds", 58, 91),
+    69: ("english horn", "winds", 52, 81),
+    70: ("bassoon", "winds", 34, 75),
+    71: ("clarinet", "winds", 50, 94),
+    73: ("flute", "winds", 60, 96),
+    72: ("piccolo", "winds", 74, 108),
     74: ("recorder", "winds", 60, 96),
-    56: ("trumpet", "brass", 54, 86), 57: ("trombone", "brass", 40, 77), 58: ("tuba", "brass", 28, 58),
-    60: ("french horn", "brass", 34, 77), 61: ("brass section", "brass", 36, 84),
+    56: ("trumpet", "brass", 54, 86),
+    57: ("trombone", "brass", 40, 77),
+    58: ("tuba", "brass", 28, 58),
+    60: ("french horn", "brass", 34, 77),
+    61: ("brass section", "brass", 36, 84),
 }
 SOLO_PROGRAMS = (0, 0, 0, 1, 2, 4, 5, 6, 16, 19, 20, 21, 24, 25, 46, 12, 11)
 ARRANGEMENTS = (("solo", 0.4), ("family", 0.35), ("ensemble", 0.25))
@@ -225,10 +262,16 @@ class Performance:
 
     def describe(self) -> dict:
         """JSON summary for the manifest."""
-        return {"arrangement": self.arrangement, "instruments": [PROGRAMS[p][0] for p in self.programs],
-                "programs": self.programs, "velocities": self.velocities, "start_quarter": self.start,
-                "qpm_mean": round(float(np.mean(self.tempi)), 2), "transpose": self.transpose,
-                "legato": round(self.legato, 3)}
+        return {
+            "arrangement": self.arrangement,
+            "instruments": [PROGRAMS[p][0] for p in self.programs],
+            "programs": self.programs,
+            "velocities": self.velocities,
+            "start_quarter": self.start,
+            "qpm_mean": round(float(np.mean(self.tempi)), 2),
+            "transpose": self.transpose,
+            "legato": round(self.legato, 3),
+        }
 
 
 def _segment(parts: list[list[Note]], start: float, length: float) -> list[list[Note]]:
@@ -281,8 +324,7 @@ def perform(score: dict, seconds: float, rng: np.random.Generator) -> Performanc
     bars = int(math.ceil(length / 4)) + 1
     tempi = list(qpm * np.exp(np.cumsum(rng.normal(0, 0.015, bars))))
     velocities = [int(rng.integers(45, 111)) for _ in parts]
-    return Performance(parts, programs, velocities, tempi, transpose, float(rng.uniform(0.8, 1.0)), start,
-                       arrangement)
+    return Performance(parts, programs, velocities, tempi, transpose, float(rng.uniform(0.8, 1.0)), start, arrangement)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -310,8 +352,7 @@ def _track(events: list[tuple[int, int, bytes]]) -> bytes:
 
 
 def _tempo_track(tempi: list[float]) -> bytes:
-    events = [(i * 4 * TICKS, 0, b"\xff\x51\x03" + int(round(60e6 / q)).to_bytes(3, "big")) for i, q in
-              enumerate(tempi)]
+    events = [(i * 4 * TICKS, 0, b"\xff\x51\x03" + int(round(60e6 / q)).to_bytes(3, "big")) for i, q in enumerate(tempi)]
     return _track(events)
 
 
@@ -319,8 +360,9 @@ def _channel(index: int) -> int:
     return index if index < 9 else index + 1  # channel 10 (index 9) is percussion
 
 
-def _part_track(notes: list[Note], index: int, program: int, velocity: int, perf: Performance,
-                rng: np.random.Generator, melody: bool) -> bytes:
+def _part_track(
+    notes: list[Note], index: int, program: int, velocity: int, perf: Performance, rng: np.random.Generator, melody: bool
+) -> bytes:
     ch = _channel(index)
     events = [(0, 0, bytes([0xC0 | ch, program]))]
     phase, period = rng.uniform(0, 2 * math.pi), rng.uniform(4, 16)
@@ -339,8 +381,7 @@ def midi_bytes(perf: Performance, rng: np.random.Generator) -> bytes:
     tops = [max(p for _, _, p in notes) for notes in parts]
     melody = int(np.argmax(tops))
     tracks = [_tempo_track(perf.tempi)] + [
-        _part_track(notes, i, perf.programs[i], perf.velocities[i], perf, rng, i == melody)
-        for i, notes in enumerate(parts)
+        _part_track(notes, i, perf.programs[i], perf.velocities[i], perf, rng, i == melody) for i, notes in enumerate(parts)
     ]
     header = b"MThd" + struct.pack(">IHHH", 6, 1, len(tracks), TICKS)
     return header + b"".join(tracks)
@@ -400,8 +441,30 @@ def render(midi: bytes, rate: int) -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="rt-music-") as tmp:
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
         mid.write_bytes(midi)
-        cmd = ["fluidsynth", "-n", "-i", "-q", "-R", "0", "-C", "0", "-g", "0.4", "-r", str(rate),
-               "-o", "synth.cpu-cores=1", "-O", "float", "-T", "wav", "-F", str(wav), str(soundfont()), str(mid)]
+        cmd = [
+            "fluidsynth",
+            "-n",
+            "-i",
+            "-q",
+            "-R",
+            "0",
+            "-C",
+            "0",
+            "-g",
+            "0.4",
+            "-r",
+            str(rate),
+            "-o",
+            "synth.cpu-cores=1",
+            "-O",
+            "float",
+            "-T",
+            "wav",
+            "-F",
+            str(wav),
+            str(soundfont()),
+            str(mid),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=CALL_TIMEOUT)
         if out.returncode != 0 or not wav.exists():
             raise MusicError(f"fluidsynth failed (exit {out.returncode}): {out.stderr.strip()[-300:]}")

@@ -58,8 +58,9 @@ def _keystroke(rate: int, rng: np.random.Generator, centre: float) -> np.ndarray
     """One key: a sharp resonant click (press), a softer one 40-120 ms later (release), a low thump."""
     length = int(0.18 * rate)
     out = np.zeros(length)
-    click = signal.sosfilt(_sos("bandpass", [centre / 1.6, centre * 1.6], rate, 2),
-                           _burst(int(0.012 * rate), rng.uniform(0.0008, 0.002) * rate, rng))
+    click = signal.sosfilt(
+        _sos("bandpass", [centre / 1.6, centre * 1.6], rate, 2), _burst(int(0.012 * rate), rng.uniform(0.0008, 0.002) * rate, rng)
+    )
     thump = signal.sosfilt(_sos("lowpass", 300.0, rate, 2), _burst(int(0.03 * rate), 0.006 * rate, rng))
     _place(out, 0, click + 0.5 * thump[: len(click)])
     _place(out, int(rng.uniform(0.04, 0.12) * rate), rng.uniform(0.2, 0.6) * click)

@@ -84,45 +84,114 @@ def _supertux_piece(name: str) -> str:
 _FOF = "usr/share/games/fretsonfire/data/songs/[^/]+/[^/]+/(song|guitar|rhythm|drums)\\.ogg$"
 
 SOURCES: tuple[MusicSource, ...] = (
-    MusicSource("fretsonfire-songs-muldjord", _FOF, "./usr/share/games/fretsonfire/data/songs/*", "CC-BY-SA-3.0",
-                "4 songs by the metal band Muldjord, backing and guitar stems, 44.1 kHz Vorbis", stems=True),
-    MusicSource("fretsonfire-songs-sectoid", _FOF, "./usr/share/games/fretsonfire/data/songs/*",
-                "Expat (MIT) terms in its copyright file", "4 rock songs by Sectoid, backing and guitar stems",
-                stems=True),
-    MusicSource("warzone2100-music", r"usr/share/games/warzone2100/music/.*\.opus$",
-                "./usr/share/games/warzone2100/music/*",
-                "CC-BY-SA-3.0+ or GPL-2+ (LupusMechanicus' albums); GPL-2+ (original soundtrack, Martin Severn)",
-                "three soundtrack albums, 48 kHz Opus", piece=_strip(r"_enhanced$")),
-    MusicSource("supertux-data", r"usr/share/games/supertux2/music/.*\.ogg$", "./usr/share/games/supertux2/music/*",
-                "GPL-2+ (Debian copyright, data/music/*)", "SuperTux's level and world-map music, 44.1/48 kHz Vorbis",
-                piece=_supertux_piece),
-    MusicSource("supertuxkart-data", r"usr/share/games/supertuxkart/data/music/[^/]+\.ogg$",
-                "./usr/share/games/supertuxkart/data/music/*",
-                "CC-BY-SA-3.0, CC-BY-SA-4.0 or GPL per file (its copyright file)",
-                "SuperTuxKart's race and menu music, 32/44.1/48 kHz Vorbis", piece=_strip(r"_(fast|f)$")),
-    MusicSource("freedroidrpg-data", r"usr/share/freedroidrpg/data/sound/music/[^/]+\.ogg$",
-                "./usr/share/freedroidrpg/data/sound/music/*", "GPL-2+", "FreedroidRPG's soundtrack, 44.1 kHz Vorbis"),
-    MusicSource("extremetuxracer-data", r"usr/share/games/etr/music/[^/]+\.ogg$", "./usr/share/games/etr/music/*",
-                "GPL-2+", "Extreme Tux Racer's music by four composers, 44.1/48 kHz Vorbis"),
-    MusicSource("lincity-ng-data", r"usr/share/games/lincity-ng/music/.*\.ogg$", "./usr/share/games/lincity-ng/music/*",
-                "GPL-2+", "three tracks (pronobozo, Robert van Herk), 44.1 kHz Vorbis"),
-    MusicSource("xmoto-data", r"usr/share/games/xmoto/Textures/Musics/[^/]+\.ogg$",
-                "./usr/share/games/xmoto/Textures/Musics/*", "GPL-2+", "X-Moto's music, 44.1 kHz Vorbis"),
+    MusicSource(
+        "fretsonfire-songs-muldjord",
+        _FOF,
+        "./usr/share/games/fretsonfire/data/songs/*",
+        "CC-BY-SA-3.0",
+        "4 songs by the metal band Muldjord, backing and guitar stems, 44.1 kHz Vorbis",
+        stems=True,
+    ),
+    MusicSource(
+        "fretsonfire-songs-sectoid",
+        _FOF,
+        "./usr/share/games/fretsonfire/data/songs/*",
+        "Expat (MIT) terms in its copyright file",
+        "4 rock songs by Sectoid, backing and guitar stems",
+        stems=True,
+    ),
+    MusicSource(
+        "warzone2100-music",
+        r"usr/share/games/warzone2100/music/.*\.opus$",
+        "./usr/share/games/warzone2100/music/*",
+        "CC-BY-SA-3.0+ or GPL-2+ (LupusMechanicus' albums); GPL-2+ (original soundtrack, Martin Severn)",
+        "three soundtrack albums, 48 kHz Opus",
+        piece=_strip(r"_enhanced$"),
+    ),
+    MusicSource(
+        "supertux-data",
+        r"usr/share/games/supertux2/music/.*\.ogg$",
+        "./usr/share/games/supertux2/music/*",
+        "GPL-2+ (Debian copyright, data/music/*)",
+        "SuperTux's level and world-map music, 44.1/48 kHz Vorbis",
+        piece=_supertux_piece,
+    ),
+    MusicSource(
+        "supertuxkart-data",
+        r"usr/share/games/supertuxkart/data/music/[^/]+\.ogg$",
+        "./usr/share/games/supertuxkart/data/music/*",
+        "CC-BY-SA-3.0, CC-BY-SA-4.0 or GPL per file (its copyright file)",
+        "SuperTuxKart's race and menu music, 32/44.1/48 kHz Vorbis",
+        piece=_strip(r"_(fast|f)$"),
+    ),
+    MusicSource(
+        "freedroidrpg-data",
+        r"usr/share/freedroidrpg/data/sound/music/[^/]+\.ogg$",
+        "./usr/share/freedroidrpg/data/sound/music/*",
+        "GPL-2+",
+        "FreedroidRPG's soundtrack, 44.1 kHz Vorbis",
+    ),
+    MusicSource(
+        "extremetuxracer-data",
+        r"usr/share/games/etr/music/[^/]+\.ogg$",
+        "./usr/share/games/etr/music/*",
+        "GPL-2+",
+        "Extreme Tux Racer's music by four composers, 44.1/48 kHz Vorbis",
+    ),
+    MusicSource(
+        "lincity-ng-data",
+        r"usr/share/games/lincity-ng/music/.*\.ogg$",
+        "./usr/share/games/lincity-ng/music/*",
+        "GPL-2+",
+        "three tracks (pronobozo, Robert van Herk), 44.1 kHz Vorbis",
+    ),
+    MusicSource(
+        "xmoto-data",
+        r"usr/share/games/xmoto/Textures/Musics/[^/]+\.ogg$",
+        "./usr/share/games/xmoto/Textures/Musics/*",
+        "GPL-2+",
+        "X-Moto's music, 44.1 kHz Vorbis",
+    ),
 )
 
 #: Held-out pieces (``package:piece``; everything else is ``train``): whole pieces of several packages and
 #: styles, the Warzone 2100 original soundtrack's composer only in val and test.
 SPLITS: dict[str, str] = {
-    **dict.fromkeys(("fretsonfire-songs-muldjord:armygeddon", "fretsonfire-songs-sectoid:Escape from chaosland",
-                     "warzone2100-music:track1", "warzone2100-music:track2", "warzone2100-music:track22",
-                     "supertux-data:chipdisko", "supertux-data:christmas_theme", "supertux-data:treeboss",
-                     "supertuxkart-data:Penguin_Party", "supertuxkart-data:kart_grand_prix", "supertuxkart-data:egypt",
-                     "freedroidrpg-data:ImperialArmy", "freedroidrpg-data:Suspicion",
-                     "extremetuxracer-data:freezingpoint"), "test"),
-    **dict.fromkeys(("fretsonfire-songs-muldjord:mutilated_mime", "fretsonfire-songs-sectoid:War of freedom",
-                     "warzone2100-music:track3", "warzone2100-music:track24", "supertux-data:wisphunt",
-                     "supertux-data:salcon", "supertuxkart-data:garden", "supertuxkart-data:subsea",
-                     "freedroidrpg-data:Hyperbattle", "extremetuxracer-data:credits1-cp", "xmoto-data:foxrun"), "val"),
+    **dict.fromkeys(
+        (
+            "fretsonfire-songs-muldjord:armygeddon",
+            "fretsonfire-songs-sectoid:Escape from chaosland",
+            "warzone2100-music:track1",
+            "warzone2100-music:track2",
+            "warzone2100-music:track22",
+            "supertux-data:chipdisko",
+            "supertux-data:christmas_theme",
+            "supertux-data:treeboss",
+            "supertuxkart-data:Penguin_Party",
+            "supertuxkart-data:kart_grand_prix",
+            "supertuxkart-data:egypt",
+            "freedroidrpg-data:ImperialArmy",
+            "freedroidrpg-data:Suspicion",
+            "extremetuxracer-data:freezingpoint",
+        ),
+        "test",
+    ),
+    **dict.fromkeys(
+        (
+            "fretsonfire-songs-muldjord:mutilated_mime",
+            "fretsonfire-songs-sectoid:War of freedom",
+            "warzone2100-music:track3",
+            "warzone2100-music:track24",
+            "supertux-data:wisphunt",
+            "supertux-data:salcon",
+            "supertuxkart-data:garden",
+            "supertuxkart-data:subsea",
+            "freedroidrpg-data:Hyperbattle",
+            "extremetuxracer-data:credits1-cp",
+            "xmoto-data:foxrun",
+        ),
+        "val",
+    ),
 }
 
 
@@ -172,8 +241,7 @@ def excerpt_starts(frames: int, rate: int) -> list[int]:
 
 def read_excerpt(files: list[Path], start: int, frames: int) -> np.ndarray:
     """float64 mono ``[frames]`` (shorter at a file's end) of ``files`` summed (stems), channels averaged."""
-    parts = [sf.read(str(f), start=start, frames=frames, dtype="float64", always_2d=True)[0].mean(axis=1)
-             for f in files]
+    parts = [sf.read(str(f), start=start, frames=frames, dtype="float64", always_2d=True)[0].mean(axis=1) for f in files]
     n = max(len(p) for p in parts)
     return np.sum([np.pad(p, (0, n - len(p))) for p in parts], axis=0)
 
@@ -188,8 +256,7 @@ def excerpts(files: list[Path], rate: int) -> list[tuple[float, np.ndarray]]:
         return []
     levels = [10 * np.log10(np.mean(x**2) + 1e-20) for _, x in found]
     keep = max(levels) - QUIET_DB
-    return [(t, soxr.resample(x, native, rate) if native != rate else x)
-            for (t, x), db in zip(found, levels) if db >= keep and db > -65.0]
+    return [(t, soxr.resample(x, native, rate) if native != rate else x) for (t, x), db in zip(found, levels) if db >= keep and db > -65.0]
 
 
 # ----------------------------------------------------------------------------- building
@@ -208,8 +275,9 @@ def build_recording(source: MusicSource, name: str, files: list[Path], out: Path
     found = excerpts(files, rate)
     whole = bandwidth(np.concatenate([x for _, x in found]), rate)[0] if found else 0.0
     if whole < MIN_BANDWIDTH_HZ:
-        logger.info("realmusic: %s:%s left out (%s)", source.package, name,
-                    f"content stops at {whole:.0f} Hz" if found else "too short or silent")
+        logger.info(
+            "realmusic: %s:%s left out (%s)", source.package, name, f"content stops at {whole:.0f} Hz" if found else "too short or silent"
+        )
         return []
     widths = [bandwidth(x, rate) for _, x in found]
     split = split_of(key)
@@ -221,15 +289,26 @@ def build_recording(source: MusicSource, name: str, files: list[Path], out: Path
         path = folder / f"{_stem(source, name)}-{index:02d}.wav"
         y = recorded.level(x, rng, -30.0, -14.0)
         recorded.write_wav(path, y, rate)
-        entries.append({"file": path.relative_to(out).as_posix(), "kind": "realmusic", "split": split,
-                        "source": source.package, "group": key, "piece": piece, "recording": name,
-                        "licence": source.licence, "start_s": round(start, 3), "duration": round(len(y) / rate, 3),
-                        "bandwidth_hz": round(width), "hf_db": round(hf, 1)})
+        entries.append(
+            {
+                "file": path.relative_to(out).as_posix(),
+                "kind": "realmusic",
+                "split": split,
+                "source": source.package,
+                "group": key,
+                "piece": piece,
+                "recording": name,
+                "licence": source.licence,
+                "start_s": round(start, 3),
+                "duration": round(len(y) / rate, 3),
+                "bandwidth_hz": round(width),
+                "hf_db": round(hf, 1),
+            }
+        )
     return entries
 
 
-def build(out: Path, *, rate: int = 48000, cache: Path | None = None,
-          sources: tuple[MusicSource, ...] = SOURCES) -> list[dict]:
+def build(out: Path, *, rate: int = 48000, cache: Path | None = None, sources: tuple[MusicSource, ...] = SOURCES) -> list[dict]:
     """Fetch, unpack and cut every source into ``out/realmusic``; its entries join ``out/recorded.json``.
 
     A finished build (the ``realmusic`` part of ``recorded.json`` at the same rate) is kept as it is."""

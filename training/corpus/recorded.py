@@ -86,22 +86,71 @@ def _hedgewars_family(rel: str) -> str:
 
 
 SOURCES: tuple[Source, ...] = (
-    Source("klettres-data", "voices", r"usr/share/klettres/[^/]+/(alpha|syllab)/.*\.ogg$", _nth(3),
-           "GPL-2+", "letters and syllables read by one speaker per language, 44.1 kHz"),
-    Source("hedgewars-data", "voices", r"Data/Sounds/voices/[^/]+/.*\.ogg$", lambda r: r.split("/")[-2],
-           "GFDL-1.3", "acted voice packs (one speaker each), 44.1/48 kHz"),
-    Source("fillets-ng-data-nl", "voices", r"sound/.*/nl/.*\.ogg$", lambda r: "nl",
-           "GPL-2", "acted Dutch dialogue, 22.05 kHz (content below ~10 kHz)"),
-    Source("fillets-ng-data-cs", "voices", r"sound/.*/cs/.*\.ogg$", lambda r: "cs",
-           "GPL-2", "acted Czech dialogue, 22.05 kHz (content below ~10 kHz)"),
-    *(Source(f"asterisk-core-sounds-{lang}-g722", "voices", r"usr/share/asterisk/sounds/[^/]+/.*\.g722$",
-             _asterisk_group, licence, "telephone prompts by one professional speaker, G.722 at 16 kHz")
-      for lang, licence in (("en", "CC-BY-SA-3.0"), ("es", "CC-BY-SA-3.0"), ("fr", "CC-BY-SA-3.0"),
-                            ("it", "CC-BY-3.0"), ("ru", "CC-BY-3.0"))),
-    Source("hedgewars-data", "realnoise", r"Data/Sounds/[^/]+\.ogg$", _hedgewars_family,
-           "GFDL-1.3 (Droplet*: CC-BY-SA-3.0)", "game sound effects: explosions, impacts, machines, water"),
-    Source("sonic-pi-samples", "realnoise", r"usr/share/sonic-pi/samples/.*\.flac$", _sonic_family,
-           "CC0 / MIT (per sample, see the package's copyright)", "ambiences, drums, percussion, vinyl, loops"),
+    Source(
+        "klettres-data",
+        "voices",
+        r"usr/share/klettres/[^/]+/(alpha|syllab)/.*\.ogg$",
+        _nth(3),
+        "GPL-2+",
+        "letters and syllables read by one speaker per language, 44.1 kHz",
+    ),
+    Source(
+        "hedgewars-data",
+        "voices",
+        r"Data/Sounds/voices/[^/]+/.*\.ogg$",
+        lambda r: r.split("/")[-2],
+        "GFDL-1.3",
+        "acted voice packs (one speaker each), 44.1/48 kHz",
+    ),
+    Source(
+        "fillets-ng-data-nl",
+        "voices",
+        r"sound/.*/nl/.*\.ogg$",
+        lambda r: "nl",
+        "GPL-2",
+        "acted Dutch dialogue, 22.05 kHz (content below ~10 kHz)",
+    ),
+    Source(
+        "fillets-ng-data-cs",
+        "voices",
+        r"sound/.*/cs/.*\.ogg$",
+        lambda r: "cs",
+        "GPL-2",
+        "acted Czech dialogue, 22.05 kHz (content below ~10 kHz)",
+    ),
+    *(
+        Source(
+            f"asterisk-core-sounds-{lang}-g722",
+            "voices",
+            r"usr/share/asterisk/sounds/[^/]+/.*\.g722$",
+            _asterisk_group,
+            licence,
+            "telephone prompts by one professional speaker, G.722 at 16 kHz",
+        )
+        for lang, licence in (
+            ("en", "CC-BY-SA-3.0"),
+            ("es", "CC-BY-SA-3.0"),
+            ("fr", "CC-BY-SA-3.0"),
+            ("it", "CC-BY-3.0"),
+            ("ru", "CC-BY-3.0"),
+        )
+    ),
+    Source(
+        "hedgewars-data",
+        "realnoise",
+        r"Data/Sounds/[^/]+\.ogg$",
+        _hedgewars_family,
+        "GFDL-1.3 (Droplet*: CC-BY-SA-3.0)",
+        "game sound effects: explosions, impacts, machines, water",
+    ),
+    Source(
+        "sonic-pi-samples",
+        "realnoise",
+        r"usr/share/sonic-pi/samples/.*\.flac$",
+        _sonic_family,
+        "CC0 / MIT (per sample, see the package's copyright)",
+        "ambiences, drums, percussion, vinyl, loops",
+    ),
 )
 
 #: Held-out groups (everything else is ``train``). Speakers are named per source: ``package:group``.
@@ -127,8 +176,7 @@ def split_of(key: str) -> str:
     if key in SPLITS:
         return SPLITS[key]
     if key.startswith("hedgewars-data:") and key.split(":", 1)[1][:1].islower():  # effect families
-        return ("train", "train", "train", "train", "train", "train", "train", "val", "test", "test")[
-            zlib.crc32(key.encode()) % 10]
+        return ("train", "train", "train", "train", "train", "train", "train", "val", "test", "test")[zlib.crc32(key.encode()) % 10]
     return "train"
 
 
@@ -144,8 +192,9 @@ RESERVED_PACKAGES = re.compile(r"^(alsa-utils|wesnoth(-[0-9.]+)?-music|.*(pyanno
 def refuse_reserved(package: str) -> None:
     """:class:`RecordedError` if ``package`` is reserved for evaluation (:data:`RESERVED_PACKAGES`)."""
     if RESERVED_PACKAGES.match(package):
-        raise RecordedError(f"{package} is reserved for independent evaluation and is never used for training; "
-                            f"remove it from the corpus sources")
+        raise RecordedError(
+            f"{package} is reserved for independent evaluation and is never used for training; remove it from the corpus sources"
+        )
 
 
 def unpack(package: str, cache: Path, members: tuple[str, ...] = ()) -> Path:
@@ -161,8 +210,9 @@ def unpack(package: str, cache: Path, members: tuple[str, ...] = ()) -> Path:
         return target
     for tool in ("apt-get", "dpkg-deb", "tar"):
         if shutil.which(tool) is None:
-            raise RecordedError(f"{tool} not found: the recorded sources come from Debian packages "
-                                f"(skip them with --only speech,music,noise,rir)")
+            raise RecordedError(
+                f"{tool} not found: the recorded sources come from Debian packages (skip them with --only speech,music,noise,rir)"
+            )
     deb = _download(package, cache / "debs")
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
@@ -196,12 +246,12 @@ def _extract_members(deb: Path, target: Path, members: tuple[str, ...]) -> None:
     """Unpack only ``members`` (tar wildcards) of ``deb`` into ``target``."""
     tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     assert tar.stdout is not None  # stdout=PIPE
-    run = subprocess.run(["tar", "-x", "-C", str(target), "--wildcards", *members], stdin=tar.stdout,
-                         capture_output=True, text=True)
+    run = subprocess.run(["tar", "-x", "-C", str(target), "--wildcards", *members], stdin=tar.stdout, capture_output=True, text=True)
     tar.stdout.close()
     if tar.wait() or run.returncode:
-        raise RecordedError(f"unpacking {', '.join(members)} from {deb.name} failed "
-                            f"({(run.stderr.strip().splitlines() or ['dpkg-deb failed'])[-1]})")
+        raise RecordedError(
+            f"unpacking {', '.join(members)} from {deb.name} failed ({(run.stderr.strip().splitlines() or ['dpkg-deb failed'])[-1]})"
+        )
 
 
 def source_files(source: Source, root: Path) -> dict[str, list[Path]]:
@@ -247,8 +297,7 @@ def trim(x: np.ndarray, rate: int, floor_db: float = -50.0) -> np.ndarray:
     return x[active[0] * hop : (active[-1] + 1) * hop]
 
 
-def utterances(clips: list[np.ndarray], rate: int, rng: np.random.Generator,
-               seconds: float = UTTERANCE_SECONDS) -> list[np.ndarray]:
+def utterances(clips: list[np.ndarray], rate: int, rng: np.random.Generator, seconds: float = UTTERANCE_SECONDS) -> list[np.ndarray]:
     """Clips ``[n]`` joined in order with 0.15-0.4 s of silence into pieces of about ``seconds``."""
     out, current, length = [], [], 0
     for clip in clips:
@@ -305,9 +354,18 @@ def build_group(source: Source, key: str, files: list[Path], out: Path, rate: in
         piece = level(piece, rng, -30.0, -18.0) if source.kind == "voices" else level(piece, rng, -32.0, -20.0)
         path = folder / f"{stem}-{index:04d}.wav"
         write_wav(path, piece, rate)
-        entries.append({"file": path.relative_to(out).as_posix(), "kind": source.kind, "split": split,
-                        "source": source.package, "group": key, "licence": source.licence,
-                        "duration": round(len(piece) / rate, 3), "bandwidth_hz": round(bandwidth_hz(piece, rate))})
+        entries.append(
+            {
+                "file": path.relative_to(out).as_posix(),
+                "kind": source.kind,
+                "split": split,
+                "source": source.package,
+                "group": key,
+                "licence": source.licence,
+                "duration": round(len(piece) / rate, 3),
+                "bandwidth_hz": round(bandwidth_hz(piece, rate)),
+            }
+        )
     return entries
 
 
@@ -330,10 +388,18 @@ def build_babble(out: Path, split: str, rate: int, count: int) -> list[dict]:
             mix += np.roll(x, int(rng.integers(n))) * 10 ** (rng.uniform(-6, 0) / 20)
         path = folder / f"babble-real-{index:04d}.wav"
         write_wav(path, level(mix, rng, -28.0, -22.0), rate)
-        entries.append({"file": path.relative_to(out).as_posix(), "kind": "realnoise", "split": split,
-                        "source": "babble of recorded voices", "group": f"babble:{split}",
-                        "licence": "as its voices", "duration": BABBLE_SECONDS,
-                        "talkers": [voices[t].name for t in talkers]})
+        entries.append(
+            {
+                "file": path.relative_to(out).as_posix(),
+                "kind": "realnoise",
+                "split": split,
+                "source": "babble of recorded voices",
+                "group": f"babble:{split}",
+                "licence": "as its voices",
+                "duration": BABBLE_SECONDS,
+                "talkers": [voices[t].name for t in talkers],
+            }
+        )
     return entries
 
 
@@ -394,5 +460,4 @@ def summary(entries: list[dict]) -> str:
     for e in entries:
         minutes, count = rows.get((e["kind"], e["split"]), (0.0, 0))
         rows[(e["kind"], e["split"])] = (minutes + e["duration"] / 60, count + 1)
-    return "\n".join(f"{kind}/{split}: {count} files, {minutes:.1f} min"
-                     for (kind, split), (minutes, count) in sorted(rows.items()))
+    return "\n".join(f"{kind}/{split}: {count} files, {minutes:.1f} min" for (kind, split), (minutes, count) in sorted(rows.items()))

@@ -98,16 +98,45 @@ Madrid Manchester Melbourne Montreal Nairobi Naples Oslo Paris Prague Quebec Rom
 Toronto Valencia Venice Vienna Warsaw Zurich
 """
 DETERMINERS = ("the", "the", "a", "this", "that", "every", "my", "our", "their", "one", "some")
-PREPOSITIONS = ("in", "on", "under", "behind", "beside", "near", "above", "across", "through", "around", "into",
-                "towards", "past", "between the lake and")
-TIMES = ("yesterday", "last night", "this morning", "on Sunday", "at noon", "in the spring", "after lunch",
-         "before dawn", "every Tuesday", "at seven o'clock", "in nineteen eighty four", "on the third of May")
+PREPOSITIONS = (
+    "in",
+    "on",
+    "under",
+    "behind",
+    "beside",
+    "near",
+    "above",
+    "across",
+    "through",
+    "around",
+    "into",
+    "towards",
+    "past",
+    "between the lake and",
+)
+TIMES = (
+    "yesterday",
+    "last night",
+    "this morning",
+    "on Sunday",
+    "at noon",
+    "in the spring",
+    "after lunch",
+    "before dawn",
+    "every Tuesday",
+    "at seven o'clock",
+    "in nineteen eighty four",
+    "on the third of May",
+)
 
 #: Words the templates themselves say; never used as content words, so they may appear in both splits.
-TEMPLATE_WORDS = "why did leave in have you seen what a an there were said that was but we packed before the trip to " \
-                 "is really or only please bring and room"
-FUNCTION_WORDS = frozenset(w.lower() for phrase in (*DETERMINERS, *PREPOSITIONS, *TIMES, TEMPLATE_WORDS)
-                           for w in phrase.replace("'", " ").split())
+TEMPLATE_WORDS = (
+    "why did leave in have you seen what a an there were said that was but we packed before the trip to "
+    "is really or only please bring and room"
+)
+FUNCTION_WORDS = frozenset(
+    w.lower() for phrase in (*DETERMINERS, *PREPOSITIONS, *TIMES, TEMPLATE_WORDS) for w in phrase.replace("'", " ").split()
+)
 
 #: Suffix rules that pick more words of a class from the word list (lower-case words of 5-12 letters).
 SUFFIXES = {
@@ -141,8 +170,9 @@ class Vocabulary:
 
     def size(self) -> int:
         """Number of content words."""
-        return sum(len(getattr(self, f)) for f in ("nouns", "abstract", "adjectives", "verbs", "intransitive",
-                                                    "adverbs", "names", "places"))
+        return sum(
+            len(getattr(self, f)) for f in ("nouns", "abstract", "adjectives", "verbs", "intransitive", "adverbs", "names", "places")
+        )
 
 
 def _keep(words: list[str] | tuple[str, ...] | str, split: str) -> tuple[str, ...]:
@@ -221,21 +251,20 @@ def _list(v: Vocabulary, rng: np.random.Generator) -> str:
 
 _TEMPLATES = (
     lambda v, r: f"{_noun_phrase(v, r)} {_pick(v.verbs, r)} {_noun_phrase(v, r)}.",
-    lambda v, r: f"{_noun_phrase(v, r)} {_pick(v.verbs, r)} {_noun_phrase(v, r)} {_pick(PREPOSITIONS, r)} "
-                 f"{_noun_phrase(v, r)}.",
+    lambda v, r: f"{_noun_phrase(v, r)} {_pick(v.verbs, r)} {_noun_phrase(v, r)} {_pick(PREPOSITIONS, r)} {_noun_phrase(v, r)}.",
     lambda v, r: f"{_pick(v.names, r)} {_pick(v.intransitive, r)} {_pick(v.adverbs, r)} {_pick(TIMES, r)}.",
     lambda v, r: f"Why did {_pick(v.names, r)} leave {_noun_phrase(v, r)} in {_pick(v.places, r)}?",
     lambda v, r: f"Have you seen {_noun_phrase(v, r)} {_pick(PREPOSITIONS, r)} {_noun_phrase(v, r)}?",
     lambda v, r: f"What a {_pick(v.adjectives, r)} {_pick(v.nouns, r)}!",
     lambda v, r: f"There were {_number(r)} {plural(_pick(v.nouns, r))} {_pick(PREPOSITIONS, r)} {_noun_phrase(v, r)}.",
-    lambda v, r: f"{_pick(v.names, r)} said that {_noun_phrase(v, r)} was {_pick(v.adjectives, r)}, "
-                 f"but {_noun_phrase(v, r)} {_pick(v.intransitive, r)}.",
+    lambda v, r: (
+        f"{_pick(v.names, r)} said that {_noun_phrase(v, r)} was {_pick(v.adjectives, r)}, "
+        f"but {_noun_phrase(v, r)} {_pick(v.intransitive, r)}."
+    ),
     lambda v, r: f"We packed {_list(v, r)} before the trip to {_pick(v.places, r)}.",
-    lambda v, r: f"{_pick(TIMES, r).capitalize()}, {_noun_phrase(v, r)} {_pick(v.adverbs, r)} "
-                 f"{_pick(v.verbs, r)} {_noun_phrase(v, r)}.",
+    lambda v, r: f"{_pick(TIMES, r).capitalize()}, {_noun_phrase(v, r)} {_pick(v.adverbs, r)} {_pick(v.verbs, r)} {_noun_phrase(v, r)}.",
     lambda v, r: f"Is {_noun_phrase(v, r)} really {_pick(v.adjectives, r)}, or only {_pick(v.adjectives, r)}?",
-    lambda v, r: f"Please bring {_noun_phrase(v, r)} and {_number(r)} {plural(_pick(v.nouns, r))} "
-                 f"to room {_number(r)}.",
+    lambda v, r: f"Please bring {_noun_phrase(v, r)} and {_number(r)} {plural(_pick(v.nouns, r))} to room {_number(r)}.",
 )
 
 

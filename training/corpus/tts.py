@@ -88,11 +88,41 @@ class Prosody:
 #: espeak-ng's British English is ``en``: ``en-gb+VARIANT`` silently ignores the variant.
 ESPEAK_TRAIN_ACCENTS = ("en-us", "en", "en-gb-x-rp", "en-029")
 ESPEAK_TEST_ACCENTS = ("en-gb-scotland", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
-ESPEAK_TRAIN_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "klatt", "klatt2",
-                         "klatt3", "Alex", "Andy", "Annie", "adam", "anika", "benjamin", "david", "edward", "john",
-                         "linda", "max", "paul", "robert", "steph", "travis", "victor", "zac")
-ESPEAK_TEST_VARIANTS = ("f5", "m8", "klatt4", "Lee", "Mike", "Andrea", "aunty", "belinda", "boris", "caleb",
-                        "grandma", "quincy", "shelby")
+ESPEAK_TRAIN_VARIANTS = (
+    "",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "Alex",
+    "Andy",
+    "Annie",
+    "adam",
+    "anika",
+    "benjamin",
+    "david",
+    "edward",
+    "john",
+    "linda",
+    "max",
+    "paul",
+    "robert",
+    "steph",
+    "travis",
+    "victor",
+    "zac",
+)
+ESPEAK_TEST_VARIANTS = ("f5", "m8", "klatt4", "Lee", "Mike", "Andrea", "aunty", "belinda", "boris", "caleb", "grandma", "quincy", "shelby")
 
 #: Median F0 (Hz) of each flite voice at its defaults, measured; int_f0_target_mean is set relative to it.
 FLITE_F0 = {"slt": 172.0, "awb": 130.0, "kal16": 96.0, "rms": 106.0}
@@ -211,14 +241,24 @@ def _read(path: Path, what: str) -> tuple[np.ndarray, int]:
 def _espeak(text: str, voice: Voice, prosody: Prosody, folder: Path) -> list[str]:
     wpm = int(round(175 * prosody.rate))
     pitch = int(np.clip(round(50 + 6 * prosody.pitch), 0, 99))
-    return ["espeak-ng", "-v", voice.name, "-s", str(wpm), "-p", str(pitch), "-w", str(folder / "out.wav"),
-            "-f", str(folder / "text.txt")]
+    return ["espeak-ng", "-v", voice.name, "-s", str(wpm), "-p", str(pitch), "-w", str(folder / "out.wav"), "-f", str(folder / "text.txt")]
 
 
 def _flite(text: str, voice: Voice, prosody: Prosody, folder: Path) -> list[str]:
     f0 = FLITE_F0[voice.name] * 2 ** (prosody.pitch / 12)
-    return ["flite", "-voice", voice.name, "--setf", f"duration_stretch={1 / prosody.rate:.4f}",
-            "--setf", f"int_f0_target_mean={f0:.1f}", "-f", str(folder / "text.txt"), "-o", str(folder / "out.wav")]
+    return [
+        "flite",
+        "-voice",
+        voice.name,
+        "--setf",
+        f"duration_stretch={1 / prosody.rate:.4f}",
+        "--setf",
+        f"int_f0_target_mean={f0:.1f}",
+        "-f",
+        str(folder / "text.txt"),
+        "-o",
+        str(folder / "out.wav"),
+    ]
 
 
 def _festival_setup(voice: Voice, prosody: Prosody) -> list[str]:
@@ -229,8 +269,7 @@ def _festival_setup(voice: Voice, prosody: Prosody) -> list[str]:
         return evals
     f0 = FESTIVAL_F0[voice.name] * 2 ** (prosody.pitch / 12)
     evals.append(f"(Parameter.set 'Duration_Stretch {1 / prosody.rate:.4f})")
-    evals.append(f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std {0.18 * f0:.1f}) "
-                 "(model_f0_mean 170) (model_f0_std 34)))")
+    evals.append(f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std {0.18 * f0:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
     return evals
 
 
@@ -285,8 +324,12 @@ def seeded_piper_model(model_path: str | Path) -> tuple[bytes, list[str]]:
         bank, p = f"noise_bank_{k}", f"seeded_noise_{k}_"
         banks.append(bank)
         graph.input.append(helper.make_tensor_value_info(bank, TensorProto.FLOAT, [f"bank_{k}"]))
-        graph.initializer.extend([numpy_helper.from_array(np.array([0], dtype=np.int64), p + "zero"),
-                                  numpy_helper.from_array(np.array([1], dtype=np.int64), p + "one_dim")])
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.array([0], dtype=np.int64), p + "zero"),
+                numpy_helper.from_array(np.array([1], dtype=np.int64), p + "one_dim"),
+            ]
+        )
         nodes += [
             helper.make_node("Size", [node.input[0]], [p + "size"]),
             helper.make_node("Reshape", [p + "size", p + "one_dim"], [p + "end"]),
@@ -328,8 +371,10 @@ def _piper() -> _Piper:
 def _piper_sentence(p: _Piper, phonemes: list[str], prosody: Prosody, rng: np.random.Generator) -> np.ndarray:
     config = p.voice.config
     ids = np.array([p.voice.phonemes_to_ids(phonemes)], dtype=np.int64)
-    scales = np.array([config.noise_scale * prosody.expressiveness, config.length_scale / prosody.rate,
-                       config.noise_w_scale * prosody.expressiveness], dtype=np.float32)
+    scales = np.array(
+        [config.noise_scale * prosody.expressiveness, config.length_scale / prosody.rate, config.noise_w_scale * prosody.expressiveness],
+        dtype=np.float32,
+    )
     feeds = {"input": ids, "input_lengths": np.array([ids.shape[1]], dtype=np.int64), "scales": scales}
     for bank in p.banks:
         feeds[bank] = rng.standard_normal(PIPER_BANK, dtype=np.float32)

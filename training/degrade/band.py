@@ -83,8 +83,11 @@ class Lowpass(Step):
     HZ > 0, ORDER a whole number in 1..32."""
 
     SYNTAX: ClassVar[str] = "lowpass HZ [cheby1|butter] [ORDER]"
-    PARAMS: ClassVar[tuple[Param, ...]] = (Param("HZ"), Param("TYPE", choice("cheby1", "butter"), "cheby1"),
-                                           Param("ORDER", whole(1, 32), 8))
+    PARAMS: ClassVar[tuple[Param, ...]] = (
+        Param("HZ"),
+        Param("TYPE", choice("cheby1", "butter"), "cheby1"),
+        Param("ORDER", whole(1, 32), 8),
+    )
     TASK: ClassVar[str | None] = "bandwidth_extension"
     hz: float
     kind: str = "cheby1"

@@ -50,19 +50,25 @@ def _rbj(kind: str, hz: float, gain_db: float, q: float, rate: int) -> tuple[np.
     cos_w, alpha = math.cos(w0), math.sin(w0) / (2 * q)
     amp = 10 ** (gain_db / 40)
     if kind == "highpass":
-        return (np.array([(1 + cos_w) / 2, -(1 + cos_w), (1 + cos_w) / 2]),
-                np.array([1 + alpha, -2 * cos_w, 1 - alpha]))
+        return (np.array([(1 + cos_w) / 2, -(1 + cos_w), (1 + cos_w) / 2]), np.array([1 + alpha, -2 * cos_w, 1 - alpha]))
     if kind == "peak":
-        return (np.array([1 + alpha * amp, -2 * cos_w, 1 - alpha * amp]),
-                np.array([1 + alpha / amp, -2 * cos_w, 1 - alpha / amp]))
+        return (np.array([1 + alpha * amp, -2 * cos_w, 1 - alpha * amp]), np.array([1 + alpha / amp, -2 * cos_w, 1 - alpha / amp]))
     sign = 1 if kind == "lowshelf" else -1
     root = 2 * math.sqrt(amp) * alpha
-    b = amp * np.array([(amp + 1) - sign * (amp - 1) * cos_w + root,
-                        sign * 2 * ((amp - 1) - sign * (amp + 1) * cos_w),
-                        (amp + 1) - sign * (amp - 1) * cos_w - root])
-    a = np.array([(amp + 1) + sign * (amp - 1) * cos_w + root,
-                  -sign * 2 * ((amp - 1) + sign * (amp + 1) * cos_w),
-                  (amp + 1) + sign * (amp - 1) * cos_w - root])
+    b = amp * np.array(
+        [
+            (amp + 1) - sign * (amp - 1) * cos_w + root,
+            sign * 2 * ((amp - 1) - sign * (amp + 1) * cos_w),
+            (amp + 1) - sign * (amp - 1) * cos_w - root,
+        ]
+    )
+    a = np.array(
+        [
+            (amp + 1) + sign * (amp - 1) * cos_w + root,
+            -sign * 2 * ((amp - 1) + sign * (amp + 1) * cos_w),
+            (amp + 1) + sign * (amp - 1) * cos_w - root,
+        ]
+    )
     return b, a
 
 

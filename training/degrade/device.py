@@ -124,8 +124,7 @@ class RirBank:
         return cls(torch.from_numpy(rirs).to(device), torch.tensor(direct, dtype=torch.long, device=device))
 
 
-def synth_bank(kinds: tuple[str, ...], *, rate: int, segments: int, seconds: float, seed: int,
-               device: torch.device) -> Bank:
+def synth_bank(kinds: tuple[str, ...], *, rate: int, segments: int, seconds: float, seed: int, device: torch.device) -> Bank:
     """``segments`` noise segments of ``seconds`` per kind of training/degrade/noisegen.py, unit RMS, as a bank."""
     rng = np.random.default_rng([seed, 7])
     n = max(int(seconds * rate), noisegen.MIN_SHAPED)
@@ -293,8 +292,7 @@ def chebyshev(order: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.where(x <= 1.0, inside, outside)
 
 
-def zero_phase_response(hz: torch.Tensor, kind: torch.Tensor, order: torch.Tensor, rate: int,
-                        size: int) -> torch.Tensor:
+def zero_phase_response(hz: torch.Tensor, kind: torch.Tensor, order: torch.Tensor, rate: int, size: int) -> torch.Tensor:
     """``|H|^2`` ``[B, size // 2 + 1]`` of low-pass filters run forwards and backwards: per item a cutoff
     ``hz``, ``kind`` (1 Chebyshev I with 0.05 dB ripple, 0 Butterworth) and ``order``, as scipy designs
     them (bilinear transform with the cutoff prewarped)."""
@@ -325,14 +323,13 @@ class Lowpass(DeviceStep):
         b, n = batch.degraded.shape
         device = mask.device
         hz = torch.exp(_uniform(b, math.log(self.low), math.log(self.high), mask, gen))
-        kind = torch.randint(2, (b,), device=device, generator=gen) if self.kind is None \
-            else torch.full((b,), self.kind, device=device)
-        order = torch.randint(4, 13, (b,), device=device, generator=gen) if self.order is None \
-            else torch.full((b,), self.order, device=device)
+        kind = torch.randint(2, (b,), device=device, generator=gen) if self.kind is None else torch.full((b,), self.kind, device=device)
+        order = (
+            torch.randint(4, 13, (b,), device=device, generator=gen) if self.order is None else torch.full((b,), self.order, device=device)
+        )
         run = mask & (hz < 0.49 * self.rate)
         size = 1 << math.ceil(math.log2(n))
-        low = _filter(batch.degraded, zero_phase_response(hz.clamp(max=0.49 * self.rate), kind, order, self.rate,
-                                                          size), size)
+        low = _filter(batch.degraded, zero_phase_response(hz.clamp(max=0.49 * self.rate), kind, order, self.rate, size), size)
         batch.degraded = _where(run, low, batch.degraded)
 
 
@@ -394,8 +391,7 @@ def device_step(step: cpu.Step, rate: int, sources: Sources) -> DeviceStep:
     if type(step) in _SIMPLE:
         return _SIMPLE[type(step)](step, rate)
     if isinstance(step, cpu.Noise):
-        return Noise(sources.synth(step.kinds) if step.files is None else sources.noise[step.files.folder],
-                     step.snr_min, step.snr_max)
+        return Noise(sources.synth(step.kinds) if step.files is None else sources.noise[step.files.folder], step.snr_min, step.snr_max)
     assert isinstance(step, cpu.RirFiles)  # the one kind _check lets through besides those above
     return Rir(sources.rirs[step.files.folder], rate, step.drr)
 

@@ -49,8 +49,7 @@ class Pipeline:
         clean = _mono(clean)
         return self.apply(clean.copy(), clean, rate, rng)
 
-    def apply(self, degraded: np.ndarray, target: np.ndarray, rate: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def apply(self, degraded: np.ndarray, target: np.ndarray, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Run the steps on an existing pair (parallel data: the degraded file and its clean partner)."""
         degraded, target = _mono(degraded).astype(np.float64), _mono(target).astype(np.float64)
         if degraded.shape != target.shape:
@@ -72,8 +71,7 @@ def _mono(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _run_step(number: int, step: Step, degraded: np.ndarray, target: np.ndarray, rate: int,
-              rng: np.random.Generator) -> Pair:
+def _run_step(number: int, step: Step, degraded: np.ndarray, target: np.ndarray, rate: int, rng: np.random.Generator) -> Pair:
     try:
         return step.apply(degraded, target, rate, rng)
     except DegradationError as err:
@@ -90,9 +88,7 @@ def _parse_step(number: int, text: str) -> Step:
     try:
         return parse_words(words)
     except ParamError as err:
-        raise DegradationError(
-            f"step {number} '{name}': expected '{STEPS[name].syntax(name)}', got '{text.strip()}' ({err})"
-        ) from None
+        raise DegradationError(f"step {number} '{name}': expected '{STEPS[name].syntax(name)}', got '{text.strip()}' ({err})") from None
 
 
 def parse_pipeline(spec: str) -> Pipeline:

@@ -58,12 +58,10 @@ class Reverb(Step):
     - RATE: both signals are resampled to RATE Hz afterwards, as in the original.
     """
 
-    SYNTAX: ClassVar[str] = "reverb RATE [VARIANCE [REVERBERANCE [HF_DAMPING [ROOM_SCALE [STEREO_DEPTH " \
-                            "[PRE_DELAY [WET_GAIN]]]]]]]"
+    SYNTAX: ClassVar[str] = "reverb RATE [VARIANCE [REVERBERANCE [HF_DAMPING [ROOM_SCALE [STEREO_DEPTH [PRE_DELAY [WET_GAIN]]]]]]]"
     DEFAULTS: ClassVar[tuple[float, ...]] = (0.0, 80.0, 100.0, 100.0, 100.0, 40.0, 0.0)
     LIMITS: ClassVar[tuple[tuple[float, float], ...]] = ((0, 100), (0, 100), (0, 100), (0, 100), (0, 500), (-10, 10))
-    PARAMS: ClassVar[tuple[Param, ...]] = (Param("RATE", rate),
-                                           *(Param(n, number, d) for n, d in zip(_REVERB_NAMES, DEFAULTS)))
+    PARAMS: ClassVar[tuple[Param, ...]] = (Param("RATE", rate), *(Param(n, number, d) for n, d in zip(_REVERB_NAMES, DEFAULTS)))
     TASK: ClassVar[str | None] = "dereverb"
     rate: int
     variance: float = 0.0

@@ -21,8 +21,7 @@ from rt_enhance.training.corpus import music, texts, tts
 from rt_enhance.training.corpus.build import Recipe
 
 RATE = 48000
-TINY = Recipe(hours=0.003, rate=RATE, seed=7, ranges={"speech": (1.0, 2.0), "music": (2.0, 3.0),
-                                                      "noise": (1.0, 2.0), "rir": (0.2, 0.4)})
+TINY = Recipe(hours=0.003, rate=RATE, seed=7, ranges={"speech": (1.0, 2.0), "music": (2.0, 3.0), "noise": (1.0, 2.0), "rir": (0.2, 0.4)})
 
 
 def _sha(path: Path) -> str:
@@ -57,8 +56,11 @@ def test_text_vocabularies_are_disjoint_and_texts_use_only_their_split():
     for field in ("nouns", "adjectives", "verbs", "adverbs", "names"):
         assert not set(getattr(train, field)) & set(getattr(test, field)), field
     rng = np.random.default_rng(0)
-    train_words = {w.lower() for f in ("nouns", "adjectives", "verbs", "adverbs", "names", "abstract",
-                                       "intransitive", "places") for w in getattr(train, f)}
+    train_words = {
+        w.lower()
+        for f in ("nouns", "adjectives", "verbs", "adverbs", "names", "abstract", "intransitive", "places")
+        for w in getattr(train, f)
+    }
     for _ in range(50):
         words = {w.strip(".,?!").lower() for w in texts.paragraph(test, rng, 5).split()}
         assert not words & train_words
@@ -191,8 +193,11 @@ def test_tiny_build_made_every_runnable_item(manifest):
 
 def test_tiny_build_held_out(manifest):
     def values(split: str, key: str) -> set:
-        return {json.dumps(e.get(key) or e["params"].get(key)) for e in manifest["files"].values()
-                if e["split"] == split and (e.get(key) or e["params"].get(key))}
+        return {
+            json.dumps(e.get(key) or e["params"].get(key))
+            for e in manifest["files"].values()
+            if e["split"] == split and (e.get(key) or e["params"].get(key))
+        }
 
     for key in ("speaker", "voice", "text", "piece"):
         assert not values("train", key) & values("test", key), key

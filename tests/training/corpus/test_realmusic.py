@@ -97,15 +97,26 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("realmusic")
     cache, rng = root / "debs", np.random.default_rng(2)
     songs = "usr/share/games/fretsonfire/data/songs/muldjord"
-    _package(cache, "fretsonfire-songs-muldjord", {
-        f"{songs}/{song}/{stem}.ogg": _bright(22.0, rng, None if stem == "song" else 6000)
-        for song in ("armygeddon", "mutilated_mime", "chaos_god") for stem in ("song", "guitar")})
+    _package(
+        cache,
+        "fretsonfire-songs-muldjord",
+        {
+            f"{songs}/{song}/{stem}.ogg": _bright(22.0, rng, None if stem == "song" else 6000)
+            for song in ("armygeddon", "mutilated_mime", "chaos_god")
+            for stem in ("song", "guitar")
+        },
+    )
     albums = "usr/share/games/warzone2100/music/albums"
-    _package(cache, "warzone2100-music", {
-        f"{albums}/original_soundtrack/track3.opus": _bright(12.0, rng, rate=RATE),
-        f"{albums}/aftermath_soundtrack/track3_enhanced.opus": _bright(12.0, rng, rate=RATE),
-        f"{albums}/legacy_soundtrack/track5.opus": _bright(12.0, rng, rate=RATE),
-        f"{albums}/legacy_soundtrack/track6.opus": _bright(12.0, rng, cutoff=11000, rate=RATE)})
+    _package(
+        cache,
+        "warzone2100-music",
+        {
+            f"{albums}/original_soundtrack/track3.opus": _bright(12.0, rng, rate=RATE),
+            f"{albums}/aftermath_soundtrack/track3_enhanced.opus": _bright(12.0, rng, rate=RATE),
+            f"{albums}/legacy_soundtrack/track5.opus": _bright(12.0, rng, rate=RATE),
+            f"{albums}/legacy_soundtrack/track6.opus": _bright(12.0, rng, cutoff=11000, rate=RATE),
+        },
+    )
     sources = tuple(s for s in realmusic.SOURCES if s.package in ("fretsonfire-songs-muldjord", "warzone2100-music"))
     entries = realmusic.build(root / "corpus", cache=cache, sources=sources)
     mtimes = {e["file"]: (root / "corpus" / e["file"]).stat().st_mtime_ns for e in entries}
@@ -120,13 +131,17 @@ def test_the_split_is_by_piece(built) -> None:
         splits.setdefault(e["group"], set()).add(e["split"])
     assert all(len(s) == 1 for s in splits.values())  # no piece in two splits
     assert {g: s.pop() for g, s in splits.items()} == {
-        "fretsonfire-songs-muldjord:armygeddon": "test", "fretsonfire-songs-muldjord:mutilated_mime": "val",
-        "fretsonfire-songs-muldjord:chaos_god": "train", "warzone2100-music:track3": "val",
-        "warzone2100-music:track5": "train"}  # track6 (content to 11 kHz) is left out
+        "fretsonfire-songs-muldjord:armygeddon": "test",
+        "fretsonfire-songs-muldjord:mutilated_mime": "val",
+        "fretsonfire-songs-muldjord:chaos_god": "train",
+        "warzone2100-music:track3": "val",
+        "warzone2100-music:track5": "train",
+    }  # track6 (content to 11 kHz) is left out
     assert {e["recording"] for e in entries if e["group"] == "warzone2100-music:track3"} == {"track3", "track3_enhanced"}
     for e in entries:
         assert e["file"].startswith(f"realmusic/{e['split']}/") and Path(e["file"]).name.startswith(
-            e["source"].removesuffix("-music") + "-")
+            e["source"].removesuffix("-music") + "-"
+        )
 
 
 def test_excerpts_are_full_band_levelled_mono(built) -> None:

@@ -206,8 +206,10 @@ def test_lowpass_removes_energy_above_cutoff() -> None:
 
 def test_lowpass_butter_and_order_are_honoured() -> None:
     x = np.random.default_rng(0).standard_normal(RATE).astype(np.float32) * 0.1
-    gains = [_band_gain_db(parse_pipeline(f"lowpass 2000 butter {order}")(x, RATE, np.random.default_rng(0))[0],
-                           x, 3000, 4000) for order in (2, 8)]
+    gains = [
+        _band_gain_db(parse_pipeline(f"lowpass 2000 butter {order}")(x, RATE, np.random.default_rng(0))[0], x, 3000, 4000)
+        for order in (2, 8)
+    ]
     assert gains[1] < gains[0] - 20
 
 
@@ -333,13 +335,23 @@ def test_gain_then_clip_clips_input_only() -> None:
 
 # --- pipeline-wide properties -----------------------------------------------------------------------------------
 
-_RATE_PRESERVING = ["gain -3 3", "clip 0.2", "quantize 10", "lowpass 3000", "noise synth 0 20", "whitenoise 0 0.01",
-                    "sample 6000 16000", "reverb 16000 0 30 50 50 50 5", "scale 16000"]
+_RATE_PRESERVING = [
+    "gain -3 3",
+    "clip 0.2",
+    "quantize 10",
+    "lowpass 3000",
+    "noise synth 0 20",
+    "whitenoise 0 0.01",
+    "sample 6000 16000",
+    "reverb 16000 0 30 50 50 50 5",
+    "scale 16000",
+]
 
 
 @settings(max_examples=25, deadline=None)
-@given(steps=st.lists(st.sampled_from(_RATE_PRESERVING), min_size=1, max_size=4),
-       length=st.integers(1, 3000), seed=st.integers(0, 2**32 - 1))
+@given(
+    steps=st.lists(st.sampled_from(_RATE_PRESERVING), min_size=1, max_size=4), length=st.integers(1, 3000), seed=st.integers(0, 2**32 - 1)
+)
 def test_any_chain_keeps_length_and_is_finite(steps: list[str], length: int, seed: int) -> None:
     x = np.random.default_rng(seed).uniform(-0.5, 0.5, length).astype(np.float32)
     degraded, target = parse_pipeline(",".join(steps))(x, RATE, np.random.default_rng(seed))
@@ -369,8 +381,12 @@ def test_maybe_identity_and_bandlimit():
     spectrum = np.abs(np.fft.rfft(degraded)) ** 2
     freqs = np.fft.rfftfreq(len(degraded), 1 / rate)
     assert spectrum[freqs > 6000].sum() < 1e-4 * spectrum[freqs < 2000].sum()
-    for bad, needle in [("maybe 2 gain 0 1", "between 0 and 1"), ("maybe 0.5 scale 16000", "changes the sample rate"),
-                        ("identity 0.1, sample 8000 16000", "changes the sample rate"), ("bandlimit 5000 100", "HZ_MIN")]:
+    for bad, needle in [
+        ("maybe 2 gain 0 1", "between 0 and 1"),
+        ("maybe 0.5 scale 16000", "changes the sample rate"),
+        ("identity 0.1, sample 8000 16000", "changes the sample rate"),
+        ("bandlimit 5000 100", "HZ_MIN"),
+    ]:
         with pytest.raises(DegradationError, match=needle):
             parse_pipeline(bad)
 
@@ -429,8 +445,23 @@ def test_both_applies_a_step_to_the_target_alike_and_keeps_the_rate() -> None:
 def test_every_registered_step_names_itself_and_shows_its_syntax():
     """The one registry: each name maps to a step class whose syntax starts with that name, and a step parsed
     from the name answers to it (so error messages and the device path name the step the user wrote)."""
-    assert set(degrade.STEPS) >= {"sample", "whitenoise", "reverb", "scale", "lowpass", "noise", "rir", "clip",
-                                  "quantize", "gain", "bandlimit", "maybe", "identity", "both", "miceq"}
+    assert set(degrade.STEPS) >= {
+        "sample",
+        "whitenoise",
+        "reverb",
+        "scale",
+        "lowpass",
+        "noise",
+        "rir",
+        "clip",
+        "quantize",
+        "gain",
+        "bandlimit",
+        "maybe",
+        "identity",
+        "both",
+        "miceq",
+    }
     for name, cls in degrade.STEPS.items():
         assert cls.syntax(name).startswith(name), name
     assert parse_pipeline("pinknoise 0 0.1,gain 0 1,miceq").steps[0].name == "pinknoise"
