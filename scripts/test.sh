@@ -60,13 +60,18 @@ if ! jack_wait -c 2>/dev/null | grep -qx running; then
     jack_wait -w -t 15 >/dev/null 2>&1 || { echo "test.sh: jackd did not start; see ${TMPDIR:-/tmp}/rt-enhance-jackd.log" >&2; exit 1; }
 fi
 cd "$ROOT"
-if [ $# -eq 0 ]; then
+# Only options (-q, -x, --maxfail=2 ...), or nothing: the whole suite. Anything else (a path, -k EXPR): as given.
+only_options=1
+for arg in "$@"; do
+    case "$arg" in -*) ;; *) only_options=0 ;; esac
+done
+if [ "$only_options" = 1 ]; then
     # The monitor JACK test starts private servers and connects to them from the test process; libjack
     # keeps per-process state of every server it met, and after the suite's other JACK tests its
     # client open crashed: it runs in a process of its own. (Its name must not end in monitor.py: `ray stop`
     # in test_batch SIGTERMs every process whose command line holds "monitor.py", Ray's autoscaler.)
-    "$VENV/bin/python" -m pytest --ignore=tests/realtime/test_jack_monitor_preset.py
-    "$VENV/bin/python" -m pytest tests/realtime/test_jack_monitor_preset.py
+    "$VENV/bin/python" -m pytest "$@" --ignore=tests/realtime/test_jack_monitor_preset.py
+    "$VENV/bin/python" -m pytest "$@" tests/realtime/test_jack_monitor_preset.py
 else
     "$VENV/bin/python" -m pytest "$@"
 fi
