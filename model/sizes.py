@@ -36,6 +36,17 @@ class NamedSize:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# spec-erb's network; spec-erb-long and spec-erb-monitor change only its time-frequency grid (every tensor fits)
+SPEC_ERB: dict[str, Any] = {
+    "hop": 240,
+    "channels": [16, 32, 48, 48],
+    "kernel": 5,
+    "gru_hidden": 128,
+    "max_gain": 2.0,
+    "bands": 48,
+    "log_features": True,
+}
+
 SIZES: dict[str, NamedSize] = {
     size.name: size
     for size in (
@@ -136,7 +147,7 @@ SIZES: dict[str, NamedSize] = {
             "spec-erb",
             "spectral streaming U-Net on 48 ERB bands (10 ms / 5 ms frames; bands of one bin below ~1 kHz), "
             "16..48 channels, GRU 128, log-power features: the per-bin network's work at a third of its cost",
-            {"hop": 240, "channels": [16, 32, 48, 48], "kernel": 5, "gru_hidden": 128, "max_gain": 2.0, "bands": 48, "log_features": True},
+            SPEC_ERB,
             family="SpectralUNet",
             window=240,
             hop=240,
@@ -147,16 +158,7 @@ SIZES: dict[str, NamedSize] = {
             "spec-erb-long",
             "spec-erb on 20 ms frames (481 bins, 50 Hz apart, in 48 ERB bands) at the same 5 ms hop and 10 ms "
             "latency (asymmetric windows): finer frequency resolution for the low harmonics (every tensor fits spec-erb's)",
-            {
-                "hop": 240,
-                "frame": 960,
-                "channels": [16, 32, 48, 48],
-                "kernel": 5,
-                "gru_hidden": 128,
-                "max_gain": 2.0,
-                "bands": 48,
-                "log_features": True,
-            },
+            {**SPEC_ERB, "frame": 960},
             family="SpectralUNet",
             window=240,
             hop=240,
@@ -167,16 +169,7 @@ SIZES: dict[str, NamedSize] = {
             "spec-erb-monitor",
             "spec-erb for the monitor preset: the same network on the same 10 ms frames (48 ERB bands), "
             "2.5 ms hop and asymmetric windows, so the algorithmic latency is 5 ms (every tensor fits spec-erb's)",
-            {
-                "hop": 120,
-                "frame": 480,
-                "channels": [16, 32, 48, 48],
-                "kernel": 5,
-                "gru_hidden": 128,
-                "max_gain": 2.0,
-                "bands": 48,
-                "log_features": True,
-            },
+            {**SPEC_ERB, "hop": 120, "frame": 480},
             family="SpectralUNet",
             window=120,
             hop=120,
