@@ -27,7 +27,7 @@ Streaming, for the engine's ``stateful`` contract (see :mod:`rt_enhance.realtime
     chunk of n = m * hop samples
       -> m frames of ``frame`` samples (default ``2 * hop``; the previous ``frame - hop`` samples are
          the state ``frames``)
-      -> analysis window, DFT (matrix products, exportable) -> F = frame / 2 + 1 bins
+      -> analysis window, DFT (two small matrix products, model/dft.py) -> F = frame / 2 + 1 bins
       -> features |X|^0.3 -> U-Net over F per frame, GRU across frames (state ``gru``)
       -> gain in (0, max_gain) -> Y = gain * X (+ replicated copies) -> inverse DFT of the frame's
          last ``2 * hop`` samples, synthesis window
@@ -61,6 +61,7 @@ import torch
 from torch import nn
 
 from rt_enhance.model.base import StreamingModel
+from rt_enhance.model.dft import InverseRealDFT, RealDFT
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +106,6 @@ class SpectralUNet(StreamingModel):
 
     # Buffers and optional layers, declared for the type checker (set in __init__ / _dft_buffers).
     band_weights: torch.Tensor
-    analysis_re: torch.Tensor
-    analysis_im: torch.Tensor
-    synthesis_re: torch.Tensor
-    synthesis_im: torch.Tensor
     gru: nn.GRU | None
     copy_head: nn.Conv1d | None
 
@@ -215,20 +212,9 @@ class SpectralUNet(StreamingModel):
             self.copy_head = None
 
     def _dft_buffers(self) -> None:
-        n, f, tail = self.frame, self.bins, 2 * self.hop
-        t = torch.arange(n, dtype=torch.float64)
-        k = torch.arange(f, dtype=torch.float64)
-        analysis, synthesis = window_pair(n, self.hop)
-        angle = 2 * math.pi * t[:, None] * k[None, :] / n  # [N, F]
-        self.register_buffer("analysis_re", (analysis[:, None] * torch.cos(angle)).float(), persistent=False)
-        self.register_buffer("analysis_im", (-analysis[:, None] * torch.sin(angle)).float(), persistent=False)
-        scale = torch.full((f,), 2.0, dtype=torch.float64)
-        scale[0] = 1.0
-        scale[-1] = 1.0  # N even: the Nyquist bin appears once
-        # only the frame's last 2 hops: the synthesis window is zero before them
-        inverse = scale[:, None] * synthesis[None, n - tail :] / n  # [F, 2 hop]
-        self.register_buffer("synthesis_re", (inverse * torch.cos(angle.T[:, n - tail :])).float(), persistent=False)
-        self.register_buffer("synthesis_im", (-inverse * torch.sin(angle.T[:, n - tail :])).float(), persistent=False)
+        analysis, synthesis = window_pair(self.frame, self.hop)
+        self.analysis = RealDFT(self.frame, analysis)
+        self.synthesis = InverseRealDFT(self.frame, synthesis, 2 * self.hop)  # the synthesis window is zero before
 
     # ------------------------------------------------------------------ streaming
 
@@ -306,13 +292,13 @@ class SpectralUNet(StreamingModel):
         hops = audio.reshape(b, -1, hop)  # [b, m + spans - 1, hop]
         m = hops.shape[1] - spans + 1
         frames = torch.cat([hops[:, j : j + m] for j in range(spans)], dim=2)  # [b, m, frame]
-        re, im = frames @ self.analysis_re, frames @ self.analysis_im  # [b, m, F]
+        re, im = self.analysis(frames)  # [b, m, F]
         gain, copy, h_new = self.gains(torch.sqrt(re * re + im * im + 1e-20), h)
         out_re, out_im = gain * re, gain * im
         if copy is not None:
             out_re = out_re + self._replicate(re, copy)
             out_im = out_im + self._replicate(im, copy)
-        out = out_re @ self.synthesis_re + out_im @ self.synthesis_im  # [b, m, 2 hop], windowed
+        out = self.synthesis(out_re, out_im)  # [b, m, 2 hop], windowed
         first, second = out[..., :hop], out[..., hop:]
         y = first + torch.cat([tail.reshape(b, 1, hop), second[:, :-1]], dim=1)
         new = [audio[:, None, hop - self.frame :]]  # the last frame - hop samples
@@ -343,8 +329,8 @@ class SpectralUNet(StreamingModel):
         """MACs of one pass over ``window`` samples: DFTs, convolutions, linear layers and the GRU."""
         self.check_window(window)
         frames = window // self.hop
-        n, f = self.frame, self.bins
-        dft = 2 * n * f + 2 * (2 * self.hop) * f  # analysis (2) and synthesis of the last 2 hops (2)
+        f = self.bins
+        dft = self.analysis.macs + self.synthesis.macs
         if self.bands:  # band energies and the spread of gains (and copies) back to the bins
             dft += self.bands * f * (2 + len(self.shifts))
         convs = 0
@@ -386,8 +372,11 @@ def _run_block(block: nn.Module, z: torch.Tensor) -> torch.Tensor:
     """An encoder or decoder block (``nn.Sequential(Conv1d, PReLU)``) on the frame image (PReLU is per channel,
     dimension 1, in any layout)."""
     conv, act = block.children()
-    assert isinstance(conv, nn.Conv1d)
-    return cast(torch.Tensor, act(_conv(conv, z)))
+    assert isinstance(conv, nn.Conv1d) and isinstance(act, nn.PReLU)
+    y = _conv(conv, z)
+    if torch.onnx.is_in_onnx_export():  # the same function: onnxruntime runs these four ops faster than its PRelu
+        return torch.relu(y) + act.weight.reshape(1, -1, 1, 1) * torch.clamp(y, max=0.0)
+    return cast(torch.Tensor, act(y))
 
 
 def window_pair(frame: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
