@@ -372,11 +372,8 @@ def _run_block(block: nn.Module, z: torch.Tensor) -> torch.Tensor:
     """An encoder or decoder block (``nn.Sequential(Conv1d, PReLU)``) on the frame image (PReLU is per channel,
     dimension 1, in any layout)."""
     conv, act = block.children()
-    assert isinstance(conv, nn.Conv1d) and isinstance(act, nn.PReLU)
-    y = _conv(conv, z)
-    if torch.onnx.is_in_onnx_export():  # the same function: onnxruntime runs these four ops faster than its PRelu
-        return torch.relu(y) + act.weight.reshape(1, -1, 1, 1) * torch.clamp(y, max=0.0)
-    return cast(torch.Tensor, act(y))
+    assert isinstance(conv, nn.Conv1d)
+    return cast(torch.Tensor, act(_conv(conv, z)))
 
 
 def window_pair(frame: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
