@@ -14,4 +14,4 @@ def train() -> int:
 
 
 def data() -> int:
-    return run_with_extra("rt-data", "rt_enhance.training.corpus.build", "corpus")
+    return run_with_extra("rt-data", "rt_enhance.training.corpus.build", "corpus", needs=("scipy",))  # the renderer's filters

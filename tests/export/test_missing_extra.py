@@ -50,7 +50,9 @@ def test_help_with_the_extra_installed(entry):
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
 
 
-@pytest.mark.parametrize("entry", ["rt_enhance.export.command:main", "rt_enhance.training.command:train"])
+@pytest.mark.parametrize(
+    "entry", ["rt_enhance.export.command:main", "rt_enhance.training.command:train", "rt_enhance.training.command:data"]
+)
 def test_help_imports_neither_torch_nor_onnx(entry):
     """``--help`` answers from the flags alone (issue 21: under a second), torch and onnx stay unloaded."""
     module, function = entry.split(":")

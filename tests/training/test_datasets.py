@@ -114,8 +114,8 @@ def test_construction_reads_headers_only(simple_root: Path, monkeypatch: pytest.
     def no_read(*args, **kwargs):
         raise AssertionError("sample data read at construction")
 
-    monkeypatch.setattr(datasets.sf, "read", no_read)
-    monkeypatch.setattr(datasets.sf.SoundFile, "read", no_read)
+    monkeypatch.setattr(sf, "read", no_read)
+    monkeypatch.setattr(sf.SoundFile, "read", no_read)
     ds = make_dataset(
         "simple", simple_root, rate=RATE, window=WINDOW, stride=STRIDE, pipeline=parse_pipeline("noise synth 0 10,reverb 16000")
     )

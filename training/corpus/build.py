@@ -39,15 +39,17 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
 from rt_enhance.realtime.errors import RtEnhanceError, error_line
 from rt_enhance.realtime.fileio import atomic_write_text, replacing
-from rt_enhance.training.corpus import items as corpus_items
 from rt_enhance.training.corpus import music, realmusic, recorded, texts, tts
-from rt_enhance.training.corpus.items import Item
+
+if TYPE_CHECKING:
+    from rt_enhance.training.corpus.items import Item
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,13 @@ SHARES = {"speech": 0.5, "music": 0.3, "noise": 0.2}
 RIRS_PER_HOUR = 150
 #: Seconds between manifest saves during a build.
 SAVE_EVERY = 20.0
+
+
+def _items():
+    """The item planner and renderer (numpy, scipy's filters): imported when a build runs, not for ``--help``."""
+    from rt_enhance.training.corpus import items
+
+    return items
 
 
 class CorpusError(RtEnhanceError):
@@ -101,7 +110,7 @@ def plan_kind(recipe: Recipe, kind: str, split: str) -> list[Item]:
     budget, total = recipe.budget(kind, split), 0.0
     items: list[Item] = []
     while total < budget or not items:
-        item = corpus_items.plan_item(kind, split, len(items), recipe.seed, recipe.ranges)
+        item = _items().plan_item(kind, split, len(items), recipe.seed, recipe.ranges)
         items.append(item)
         total += 1.0 if kind == "rir" else item.planned_seconds
     return items
@@ -206,7 +215,7 @@ def build_item(item: Item, out: str, seed: int, rate: int, key: str) -> dict:
     """Render and write one item; its manifest entry (or ``{"error": ...}`` when it failed)."""
     folder, started = Path(out), time.monotonic()
     try:
-        audio, info = corpus_items.render(item, seed, rate, folder / "cache")
+        audio, info = _items().render(item, seed, rate, folder / "cache")
         if not np.all(np.isfinite(audio)) or not np.any(audio):
             raise ValueError("rendered audio is silent or not finite")
     except Exception as err:  # one bad score or engine hiccup must not stop a long build; reported by main

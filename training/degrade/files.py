@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rt_enhance.training.datasets import AudioInfo, audio_info, list_audio, read_segment
+from rt_enhance.training.audiofiles import AudioInfo, audio_info, list_audio, read_segment
 from rt_enhance.training.degrade.base import ParamError
 
 logger = logging.getLogger(__name__)
