@@ -35,8 +35,11 @@ speech_mix() {
 # the input only ("maybe 0.3 bandlimit"), which asks a gains-only model to restore the highs: it boosted the edge of
 # the band and band-limited voices lost 0.45 PESQ. Since stage 3b band-limited sources are kept band-limited;
 # since stage 3c identity 0.3 (clean music).
+# Since stage 5 (session 7) the rooms' target keeps the first 50 ms of reflections ("early 50"): the direct-path
+# target asked a gains-only model for what it cannot do (remove reflections inside its own frame), and it
+# learnt to turn reverberant speech down instead; the late tail is what it can and should remove.
 speech_erb_pipeline() {
-    echo "maybe 0.3 both bandlimit 3500 16000,identity 0.3,maybe 0.3 rir $1/rir/train 0 20,maybe 0.9 noise $1/noise-train -5 20,maybe 0.3 noise synth 0 30,gain -18 6"
+    echo "maybe 0.3 both bandlimit 3500 16000,identity 0.3,maybe 0.3 rir $1/rir/train 0 20 early 50,maybe 0.9 noise $1/noise-train -5 20,maybe 0.3 noise synth 0 30,gain -18 6"
 }
 
 speech_erb_mix() {  # its own folder: the first generation's mix-train must not gain the real voices

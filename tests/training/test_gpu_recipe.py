@@ -17,6 +17,7 @@ import torch
 from scipy import signal
 
 from rt_enhance.model.checkpoint import load_checkpoint
+from rt_enhance.training import degrade
 from rt_enhance.training.degrade import device as dd
 from rt_enhance.training.degrade import parse_pipeline
 from rt_enhance.training.device_data import split_paths
@@ -235,6 +236,19 @@ def test_a_room_is_aligned_on_its_direct_path_and_the_target_keeps_only_that():
     echo = 0.5 * torch.nn.functional.pad(clean, (200, 0))[:, : clean.shape[1]]
     assert torch.allclose(batch.degraded, clean + echo, atol=1e-5)
     assert torch.allclose(batch.target, clean, atol=1e-5)
+
+
+def test_an_early_target_goes_through_the_same_part_of_the_room_as_on_the_cpu():
+    rng = np.random.default_rng(0)
+    rir = (0.1 * rng.standard_normal(6000) * np.exp(-np.arange(6000) / 1500)).astype(np.float32)
+    rir[300] = 1.0  # the direct path
+    step = dd.Rir(dd.RirBank.from_arrays([rir], torch.device("cpu")), RATE, early=0.05)
+    rows = torch.from_numpy(rir)[None, :]
+    direct = torch.tensor([300])
+    near = (torch.arange(6000)[None, :] - 300).abs() <= int(degrade.DIRECT_SECONDS * RATE)
+    ours = step.kept(rows, near, direct)[0].numpy()
+    np.testing.assert_allclose(ours, degrade.early_part(rir.astype(np.float64), 300, RATE, 0.05), atol=1e-6)
+    assert np.any(ours[300 + 1000 :]) and not np.any(ours[300 + int(0.05 * RATE) + 1 :])
 
 
 @pytest.mark.parametrize("kind,order", [("butter", 6), ("cheby1", 8)])

@@ -31,6 +31,7 @@ with torch on whole batches (imported on its own: it needs torch).
 from rt_enhance.training.degrade.band import Bandlimit, Lowpass, MicColour, Sample, Scale
 from rt_enhance.training.degrade.base import (
     DIRECT_SECONDS,
+    EARLY_TAPER_SECONDS,
     STEPS,
     DegradationError,
     Pair,
@@ -39,6 +40,7 @@ from rt_enhance.training.degrade.base import (
     Step,
     convolve_aligned,
     direct_part,
+    early_part,
     fit_length,
     register,
     resample,
@@ -52,6 +54,7 @@ from rt_enhance.training.degrade.reverb import Reverb, RirFiles, RirSimulate, si
 
 __all__ = [
     "DIRECT_SECONDS",
+    "EARLY_TAPER_SECONDS",
     "STEPS",
     "AudioFolder",
     "Bandlimit",
@@ -78,6 +81,7 @@ __all__ = [
     "Step",
     "convolve_aligned",
     "direct_part",
+    "early_part",
     "fit_length",
     "parse_pipeline",
     "register",

@@ -235,6 +235,28 @@ def convolve_aligned(x: np.ndarray, rir: np.ndarray, direct: int) -> np.ndarray:
 DIRECT_SECONDS = 0.0025  # half-width of the direct sound around a response's direct-path tap
 
 
+EARLY_TAPER_SECONDS = 0.005  # the early part of a response ends in a raised-cosine fade this long
+
+
+def early_part(rir: np.ndarray, direct: int, rate: int, early: float) -> np.ndarray:
+    """The direct sound and the early reflections of a room response: its taps from ``DIRECT_SECONDS`` before
+    tap ``direct`` to ``early`` seconds after it, the last EARLY_TAPER_SECONDS faded out, the rest zero
+    (``early`` 0: :func:`direct_part`).
+
+    The dereverberation target that a mask can reach: reflections within ~50 ms fuse with the direct sound
+    (they colour it, they are not heard as reverberation), and a gain per bin cannot remove them from a
+    frame that they overlap; the late tail is what the listener hears as the room."""
+    if early <= 0:
+        return direct_part(rir, direct, rate)
+    lo, hi = max(direct - int(DIRECT_SECONDS * rate), 0), min(direct + int(early * rate) + 1, len(rir))
+    out = np.zeros_like(rir)
+    out[lo:hi] = rir[lo:hi]
+    taper = min(int(EARLY_TAPER_SECONDS * rate), hi - direct - 1)
+    if taper > 0:
+        out[hi - taper : hi] *= 0.5 * (1.0 + np.cos(np.pi * (np.arange(taper) + 1) / taper))
+    return out
+
+
 def direct_part(rir: np.ndarray, direct: int, rate: int) -> np.ndarray:
     """The direct sound of a room response: its taps within +-DIRECT_SECONDS of tap ``direct``, the rest zero.
 

@@ -257,11 +257,26 @@ def _fft_convolve_aligned(x: torch.Tensor, rir: torch.Tensor, direct: torch.Tens
 
 @dataclass
 class Rir(DeviceStep):
-    """Reverberation from ``bank``, optionally at a direct-to-reverberant ratio in ``drr`` dB."""
+    """Reverberation from ``bank``, optionally at a direct-to-reverberant ratio in ``drr`` dB; the target keeps
+    the direct sound, or with ``early`` > 0 s also the reflections within ``early`` of it (as
+    :func:`~rt_enhance.training.degrade.base.early_part`)."""
 
     bank: RirBank
     rate: int
     drr: tuple[float, float] | None = None
+    early: float = 0.0
+
+    def kept(self, rir: torch.Tensor, near: torch.Tensor, direct: torch.Tensor) -> torch.Tensor:
+        """The part of each response ``[B, T]`` the target goes through."""
+        if self.early <= 0:
+            return rir * near
+        offset = torch.arange(rir.shape[1], device=rir.device)[None, :] - direct[:, None]
+        end = int(self.early * self.rate)
+        taper = min(int(cpu.EARLY_TAPER_SECONDS * self.rate), end)
+        fade = 0.5 * (1.0 + torch.cos(torch.pi * (offset - (end - taper)).clamp(min=0).to(rir.dtype) / max(taper, 1)))
+        weight = torch.where(offset <= end - taper, torch.ones_like(fade), fade)
+        inside = (offset >= -int(cpu.DIRECT_SECONDS * self.rate)) & (offset <= end)
+        return torch.where(inside, rir * weight, torch.zeros_like(rir))
 
     def response(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(rir [B, T], near [B, T] bool: the direct part, direct [B])`` for random responses."""
@@ -281,7 +296,7 @@ class Rir(DeviceStep):
     def apply(self, batch: Batch, mask: torch.Tensor, gen: torch.Generator) -> None:
         rir, near, direct = self.response(mask.shape[0], gen)
         wet = _fft_convolve_aligned(batch.degraded, rir, direct)
-        dry = _fft_convolve_aligned(batch.target, rir * near, direct)
+        dry = _fft_convolve_aligned(batch.target, self.kept(rir, near, direct), direct)
         batch.degraded, batch.target = _where(mask, wet, batch.degraded), _where(mask, dry, batch.target)
 
 
@@ -393,7 +408,7 @@ def device_step(step: cpu.Step, rate: int, sources: Sources) -> DeviceStep:
     if isinstance(step, cpu.Noise):
         return Noise(sources.synth(step.kinds) if step.files is None else sources.noise[step.files.folder], step.snr_min, step.snr_max)
     assert isinstance(step, cpu.RirFiles)  # the one kind _check lets through besides those above
-    return Rir(sources.rirs[step.files.folder], rate, step.drr)
+    return Rir(sources.rirs[step.files.folder], rate, step.drr, step.early)
 
 
 def device_pipeline(pipeline: cpu.Pipeline, rate: int, sources: Sources) -> DevicePipeline:

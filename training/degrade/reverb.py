@@ -24,7 +24,7 @@ from rt_enhance.training.degrade.base import (
     ParamError,
     Step,
     convolve_aligned,
-    direct_part,
+    early_part,
     number,
     ordered,
     rate,
@@ -122,38 +122,56 @@ def _two_band_tail(n: int, rate: int, rt60_low: float, rt60_high: float, rng: np
     return low * np.exp(-decay * t / rt60_low) + (noise - low) * np.exp(-decay * t / max(rt60_high, 1e-3))
 
 
-def _reverberate(degraded: np.ndarray, target: np.ndarray, rir: np.ndarray, direct: int, rate: int) -> Pair:
-    """The pair through ``rir`` (degraded) and through its direct sound (target), aligned on tap ``direct``."""
-    target = convolve_aligned(target, direct_part(rir, direct, rate), direct)
+def _reverberate(degraded: np.ndarray, target: np.ndarray, rir: np.ndarray, direct: int, rate: int, early: float = 0.0) -> Pair:
+    """The pair through ``rir`` (degraded) and through its direct sound (target; with ``early`` > 0 s, also
+    the reflections that arrive within ``early`` of it: :func:`~.base.early_part`), aligned on tap ``direct``."""
+    target = convolve_aligned(target, early_part(rir, direct, rate, early), direct)
     return convolve_aligned(degraded, rir, direct), target, rate
+
+
+def _split_early(args: list[str]) -> tuple[list[str], float]:
+    """``[..., "early", MS]`` -> the other words and the early part in seconds (0 without it)."""
+    if "early" not in args:
+        return args, 0.0
+    at = args.index("early")
+    if at != len(args) - 2:
+        raise ParamError("'early MS' comes last: the milliseconds of early reflections the target keeps, e.g. early 50")
+    ms = number(args[-1], "early MS")
+    if not 0 < ms <= 200:
+        raise ParamError(f"early MS must lie in (0, 200] ms, got {args[-1]}")
+    return args[:at], ms / 1000.0
 
 
 @register("rir")
 @dataclass(frozen=True)
 class RirFiles(Step):
-    """``rir DIR [DRR_MIN DRR_MAX]``: convolution with a random impulse response file from DIR (recursive; first
+    """``rir DIR [DRR_MIN DRR_MAX] [early MS]``: convolution with a random impulse response file from DIR (recursive; first
     channel; resampled to the current rate). The direct path is the largest-magnitude tap; the response is scaled
     so that tap is 1 and the result is shifted so it lands on the target (direct-path alignment). With
     DRR_MIN DRR_MAX, the reverberant part (everything beyond 2.5 ms around the direct path) is rescaled to a
     direct-to-reverberant ratio drawn uniformly in that range (dB): the distance of the microphone, from close
-    (+15) to across the room (-5). Windows get up to 2 s of past context for the tail."""
+    (+15) to across the room (-5). Windows get up to 2 s of past context for the tail. The target is the clean
+    signal through the direct sound; ``early MS`` keeps the reflections of the first MS milliseconds in it too
+    (:func:`~.base.early_part`): only the late reverberation is to be removed."""
 
-    SYNTAX: ClassVar[str] = "rir DIR [DRR_MIN DRR_MAX] | rir simulate RT60_MIN RT60_MAX"
+    SYNTAX: ClassVar[str] = "rir DIR [DRR_MIN DRR_MAX] [early MS] | rir simulate RT60_MIN RT60_MAX [early MS]"
     TASK: ClassVar[str | None] = "dereverb"
     files: AudioFolder
     drr: tuple[float, float] | None = None
+    early: float = 0.0
 
     @classmethod
     def parse(cls, args: list[str], name: str) -> Step:
+        args, early = _split_early(args)
         if args and args[0] == "simulate":
-            return RirSimulate.parse(args[1:], name)
+            return RirSimulate.parse(args[1:] + (["early", str(1000 * early)] if early else []), name)
         if len(args) not in (1, 3):
-            raise ParamError("give a folder, optionally followed by DRR_MIN DRR_MAX in dB")
+            raise ParamError("give a folder, optionally followed by DRR_MIN DRR_MAX in dB, then optionally early MS")
         drr = None
         if len(args) == 3:
             drr = (number(args[1], "DRR_MIN"), number(args[2], "DRR_MAX"))
             ordered(*drr, "DRR")
-        return cls(AudioFolder.scan(args[0]), drr)
+        return cls(AudioFolder.scan(args[0]), drr, early)
 
     def with_drr(self, rir: np.ndarray, direct: int, rate: int, rng: np.random.Generator) -> np.ndarray:
         """``rir`` with its reverberant part rescaled to a random direct-to-reverberant ratio (unchanged without a
@@ -182,7 +200,7 @@ class RirFiles(Step):
         rir, direct = self.load(rate, rng)
         if self.drr is not None:
             rir = self.with_drr(rir, direct, rate, rng)
-        return _reverberate(degraded, target, rir, direct, rate)
+        return _reverberate(degraded, target, rir, direct, rate, self.early)
 
     def context(self, rate: int) -> int:
         longest = max(self.files.info(i).frames_at(rate) for i in range(len(self.files.paths)))
@@ -199,11 +217,19 @@ class RirSimulate(Step):
     exactly as ``rir DIR`` treats the corpus's stored rooms."""
 
     NAME: ClassVar[str] = "rir"
-    SYNTAX: ClassVar[str] = "rir simulate RT60_MIN RT60_MAX"
+    SYNTAX: ClassVar[str] = "rir simulate RT60_MIN RT60_MAX [early MS]"
     PARAMS: ClassVar[tuple[Param, ...]] = (Param("RT60_MIN"), Param("RT60_MAX"))
     TASK: ClassVar[str | None] = "dereverb"
     rt60_min: float
     rt60_max: float
+    early: float = 0.0
+
+    @classmethod
+    def parse(cls, args: list[str], name: str) -> Step:
+        args, early = _split_early(args)
+        step = super().parse(args, name)
+        assert isinstance(step, RirSimulate)
+        return step if not early else RirSimulate(step.rt60_min, step.rt60_max, early)
 
     def check(self) -> None:
         ordered(self.rt60_min, self.rt60_max, "RT60")
@@ -216,7 +242,7 @@ class RirSimulate(Step):
 
     def apply(self, degraded: np.ndarray, target: np.ndarray, rate: int, rng: np.random.Generator) -> Pair:
         rir, direct = simulate_rir(rng.uniform(self.rt60_min, self.rt60_max), rate, rng)
-        return _reverberate(degraded, target, rir, direct, rate)
+        return _reverberate(degraded, target, rir, direct, rate, self.early)
 
     def context(self, rate: int) -> int:
         return int(math.ceil(1.3 * self.rt60_max * rate))

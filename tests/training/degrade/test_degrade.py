@@ -95,6 +95,9 @@ def test_original_sample_string_sets_the_rate() -> None:
         ("noise /does/not/exist 0 10", "does not exist"),
         ("rir simulate 0.9 0.3", "step 1 'rir'"),
         ("rir", "step 1 'rir'"),
+        ("rir simulate 0.3 0.5 early", "step 1 'rir'"),
+        ("rir simulate 0.3 0.5 early 500", "early MS must lie in"),
+        ("rir simulate 0.3 early 50 0.5", "'early MS' comes last"),
         ("reverb", "step 1 'reverb'"),
         ("reverb 16000 0 150", "REVERBERANCE must lie in"),
         ("scale fast", "step 1 'scale'"),
@@ -292,6 +295,37 @@ def test_rir_folder_aligns_on_direct_path(tmp_path: Path) -> None:
     assert _peak_lag(degraded, target) == 0
     gain = np.dot(degraded, target) / np.dot(target, target)
     assert abs(gain - 1.0) < 0.05  # normalised to a unit direct path
+
+
+def test_early_target_keeps_the_reflections_of_its_first_milliseconds_and_drops_the_tail(tmp_path: Path) -> None:
+    folder = tmp_path / "rirs"
+    folder.mkdir()
+    rir = np.zeros(8000)
+    rir[120] = 0.5
+    rir[121:] = 0.05 * np.random.default_rng(0).standard_normal(7879) * np.exp(-np.arange(7879) / 2000)
+    sf.write(folder / "room.wav", rir, RATE, subtype="FLOAT")
+    x = np.zeros(RATE // 2)
+    x[1000] = 1.0  # an impulse: the target is the response the step kept, from the impulse on
+    _, direct = parse_pipeline(f"rir {folder}")(x, RATE, np.random.default_rng(0))
+    _, early = parse_pipeline(f"rir {folder} early 50")(x, RATE, np.random.default_rng(0))
+    unit = rir / 0.5
+    taper = int(degrade.base.EARLY_TAPER_SECONDS * RATE)
+    end = int(0.05 * RATE)
+    np.testing.assert_allclose(early[1000 : 1000 + end - taper], unit[120 : 120 + end - taper], atol=1e-5)  # early: kept
+    assert np.all(np.abs(early[1000 + end + 1 :]) < 1e-6)  # the late tail: gone
+    assert np.all(np.abs(direct[1000 + int(degrade.base.DIRECT_SECONDS * RATE) + 1 :]) < 1e-6)  # without it: direct only
+    degraded_early, _ = parse_pipeline(f"rir {folder} 0 5 early 50")(x, RATE, np.random.default_rng(0))
+    degraded, _ = parse_pipeline(f"rir {folder} 0 5")(x, RATE, np.random.default_rng(0))
+    np.testing.assert_array_equal(degraded_early, degraded)  # the input does not change
+
+
+def test_simulated_rooms_take_an_early_target_too() -> None:
+    step = parse_pipeline("rir simulate 0.4 0.6 early 30")
+    x = np.zeros(RATE)
+    x[2000] = 1.0
+    degraded, target = step(x, RATE, np.random.default_rng(1))
+    tail = target[2000 + int(0.031 * RATE) :]
+    assert np.all(np.abs(tail) < 1e-6) and np.sum(degraded[2000 + int(0.031 * RATE) :] ** 2) > 1e-3
 
 
 # --- sample-wise steps ------------------------------------------------------------------------------------------
