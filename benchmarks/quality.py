@@ -112,6 +112,8 @@ def _finite(value: float | None) -> float | None:
 def run_one(system: systems.System, item: ts.TestItem, out: Path) -> dict[str, Any]:
     """One output: run, time and score it; ``n/a`` when the system does not apply to the item."""
     base = {"task": item.task, "system": system.name, "item": item.name, "content": item.content}
+    if "noise" in item.sources:
+        base["noise"] = item.sources.get("noise_kind") or item.sources["noise"]
     reason = system.applies(item)
     if reason:
         return {**base, "status": f"n/a: {reason}"}
@@ -447,6 +449,9 @@ def tables(records: list[dict[str, Any]]) -> str:
         speech = max((r.get("speech_items") or 0 for r in rows), default=0)
         title = f"{task}: {first['description']} ({first['items']} items, {speech} speech)"
         parts.append(render(rows, TASK_COLUMNS, title))
+    by_noise = noise_table(quality)
+    if by_noise:
+        parts.append(by_noise)
     parts.append(
         render(
             [r for r in records if r["section"] == "targets"],
@@ -458,6 +463,26 @@ def tables(records: list[dict[str, Any]]) -> str:
     parts.append("Systems:\n" + "\n".join(f"- {k}: {v}" for k, v in notes.items()))
     parts.append("Time alignment (a lag is a defect): " + _alignment(quality))
     return "\n\n".join(parts)
+
+
+def noise_table(quality: list[dict[str, Any]]) -> str | None:
+    """PESQ-wb / SI-SDR of each item of the noise tasks, one row per (task, noise), one column per system:
+    where a model leaves a kind of noise in, beside the input and the peers. None without noisy items."""
+    cells: dict[tuple[str, str, str], dict[str, str]] = {}
+    labels: list[str] = []
+    for r in quality:
+        for item in r.get("per_item") or []:
+            if "noise" not in item:
+                continue
+            labels += [] if r["label"] in labels else [r["label"]]
+            pesq = "-" if item.get("pesq") is None else f"{item['pesq']:.2f}"
+            sdr = "-" if item.get("si_sdr") is None else f"{item['si_sdr']:.1f}"
+            cells.setdefault((item["task"], item["noise"], item["item"]), {})[r["label"]] = f"{pesq} / {sdr}"
+    if not cells:
+        return None
+    rows = [{"task": task, "noise": noise, **values} for (task, noise, _), values in cells.items()]
+    columns = [Column("task", "task"), Column("noise", "noise"), *(Column(label, label) for label in labels)]
+    return render(rows, columns, "By noise, each item: PESQ-wb / SI-SDR dB")
 
 
 def _alignment(quality: list[dict[str, Any]]) -> str:
