@@ -286,7 +286,8 @@ class LiveEngine:
             if self.worker.done_producing and done >= self.worker.produced:
                 self.stop_reason = "end of input file"
                 break
-            if not stream.active or time.monotonic() - last_change > self._stall_seconds():
+            quiet_since = max(last_change, getattr(stream, "rerouted_at", 0.0))  # a stream moved back by the server: from then
+            if not stream.active or time.monotonic() - quiet_since > self._stall_seconds():
                 # PortAudio does not always end the stream when a server dies: no callbacks for
                 # that long means the device is gone (or, without a single one, never started).
                 self.stop_reason = STREAM_ENDED if self.callbacks.block_seen else NEVER_STARTED

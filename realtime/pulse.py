@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from collections import deque
 
 import numpy as np
@@ -166,6 +167,7 @@ class SourcePin:
     def __init__(self, source: str) -> None:
         self.source = source
         self.moves = 0
+        self.moved_at = 0.0  # time.monotonic() of the last move back
 
     def check(self) -> None:
         rows = [line.split("\t") for line in pactl("list", "short", "sources").splitlines() if "\t" in line]
@@ -182,6 +184,7 @@ class SourcePin:
                     )
                 self.moves += 1
                 pactl("move-source-output", block.split("\n", 1)[0].strip(), self.source)
+                self.moved_at = time.monotonic()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self.PERIOD):
@@ -214,6 +217,7 @@ class PulseDuplex:
         self._thread = threading.Thread(target=self._loop, name="rt-enhance-pulse", daemon=True)
         self.error: BaseException | None = None
         self._samples: deque[tuple[float, float]] = deque(maxlen=1000)  # the last ~50 s of estimates
+        self._pin: SourcePin | None = None
 
     def _measure(self) -> None:
         self._samples.append((self._rec.latency() if self._rec else 0.0, self._play.latency()))
@@ -236,11 +240,18 @@ class PulseDuplex:
     def active(self) -> bool:
         return self._thread.is_alive() and not self._stop.is_set()
 
+    @property
+    def rerouted_at(self) -> float:
+        """``time.monotonic()`` when the microphone stream was last moved back to its source (0: never).
+        The engine's stall watchdog counts from then: a stream the server had moved onto rt-enhance's own
+        output read nothing while it was there, and needs a moment to run again."""
+        return self._pin.moved_at if self._pin is not None else 0.0
+
     def start(self) -> None:
         self._thread.start()
         if self.duplex and self.source:
-            pin = SourcePin(self.source)
-            threading.Thread(target=pin.run, args=(self._stop,), name="rt-enhance-pin", daemon=True).start()
+            self._pin = SourcePin(self.source)
+            threading.Thread(target=self._pin.run, args=(self._stop,), name="rt-enhance-pin", daemon=True).start()
 
     def _loop(self) -> None:
         indata = np.zeros((self.block, self.channels), np.float32)
