@@ -8,6 +8,7 @@
 #   speech_erb_pipeline CORPUS_DIR               real and synthetic noise, rooms, band limits
 #   speech_erb_mix CORPUS_DIR                    TTS and real voices, and music; prints the folder
 #   speech_erb_noise CORPUS_DIR                  synthetic textures, TTS babble, real noises and babble
+#                                                (and music-noise: the music as a noise under voices)
 #   speech_erb_dataset_args CORPUS_DIR           validation on held-out real speakers (voices/val)
 speech_pipeline() {
     echo "identity 0.15,maybe 0.3 rir $1/rir/train 0 20,maybe 0.85 noise $1/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe $2 bandlimit 3500 16000,gain -18 6"
@@ -38,8 +39,24 @@ speech_mix() {
 # Since stage 5 (session 7) the rooms' target keeps the first 50 ms of reflections ("early 50"): the direct-path
 # target asked a gains-only model for what it cannot do (remove reflections inside its own frame), and it
 # learnt to turn reverberant speech down instead; the late tail is what it can and should remove.
+# Since stage 5b (session 7) music is also noise: 1 window in 4 gets a rendered or real piece under it ("maybe
+# 0.25 noise music-noise 0 20"). Trained only to keep music, the model kept every tonal or musical noise
+# under a voice too (hum, buzz, sonic-pi samples: docs/models.md, "by noise").
 speech_erb_pipeline() {
-    echo "maybe 0.3 both bandlimit 3500 16000,identity 0.3,maybe 0.3 rir $1/rir/train 0 20 early 50,maybe 0.9 noise $1/noise-train -5 20,maybe 0.3 noise synth 0 30,gain -18 6"
+    echo "maybe 0.3 both bandlimit 3500 16000,identity 0.3,maybe 0.3 rir $1/rir/train 0 20 early 50,maybe 0.9 noise $1/noise-train -5 20,maybe 0.25 noise $1/music-noise 0 20,maybe 0.3 noise synth 0 30,gain -18 6"
+}
+
+# Every third file of the real music's training split (sorted paths), as links in one folder. Prints it.
+_realmusic_third() {
+    local src="$1/realmusic/train" dst="$1/realmusic-third" i=0 f
+    if [ ! -d "$dst" ]; then
+        mkdir -p "$dst"
+        while IFS= read -r f; do
+            [ $((i % 3)) -eq 0 ] && ln -sfn "$f" "$dst/$(echo "${f#"$src"/}" | tr '/' '_')"
+            i=$((i + 1))
+        done < <(find -L "$src" -type f | LC_ALL=C sort)
+    fi
+    echo "$dst"
 }
 
 speech_erb_mix() {  # its own folder: the first generation's mix-train must not gain the real voices
@@ -47,16 +64,21 @@ speech_erb_mix() {  # its own folder: the first generation's mix-train must not 
     # three times since stage 3c: stage 3b still took clean music to 27 dB SI-SDR (the bar is 30)
     # since stage 4 (session 6) the third share is real produced music (`realmusic`, when the corpus has it):
     # the renders alone taught nothing about real recordings, which `speech` turned 7 dB down (0.3 dB SI-SDR)
+    # since stage 5b (session 7) a third of its files: all of it made music 42 % of the windows (1.6 GB beside
+    # 3.5 GB of voices), and the model grew careful with every tonal noise
     local third=music-thrice third_dir="$1/music/train"
     if [ -d "$1/realmusic/train" ]; then
-        third=realmusic third_dir="$1/realmusic/train"
+        third=realmusic third_dir="$(_realmusic_third "$1")"
         rm -f "$1/mix-erb-train/music-thrice" 2>/dev/null || true
     fi
     _speech_links "$1/mix-erb-train" speech "$1/speech/train" voices "$1/voices/train" music "$1/music/train" \
         music-again "$1/music/train" "$third" "$third_dir"
 }
 
-speech_erb_noise() {
+speech_erb_noise() {  # prints the main noise folder; also makes music-noise (rendered and real music)
+    local music=("rendered" "$1/music/train")
+    [ -d "$1/realmusic/train" ] && music+=("real" "$1/realmusic/train")
+    _speech_links "$1/music-noise" "${music[@]}" >/dev/null
     _speech_links "$1/noise-train" synthetic "$1/noise/train" recorded "$1/realnoise/train"
 }
 

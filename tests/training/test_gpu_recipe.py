@@ -84,16 +84,17 @@ def pack(tmp_path_factory) -> Path:
 
 def test_pack_holds_the_recipes_folders_compressed(pack):
     manifest = read_manifest(pack)
-    assert set(manifest["folders"]) == {"clean", "dir-1", "dir-2", "val"}
+    assert set(manifest["folders"]) == {"clean", "dir-1", "dir-2", "dir-3", "val"}  # rooms, noises, music as noise
     assert manifest["folders"]["clean"]["files"] == 10 and manifest["folders"]["val"]["files"] == 2
     # music three times: its weight in the mix
     assert set(manifest["folders"]["clean"]["subfolders"]) == {"speech", "voices", "music", "music-again", "music-thrice"}
     assert set(manifest["folders"]["dir-2"]["subfolders"]) == {"synthetic", "recorded"}
+    assert set(manifest["folders"]["dir-3"]["subfolders"]) == {"rendered"}  # the sample corpus has no real music
     assert sorted(p.suffix for p in (pack / "clean").rglob("*.*")) == [".flac"] * 10
     spec = unpacked_pipeline(pack)
     assert "{pack}" not in spec and str(pack.resolve() / "dir-2") in spec
     steps = parse_pipeline(spec).steps  # the folders exist and hold audio
-    assert len(steps) == 6
+    assert len(steps) == 7
     assert unpacked_dataset_args(pack) == f"val_dir={pack.resolve() / 'val'}"
     clean = sf.read(pack / "clean" / "speech" / "s0.flac")[0]
     assert clean.shape == (int(1.6 * RATE),)
