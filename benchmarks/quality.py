@@ -474,7 +474,8 @@ def noise_table(quality: list[dict[str, Any]]) -> str | None:
         for item in r.get("per_item") or []:
             if "noise" not in item:
                 continue
-            labels += [] if r["label"] in labels else [r["label"]]
+            if r["label"] not in labels:
+                labels.append(r["label"])
             pesq = "-" if item.get("pesq") is None else f"{item['pesq']:.2f}"
             sdr = "-" if item.get("si_sdr") is None else f"{item['si_sdr']:.1f}"
             cells.setdefault((item["task"], item["noise"], item["item"]), {})[r["label"]] = f"{pesq} / {sdr}"

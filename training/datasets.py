@@ -33,13 +33,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rt_enhance.training.audiofiles import (  # noqa: F401  (re-exported: the dataset layer's file helpers)
+from rt_enhance.training.audiofiles import (
     AUDIO_EXTENSIONS,
     AudioInfo,
     DatasetError,
     audio_info,
     list_audio,
-    load_audio,
     read_segment,
 )
 

@@ -27,9 +27,10 @@ import soundfile as sf
 import torch
 
 from rt_enhance.training import trainer
+from rt_enhance.training.audiofiles import load_audio
 from rt_enhance.training.config import TrainConfig
 from rt_enhance.training.data import make_train_data
-from rt_enhance.training.datasets import DatasetError, load_audio, make_dataset
+from rt_enhance.training.datasets import DatasetError, make_dataset
 from rt_enhance.training.degrade import Maybe, Noise, Pipeline, RirFiles, resample
 from rt_enhance.training.degrade import device as dd
 

@@ -40,8 +40,8 @@ from rt_enhance.realtime.fileio import atomic_write_text
 from rt_enhance.realtime.metadata import ModelInfo
 from rt_enhance.realtime.processor import open_onnx
 from rt_enhance.realtime.streamer import Streamer
+from rt_enhance.training.audiofiles import load_audio
 from rt_enhance.training.baselines import sinc_upsample, spline_upsample
-from rt_enhance.training.datasets import load_audio
 from rt_enhance.training.degrade import Lowpass, Pipeline, Sample, fit_length, resample
 from rt_enhance.training.metrics import evaluate as score_signal
 from rt_enhance.training.models import lookahead_of

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rt_enhance.training import datasets
+from rt_enhance.training.audiofiles import load_audio
 from rt_enhance.training.datasets import DatasetError, make_dataset, parse_dataset_args
 from rt_enhance.training.degrade import parse_pipeline
 
@@ -127,7 +128,7 @@ def test_construction_reads_headers_only(simple_root: Path, monkeypatch: pytest.
 def test_resampled_window_matches_whole_file_resampled(tmp_path: Path) -> None:
     _tone(tmp_path / "hi" / "chirp.wav", -1, seconds=0.5, rate=22050)
     ds = make_dataset("simple", tmp_path / "hi", rate=RATE, window=WINDOW, stride=STRIDE, split="all")
-    whole = datasets.load_audio(ds.sources[0].clean.path, RATE)
+    whole = load_audio(ds.sources[0].clean.path, RATE)
     assert ds.sources[0].frames_at(RATE) == len(whole)
     for index in (0, 5, len(ds) - 1):
         _, start = ds.locate(index)

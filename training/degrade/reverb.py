@@ -162,9 +162,9 @@ class RirFiles(Step):
 
     @classmethod
     def parse(cls, args: list[str], name: str) -> Step:
-        args, early = _split_early(args)
         if args and args[0] == "simulate":
-            return RirSimulate.parse(args[1:] + (["early", str(1000 * early)] if early else []), name)
+            return RirSimulate.parse(args[1:], name)
+        args, early = _split_early(args)
         if len(args) not in (1, 3):
             raise ParamError("give a folder, optionally followed by DRR_MIN DRR_MAX in dB, then optionally early MS")
         drr = None
