@@ -75,7 +75,7 @@ def one_run(opts: ThroughputOptions, processor: Processor, clip: str, out_dir: s
         "model": describe(opts.model),
         "provider": "cpu",
         "threads": threads,
-        "batch_hops": offline.block_hops(g) if kinds.kind_of(g).streaming else batch,
+        "batch_hops": offline.block_hops(g, processor) if kinds.kind_of(g).streaming else batch,
         "window": g.window,
         "hop": g.hop,
         "lookahead": g.lookahead,

@@ -10,8 +10,10 @@ import logging
 import warnings
 from typing import Any
 
+import numpy as np
 import onnx
 import torch
+from onnx import helper, numpy_helper
 
 from rt_enhance.export.errors import ExportError
 from rt_enhance.export.options import DEFAULT_OPSET
@@ -53,8 +55,30 @@ def trace(
             module, example, target, input_names=inputs, output_names=outputs, opset_version=opset, dynamic_axes=axes, dynamo=False
         )
     proto = onnx.load_from_string(buffer.getvalue())
+    prelu_as_max(proto)
     check_onnx(proto)
     return proto
+
+
+def prelu_as_max(proto: onnx.ModelProto) -> int:
+    """Rewrite each ``PRelu`` whose slopes are constants of at most 1 as ``Max(x, slope * x)`` (the same
+    value to the last bit: for ``a <= 1``, ``a x <= x`` when ``x >= 0`` and ``a x >= x`` when ``x < 0``), in
+    place; return how many. onnxruntime runs PRelu with a per-channel slope element by element, ~10x slower
+    than a broadcast ``Mul`` and a ``Max`` on a block of frames (file mode); one frame costs the same."""
+    constants = {t.name: t for t in proto.graph.initializer}
+    nodes, rewritten = [], 0
+    for node in proto.graph.node:
+        slope = constants.get(node.input[1]) if node.op_type == "PRelu" else None
+        if slope is not None and np.all(numpy_helper.to_array(slope) <= 1.0):
+            x, (out,) = node.input[0], node.output
+            nodes.append(helper.make_node("Mul", [x, node.input[1]], [f"{out}_scaled"], name=f"{node.name}_mul"))
+            nodes.append(helper.make_node("Max", [x, f"{out}_scaled"], [out], name=f"{node.name}_max"))
+            rewritten += 1
+        else:
+            nodes.append(node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return rewritten
 
 
 def check_windowed(model: AudioModel, example: torch.Tensor) -> None:

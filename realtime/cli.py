@@ -193,7 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
         "model. "
         "Live in a terminal, + and - change it while you listen",
     )
-    m.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1; at most the CPU cores)")
+    m.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="onnxruntime threads (default 1; at most the CPU cores); with 2 or more, file mode runs a recurrent "
+        "streaming model (speech, speech-monitor, music) as a two-stage pipeline on two cores",
+    )
     m.add_argument("--provider", default="cpu", choices=sorted(PROVIDERS), help="execution provider (default cpu)")
     r = p.add_argument_group("report")
     r.add_argument("--stats-json", help="write the end-of-run report to this JSON file")

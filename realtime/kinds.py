@@ -25,7 +25,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from rt_enhance.realtime import geometry as geo
-from rt_enhance.realtime import kernels
+from rt_enhance.realtime import kernels, pipeline
 from rt_enhance.realtime.errors import first_line
 from rt_enhance.realtime.geometry import Geometry
 from rt_enhance.realtime.metadata import ModelError, ModelInfo, bounded
@@ -180,8 +180,8 @@ class Kind:
     def adapter(self, processor: Any, geometry: Geometry, channels: int, calls: ModelCalls) -> HopModel:
         raise NotImplementedError
 
-    def file_hops(self, g: Geometry) -> int:
-        """Hops per model call in file mode."""
+    def file_hops(self, g: Geometry, processor: Any = None) -> int:
+        """Hops per model call in file mode (``processor``: the one that will run them, where known)."""
         raise NotImplementedError
 
 
@@ -211,7 +211,7 @@ class Windowed(Kind):
     def adapter(self, processor: Any, geometry: Geometry, channels: int, calls: ModelCalls) -> HopModel:
         return WindowedAdapter(processor, geometry, channels, calls)
 
-    def file_hops(self, g: Geometry) -> int:
+    def file_hops(self, g: Geometry, processor: Any = None) -> int:
         return FILE_BLOCK_HOPS
 
 
@@ -274,9 +274,13 @@ class Stateful(Kind):
     def adapter(self, processor: Any, geometry: Geometry, channels: int, calls: ModelCalls) -> HopModel:
         return StatefulAdapter(processor, geometry, channels, calls)
 
-    def file_hops(self, g: Geometry) -> int:
+    def file_hops(self, g: Geometry, processor: Any = None) -> int:
         """Any number of hops in one call gives the same result as hop by hop (to float rounding),
-        so about STATEFUL_BLOCK_SECONDS of audio per call."""
+        so about STATEFUL_BLOCK_SECONDS of audio per call; a processor that runs a call as a pipeline of
+        parts (``pipeline_parts`` > 1, :mod:`rt_enhance.realtime.pipeline`) gets that many parts."""
+        parts = getattr(processor, "pipeline_parts", 1)
+        if parts > 1:
+            return parts * max(1, round(pipeline.PART_SECONDS * g.sample_rate / g.hop))
         return max(1, round(STATEFUL_BLOCK_SECONDS * g.sample_rate / g.hop))
 
 

@@ -60,7 +60,7 @@ def enhance_file(
     delay = 0 if compensate else round(streamer.latency * rate_out / streamer.geometry.sample_rate)
     _write(sinks, np.zeros((source.channels, delay), np.float32))
     g = streamer.geometry
-    hops = block_hops(g)
+    hops = block_hops(g, streamer.processor)
     streamer.prepare(hops)
     blocksize = max(1, round(hops * g.hop * source.rate / g.sample_rate))
     start = time.perf_counter()
@@ -72,9 +72,9 @@ def enhance_file(
     return OfflineResult(source.frames, rate_out, time.perf_counter() - start, delay, compensate)
 
 
-def block_hops(g: Geometry) -> int:
-    """Hops per model call in file mode, as the model's kind asks (``Kind.file_hops``)."""
-    return kinds.kind_of(g).file_hops(g)
+def block_hops(g: Geometry, processor=None) -> int:
+    """Hops per model call in file mode, as the model's kind asks (``Kind.file_hops``) of ``processor``."""
+    return kinds.kind_of(g).file_hops(g, processor)
 
 
 def _write(sinks: list[FileSink], block: np.ndarray) -> None:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from rt_enhance.realtime import pipeline
 from rt_enhance.realtime.binding import BoundStep, dim_overrides
 from rt_enhance.realtime.errors import first_line
 from rt_enhance.realtime.kinds import kind_of
@@ -74,8 +75,9 @@ class PassthroughProcessor:
         return windows
 
 
-def _session(path: str, threads: int, provider: str, dims: dict[str, int] | None = None):
-    """An onnxruntime session on ``threads`` threads; ``dims`` fixes named dynamic dimensions."""
+def _session(path: str, threads: int, provider: str, dims: dict[str, int] | None = None, optimised_to: str | None = None):
+    """An onnxruntime session on ``threads`` threads; ``dims`` fixes named dynamic dimensions; ``optimised_to``
+    writes the graph as optimised up to the portable level (no layout changes) to that file."""
     import onnxruntime as ort
 
     if provider not in PROVIDERS:
@@ -92,6 +94,9 @@ def _session(path: str, threads: int, provider: str, dims: dict[str, int] | None
     options.log_severity_level = 3
     for name, value in (dims or {}).items():
         options.add_free_dimension_override_by_name(name, value)
+    if optimised_to:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = optimised_to
     providers = [wanted] if wanted == "CPUExecutionProvider" else [wanted, "CPUExecutionProvider"]
     try:
         session = ort.InferenceSession(path, sess_options=options, providers=providers)
@@ -100,6 +105,16 @@ def _session(path: str, threads: int, provider: str, dims: dict[str, int] | None
     if session.get_providers()[0] != wanted:
         raise ModelError(f"{path}: onnxruntime could not start {provider!r} (running on {session.get_providers()[0]})")
     return session
+
+
+def _stage_session(model: bytes):
+    """A one-thread CPU session on a pipeline stage's graph (:mod:`rt_enhance.realtime.pipeline`)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _load(path: str, threads: int, provider: str):
@@ -162,6 +177,8 @@ class StatefulOnnxProcessor:
     :meth:`prepare` binds a shape the caller will use over and over (the live hop, file mode's
     block) to a session of its own (:class:`~rt_enhance.realtime.binding.BoundStep`); calls of
     any other shape run on the dynamic session. Both give the same samples, to float rounding.
+    With two threads or more, a file-mode block of ``pipeline_parts`` parts runs as a two-stage
+    pipeline on two cores instead (:mod:`rt_enhance.realtime.pipeline`), with the same samples too.
     """
 
     native_rate = True
@@ -172,6 +189,7 @@ class StatefulOnnxProcessor:
         self.path, self.threads, self.provider_name = path, threads, provider
         self.session, self.info = _loaded or _load(path, threads, provider)
         self._bound: dict[tuple[int, int], BoundStep] = {}
+        self._staged: dict[int, pipeline.PipelinedStep] = {}  # by batch: calls of whole parts on two cores
         self.spec = self.info.state_spec()
         self.provider = self.session.get_providers()[0]
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -186,6 +204,15 @@ class StatefulOnnxProcessor:
         self._states: list[np.ndarray] = []
         self._batch = 0
         self._probe()
+        self.pipeline_parts = self._pipeline_parts()
+
+    def _pipeline_parts(self) -> int:
+        """Parts per file-mode call: ``pipeline.PARTS`` where two threads or more may run the graph's
+        stages side by side (a CPU session, one recurrence), else 1."""
+        if self.threads < 2 or self.provider != PROVIDERS["cpu"]:
+            return 1
+        with open(self.path, "rb") as f:
+            return pipeline.PARTS if pipeline.recurrences(f.read()) == 1 else 1
 
     def _probe(self) -> None:
         """One call on silence: a graph that does not keep the contract fails at load, not mid-stream."""
@@ -211,12 +238,37 @@ class StatefulOnnxProcessor:
         another provider, or past MAX_BOUND shapes, such calls stay on the dynamic session."""
         if (batch, n) in self._bound or self.provider != PROVIDERS["cpu"] or len(self._bound) >= self.MAX_BOUND:
             return
+        if batch in self._staged and n % self._staged[batch].part == 0:  # whole parts: already pipelined
+            return
         if n <= 0 or n % self.info.total_stride:
             raise ModelError(f"{self.path}: {n} samples per call is not a multiple of total_stride {self.info.total_stride}")
         dims = dim_overrides(self.session, self.spec, batch, n)
+        parts = self.pipeline_parts
+        part = n // parts
+        long_enough = part >= pipeline.MIN_PART_SECONDS * self.info.sample_rate
+        if parts > 1 and dims and long_enough and part % self.info.total_stride == 0 and n % parts == 0:
+            staged = self._pipelined(batch, part)
+            if staged is not None:
+                self._staged[batch] = staged
+                return
         session = _session(self.path, self.threads, self.provider_name, dims) if dims else self.session
         self._bound[(batch, n)] = BoundStep(session, self.spec, batch, n)
         logger.debug("bound [%d, 1, %d] calls (fixed dimensions %s)", batch, n, dims)
+
+    def _pipelined(self, batch: int, part: int) -> pipeline.PipelinedStep | None:
+        """Calls of ``[batch, k * part]`` as ``k`` parts through the graph's two stages; None (and a log line)
+        where the graph does not cut."""
+        part_dims = dim_overrides(self.session, self.spec, batch, part)
+
+        def open_fixed(path: str, optimised_to: str):
+            return _session(path, 1, self.provider_name, part_dims, optimised_to=optimised_to)
+
+        stages = pipeline.split(pipeline.optimised(open_fixed, self.path), _stage_session)
+        if stages is None:
+            logger.info("%s: the graph does not cut into two stages; file mode runs it whole", self.path)
+            return None
+        logger.debug("calls of [%d, 1, k * %d] run part by part on two stages", batch, part)
+        return pipeline.PipelinedStep(stages, batch, part)
 
     def step(self, x: np.ndarray) -> np.ndarray:
         """float32 ``[batch, n]`` (n a multiple of total_stride) -> ``[batch, n]``, state carried."""
@@ -226,6 +278,11 @@ class StatefulOnnxProcessor:
         if bound is not None:
             y, self._states = bound.run(x, self._states)
             return y
+        staged = self._staged.get(x.shape[0])
+        if staged is not None and x.shape[1] >= staged.part:
+            whole = x.shape[1] // staged.part * staged.part
+            y, self._states = staged.run(x[:, :whole], self._states)
+            return y if whole == x.shape[1] else np.concatenate([y, self.step(x[:, whole:])], axis=1)
         feed = {self._input: np.ascontiguousarray(x[:, None, :], np.float32)}
         feed.update(zip(self.spec.inputs, self._states))
         out = self.session.run(self._fetch, feed)

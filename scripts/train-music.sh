@@ -8,4 +8,4 @@ rt_train_setup "$@"
 pipeline="identity 0.1,maybe 0.85 bandlimit 4500 14000,maybe 0.3 noise synth 15 40,maybe 0.3 noise $corpus/noise/train 15 35,gain -12 3"
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/music.toml" --runs "$runs" \
     --data_root "$corpus/music/train" --preprocessing "$pipeline" "${TRAIN_ARGS[@]}"
-"$VENV/bin/rt-export" "$runs/music/best.pt" --out "$ROOT/realtime/models/music.onnx" --name music --hop 240
+"$VENV/bin/rt-export" "$runs/music/best.pt" --out "$ROOT/realtime/models/music.onnx" --name music --hop 240 --task bandwidth_extension
