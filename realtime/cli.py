@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -60,27 +61,86 @@ class StopSignals:
     are dropped and no target is replaced); once it is attached they stop it cleanly, so every
     captured sample is written. Outside the main thread (rt-enhance called as a library from a
     worker thread) Python cannot install handlers and the caller's stay.
+
+    Python runs a handler only between the main thread's bytecodes, so a signal that arrives while
+    that thread is stuck inside a C library (a JACK server that never answers a client's registration)
+    would go unanswered for ever. A watchdog thread hears every signal through ``signal.set_wakeup_fd``;
+    if the handler has not run STUCK_SECONDS later and no audio was captured yet, it drops the
+    output files opened so far (``sinks``: no target is replaced) and ends the process with one line.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    STUCK_SECONDS = 5.0
 
     def __init__(self) -> None:
         self.engine: LiveEngine | None = None
+        self.sinks: list[FileSink] = []
         self._previous: dict[int, Any] = {}
+        self._heard = threading.Event()
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None
+        self._previous_fd = -1
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+            self._start_watchdog()
         return self
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(self._previous_fd)
+            read, write = self._wakeup
+            write.send(b"\0")  # no signal has number 0: the watchdog ends
+            write.close()
 
     def _handle(self, signum: int, frame) -> None:
+        self._heard.set()
         if self.engine is None:
             raise Interrupted(signum)
         self.engine.stop(f"signal {signal.Signals(signum).name}")
+
+    def _start_watchdog(self) -> None:
+        read, write = socket.socketpair()
+        write.setblocking(False)
+        try:
+            self._previous_fd = signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
+        except ValueError:  # another wakeup descriptor may not be replaced here
+            read.close()
+            write.close()
+            return
+        self._wakeup = (read, write)
+        threading.Thread(target=self._watchdog, args=(read,), name="rt-enhance-stop-watchdog", daemon=True).start()
+
+    def _watchdog(self, read: socket.socket) -> None:
+        with read:
+            while True:
+                try:
+                    data = read.recv(64)
+                except OSError:
+                    return
+                if not data or 0 in data:
+                    return
+                stops = [signum for signum in data if signum in self.SIGNALS]
+                if not stops or self._heard.wait(self.STUCK_SECONDS):
+                    self._heard.clear()
+                    continue
+                engine = self.engine
+                if engine is not None and engine.callbacks.block_seen:
+                    continue  # audio was captured: only the main thread may finish those files
+                for sink in self.sinks:
+                    try:
+                        sink.abort()
+                    except Exception:  # noqa: BLE001 - exiting anyway; the target is untouched
+                        pass
+                name = signal.Signals(stops[0]).name
+                os.write(
+                    2,
+                    f"rt-enhance: interrupted ({name}) while the audio device was opening, and it never returned; "
+                    "no output file was replaced\n".encode(),
+                )
+                os._exit(128 + stops[0])
 
 
 @dataclass(frozen=True)
@@ -516,7 +576,7 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     streamer = _streamer(args, processor, channels)
     live = _is_live(ends)
     _check_picture(args, live, ends)
-    sinks = _sinks(ends, args, rate, channels)
+    sinks = stop.sinks = _sinks(ends, args, rate, channels)
     try:
         extra = _run_live(args, ends, streamer, sinks, rate, stop) if live else _run_files(args, ends, streamer, sinks, rate)
     except BaseException:
@@ -621,7 +681,7 @@ def _run_virtual_mic(args: argparse.Namespace, stop: StopSignals) -> int:
     mic = None if source else virtual_mic.input_device(args.inp, channels, rate)  # before the device exists
     with virtual_mic.VirtualMic(name, rate=rate, channels=channels) as vmic:
         ends = Endpoints(source, mic, vmic.device(), files)
-        sinks = _sinks(ends, args, rate, channels)
+        sinks = stop.sinks = _sinks(ends, args, rate, channels)
         try:
             make_engine = lambda **kw: virtual_mic.engine(block=block, **kw)  # noqa: E731
             extra = _run_live(args, ends, streamer, sinks, rate, stop, make_engine)
