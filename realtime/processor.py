@@ -263,7 +263,16 @@ class StatefulOnnxProcessor:
         def open_fixed(path: str, optimised_to: str):
             return _session(path, 1, self.provider_name, part_dims, optimised_to=optimised_to)
 
-        stages = pipeline.split(pipeline.optimised(open_fixed, self.path), _stage_session)
+        try:
+            stages = pipeline.split(pipeline.optimised(open_fixed, self.path), _stage_session)
+        except Exception as exc:  # onnxruntime's and protobuf's own error types; the whole graph still runs
+            logger.warning(
+                "%s: file mode runs the graph whole on %d threads (no two-stage pipeline: %s)",
+                self.path,
+                self.threads,
+                first_line(exc, 200),
+            )
+            return None
         if stages is None:
             logger.info("%s: the graph does not cut into two stages; file mode runs it whole", self.path)
             return None

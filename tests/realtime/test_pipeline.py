@@ -92,3 +92,20 @@ def test_the_pipeline_needs_neither_onnx_nor_torch():
     done = subprocess.run([sys.executable, "-c", NO_ONNX, SPEECH], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[1]", "(1,", "384000)"]
+
+
+@pytest.mark.skipif(SPEECH is None, reason="speech is not bundled")
+def test_a_graph_that_fails_to_cut_runs_whole_and_says_so(monkeypatch, caplog):
+    def broken(model, open_session):
+        raise RuntimeError("no space left on device")
+
+    monkeypatch.setattr(pipeline, "split", broken)
+    staged, whole = open_onnx(SPEECH, threads=2), open_onnx(SPEECH)
+    n = pipeline.PARTS * 24000
+    for p in (staged, whole):
+        p.prepare(1, n)
+        p.reset(1)
+    assert staged._staged == {} and (1, n) in staged._bound
+    assert "no two-stage pipeline: no space left on device" in caplog.text
+    x = (0.1 * np.random.default_rng(2).standard_normal((1, n))).astype(np.float32)
+    np.testing.assert_allclose(staged.step(x), whole.step(x), atol=1e-6)
