@@ -137,7 +137,7 @@ def _add_quality(sub) -> None:
     from rt_enhance.benchmarks.systems import ALL, DEFAULT
     from rt_enhance.benchmarks.testset import TASKS
 
-    q = sub.add_parser("quality", help="every system on a held-out test set: PESQ-wb, STOI, SI-SDR, LSD, SNR per task")
+    q = sub.add_parser("quality", help="every system on a held-out test set: PESQ-wb, STOI, SI-SDR, LSD, SNR, noise in pauses, per task")
     q.add_argument("--corpus", required=True, help="corpus folder (rt-data build); its */test splits are used")
     q.add_argument("--model", help="ours: passthrough | bundled name | PATH.onnx (default: the bundled speech model)")
     q.add_argument("--model-name", help="name of ours in the tables (default: the file's stem)")

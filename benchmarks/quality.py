@@ -36,7 +36,7 @@ from rt_enhance.benchmarks.table import Column, render
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("pesq", "stoi", "si_sdr", "lsd", "snr")
+METRICS = ("pesq", "stoi", "si_sdr", "lsd", "snr", "pause")
 MAX_LAG_MS = 50.0
 PHAT_BETA = 0.8
 DFN3_LATENCY_MS = peers.DFN3_LATENCY_MS
@@ -87,7 +87,8 @@ def read(path: str | Path) -> np.ndarray:
 
 
 def score(ref: np.ndarray, given: np.ndarray, est: np.ndarray, speech: bool) -> dict[str, float | None]:
-    """The five metrics of ``est`` against ``ref`` (PESQ/STOI None unless ``speech``), and two lags.
+    """The metrics of ``est`` against ``ref`` (PESQ, STOI and the noise left in the pauses, against ``given``'s
+    noise, None unless ``speech``), and two lags.
 
     ``lag_ms``, the system's own: against its input ``given``, which the test set aligns with the
     reference (direct-path aligned rooms, zero-phase filters). An enhancer's output is its input
@@ -96,10 +97,12 @@ def score(ref: np.ndarray, given: np.ndarray, est: np.ndarray, speech: bool) -> 
     and, now and then, tens of ms (DFN3 and ours on reverberant items in the first run, where the
     same outputs against their input peaked at 0). All ``[n]``.
     """
-    from rt_enhance.training.metrics import evaluate
+    from rt_enhance.training.metrics import evaluate, pause_attenuation
 
     est = systems.fit(est, len(ref))
     m = evaluate(ref, est, ts.RATE, speech=speech)
+    if speech:
+        m["pause"] = pause_attenuation(ref, given, est, ts.RATE)
     out = {k: _finite(m.get(k)) for k in METRICS}
     out.update(lag_ms=lag_ms(given, est), lag_ref_ms=lag_ms(ref, est))
     return out
@@ -429,7 +432,7 @@ def _lags(record: dict[str, Any]) -> str | None:
 TASK_COLUMNS = (
     Column("label", "system"), Column("pesq", "PESQ-wb", "{:.2f}"), Column("stoi", "STOI", "{:.3f}"),
     Column("si_sdr", "SI-SDR dB", "{:.2f}"), Column("lsd", "LSD", "{:.3f}"), Column("snr", "SNR dB", "{:.2f}"),
-    Column("lags", "lag ms vs input (each item)"),
+    Column("pause", "noise in pauses dB", "{:.1f}"), Column("lags", "lag ms vs input (each item)"),
 )
 TESTSET_COLUMNS = (Column("task", "task"), Column("items", "items"), Column("description", "degradation"),
                    Column("files", "clean sources (file@start)"), Column("rooms", "rooms"), Column("noises", "noises"))
@@ -466,8 +469,9 @@ def tables(records: list[dict[str, Any]]) -> str:
 
 
 def noise_table(quality: list[dict[str, Any]]) -> str | None:
-    """PESQ-wb / SI-SDR of each item of the noise tasks, one row per (task, noise), one column per system:
-    where a model leaves a kind of noise in, beside the input and the peers. None without noisy items."""
+    """PESQ-wb / SI-SDR / noise left in the pauses of each item of the noise tasks, one row per (task, noise),
+    one column per system: where a model leaves a kind of noise in, beside the input and the peers. None
+    without noisy items."""
     cells: dict[tuple[str, str, str], dict[str, str]] = {}
     labels: list[str] = []
     for r in quality:
@@ -478,12 +482,13 @@ def noise_table(quality: list[dict[str, Any]]) -> str | None:
                 labels.append(r["label"])
             pesq = "-" if item.get("pesq") is None else f"{item['pesq']:.2f}"
             sdr = "-" if item.get("si_sdr") is None else f"{item['si_sdr']:.1f}"
-            cells.setdefault((item["task"], item["noise"], item["item"]), {})[r["label"]] = f"{pesq} / {sdr}"
+            pause = "-" if item.get("pause") is None else f"{item['pause']:.0f}"
+            cells.setdefault((item["task"], item["noise"], item["item"]), {})[r["label"]] = f"{pesq} / {sdr} / {pause}"
     if not cells:
         return None
     rows = [{"task": task, "noise": noise, **values} for (task, noise, _), values in cells.items()]
     columns = [Column("task", "task"), Column("noise", "noise"), *(Column(label, label) for label in labels)]
-    return render(rows, columns, "By noise, each item: PESQ-wb / SI-SDR dB")
+    return render(rows, columns, "By noise, each item: PESQ-wb / SI-SDR dB / noise left in the pauses dB")
 
 
 def _alignment(quality: list[dict[str, Any]]) -> str:

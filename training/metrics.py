@@ -1,4 +1,5 @@
-"""Evaluation metrics on mono float signals ``[samples]``: SNR, SI-SDR, LSD, wideband PESQ and STOI.
+"""Evaluation metrics on mono float signals ``[samples]``: SNR, SI-SDR, LSD, wideband PESQ and STOI, and the
+noise left in the speech pauses.
 
 ``ref`` is always the clean reference and ``est`` the signal judged; both must have the same length.
 PESQ and STOI come from the optional ``pesq`` and ``pystoi`` packages; when one is missing, or PESQ finds no
@@ -91,6 +92,35 @@ def stoi(ref: np.ndarray, est: np.ndarray, rate: int) -> float:
         logger.warning("STOI skipped: the pystoi package is not installed (pip install pystoi)")
         return math.nan
     return float(_stoi(ref, est, rate, extended=False))
+
+
+PAUSE_FRAME_SECONDS = 0.02
+PAUSE_BELOW_DB = 35.0  # a frame of the reference this far under its loudest frame is a pause
+PAUSE_MIN_SHARE = 0.1  # fewer pause frames than this share: no figure
+PAUSE_FLOOR_DB = -100.0
+
+
+def pause_attenuation(ref: np.ndarray, given: np.ndarray, est: np.ndarray, rate: int) -> float:
+    """The noise left where the reference is silent: ``10 log10`` of the output's energy over the input's noise
+    energy (``given - ref``) in the reference's pause frames (20 ms frames more than PAUSE_BELOW_DB under its
+    loudest), in dB: 0 keeps the noise, -30 removes 30 dB of it (floored at PAUSE_FLOOR_DB). What listeners, and
+    PESQ, hear first between words; a gain model can win on SI-SDR and still leave it. ``nan`` where the
+    reference has too few pauses or the input no noise there."""
+    n = max(1, round(PAUSE_FRAME_SECONDS * rate))
+    frames = min(len(ref), len(given), len(est)) // n
+    if frames == 0:
+        return math.nan
+
+    def energy(x: np.ndarray) -> np.ndarray:
+        return np.square(x[: frames * n].astype(np.float64)).reshape(frames, n).sum(axis=1)
+
+    clean = energy(ref)
+    pause = clean <= clean.max() * 10 ** (-PAUSE_BELOW_DB / 10)
+    noise = energy(given[: frames * n] - ref[: frames * n])[pause].sum()
+    if pause.mean() < PAUSE_MIN_SHARE or noise <= _EPS:
+        return math.nan
+    left = energy(est)[pause].sum()
+    return max(PAUSE_FLOOR_DB, 10 * math.log10(max(left, 1e-300) / noise))
 
 
 def evaluate(ref: np.ndarray, est: np.ndarray, rate: int, *, speech: bool = True) -> dict[str, float]:

@@ -259,9 +259,10 @@ def test_tables_print(corpus, tmp_path, capsys):
     assert "### Test set" in printed and "### noise-0db" in printed and "### Targets" in printed
     assert "| system" in printed and "lag ms vs input (each item)" in printed and "every output is aligned" in printed
     assert "n/a:" not in printed  # sinc on tasks without a band limit is left out of the tables
-    by_noise = printed.split("### By noise, each item: PESQ-wb / SI-SDR dB")[1].split("###")[0]
+    by_noise = printed.split("### By noise, each item: PESQ-wb / SI-SDR dB / noise left in the pauses dB")[1].split("###")[0]
     rows = [line for line in by_noise.splitlines() if line.startswith("| noise-0db")]
-    assert rows and all(line.count("/") == 2 for line in rows)  # degraded and ours-engine: PESQ / SI-SDR each
+    assert rows and all(line.count("/") == 4 for line in rows)  # degraded and ours-engine: PESQ / SI-SDR / pauses each
+    assert "noise in pauses dB" in printed
     assert "clean-music" not in by_noise  # only items with a noise
     if bundled_model_path("music") is None:
         assert "skipped: no model: give --music-model" in printed

@@ -120,3 +120,19 @@ def test_sinc_baseline_is_band_limited() -> None:
     out = sinc_upsample(x, 8000, RATE)
     freqs, psd = signal.welch(out, RATE, nperseg=512)
     assert psd[freqs > 4500].sum() < 1e-6 * psd[freqs < 3500].sum()
+
+
+def test_pause_attenuation_measures_the_noise_left_between_words():
+    from rt_enhance.training.metrics import PAUSE_FLOOR_DB, pause_attenuation
+
+    rate = 16000
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * rate) / rate
+    ref = np.where(t < 1.0, 0.5 * np.sin(2 * np.pi * 220 * t), 0.0)  # a tone, then a second of silence
+    noise = 0.05 * rng.standard_normal(t.size)
+    given = ref + noise
+    assert pause_attenuation(ref, given, given, rate) == pytest.approx(0.0, abs=1e-9)  # all the noise left
+    assert pause_attenuation(ref, given, ref + 0.1 * noise, rate) == pytest.approx(-20.0, abs=1e-6)
+    assert pause_attenuation(ref, given, ref, rate) == PAUSE_FLOOR_DB  # none left
+    assert np.isnan(pause_attenuation(given, given, given, rate))  # no pause in the reference
+    assert np.isnan(pause_attenuation(ref, ref, ref, rate))  # no noise in the input
