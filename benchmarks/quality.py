@@ -86,9 +86,9 @@ def read(path: str | Path) -> np.ndarray:
     return sf.read(str(path), dtype="float32")[0]
 
 
-def score(ref: np.ndarray, given: np.ndarray, est: np.ndarray, speech: bool) -> dict[str, float | None]:
-    """The metrics of ``est`` against ``ref`` (PESQ, STOI and the noise left in the pauses, against ``given``'s
-    noise, None unless ``speech``), and two lags.
+def score(ref: np.ndarray, given: np.ndarray, est: np.ndarray, speech: bool, noisy: bool = False) -> dict[str, float | None]:
+    """The metrics of ``est`` against ``ref`` (PESQ and STOI None unless ``speech``; the noise left in the pauses,
+    against ``given``'s noise, None unless ``speech`` in a ``noisy`` item), and two lags.
 
     ``lag_ms``, the system's own: against its input ``given``, which the test set aligns with the
     reference (direct-path aligned rooms, zero-phase filters). An enhancer's output is its input
@@ -101,7 +101,7 @@ def score(ref: np.ndarray, given: np.ndarray, est: np.ndarray, speech: bool) -> 
 
     est = systems.fit(est, len(ref))
     m = evaluate(ref, est, ts.RATE, speech=speech)
-    if speech:
+    if speech and noisy:
         m["pause"] = pause_attenuation(ref, given, est, ts.RATE)
     out = {k: _finite(m.get(k)) for k in METRICS}
     out.update(lag_ms=lag_ms(given, est), lag_ref_ms=lag_ms(ref, est))
@@ -125,7 +125,7 @@ def run_one(system: systems.System, item: ts.TestItem, out: Path) -> dict[str, A
     system.process(item.degraded, str(path), item)
     wall = time.perf_counter() - start
     ref = read(item.clean)
-    result = score(ref, read(item.degraded), read(path), item.content == "speech")
+    result = score(ref, read(item.degraded), read(path), item.content == "speech", noisy="noise" in item.sources)
     logger.info("%s %s: lag %s ms, SI-SDR %s", item.name, system.name, result["lag_ms"], result["si_sdr"])
     return {**base, **result, "rtf": wall / (len(ref) / ts.RATE), "output": str(path.relative_to(out)), "status": "ok"}
 
