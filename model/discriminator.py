@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rt_enhance.model.base import AudioModel, GeometryError
@@ -104,6 +105,22 @@ class Discriminator(AudioModel):
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Probability that ``x`` is clean, ``[batch, 1]``."""
         return torch.sigmoid(self.logits(x, condition))
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, condition: torch.Tensor | None = None):
+        """``-[log D(clean) + log(1 - D(enhanced))]`` (the original's, with logits; detach ``fake``), and the mean
+        probabilities it gives each."""
+        real_logits, fake_logits = self.logits(real, condition).float(), self.logits(fake, condition).float()
+        loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + F.binary_cross_entropy_with_logits(
+            fake_logits, torch.zeros_like(fake_logits)
+        )
+        return loss, {"d_real": torch.sigmoid(real_logits).mean().item(), "d_fake": torch.sigmoid(fake_logits).mean().item()}
+
+    def generator_loss(
+        self, fake: torch.Tensor, real: torch.Tensor, condition: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(-log D(enhanced), 0)``: the non-saturating adversarial loss; this discriminator has no feature matching."""
+        logits = self.logits(fake, condition).float()
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)), torch.zeros((), device=logits.device)
 
     @property
     def total_stride(self) -> int:

@@ -11,6 +11,7 @@ from rt_enhance.model.base import AudioModel
 from rt_enhance.model.causal import CausalUNet
 from rt_enhance.model.discriminator import Discriminator
 from rt_enhance.model.generator import Generator
+from rt_enhance.model.multidisc import MultiDiscriminator
 from rt_enhance.model.spectral import SpectralUNet
 from rt_enhance.realtime.errors import RtEnhanceError
 
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 MODEL_CLASSES: dict[str, type[AudioModel]] = {
     "Generator": Generator,
     "Discriminator": Discriminator,
+    "MultiDiscriminator": MultiDiscriminator,
     "Autoencoder": Autoencoder,
     "CausalUNet": CausalUNet,
     "SpectralUNet": SpectralUNet,

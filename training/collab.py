@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from rt_enhance.model import Discriminator, Generator
 from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.realtime.metadata import ModelInfo
-from rt_enhance.training.losses import discriminator_loss
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +109,10 @@ def train_discriminator(
         fake = _fake(generator, disc, x, settings)
         disc.train().requires_grad_(True)
         cond = x if disc.conditional else None
-        real_logits, fake_logits = disc.logits(clean, cond), disc.logits(fake, cond)
-        loss = discriminator_loss(real_logits, fake_logits)
+        loss, stats = disc.discriminator_loss(clean, fake, cond)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        stats = {"d_real": torch.sigmoid(real_logits).mean().item(), "d_fake": torch.sigmoid(fake_logits).mean().item()}
     disc.eval()
     return stats
 

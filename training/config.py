@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 ARCHS = ("windowed", "causal", "spectral")
 LOSSES = ("L1", "L2", "SPEC", "DENOISE", "BWE")
+#: ``--disc``: the window discriminator shaped like the generator, or HiFi-GAN's period and UnivNet's resolution
+#: discriminators with feature matching (model/multidisc.py).
+DISCRIMINATORS = ("unet", "mpd-mrd")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw")
 BEST_METRICS = ("si_sdr", "snr", "loss")
@@ -102,6 +105,8 @@ class TrainConfig:
     loss: str = "L2"
     stft: float = 0.0
     gan: float = 0.0
+    disc: str = "unet"
+    fm: float = 0.0
     conditional: bool = False
     ae: float = 0.0
     ae_model: str = ""
@@ -177,7 +182,10 @@ def check_config(cfg: TrainConfig) -> None:
     _require(cfg.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
     _require(cfg.best_metric in BEST_METRICS, f"--best_metric must be one of {', '.join(BEST_METRICS)}")
     _require(cfg.dataset in DATASETS, f"--dataset must be one of {', '.join(DATASETS)}, got {cfg.dataset!r}")
-    for key in ("stft", "gan", "ae", "weight_decay", "clip"):
+    _require(cfg.disc in DISCRIMINATORS, f"--disc must be one of {', '.join(DISCRIMINATORS)}, got {cfg.disc!r}")
+    _require(cfg.fm == 0 or cfg.gan > 0, "--fm needs a discriminator: give --gan > 0 too")
+    _require(not (cfg.collab and cfg.disc != "unet"), "--collab refines towards one logit: it needs --disc unet")
+    for key in ("stft", "gan", "fm", "ae", "weight_decay", "clip"):
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value >= 0, f"--{key} must be a finite number >= 0, got {value}")
     for key in ("lr_g", "lr_d", "lr_ae", "collab_rate"):
@@ -248,6 +256,9 @@ OPTIONS: tuple[Option, ...] = (
            "DENOISE (SPEC tilted against residual noise), or BWE (SPEC + log-spectral distance)"),
     Option("stft", ("--stft",), float, "weight of the multi-resolution STFT loss (default 0)"),
     Option("gan", ("--gan",), float, "weight of the adversarial loss, 0 = no GAN (default 0)"),
+    Option("disc", ("--disc",), str, "discriminator: unet (one logit per window, the original's) or mpd-mrd (HiFi-GAN's "
+           "periods and UnivNet's resolutions, least squares; default unet)"),
+    Option("fm", ("--fm",), float, "weight of the discriminator feature-matching loss (mpd-mrd; default 0)"),
     Option("conditional", ("--conditional",), parse_bool, "the discriminator also sees the degraded input",
            switch=True),
     Option("ae", ("--ae",), float, "weight of the autoencoder feature loss, 0 = off (default 0)"),

@@ -30,7 +30,10 @@ from ``rt-train`` and why:
 - **Log.** ``--out/train.log`` (what is printed) and ``--out/summary.json``: device, batch, precision,
   steps, audio seen, and the throughput in seconds of audio per second of training.
 
-Not supported here (one line says so): ``--gan``, ``--ae``, ``--collab``, and the rt-train flags that
+- **GAN.** ``--gan`` (and ``--disc``, ``--fm``) trains the discriminator before each generator step, as
+  ``rt-train`` does, under the same precision.
+
+Not supported here (one line says so): ``--ae``, ``--collab``, and the rt-train flags that
 ``--seconds``, ``--resume``, ``--out``, ``--pack`` and ``--precision`` replace.
 """
 
@@ -181,9 +184,8 @@ def load_options(argv: list[str] | None) -> tuple[Budget, TrainConfig]:
     pack_args = {"dataset_args": {"__raw__": packed}} if packed else {}
     data = {"data_root": str(pack / "clean"), "preprocessing": unpacked_pipeline(pack)}
     cfg = make_config(recipe, pack_args, flags, data)
-    for key, value in (("gan", cfg.gan), ("ae", cfg.ae)):
-        if value > 0:
-            raise ConfigError(f"--{key} {value:g}: the GPU trainer trains without it; use rt-train")
+    if cfg.ae > 0:
+        raise ConfigError(f"--ae {cfg.ae:g}: the GPU trainer trains without it; use rt-train")
     budget = Budget(
         pack=pack,
         out=Path(args.out),
@@ -296,11 +298,12 @@ def step(parts: trainer.Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtim
     """One generator step under autocast ``dtype``; None (and no update) when the loss is not finite."""
     with torch.autocast(rt.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         y = parts.g_model(x)
+    stats = trainer.adversary_step(parts, x, y.float(), target, rt, dtype)  # with --gan: the discriminator first
     loss, terms = trainer.generator_loss(parts, x, y.float(), target)
     if not math.isfinite(terms["loss"]):
         return None
     trainer.optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, parts.objective.clip, rt)
-    return terms
+    return {**terms, **stats}
 
 
 def _sync(device: torch.device) -> None:

@@ -6,7 +6,7 @@ variant) estimate ``clean[t - L]`` at output ``t``; :func:`align` pairs them up 
 - waveform L1 / L2 (the original work's L2); the compressed spectral loss (SPEC); SPEC plus the
   log-spectral distance (BWE), for bandwidth extension;
 - multi-resolution STFT loss (spectral convergence + log-magnitude L1, Yamamoto et al. 2020);
-- adversarial: non-saturating GAN with logits (BCE), discriminator and generator sides;
+- adversarial: each discriminator's own (model/discriminator.py, model/multidisc.py);
 - feature loss: distance between autoencoder bottleneck features of output and target (MU-GAN).
 """
 
@@ -174,18 +174,6 @@ def _largest_pow2(n: int) -> int:
 def _magnitude(x: torch.Tensor, n: int, window: torch.Tensor) -> torch.Tensor:
     spec = torch.stft(x, n, hop_length=n // 4, win_length=n, window=window, center=False, return_complex=True)
     return spec.abs().clamp_min(1e-7)
-
-
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """``-[log D(clean) + log(1 - D(G(x)))]`` with logits (the original's discriminator loss)."""
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return real + fake
-
-
-def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating generator loss ``-log D(G(x))`` with logits."""
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
 def feature_loss(features_y: torch.Tensor, features_target: torch.Tensor) -> torch.Tensor:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from typing import Any
 
 from rt_enhance.model import AudioModel, Autoencoder, Discriminator, build_model, get_size
 from rt_enhance.model.base import StreamingModel
+from rt_enhance.model.multidisc import MultiDiscriminator
 from rt_enhance.model.registry import UnknownModelError
 from rt_enhance.model.sizes import NamedSize, default_hop
 from rt_enhance.realtime.errors import RtEnhanceError
@@ -78,6 +80,22 @@ def build_discriminator(generator: AudioModel, *, window: int, conditional: bool
         return Discriminator(**kwargs)
     except ValueError as exc:
         raise ModelSetupError(f"cannot build the discriminator: {exc}") from None
+
+
+MULTI_FFTS = (512, 1024, 2048)  # the resolution discriminators' FFT sizes at 48 kHz
+
+
+def build_adversary(generator: AudioModel, *, kind: str, window: int, conditional: bool) -> Discriminator | MultiDiscriminator:
+    """The discriminator ``--disc kind`` asks for: ``unet`` (:func:`build_discriminator`) or ``mpd-mrd``
+    (HiFi-GAN's periods and UnivNet's resolutions; the resolutions' FFT sizes, 512 to 2048 at 48 kHz, scale
+    with the generator's rate, and those longer than the training window are left out)."""
+    if kind != "mpd-mrd":
+        return build_discriminator(generator, window=window, conditional=conditional)
+    scale = generator.sample_rate / 48000
+    ffts = [n for n in (2 ** round(math.log2(base * scale)) for base in MULTI_FFTS) if n <= window]
+    if not ffts:
+        raise ModelSetupError(f"--disc mpd-mrd needs windows of at least {2 ** round(math.log2(MULTI_FFTS[0] * scale))} samples")
+    return MultiDiscriminator(ffts=ffts, conditional=conditional, sample_rate=generator.sample_rate)
 
 
 def build_autoencoder(generator: AudioModel) -> Autoencoder:

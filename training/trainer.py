@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from rt_enhance.model import AudioModel, Autoencoder, Discriminator, save_checkpoint
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
+from rt_enhance.model.multidisc import MultiDiscriminator
 from rt_enhance.training import losses, models, runtime
 from rt_enhance.training.config import TrainConfig
 from rt_enhance.training.data import DataSpec, TrainData, make_train_data
@@ -58,9 +59,9 @@ Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau
 @dataclass(frozen=True)
 class Objective:
     """What each mini-batch optimises, as plain values taken from the run's configuration at the edge: the
-    waveform ``loss`` (L1, L2, SPEC, ...), the weights of the MR-STFT (``stft``), adversarial (``gan``) and
-    autoencoder-feature (``ae``) terms, whether the discriminator sees the input (``conditional``), and the
-    gradient-norm ``clip`` (0: none)."""
+    waveform ``loss`` (L1, L2, SPEC, ...), the weights of the MR-STFT (``stft``), adversarial (``gan``),
+    discriminator feature-matching (``fm``) and autoencoder-feature (``ae``) terms, whether the discriminator
+    sees the input (``conditional``), and the gradient-norm ``clip`` (0: none)."""
 
     loss: str
     stft: float = 0.0
@@ -68,17 +69,18 @@ class Objective:
     ae: float = 0.0
     conditional: bool = False
     clip: float = 0.0
+    fm: float = 0.0
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Objective:
-        return cls(loss=cfg.loss, stft=cfg.stft, gan=cfg.gan, ae=cfg.ae, conditional=cfg.conditional, clip=cfg.clip)
+        return cls(loss=cfg.loss, stft=cfg.stft, gan=cfg.gan, ae=cfg.ae, conditional=cfg.conditional, clip=cfg.clip, fm=cfg.fm)
 
 
 @dataclass
 class Adversary:
     """The GAN discriminator (``--gan`` > 0) and what trains it."""
 
-    discriminator: Discriminator
+    discriminator: Discriminator | MultiDiscriminator
     opt: Optimizer
     scaler: torch.amp.GradScaler
     sched: Scheduler | None = None
@@ -103,7 +105,7 @@ class Parts:
         return models.lookahead_of(self.generator)
 
     @property
-    def discriminator(self) -> Discriminator | None:
+    def discriminator(self) -> Discriminator | MultiDiscriminator | None:
         return None if self.adversary is None else self.adversary.discriminator
 
 
@@ -112,7 +114,7 @@ class FitResult:
     """What training leaves for evaluation."""
 
     generator: AudioModel
-    discriminator: Discriminator | None
+    discriminator: Discriminator | MultiDiscriminator | None
     meta: dict[str, Any]
     progress: Progress
     data: TrainData
@@ -208,11 +210,12 @@ def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencode
     )
     parts.sched_g = make_scheduler(parts.opt_g, cfg.scheduler)
     if cfg.gan > 0:
-        add_discriminator(parts, cfg, rt, models.build_discriminator(generator, window=cfg.window, conditional=cfg.conditional))
+        disc = models.build_adversary(generator, kind=cfg.disc, window=cfg.window, conditional=cfg.conditional)
+        add_discriminator(parts, cfg, rt, disc)
     return parts
 
 
-def add_discriminator(parts: Parts, cfg: TrainConfig, rt: Runtime, disc: Discriminator) -> None:
+def add_discriminator(parts: Parts, cfg: TrainConfig, rt: Runtime, disc: Discriminator | MultiDiscriminator) -> None:
     disc = disc.to(rt.device).train()
     opt = make_optimizer(disc.parameters(), kind=cfg.optimizer, lr=cfg.lr_d, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp)
@@ -239,19 +242,40 @@ def optimize(
     scaler.update()
 
 
-def discriminator_step(adv: Adversary, obj: Objective, x: torch.Tensor, fake: torch.Tensor, real: torch.Tensor, rt: Runtime) -> Metrics:
-    """Train the discriminator on clean (``real``) vs enhanced (``fake``, detached) windows ``[B, 1, W]``."""
+def discriminator_step(
+    adv: Adversary, obj: Objective, x: torch.Tensor, fake: torch.Tensor, real: torch.Tensor, rt: Runtime, dtype: torch.dtype | None = None
+) -> Metrics:
+    """Train the discriminator on clean (``real``) vs enhanced (``fake``, detached) windows ``[B, 1, W]``, under
+    autocast to ``dtype`` (default: float16 where the run uses AMP, else none)."""
     disc, cond = adv.discriminator, (x if obj.conditional else None)
+    dtype = dtype or (torch.float16 if rt.amp else None)
     disc.requires_grad_(True)
-    with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
-        real_logits, fake_logits = disc.logits(real, cond), disc.logits(fake, cond)
-    loss = losses.discriminator_loss(real_logits.float(), fake_logits.float())
-    optimize(loss, adv.opt, disc, adv.scaler, obj.clip, rt, average=True)
-    return {
-        "d_loss": loss.item(),
-        "d_real": torch.sigmoid(real_logits.float()).mean().item(),
-        "d_fake": torch.sigmoid(fake_logits.float()).mean().item(),
-    }
+    with torch.autocast(rt.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        loss, stats = disc.discriminator_loss(real, fake, cond)
+    if math.isfinite(loss.item()):  # a step the generator's precision spoilt is skipped, not learnt
+        optimize(loss, adv.opt, disc, adv.scaler, obj.clip, rt, average=True)
+    return {"d_loss": loss.item(), **stats}
+
+
+def adversary_step(
+    parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, rt: Runtime, dtype: torch.dtype | None = None
+) -> Metrics:
+    """The discriminator's step on this mini-batch (none without ``--gan``), the windows aligned for the lookahead;
+    the discriminator is frozen again for the generator's step that follows."""
+    if parts.adversary is None:
+        return {}
+    lookahead = parts.lookahead
+    stats = discriminator_step(
+        parts.adversary,
+        parts.objective,
+        losses.align_padded(x, lookahead, output=False),
+        losses.align_padded(y.detach(), lookahead, output=True),
+        losses.align_padded(target, lookahead, output=False),
+        rt,
+        dtype,
+    )
+    parts.adversary.discriminator.requires_grad_(False)
+    return stats
 
 
 def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
@@ -268,8 +292,10 @@ def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch
     t_pad = losses.align_padded(target, lookahead, output=False)
     if parts.discriminator is not None:
         cond = losses.align_padded(x, lookahead, output=False) if obj.conditional else None
-        adversarial = losses.generator_adversarial_loss(parts.discriminator.logits(y_pad, cond).float())
+        adversarial, matching = parts.discriminator.generator_loss(y_pad, t_pad, cond)
         total, terms["adv"] = total + obj.gan * adversarial, adversarial.item()
+        if obj.fm > 0:
+            total, terms["fm"] = total + obj.fm * matching, matching.item()
     if parts.autoencoder is not None:
         feat = losses.feature_loss(parts.autoencoder.encode(y_pad), parts.autoencoder.encode(t_pad))
         total, terms["feat"] = total + obj.ae * feat, feat.item()
@@ -282,18 +308,7 @@ def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime)
     with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
         y = parts.g_model(x)
     y = y.float()
-    stats: Metrics = {}
-    if parts.adversary is not None:
-        lookahead = parts.lookahead
-        stats = discriminator_step(
-            parts.adversary,
-            parts.objective,
-            losses.align_padded(x, lookahead, output=False),
-            losses.align_padded(y.detach(), lookahead, output=True),
-            losses.align_padded(target, lookahead, output=False),
-            rt,
-        )
-        parts.adversary.discriminator.requires_grad_(False)
+    stats = adversary_step(parts, x, y, target, rt)
     loss, terms = generator_loss(parts, x, y, target)
     optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, parts.objective.clip, rt)
     return {**terms, **stats}

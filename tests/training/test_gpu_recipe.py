@@ -318,6 +318,16 @@ def test_gpu_train_on_cpu_writes_a_loadable_checkpoint_and_its_throughput(pack, 
     assert resumed["total_steps"] == summary["total_steps"] + resumed["steps"]
 
 
+def test_gpu_train_trains_the_period_and_resolution_discriminators(pack, tmp_path):
+    done = _train(pack, tmp_path / "run", "--seconds", "2", "--gan", "0.1", "--disc", "mpd-mrd", "--fm", "0.5")
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=True)
+    assert last["resume"]["discriminator"]["class"] == "MultiDiscriminator"
+    steps = json.loads((tmp_path / "run" / "summary.json").read_text())["steps"]
+    moments = last["resume"]["opt_d"]["state"]
+    assert steps > 0 and moments and all(int(m["step"]) == steps for m in moments.values())  # a discriminator step per step
+
+
 def test_gpu_train_with_cpu_workers(pack, tmp_path):
     done = _train(pack, tmp_path / "run", "--seconds", "2", "--degrade", "cpu", "--workers", "0")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -328,7 +338,7 @@ def test_gpu_train_with_cpu_workers(pack, tmp_path):
     "flags,message",
     [
         (["--epochs", "3"], "--epochs is not used by the GPU trainer; use --seconds"),
-        (["--gan", "0.1"], "--gan 0.1: the GPU trainer trains without it"),
+        (["--ae", "0.1"], "--ae 0.1: the GPU trainer trains without it"),
         (["--seconds", "0"], "--seconds must be a positive number"),
         (["--resume", "nowhere.pt"], "--resume nowhere.pt: no such checkpoint"),
     ],

@@ -37,8 +37,9 @@ def _assert_same(a, b, where: str = "") -> None:
         assert a == b, where
 
 
-def test_two_epochs_equal_one_epoch_continue_one_epoch(tmp_path: Path, tiny_corpus: Path) -> None:
-    gan = ("--gan", "0.05", "--scheduler", "True", "--dropout", "0.5")
+@pytest.mark.parametrize("disc", [("--disc", "unet"), ("--disc", "mpd-mrd", "--fm", "0.5")], ids=["unet", "mpd-mrd"])
+def test_two_epochs_equal_one_epoch_continue_one_epoch(tmp_path: Path, tiny_corpus: Path, disc: tuple[str, ...]) -> None:
+    gan = ("--gan", "0.05", "--scheduler", "True", "--dropout", "0.5", *disc)
     assert cli.main(_argv(tmp_path, tiny_corpus, "whole", "-e", "2", *gan)) == 0
     assert cli.main(_argv(tmp_path, tiny_corpus, "split", "-e", "1", *gan)) == 0
     assert cli.main(["-n", "split", "--runs", str(tmp_path), "--continue", "True", "-e", "2"]) == 0
