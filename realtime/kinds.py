@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -150,13 +151,16 @@ class StatefulAdapter:
         out = self.calls.call(self.processor.step, chunk)
         seconds = time.perf_counter() - start
         self.calls.timer.add(seconds, seconds, hops)
-        played = np.concatenate([self._recent, chunk], axis=1)
-        self._recent = played[:, played.shape[1] - self.geometry.lookahead :]
-        if not np.isfinite(out).all():
+        recent, lookahead = self._recent, self.geometry.lookahead
+        if chunk.shape[1] >= lookahead:  # the dry input, lookahead behind, without joining every hop
+            self._recent = chunk[:, chunk.shape[1] - lookahead :].copy()
+        else:
+            self._recent = np.concatenate([recent, chunk], axis=1)[:, -lookahead:]
+        if not math.isfinite(out.sum(dtype=np.float64)):  # a float64 sum of float32 samples cannot overflow
             # A broken state would poison every later hop: restart the model, play this chunk dry.
             self.calls.count_bad(hops)
             self.processor.reset(self.channels)
-            out = played[:, : chunk.shape[1]]
+            out = np.concatenate([recent, chunk], axis=1)[:, : chunk.shape[1]]
         return out
 
 

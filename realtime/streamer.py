@@ -14,6 +14,7 @@ the block sizes. The lag between input and output inside ``feed`` is at most
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class HopTimer:
     BIN_RATIO = 1.01
     LOW_MS = 1e-3
     RECENT = 1 << 16
+    _LOG_RATIO = math.log(BIN_RATIO)
 
     def __init__(self) -> None:
         n_bins = int(np.ceil(np.log(1e8) / np.log(self.BIN_RATIO))) + 2
@@ -49,7 +51,7 @@ class HopTimer:
 
     def add(self, seconds: float, model_seconds: float, hops: int) -> None:
         per_hop = 1000.0 * seconds / max(hops, 1)
-        index = int(np.log(max(per_hop, self.LOW_MS) / self.LOW_MS) / np.log(self.BIN_RATIO)) + 1
+        index = int(math.log(max(per_hop, self.LOW_MS) / self.LOW_MS) / self._LOG_RATIO) + 1  # math: a per-hop cost
         self._hist[min(index, self._hist.shape[0] - 1)] += 1
         self._recent[self.batches % self.RECENT] = per_hop
         self.batches += 1
