@@ -14,8 +14,10 @@ design at a width a CPU can train (``width`` scales every channel count), with l
 * generator: ``sum_k mean((D_k(enhanced) - 1)^2)``, and feature matching, the L1 distance between the
   feature maps of enhanced and clean, averaged over every layer of every sub-discriminator.
 
-Any input length of at least the largest FFT is accepted (no fixed window). Conditional: the degraded input is
-a second channel, folded or transformed like the first.
+Any input length of at least the largest FFT is accepted (no fixed window); as in HiFi-GAN, the losses judge
+a random ``segment`` of each batch (the same stretch of the enhanced and the clean signal), so their cost does
+not grow with the training window. Conditional: the degraded input is a second channel, folded or
+transformed like the first.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ class MultiDiscriminator(AudioModel):
         *,
         periods: Sequence[int] = (2, 3, 5, 7, 11),
         ffts: Sequence[int] = (512, 1024, 2048),
-        width: float = 0.25,
+        width: float = 0.125,
+        segment: int = 16384,
         conditional: bool = False,
         sample_rate: int = 48000,
     ) -> None:
@@ -118,11 +121,15 @@ class MultiDiscriminator(AudioModel):
             "periods": [int(p) for p in periods],
             "ffts": [int(n) for n in ffts],
             "width": float(width),
+            "segment": int(segment),
             "conditional": conditional,
             "sample_rate": sample_rate,
         }
         self.sample_rate, self.conditional = sample_rate, conditional
         self.min_length = max([*ffts, 2 * max(periods, default=1)])
+        if segment < self.min_length:
+            raise ValueError(f"segment {segment} is shorter than the largest FFT or period pair ({self.min_length})")
+        self.segment = int(segment)
         ch = self.in_channels
         self.judges = nn.ModuleList(
             [*(PeriodDiscriminator(p, ch, width) for p in periods), *(ResolutionDiscriminator(n, ch, width) for n in ffts)]
@@ -141,8 +148,18 @@ class MultiDiscriminator(AudioModel):
         self.check_window(x.shape[-1])
         return [judge(x) for judge in self.judges]
 
+    def segment_of(self, length: int) -> slice:
+        """A random stretch of ``segment`` samples of a ``length``-sample signal (all of a shorter one)."""
+        if length <= self.segment:
+            return slice(0, length)
+        start = int(torch.randint(0, length - self.segment + 1, ()))
+        return slice(start, start + self.segment)
+
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, condition: torch.Tensor | None = None):
-        """Least squares: clean towards 1, enhanced (detach it) towards 0; the loss and mean scores."""
+        """Least squares on a random segment: clean towards 1, enhanced (detach it) towards 0; the loss and mean
+        scores."""
+        cut = self.segment_of(real.shape[-1])
+        real, fake, condition = real[..., cut], fake[..., cut], (None if condition is None else condition[..., cut])
         real_out, fake_out = self.judge(real, condition), self.judge(fake, condition)
         loss = sum(((r.float() - 1).pow(2).mean() + f.float().pow(2).mean() for (r, _), (f, _) in zip(real_out, fake_out)), torch.zeros(()))
         d_real = torch.stack([r.float().mean() for r, _ in real_out]).mean()
@@ -152,7 +169,10 @@ class MultiDiscriminator(AudioModel):
     def generator_loss(
         self, fake: torch.Tensor, real: torch.Tensor, condition: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(adversarial, feature matching)`` for the generator's output ``fake`` against ``real``."""
+        """``(adversarial, feature matching)`` for the generator's output ``fake`` against ``real``, on the same
+        random segment of both."""
+        cut = self.segment_of(fake.shape[-1])
+        fake, real, condition = fake[..., cut], real[..., cut], (None if condition is None else condition[..., cut])
         fake_out = self.judge(fake, condition)
         with torch.no_grad():
             real_out = self.judge(real, condition)

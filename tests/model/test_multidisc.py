@@ -72,3 +72,22 @@ def test_the_checkpoint_record_rebuilds_the_same_discriminator():
     x = tone()
     for (a, _), (b, _) in zip(disc.judge(x, x), again.judge(x, x)):
         assert torch.equal(a, b)
+
+
+def test_the_losses_judge_one_random_segment_of_long_windows():
+    torch.manual_seed(0)
+    disc = MultiDiscriminator(width=0.125, segment=4096)
+    seen = []
+    original = disc.judge
+
+    def judge(x, condition=None):
+        seen.append(x.shape[-1])
+        return original(x, condition)
+
+    disc.judge = judge  # type: ignore[method-assign]
+    long = tone(n=48000)
+    disc.discriminator_loss(long, long + 0.1)
+    disc.generator_loss(long + 0.1, long)
+    assert seen == [4096] * 4
+    with pytest.raises(ValueError, match="shorter than the largest FFT"):
+        MultiDiscriminator(segment=1024)
