@@ -47,8 +47,7 @@ class Stages:
     a: Any  # onnxruntime sessions
     b: Any
     a_states: list[int]  # indices (in the step's state order) of the states stage A reads and updates
-    b_states: list[int]  # ... and those of stage B
-    handed: list[str]  # tensors stage A outputs after its states, stage B's first inputs
+    b_states: list[int]  # ... and those of stage B (stage A outputs its states, then what it hands to B)
 
 
 def recurrences(model: bytes) -> int:
@@ -102,7 +101,7 @@ def split(model: bytes, open_session: Callable[[bytes], Any]) -> Stages | None:
     types = {v.name: v.type for v in a.get_outputs()}  # onnxruntime inferred the handed tensors' types
     b_inputs = [onnx_proto.value_info(name, types[name]) for name in handed] + [declared[states[k][0]] for k in b_states]
     b = open_session(_stage(full, b_nodes, b_inputs, [declared[outputs[0]], *(declared[states[k][1]] for k in b_states)]))
-    return Stages(a, b, a_states, b_states, handed)
+    return Stages(a, b, a_states, b_states)
 
 
 def _stage(full: Any, nodes: list, inputs: list, outputs: list) -> bytes:
@@ -133,11 +132,10 @@ class PipelinedStep:
     stages of :func:`split` (cut for parts of ``part`` samples), stage B of one part beside stage A of the
     next."""
 
-    def __init__(self, stages: Stages, batch: int, part: int) -> None:
-        self.stages, self.batch, self.part = stages, batch, part
-        self.a, self.b = stages.a, stages.b
-        self.a_in = [v.name for v in self.a.get_inputs()]
-        self.b_in = [v.name for v in self.b.get_inputs()]
+    def __init__(self, stages: Stages, part: int) -> None:
+        self.stages, self.part = stages, part
+        self.a_in = [v.name for v in stages.a.get_inputs()]
+        self.b_in = [v.name for v in stages.b.get_inputs()]
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rt-enhance-stage-b")
 
     def run(self, x: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -149,7 +147,7 @@ class PipelinedStep:
         outputs: list[np.ndarray] = []
         pending: Future | None = None
         for part in np.split(np.asarray(x, np.float32)[:, None, :], x.shape[1] // self.part, axis=2):
-            out = self.a.run(None, dict(zip(self.a_in, [np.ascontiguousarray(part), *a_state])))
+            out = st.a.run(None, dict(zip(self.a_in, [np.ascontiguousarray(part), *a_state])))
             a_state, handed = out[: len(st.a_states)], out[len(st.a_states) :]
             if pending is not None:
                 b_state = pending.result()
@@ -164,6 +162,6 @@ class PipelinedStep:
         return np.concatenate(outputs, axis=2)[:, 0, :], new
 
     def _stage_b(self, handed: list[np.ndarray], b_state: list[np.ndarray], outputs: list[np.ndarray]) -> list[np.ndarray]:
-        out = self.b.run(None, dict(zip(self.b_in, [*handed, *b_state])))
+        out = self.stages.b.run(None, dict(zip(self.b_in, [*handed, *b_state])))
         outputs.append(out[0])
         return out[1:]

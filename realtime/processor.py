@@ -277,7 +277,7 @@ class StatefulOnnxProcessor:
             logger.info("%s: the graph does not cut into two stages; file mode runs it whole", self.path)
             return None
         logger.debug("calls of [%d, 1, k * %d] run part by part on two stages", batch, part)
-        return pipeline.PipelinedStep(stages, batch, part)
+        return pipeline.PipelinedStep(stages, part)
 
     def step(self, x: np.ndarray) -> np.ndarray:
         """float32 ``[batch, n]`` (n a multiple of total_stride) -> ``[batch, n]``, state carried."""

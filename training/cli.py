@@ -21,7 +21,6 @@ from typing import Any
 
 from rt_enhance.model import AudioModel, Discriminator, Generator, save_checkpoint
 from rt_enhance.model.checkpoint import load_checkpoint
-from rt_enhance.model.multidisc import MultiDiscriminator
 from rt_enhance.realtime.errors import RtEnhanceError, report
 from rt_enhance.realtime.metadata import ModelInfo
 from rt_enhance.training import collab, models, runtime, trainer
@@ -128,14 +127,14 @@ def test_sources(cfg: TrainConfig) -> list[tuple[str, str, str | None]]:
 
 
 def collab_discriminator(
-    cfg: TrainConfig, run: RunDir, rt: Runtime, generator: Generator, trained: Discriminator | MultiDiscriminator | None
+    cfg: TrainConfig, run: RunDir, rt: Runtime, generator: Generator, trained: models.AnyDiscriminator | None
 ) -> Discriminator:
     """The discriminator shaped for collaborative sampling (loaded when ``--load`` finds one)."""
     if cfg.load and run.collab_discriminator.is_file():
         loaded, _ = load_checkpoint(run.collab_discriminator)
         return _discriminator(loaded, run.collab_discriminator).to(rt.device).eval()
     fresh = trained is None
-    if isinstance(trained, MultiDiscriminator):  # the configuration refuses --collab with --disc mpd-mrd
+    if trained is not None and not isinstance(trained, Discriminator):  # the configuration refuses --collab with mpd-mrd
         raise ValueError("collaborative sampling needs the window discriminator (--disc unet)")
     disc = trained or models.build_discriminator(generator, window=cfg.window, conditional=cfg.conditional)
     pipeline = parse_pipeline(cfg.preprocessing)
@@ -150,7 +149,7 @@ def collab_discriminator(
 
 
 def collab_refiner(
-    cfg: TrainConfig, run: RunDir, rt: Runtime, generator: AudioModel, discriminator: Discriminator | MultiDiscriminator | None
+    cfg: TrainConfig, run: RunDir, rt: Runtime, generator: AudioModel, discriminator: models.AnyDiscriminator | None
 ) -> Callable[[ModelInfo], collab.CollabProcessor]:
     """``info -> processor`` refining each window with the shaped discriminator (for the evaluation)."""
     windowed = collab.check_generator(generator)
@@ -173,7 +172,7 @@ def _discriminator(model: AudioModel, path: Path) -> Discriminator:
     return model
 
 
-def evaluate_run(cfg: TrainConfig, run: RunDir, rt: Runtime, discriminator: Discriminator | MultiDiscriminator | None) -> EvalResult | None:
+def evaluate_run(cfg: TrainConfig, run: RunDir, rt: Runtime, discriminator: models.AnyDiscriminator | None) -> EvalResult | None:
     """Evaluate ``best.pt`` on the test split (plus collaborative sampling with ``--collab``)."""
     generator, meta, path = load_for_eval(run)
     generator.to(rt.device)

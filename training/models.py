@@ -82,10 +82,12 @@ def build_discriminator(generator: AudioModel, *, window: int, conditional: bool
         raise ModelSetupError(f"cannot build the discriminator: {exc}") from None
 
 
+#: Either discriminator ``--disc`` builds; both have ``discriminator_loss`` and ``generator_loss``.
+AnyDiscriminator = Discriminator | MultiDiscriminator
 MULTI_FFTS = (512, 1024, 2048)  # the resolution discriminators' FFT sizes at 48 kHz
 
 
-def build_adversary(generator: AudioModel, *, kind: str, window: int, conditional: bool) -> Discriminator | MultiDiscriminator:
+def build_adversary(generator: AudioModel, *, kind: str, window: int, conditional: bool) -> AnyDiscriminator:
     """The discriminator ``--disc kind`` asks for: ``unet`` (:func:`build_discriminator`) or ``mpd-mrd``
     (HiFi-GAN's periods and UnivNet's resolutions; the resolutions' FFT sizes, 512 to 2048 at 48 kHz, scale
     with the generator's rate, and those longer than the training window are left out)."""

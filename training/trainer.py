@@ -25,9 +25,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from rt_enhance.model import AudioModel, Autoencoder, Discriminator, save_checkpoint
+from rt_enhance.model import AudioModel, Autoencoder, save_checkpoint
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
-from rt_enhance.model.multidisc import MultiDiscriminator
 from rt_enhance.training import losses, models, runtime
 from rt_enhance.training.config import TrainConfig
 from rt_enhance.training.data import DataSpec, TrainData, make_train_data
@@ -80,7 +79,7 @@ class Objective:
 class Adversary:
     """The GAN discriminator (``--gan`` > 0) and what trains it."""
 
-    discriminator: Discriminator | MultiDiscriminator
+    discriminator: models.AnyDiscriminator
     opt: Optimizer
     scaler: torch.amp.GradScaler
     sched: Scheduler | None = None
@@ -105,7 +104,7 @@ class Parts:
         return models.lookahead_of(self.generator)
 
     @property
-    def discriminator(self) -> Discriminator | MultiDiscriminator | None:
+    def discriminator(self) -> models.AnyDiscriminator | None:
         return None if self.adversary is None else self.adversary.discriminator
 
 
@@ -114,7 +113,7 @@ class FitResult:
     """What training leaves for evaluation."""
 
     generator: AudioModel
-    discriminator: Discriminator | MultiDiscriminator | None
+    discriminator: models.AnyDiscriminator | None
     meta: dict[str, Any]
     progress: Progress
     data: TrainData
@@ -215,7 +214,7 @@ def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencode
     return parts
 
 
-def add_discriminator(parts: Parts, cfg: TrainConfig, rt: Runtime, disc: Discriminator | MultiDiscriminator) -> None:
+def add_discriminator(parts: Parts, cfg: TrainConfig, rt: Runtime, disc: models.AnyDiscriminator) -> None:
     disc = disc.to(rt.device).train()
     opt = make_optimizer(disc.parameters(), kind=cfg.optimizer, lr=cfg.lr_d, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp)
@@ -252,8 +251,7 @@ def discriminator_step(
     disc.requires_grad_(True)
     with torch.autocast(rt.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         loss, stats = disc.discriminator_loss(real, fake, cond)
-    if math.isfinite(loss.item()):  # a step the generator's precision spoilt is skipped, not learnt
-        optimize(loss, adv.opt, disc, adv.scaler, obj.clip, rt, average=True)
+    optimize(loss, adv.opt, disc, adv.scaler, obj.clip, rt, average=True)
     return {"d_loss": loss.item(), **stats}
 
 
