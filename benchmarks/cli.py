@@ -151,8 +151,8 @@ def _add_quality(sub) -> None:
     q.add_argument(
         "--tasks",
         help=f"comma-separated subset of {','.join(TASKS)}, or 'real' for the tasks on "
-        "real recorded voices, 'realrooms' for those voices in the test rooms (dereverberation), 'realmusic' for those "
-        "on real produced music (default: all)",
+        "real recorded voices, 'realrooms' for those voices in the test rooms (dereverberation), 'realbwe' for the "
+        "full-band ones low-passed (bandwidth extension), 'realmusic' for those on real produced music (default: all)",
     )
     q.add_argument(
         "--split",

@@ -307,6 +307,8 @@ def targets(records: list[dict], ours_latency_ms: float | None) -> list[dict[str
     for task in ("bwe-2x", "bwe-4x"):
         for system in _music_systems(records, task):
             out += _bwe(records, task, system)
+    for task in ts.GROUPS["realbwe"]:  # issue 17's speech targets, on real full-band voices
+        out += _speech_bwe(records, task)
     out.append(_streaming(records))
     ran = {r["task"] for r in records if r["section"] == "quality"}
     out = [t for t in out if t["task"] in ran or t["task"].startswith(("worst", "all"))]
@@ -380,6 +382,15 @@ def _bwe(records: list[dict], task: str, system: str, *, snr_margin: float = 1.0
             None if snr is None or spline_snr is None else snr >= spline_snr + snr_margin,
         ),
     ]
+
+
+def _speech_bwe(records: list[dict], task: str) -> list[dict[str, Any]]:
+    """Issue 17's speech bandwidth extension: LSD at most 60 % of spline's, PESQ-wb not below spline's."""
+    out = _bwe(records, task, "ours-engine", snr_margin=0.0, what="real voices bandwidth")[:1]
+    ours, spline = _get(records, task, "ours-engine", "pesq"), _get(records, task, "spline", "pesq")
+    met = None if ours is None or spline is None else ours >= spline
+    reference = "-" if spline is None else f"spline {spline:.2f}"
+    return out + [_target("real voices bandwidth: PESQ-wb not below spline's", task, ours, reference, met)]
 
 
 def _clean_music(records: list[dict], task: str, system: str) -> list[dict[str, Any]]:

@@ -67,6 +67,7 @@ class Task:
     lowpass_hz: float | None = None
     recorded: bool = False  # real recordings of rt-data's recorded.json, from the split asked for
     pool: str = "voices"  # recorded: the kind its clean items come from (voices: with real noises too)
+    wide_hz: float = 0.0  # recorded with a low-pass: only sources whose content reaches this (else 1.05 x the low-pass)
     group: str = "real"  # recorded: its task set (:data:`GROUPS`, ``rt-bench quality --tasks GROUP``)
 
 
@@ -105,6 +106,24 @@ TASKS: dict[str, Task] = {
             recorded=True,
         ),
         Task(
+            "real-bwe-2x",
+            "speech",
+            "real full-band voices (content above 14 kHz) low-passed at 12 kHz",
+            lowpass_hz=12000.0,
+            recorded=True,
+            wide_hz=14000.0,
+            group="realbwe",
+        ),
+        Task(
+            "real-bwe-4x",
+            "speech",
+            "real full-band voices (content above 14 kHz) low-passed at 6 kHz",
+            lowpass_hz=6000.0,
+            recorded=True,
+            wide_hz=14000.0,
+            group="realbwe",
+        ),
+        Task(
             "realmusic-bwe-2x",
             "music",
             "real produced music low-passed at 12 kHz",
@@ -132,7 +151,7 @@ TASKS: dict[str, Task] = {
 #: produced music.
 GROUPS: dict[str, tuple[str, ...]] = {
     group: tuple(name for name, task in TASKS.items() if task.recorded and task.group == group)
-    for group in ("real", "realmusic", "realrooms")
+    for group in ("real", "realmusic", "realrooms", "realbwe")
 }
 REAL_TASKS = GROUPS["real"]
 
@@ -221,7 +240,8 @@ def clean_pool(corpus: Corpus, task: Task, rng: np.random.Generator) -> list[str
     if task.recorded:
         files = corpus.files(task.pool)
         if task.lowpass_hz is not None:
-            files = [k for k in files if (corpus.info(k).get("bandwidth_hz") or 0.0) > 1.05 * task.lowpass_hz]
+            reach = max(task.wide_hz, 1.05 * task.lowpass_hz)
+            files = [k for k in files if (corpus.info(k).get("bandwidth_hz") or 0.0) > reach]
         return _round_robin(corpus, files, rng)
     if task.content != "bwe":
         pool = corpus.files(task.content)

@@ -42,7 +42,7 @@ def _bright_music(seconds: float, seed: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """speech/test (2 voices), music/test (a chord), noise/test (white, hum), rir/test (0.3/0.5/0.8 s);
-    recorded: voices and a noise, and real music (two full-band pieces and a dark one), in test and val."""
+    recorded: voices (a: full band, b: to 8 kHz) and a noise, and real music (two full-band pieces and a dark one), in test and val."""
     root = tmp_path_factory.mktemp("corpus")
     rng = np.random.default_rng(0)
     files = {}
@@ -71,7 +71,14 @@ def corpus(tmp_path_factory):
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             sf.write(root / name, 0.2 * noisy_voice(5.0, RATE, snr_db=60, seed=10 + i).astype(np.float32), RATE)
             recorded.append(
-                {"file": name, "kind": "voices", "split": split, "group": f"src:{speaker}{split}", "duration": 5.0, "bandwidth_hz": 8000}
+                {
+                    "file": name,
+                    "kind": "voices",
+                    "split": split,
+                    "group": f"src:{speaker}{split}",
+                    "duration": 5.0,
+                    "bandwidth_hz": 20000 if speaker == "a" else 8000,  # a: a full-band recording (bandwidth extension)
+                }
             )
         name = f"realnoise/{split}/effects-bang-0000.wav"
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +172,33 @@ def test_real_room_targets_ask_3_db_of_si_sdr_and_better_pesq():
 
     assert met(rows(-2.0, 1.3)) == [True, True]
     assert met(rows(-2.5, 1.2)) == [False, False]  # 2.5 dB is not 3; equal PESQ is not above
+
+
+def test_real_bwe_tasks_low_pass_only_full_band_voices_of_the_split_asked_for(corpus, tmp_path):
+    tasks = testset.GROUPS["realbwe"]
+    assert set(tasks) == {"real-bwe-2x", "real-bwe-4x"} and not set(tasks) & set(testset.REAL_TASKS)
+    for split in ("test", "val"):
+        items = testset.build(corpus, tmp_path / split, tasks=tasks, items=2, seconds=2.0, recorded_split=split)
+        assert {i.task for i in items} == set(tasks) and all(i.content == "speech" for i in items)
+        # speaker b's content stops at 8 kHz: above the 6 kHz cut, but not a full-band reference to restore
+        assert {i.sources["voice"] for i in items} == {f"src:a{split}"}
+        assert {i.task: i.band_limit_hz for i in items} == {"real-bwe-2x": 12000.0, "real-bwe-4x": 6000.0}
+
+
+def test_real_bwe_targets_ask_60_percent_of_splines_lsd_and_its_pesq():
+    from rt_enhance.benchmarks.quality import targets
+
+    def rows(lsd: float, pesq: float) -> list[dict]:
+        return [
+            {"section": "quality", "task": "real-bwe-4x", "system": system, "status": "ok", "lsd": d, "pesq": p, "snr": 10.0}
+            for system, d, p in (("spline", 2.0, 4.0), ("ours-engine", lsd, pesq))
+        ]
+
+    def met(records: list[dict]) -> list[bool | None]:
+        return [t["met"] for t in targets(records, 10.0) if t["task"] == "real-bwe-4x"]
+
+    assert met(rows(1.2, 4.0)) == [True, True]
+    assert met(rows(1.21, 3.99)) == [False, False]
 
 
 def test_real_music_tasks_take_whole_pieces_of_the_split_asked_for(corpus, tmp_path):

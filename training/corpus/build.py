@@ -415,15 +415,41 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
 
 def select(out: Path, kind: str, split: str, *, min_bandwidth_hz: float = 0.0) -> list[Path]:
-    """Files of ``kind`` in ``split`` whose content reaches ``min_bandwidth_hz`` (the manifest's
-    ``info.bandwidth_hz``: a 16 kHz flite voice has 8 kHz), sorted. For bandwidth-extension targets, which must
-    not be band-limited themselves."""
-    files = load_manifest(out)["files"]
-    return sorted(
-        out / name
-        for name, e in files.items()
-        if e["kind"] == kind and e["split"] == split and e["info"].get("bandwidth_hz", 0.0) >= min_bandwidth_hz
-    )
+    """Files of ``kind`` in ``split`` whose content reaches ``min_bandwidth_hz`` (the measured bandwidth: the
+    manifest's ``info.bandwidth_hz`` for the synthetic kinds, ``recorded.json``'s ``bandwidth_hz`` for the
+    recorded ones; a 16 kHz flite voice has 8 kHz), sorted. For bandwidth-extension targets, which must not be
+    band-limited themselves."""
+    manifest = load_manifest(out)["files"]
+    found = [(name, e["info"].get("bandwidth_hz", 0.0)) for name, e in manifest.items() if e["kind"] == kind and e["split"] == split]
+    recorded_json = out / "recorded.json"
+    if kind in ("voices", "realnoise", "realmusic") and recorded_json.is_file():
+        try:
+            entries = json.loads(recorded_json.read_text(encoding="utf-8"))["files"]
+        except (OSError, json.JSONDecodeError, KeyError) as err:
+            raise CorpusError(f"{recorded_json} is unreadable ({err}); rebuild it with rt-data build --only recorded") from err
+        found += [(e["file"], e.get("bandwidth_hz") or 0.0) for e in entries if e["kind"] == kind and e["split"] == split]
+    return sorted(out / name for name, width in found if width >= min_bandwidth_hz)
+
+
+def link_wide(out: Path, kinds: tuple[str, ...], split: str, min_bandwidth_hz: float, into: Path) -> list[Path]:
+    """Links in ``into`` to the files of ``kinds`` in ``split`` whose content reaches ``min_bandwidth_hz``
+    (:func:`select`); links to anything else there are removed, so the folder is exactly the selection."""
+    chosen = [path for kind in kinds for path in select(out, kind, split, min_bandwidth_hz=min_bandwidth_hz)]
+    if not chosen:
+        raise CorpusError(
+            f"{out}: no {'/'.join(kinds)} file of the {split} split reaches {min_bandwidth_hz:.0f} Hz; build them first (rt-data build)"
+        )
+    into.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{path.parent.parent.name}-{path.name}": path.resolve() for path in chosen}
+    for old in into.iterdir():
+        if old.is_symlink() and old.name not in wanted:
+            old.unlink()
+    for name, target in wanted.items():
+        link = into / name
+        if not (link.is_symlink() and link.resolve() == target):
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+    return [into / name for name in wanted]
 
 
 def summarise(out: Path) -> str:
@@ -462,6 +488,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-v", "--verbose", action="store_true", help="log every file")
     s = sub.add_parser("summary", help="hours and files per kind and split")
     s.add_argument("out", type=Path)
+    w = sub.add_parser("wide", help="a folder of links to the full-band files of a split (bandwidth-extension targets)")
+    w.add_argument("out", type=Path, help="corpus folder (rt-data build)")
+    w.add_argument("--into", required=True, type=Path, help="folder of links to make (its other links are removed)")
+    w.add_argument("--kinds", default="voices,speech", help="kinds to take, comma-separated (voices,speech)")
+    w.add_argument("--split", choices=SPLITS + ("val",), default="train", help="split (train)")
+    w.add_argument("--min-bandwidth", type=float, default=14000.0, help="measured content bandwidth in Hz at least (14000)")
     return parser
 
 
@@ -497,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "summary":
             print(summarise(args.out))
+            return 0
+        if args.command == "wide":
+            kinds = _csv_choice(args.kinds, KINDS + ("voices", "realmusic"), "kinds")
+            links = link_wide(args.out, kinds, args.split, args.min_bandwidth, args.into)
+            print(f"{args.into}: {len(links)} file(s) of {','.join(kinds)} ({args.split}) reaching {args.min_bandwidth:.0f} Hz")
             return 0
         if args.workers < 1:
             raise CorpusError(f"--workers must be at least 1, got {args.workers}")

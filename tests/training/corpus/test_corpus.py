@@ -247,3 +247,32 @@ def test_cli_rejects_a_bad_kind_and_another_seed(tiny, capsys):
     assert "seed 7" in capsys.readouterr().err
     assert corpus.main(["summary", str(tiny[0])]) == 0
     assert "noise   train" in capsys.readouterr().out
+
+
+def test_wide_links_exactly_the_full_band_files_of_a_split(tmp_path, capsys):
+    root = tmp_path / "c"
+    files = {}
+    for split, index, width in (("train", 0, 16000.0), ("train", 1, 8000.0), ("test", 0, 20000.0)):
+        name = f"speech/{split}/speech-{split}-{index:06d}.wav"
+        files[name] = {"kind": "speech", "split": split, "info": {"bandwidth_hz": width}}
+    recorded = [
+        {"file": "voices/train/pack-a-0000.wav", "kind": "voices", "split": "train", "bandwidth_hz": 15000},
+        {"file": "voices/train/pack-b-0000.wav", "kind": "voices", "split": "train", "bandwidth_hz": 7000},
+        {"file": "voices/val/pack-c-0000.wav", "kind": "voices", "split": "val", "bandwidth_hz": 18000},
+    ]
+    for name in [*files, *(e["file"] for e in recorded)]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / name, np.zeros(480, np.float32), 48000)
+    (root / "manifest.json").write_text(json.dumps({"files": files}))
+    (root / "recorded.json").write_text(json.dumps({"rate": 48000, "files": recorded}))
+    into = tmp_path / "wide"
+    (into).mkdir()
+    (into / "stale.wav").symlink_to(root / "speech/train/speech-train-000001.wav")  # a narrow file left by an old call
+    assert corpus.main(["wide", str(root), "--into", str(into), "--split", "train"]) == 0
+    assert "2 file(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in into.iterdir()) == ["speech-speech-train-000000.wav", "voices-pack-a-0000.wav"]
+    assert (into / "voices-pack-a-0000.wav").resolve() == (root / "voices/train/pack-a-0000.wav").resolve()
+    assert corpus.main(["wide", str(root), "--into", str(tmp_path / "v"), "--split", "val", "--kinds", "voices"]) == 0
+    assert [p.name for p in (tmp_path / "v").iterdir()] == ["voices-pack-c-0000.wav"]
+    assert corpus.main(["wide", str(root), "--into", str(tmp_path / "n"), "--min-bandwidth", "30000"]) == 2
+    assert "no voices/speech file of the train split reaches 30000 Hz" in capsys.readouterr().err

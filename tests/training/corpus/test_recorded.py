@@ -5,6 +5,8 @@ build from a package-shaped folder of real files."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +85,59 @@ def test_a_package_folder_builds_voices_by_speaker_and_babble(tmp_path: Path, mo
         x, rate = sf.read(tmp_path / "corpus" / e["file"])
         assert rate == RATE and x.ndim == 1 and 0 < np.max(np.abs(x)) <= recorded.PEAK + 1e-4
     assert any(e["source"].startswith("babble") and e["split"] == "train" for e in entries)
+
+
+def test_a_built_corpus_gains_only_the_sources_added_since(tmp_path: Path, monkeypatch) -> None:
+    cache = tmp_path / "debs"
+    rng = np.random.default_rng(2)
+    for lang in ("da", "es", "nb", "de"):
+        for i in range(6):
+            path = cache / "klettres-data" / "usr/share/klettres" / lang / "alpha" / f"{i}.ogg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, 0.1 * rng.standard_normal(44100), 44100)
+    (cache / "klettres-data" / ".complete").write_text("test")
+    sfx = cache / "supertuxkart-data" / "usr/share/games/supertuxkart/data/sfx"
+    sfx.mkdir(parents=True)
+    for name in ("rain.ogg", "crash.ogg", "crash3.ogg", "waterfall_loop_2.ogg"):
+        sf.write(sfx / name, 0.1 * rng.standard_normal(2 * 44100), 44100)
+    (cache / "supertuxkart-data" / ".complete").write_text("deb\n./usr/share/games/supertuxkart/data/sfx/*")
+    klettres = next(s for s in recorded.SOURCES if s.package == "klettres-data")
+    karts = next(s for s in recorded.SOURCES if s.package == "supertuxkart-data")
+    assert karts.key not in recorded.FIRST_SOURCES and klettres.key in recorded.FIRST_SOURCES
+    out = tmp_path / "corpus"
+    monkeypatch.setattr(recorded, "SOURCES", (klettres,))
+    first = recorded.build(out, cache=cache, babble=10)
+    doc = json.loads((out / "recorded.json").read_text())
+    del doc["sources"]  # as a corpus built before the sources were recorded
+    (out / "recorded.json").write_text(json.dumps(doc))
+    babble = {e["file"]: (out / e["file"]).stat().st_mtime_ns for e in first if e["source"].startswith("babble")}
+    monkeypatch.setattr(recorded, "SOURCES", (klettres, karts))
+    grown = recorded.build(out, cache=cache, babble=10)
+    added = [e for e in grown if e["source"] == "supertuxkart-data"]
+    assert grown[: len(first)] == first and len(grown) == len(first) + len(added) == len(first) + 4
+    assert {e["group"] for e in added} == {"supertuxkart-data:rain", "supertuxkart-data:crash", "supertuxkart-data:waterfall-loop"}
+    assert {e["split"] for e in added} == {"train"} and all(e["kind"] == "realnoise" for e in added)
+    assert {f: (out / f).stat().st_mtime_ns for f in babble} == babble  # the babble was not made again
+    assert json.loads((out / "recorded.json").read_text())["sources"] == [klettres.key, karts.key]
+    assert recorded.build(out, cache=cache, babble=10) == grown  # nothing left to add
+
+
+def test_unpacking_another_part_of_a_package_keeps_the_part_unpacked_before(tmp_path: Path) -> None:
+    if shutil.which("dpkg-deb") is None:
+        pytest.fail("dpkg-deb is needed (Debian's dpkg); the corpus's recorded sources come from Debian packages")
+    tree = tmp_path / "tree"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text("Package: pkg\nVersion: 1\nArchitecture: all\nMaintainer: t <t@t>\nDescription: t\n")
+    for part in ("music", "sfx", "other"):
+        (tree / "usr" / part).mkdir(parents=True)
+        (tree / "usr" / part / "a.txt").write_text(part)
+    cache = tmp_path / "cache"
+    (cache / "debs").mkdir(parents=True)  # where unpack looks for a downloaded .deb before asking apt-get
+    subprocess.run(["dpkg-deb", "--build", str(tree), str(cache / "debs" / "pkg_1_all.deb")], check=True, capture_output=True)
+    target = recorded.unpack("pkg", cache, ("./usr/music/*",))
+    assert (target / "usr/music/a.txt").is_file() and not (target / "usr/sfx").exists()
+    assert recorded.unpack("pkg", cache, ("./usr/music/*",)) == target  # served from the cache
+    recorded.unpack("pkg", cache, ("./usr/sfx/*",))
+    assert (target / "usr/music/a.txt").read_text() == "music" and (target / "usr/sfx/a.txt").read_text() == "sfx"
+    assert not (target / "usr/other").exists()
+    assert (target / ".complete").read_text().splitlines()[1:] == ["./usr/music/*", "./usr/sfx/*"]
