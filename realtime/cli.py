@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="rt-enhance",
         description="Real-time audio enhancement with an ONNX model: the bundled speech models remove noise "
-        "and leave clean audio alone, the music model restores the highs a low-pass took from music; "
+        "and leave clean audio alone, the music and speech-restore models restore the highs a low-pass took from music "
+        "and from voices; "
         "models you train can also remove room echo.",
         epilog="Durations (--hop, --lookahead, --crossfade) are samples at the model rate, or milliseconds "
         "with 'ms' (e.g. 5ms). A flag that does not apply to a run is refused. Exit codes: 0 ok, 1 some files of "
@@ -231,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model and latency")
     m.add_argument(
         "--model",
-        help="speech | speech-monitor | music | passthrough | PATH.onnx (default: speech if "
+        help="speech | speech-monitor | music | speech-restore | passthrough | PATH.onnx (default: speech if "
         "bundled, speech-monitor with --latency monitor; else passthrough)",
     )
     m.add_argument(
@@ -258,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="onnxruntime threads (default 1; at most the CPU cores); with 2 or more, file mode runs a recurrent "
-        "streaming model (speech, speech-monitor, music) as a two-stage pipeline on two cores",
+        "streaming model (speech, speech-monitor, music, speech-restore) as a two-stage pipeline on two cores",
     )
     m.add_argument("--provider", default="cpu", choices=sorted(PROVIDERS), help="execution provider (default cpu)")
     r = p.add_argument_group("report")
