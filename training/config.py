@@ -104,6 +104,7 @@ class TrainConfig:
     preprocessing: str = ""
     loss: str = "L2"
     stft: float = 0.0
+    lsd: float = 0.0
     gan: float = 0.0
     disc: str = "unet"
     fm: float = 0.0
@@ -185,7 +186,7 @@ def check_config(cfg: TrainConfig) -> None:
     _require(cfg.disc in DISCRIMINATORS, f"--disc must be one of {', '.join(DISCRIMINATORS)}, got {cfg.disc!r}")
     _require(cfg.fm == 0 or cfg.gan > 0, "--fm needs a discriminator: give --gan > 0 too")
     _require(not (cfg.collab and cfg.disc != "unet"), "--collab refines towards one logit: it needs --disc unet")
-    for key in ("stft", "gan", "fm", "ae", "weight_decay", "clip"):
+    for key in ("stft", "lsd", "gan", "fm", "ae", "weight_decay", "clip"):
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value >= 0, f"--{key} must be a finite number >= 0, got {value}")
     for key in ("lr_g", "lr_d", "lr_ae", "collab_rate"):
@@ -255,6 +256,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("loss", ("--loss",), _upper, "reconstruction loss: L1 or L2 on samples (default L2, the original's), SPEC (compressed spectra), "
            "DENOISE (SPEC tilted against residual noise), or BWE (SPEC + log-spectral distance)"),
     Option("stft", ("--stft",), float, "weight of the multi-resolution STFT loss (default 0)"),
+    Option("lsd", ("--lsd",), float, "weight of a log-spectral distance term added to the loss (default 0; BWE already "
+           "holds 0.5): the benchmark's LSD, which weighs a quiet top octave as much as a loud one"),
     Option("gan", ("--gan",), float, "weight of the adversarial loss, 0 = no GAN (default 0)"),
     Option("disc", ("--disc",), str, "discriminator: unet (one logit per window, the original's) or mpd-mrd (HiFi-GAN's "
            "periods and UnivNet's resolutions, least squares; default unet)"),

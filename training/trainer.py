@@ -58,7 +58,7 @@ Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau
 @dataclass(frozen=True)
 class Objective:
     """What each mini-batch optimises, as plain values taken from the run's configuration at the edge: the
-    waveform ``loss`` (L1, L2, SPEC, ...), the weights of the MR-STFT (``stft``), adversarial (``gan``),
+    waveform ``loss`` (L1, L2, SPEC, ...), the weights of the MR-STFT (``stft``), log-spectral distance (``lsd``), adversarial (``gan``),
     discriminator feature-matching (``fm``) and autoencoder-feature (``ae``) terms, whether the discriminator
     sees the input (``conditional``), and the gradient-norm ``clip`` (0: none)."""
 
@@ -66,13 +66,19 @@ class Objective:
     stft: float = 0.0
     gan: float = 0.0
     ae: float = 0.0
+    lsd: float = 0.0
     conditional: bool = False
     clip: float = 0.0
     fm: float = 0.0
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Objective:
-        return cls(loss=cfg.loss, stft=cfg.stft, gan=cfg.gan, ae=cfg.ae, conditional=cfg.conditional, clip=cfg.clip, fm=cfg.fm)
+        return cls(loss=cfg.loss, stft=cfg.stft, gan=cfg.gan, ae=cfg.ae, conditional=cfg.conditional, clip=cfg.clip, fm=cfg.fm, lsd=cfg.lsd)
+
+    def reconstruction(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The waveform loss plus the weighted log-spectral distance, on aligned ``[B, 1, W]`` windows."""
+        total = losses.waveform_loss(y, target, self.loss)
+        return total + self.lsd * losses.log_spectral_distance(y, target) if self.lsd else total
 
 
 @dataclass
@@ -281,7 +287,7 @@ def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch
     float32."""
     lookahead, obj = parts.lookahead, parts.objective
     y_al, t_al = losses.align(y, target, lookahead)
-    total = losses.waveform_loss(y_al, t_al, obj.loss)
+    total = obj.reconstruction(y_al, t_al)
     terms = {"recon": total.item()}
     if parts.stft is not None:
         spectral = parts.stft(y_al, t_al)
@@ -366,7 +372,7 @@ def _validate_here(parts: Parts, val: Iterable[Any], rt: Runtime, val_count: int
         with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
             y = generator(x)
         y_al, t_al = losses.align(y.float(), target, lookahead)
-        sums["loss"] += losses.waveform_loss(y_al, t_al, parts.objective.loss).item() * x.shape[0]
+        sums["loss"] += parts.objective.reconstruction(y_al, t_al).item() * x.shape[0]
         sums["si_sdr"] += losses.batch_si_sdr(y_al, t_al).sum().item()
         sums["snr"] += losses.batch_snr(y_al, t_al).sum().item()
         count += x.shape[0]

@@ -141,3 +141,19 @@ def test_log_spectral_distance_is_the_benchmark_lsd_and_rewards_restoring_a_quie
     both = losses.waveform_loss(as_torch(degraded), as_torch(target), "BWE")
     spec = losses.waveform_loss(as_torch(degraded), as_torch(target), "SPEC")
     assert float(both - spec) == pytest.approx(losses.LSD_WEIGHT * ours, rel=1e-4)
+
+
+def test_lsd_weight_adds_the_log_spectral_distance_to_any_loss() -> None:
+    from rt_enhance.training.config import make_config, parse_flags
+    from rt_enhance.training.trainer import Objective
+
+    torch.manual_seed(0)
+    target = 0.1 * torch.randn(2, 1, 4800)
+    y = target + 0.01 * torch.randn(2, 1, 4800)
+    plain, weighted = Objective(loss="SPEC"), Objective(loss="SPEC", lsd=2.0)
+    lsd = losses.log_spectral_distance(y, target)
+    assert lsd > 0
+    assert torch.allclose(weighted.reconstruction(y, target), plain.reconstruction(y, target) + 2.0 * lsd)
+    assert plain.reconstruction(y, target) == losses.waveform_loss(y, target, "SPEC")
+    flags, _ = parse_flags(["--lsd", "1.5", "--loss", "BWE"])
+    assert Objective.of(make_config(flags)).lsd == 1.5
