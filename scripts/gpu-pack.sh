@@ -5,7 +5,7 @@
 # config, which scripts/gpu-train.sh then uses); and the wheels of soundfile and soxr (which that
 # machine lacks) into .gpu/wheels. The size cap leaves room for the rest of the working tree under
 # the 64 MiB that one command may carry. Then: scripts/gpu-train.sh and scripts/gpu-bench.sh (docs/gpu.md).
-#   scripts/gpu-pack.sh [CORPUS_DIR] [--recipe speech-erb|speech] [extra pack flags, e.g. --seed 1 --crop 6]
+#   scripts/gpu-pack.sh [CORPUS_DIR] [--recipe speech-erb|speech|speech-restore] [extra pack flags, e.g. --seed 1 --crop 6]
 # The recipes (scripts/speech-pipeline.sh):
 #   speech-erb (default): scripts/train-speech.sh's: TTS and real voices and music, real and synthetic
 #     noise, validation on held-out real speakers; about 6 h of clean audio, so a seeded sample that
@@ -13,6 +13,9 @@
 #     voices and music). Its corpus: `rt-data build --out DIR --hours 3` (what train-speech.sh builds).
 #   speech: the first generation's recipe (speech-spectral.toml), packed whole (FLAC if
 #     it fits, else Opus). Its corpus: `rt-data build --out DIR --hours 1.2`.
+#   speech-restore: scripts/train-speech-restore.sh's: bandwidth extension of voices, on the full-band
+#     voices of a speech-erb corpus (rt-data wide), packed whole. Train it with
+#     scripts/gpu-train.sh OUT --resume training/checkpoints/speech-restore.pt (docs/gpu.md).
 # CORPUS_DIR defaults to data/corpus; RT_GPU_PACK=DIR writes the pack elsewhere (default .gpu/pack).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,7 +34,8 @@ case "$recipe" in
     speech-erb) parts=(speech/train voices/train voices/val music/train noise/train realnoise/train rir/train)
                 hours=3 ;;
     speech) parts=(speech/train music/train noise/train rir/train); hours=1.2 ;;
-    *) echo "gpu-pack: --recipe ${recipe:-(none)}: expected speech-erb or speech" >&2; exit 2 ;;
+    speech-restore) parts=(speech/train voices/train voices/val); hours=3 ;;
+    *) echo "gpu-pack: --recipe ${recipe:-(none)}: expected speech-erb, speech or speech-restore" >&2; exit 2 ;;
 esac
 for part in "${parts[@]}"; do
     [ -d "$corpus/$part" ] || { echo "gpu-pack: $corpus/$part is missing; build the corpus first:" \
@@ -58,6 +62,12 @@ if [ "$recipe" = speech-erb ]; then
     recipe_flags=(--data_root "$(speech_erb_mix "$corpus")" --preprocessing "$(speech_erb_pipeline "$corpus")"
                   --dataset_args "$(speech_erb_dataset_args "$corpus")" --config training/configs/speech-erb.toml
                   --subset)
+elif [ "$recipe" = speech-restore ]; then
+    cd "$ROOT"
+    gpu_package
+    recipe_flags=(--data_root "$(PY="$PY" speech_restore_folders "$corpus")" --preprocessing "$(speech_restore_pipeline)"
+                  --dataset_args "$(speech_restore_dataset_args "$corpus")" --config training/configs/speech-restore.toml
+                  --bitrate 128)  # the targets' top octave is what it learns: Opus at twice the usual rate
 else
     recipe_flags=(--data_root "$(speech_mix "$corpus")" --preprocessing "$(speech_pipeline "$corpus" 0.3)"
                   --config training/configs/speech-spectral.toml)

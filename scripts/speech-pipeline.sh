@@ -10,6 +10,11 @@
 #   speech_erb_noise CORPUS_DIR                  synthetic textures, TTS babble, real noises and babble
 #                                                (and music-noise: the music as a noise under voices)
 #   speech_erb_dataset_args CORPUS_DIR           validation on held-out real speakers (voices/val)
+# speech-restore (issue 17; scripts/train-speech-restore.sh, scripts/gpu-pack.sh --recipe speech-restore):
+#   speech_restore_folders CORPUS_DIR            links to the full-band voices (rt-data wide); prints the
+#                                                training folder (CORPUS_DIR/restore/train; .../val beside it)
+#   speech_restore_pipeline                      low-passes at 3.5-12 kHz, a little noise
+#   speech_restore_dataset_args CORPUS_DIR       validation on the full-band voices of held-out speakers
 speech_pipeline() {
     echo "identity 0.15,maybe 0.3 rir $1/rir/train 0 20,maybe 0.85 noise $1/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe $2 bandlimit 3500 16000,gain -18 6"
 }
@@ -84,4 +89,22 @@ speech_erb_noise() {  # prints the main noise folder; also makes music-noise (re
 
 speech_erb_dataset_args() {
     echo "val_dir=$1/voices/val"
+}
+
+# speech-restore: voices whose measured content reaches 14 kHz, real (training speakers) and TTS, so that no
+# target teaches the model that a voice stops at 8 kHz; validation on the held-out speakers' full-band voices.
+# PY (default python3) must import rt_enhance.
+speech_restore_folders() {
+    "${PY:-python3}" -m rt_enhance.training.corpus.build wide "$1" --into "$1/restore/train" --split train \
+        --kinds voices,speech >&2
+    "${PY:-python3}" -m rt_enhance.training.corpus.build wide "$1" --into "$1/restore/val" --split val --kinds voices >&2
+    echo "$1/restore/train"
+}
+
+speech_restore_pipeline() {
+    echo "identity 0.1,maybe 0.9 bandlimit 3500 12000,maybe 0.3 noise synth 20 40,gain -12 3"
+}
+
+speech_restore_dataset_args() {
+    echo "val_dir=$1/restore/val"
 }

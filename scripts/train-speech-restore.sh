@@ -6,13 +6,12 @@ set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 rt_train_setup "$@"
 "$VENV/bin/rt-data" build --out "$corpus" --hours 3
-"$VENV/bin/rt-data" wide "$corpus" --into "$corpus/restore/train" --split train --kinds voices,speech
-"$VENV/bin/rt-data" wide "$corpus" --into "$corpus/restore/val" --split val --kinds voices
-pipeline="identity 0.1,maybe 0.9 bandlimit 3500 12000,maybe 0.3 noise synth 20 40,gain -12 3"
+source "$(dirname "$0")/speech-pipeline.sh"
+train="$(PY="$VENV/bin/python" speech_restore_folders "$corpus")"
 init=()
 case " ${TRAIN_ARGS[*]} " in *" --continue "* | *" --init_from "*) ;; *) init=(--init_from "$ROOT/training/checkpoints/music-realmix-last.pt") ;; esac
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-restore.toml" --runs "$runs" \
-    --data_root "$corpus/restore/train" --dataset_args "val_dir=$corpus/restore/val" --preprocessing "$pipeline" \
+    --data_root "$train" --dataset_args "$(speech_restore_dataset_args "$corpus")" --preprocessing "$(speech_restore_pipeline)" \
     "${init[@]}" "${TRAIN_ARGS[@]}"
 "$VENV/bin/rt-export" "$runs/speech-restore/best.pt" --out "$ROOT/realtime/models/speech-restore.onnx" --name speech-restore \
     --hop 240 --task bandwidth_extension

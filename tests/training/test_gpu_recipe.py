@@ -354,12 +354,42 @@ def test_gpu_train_mistakes_are_one_line(pack, tmp_path, flags, message, capsys)
 def test_gpu_pack_names_an_unknown_recipe_or_a_missing_folder(tmp_path):
     corpus = tiny_corpus(tmp_path / "c")
     bad = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-pack.sh"), str(corpus), "--recipe", "nope"], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.strip() == "gpu-pack: --recipe nope: expected speech-erb or speech"
+    assert bad.returncode == 2 and bad.stderr.strip() == "gpu-pack: --recipe nope: expected speech-erb, speech or speech-restore"
     (corpus / "voices" / "val" / "val0.wav").unlink()
     (corpus / "voices" / "val" / "val1.wav").unlink()
     (corpus / "voices" / "val").rmdir()
     missing = subprocess.run(["bash", str(ROOT / "scripts" / "gpu-pack.sh"), str(corpus)], capture_output=True, text=True)
     assert missing.returncode == 2 and f"{corpus}/voices/val is missing" in missing.stderr
+
+
+def test_the_restore_recipe_packs_only_full_band_voices(tmp_path):
+    """speech-restore (scripts/speech-pipeline.sh): the voices and TTS files whose measured content reaches 14 kHz,
+    validation on the held-out speakers' full-band voices; packed, its pipeline low-passes them."""
+    corpus = tiny_corpus(tmp_path / "c")
+    widths = {"speech/train/s0.wav": 16000, "speech/train/s1.wav": 8000}
+    manifest = {name: {"kind": "speech", "split": "train", "info": {"bandwidth_hz": w}} for name, w in widths.items()}
+    (corpus / "manifest.json").write_text(json.dumps({"files": manifest}))
+    recorded = [
+        {"file": f"voices/{split}/{split}{i}.wav", "kind": "voices", "split": split, "bandwidth_hz": 15000 if i == 0 else 7000}
+        for split in ("train", "val")
+        for i in range(2)
+    ]
+    (corpus / "recorded.json").write_text(json.dumps({"rate": RATE, "files": recorded}))
+    script = (
+        f'source {ROOT}/scripts/speech-pipeline.sh; PY={sys.executable} speech_restore_folders "$1"; '
+        'speech_restore_pipeline; speech_restore_dataset_args "$1"'
+    )
+    out = subprocess.run(["bash", "-c", script, "_", str(corpus)], capture_output=True, text=True, check=True)
+    train, pipeline, args = out.stdout.strip().splitlines()
+    assert sorted(p.name for p in Path(train).iterdir()) == ["speech-s0.wav", "voices-train0.wav"]
+    assert args == f"val_dir={corpus}/restore/val" and [p.name for p in (corpus / "restore" / "val").iterdir()] == ["voices-val0.wav"]
+    packed = tmp_path / "pack"
+    make_pack(packed, data_root=train, preprocessing=pipeline, dataset_args=args, config="speech-restore.toml", codec="flac", max_mib=5)
+    manifest = read_manifest(packed)
+    assert set(manifest["folders"]) == {"clean", "val"} and manifest["folders"]["clean"]["files"] == 2
+    assert manifest["folders"]["val"]["files"] == 1 and manifest["config"] == "speech-restore.toml"
+    assert unpacked_pipeline(packed) == pipeline and len(parse_pipeline(pipeline).steps) == 4
+    assert unpacked_dataset_args(packed) == f"val_dir={packed.resolve() / 'val'}"
 
 
 def test_without_the_package_installed_links_make_it_importable(tmp_path):
