@@ -155,6 +155,17 @@ SIZES: dict[str, NamedSize] = {
             crossfade=0,
         ),
         NamedSize(
+            "spec-erb-df",
+            "spec-erb with deep filtering of the lowest 48 bins (0-4.7 kHz): a complex filter over each bin's last "
+            "3 frames beside the band gains, as DeepFilterNet's; the same latency, every tensor of spec-erb fits",
+            {**SPEC_ERB, "df_bins": 48, "df_order": 3},
+            family="SpectralUNet",
+            window=240,
+            hop=240,
+            lookahead=240,
+            crossfade=0,
+        ),
+        NamedSize(
             "spec-erb-long",
             "spec-erb on 20 ms frames (481 bins, 50 Hz apart, in 48 ERB bands) at the same 5 ms hop and 10 ms "
             "latency (asymmetric windows): finer frequency resolution for the low harmonics (every tensor fits spec-erb's)",

@@ -97,6 +97,13 @@ class SpectralUNet(StreamingModel):
     - ``log_features``: also feed the network the log power of each bin (a second input channel).
       The compressed magnitude hardly tells a top octave 100 dB down (a natural roll-off) from
       digital silence (a low-pass); the log power does, and bandwidth extension hinges on it.
+    - ``df_bins``, ``df_order``: deep filtering of the lowest ``df_bins`` bins, as DeepFilterNet does: on top of
+      the gain, each of those bins adds a complex filter over its last ``df_order`` frames (this one and
+      ``df_order - 1`` before it; no frame ahead, so no added latency), ``sum_i c_i X[t - i]``. Where a gain can
+      only scale a band, the filter resolves harmonics closer than a band and can cancel what repeats across
+      frames (reverberation, periodic noise). Its coefficients come from a head beside the gain head (tanh,
+      so each lies in the unit square) and start at zero: a model with the filter begins as the same model
+      without it, so every tensor of a trained gains-only model fits and it starts from there (0: none).
     - ``bands``: run the network on this many ERB-spaced bands instead of every bin (0: every bin), as
       RNNoise, PercepNet and DeepFilterNet do. Features are band energies, gains are per band and
       spread back to the bins by the same triangular filters (each bin's weights sum to one, so
@@ -124,6 +131,8 @@ class SpectralUNet(StreamingModel):
         copies: Sequence[float] = (),
         log_features: bool = False,
         bands: int = 0,
+        df_bins: int = 0,
+        df_order: int = 3,
         sample_rate: int = 48000,
     ) -> None:
         super().__init__()
@@ -166,6 +175,11 @@ class SpectralUNet(StreamingModel):
             if not 4 <= bands <= self.bins:
                 raise ValueError(f"bands must be 0 (every bin) or 4..{self.bins} with {self.bins} bins; got {bands}")
             self.init_kwargs["bands"] = int(bands)
+        if df_bins:
+            if not 1 <= df_bins <= self.bins or df_order < 1:
+                raise ValueError(f"df_bins must be 0 (none) or 1..{self.bins} and df_order at least 1; got {df_bins}, {df_order}")
+            self.init_kwargs.update(df_bins=int(df_bins), df_order=int(df_order))
+        self.df_bins, self.df_order = int(df_bins), int(df_order) if df_bins else 0
         self.log_features = bool(log_features)
         self.sample_rate = sample_rate
         self.lookahead = hop
@@ -210,6 +224,12 @@ class SpectralUNet(StreamingModel):
             nn.init.constant_(self.copy_head.bias, math.log(COPY_START / (1.0 - COPY_START)) / COPY_SCALE)
         else:
             self.copy_head = None
+        self.df_head: nn.Conv1d | None = None
+        if self.df_bins:  # real and imaginary coefficient per tap, zero at the start: no filter
+            self.df_head = nn.Conv1d(2 * channels[0], 2 * self.df_order, kernel, 1, pad)
+            nn.init.zeros_(self.df_head.weight)
+            assert self.df_head.bias is not None
+            nn.init.zeros_(self.df_head.bias)
 
     def _dft_buffers(self) -> None:
         analysis, synthesis = window_pair(self.frame, self.hop)
@@ -219,7 +239,8 @@ class SpectralUNet(StreamingModel):
     # ------------------------------------------------------------------ streaming
 
     def state_names(self) -> list[str]:
-        return ["frames", "gru", "ola"] if self.gru is not None else ["frames", "ola"]
+        names = ["frames", "gru", "ola"] if self.gru is not None else ["frames", "ola"]
+        return names + ["df"] if self.df_bins else names
 
     def state_shapes(self) -> list[tuple[int, ...]]:
         """``frames`` (the previous ``frame - hop`` samples of input), ``gru`` (``[1, batch, H]``), ``ola`` (the overlap tail)."""
@@ -227,12 +248,22 @@ class SpectralUNet(StreamingModel):
         if self.gru is not None:
             shapes.append((1, -1, self.gru_hidden))
         shapes.append((-1, 1, self.hop))
+        if self.df_bins:  # the low bins' spectra (real | imaginary) of the df_order - 1 frames before
+            shapes.append((-1, self.df_order - 1, 2 * self.df_bins))
         return shapes
 
     def gains(self, mag: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]``, the copies' gains ``[batch, m, copies, F]``
         (``None`` without copies) and the new GRU state. The network sees the frames as one image
         ``[1, channels, batch * m, positions]`` (module docstring)."""
+        gain, copy, h, _ = self.heads(mag, h)
+        return gain, copy, h
+
+    def heads(
+        self, mag: torch.Tensor, h: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """:meth:`gains`, and the deep filter's coefficients ``[batch, m, 2 df_order, df_bins]`` (real parts of the
+        taps, then imaginary; ``None`` without the filter)."""
         b, m, f = mag.shape
         power = mag.square()
         if self.bands:  # mean power per band (each band's weights are normalised to sum to one)
@@ -263,7 +294,12 @@ class SpectralUNet(StreamingModel):
         if self.copy_head is not None:
             copy = self.to_bins(torch.sigmoid(COPY_SCALE * _conv(self.copy_head, z)))  # [1, copies, b m, F]
             copy = copy.transpose(1, 2).reshape(b, m, len(self.shifts), f)
-        return gain.reshape(b, m, f), copy, h
+        coef = None
+        if self.df_head is not None:
+            taps = 2 * self.df_order
+            coef = self.to_bins(torch.tanh(_conv(self.df_head, z)))[..., : self.df_bins]  # [1, taps, b m, df_bins]
+            coef = coef.transpose(1, 2).reshape(b, m, taps, self.df_bins)
+        return gain.reshape(b, m, f), copy, h, coef
 
     def to_bins(self, per_position: torch.Tensor) -> torch.Tensor:
         """``[..., bands]`` -> ``[..., bins]`` through the triangular filters (identity without bands)."""
@@ -283,6 +319,8 @@ class SpectralUNet(StreamingModel):
     def step(self, x: torch.Tensor, states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, State]:
         """Enhance the next chunk ``[batch, 1, m * hop]`` given the state after the previous one."""
         self._check_step(x, states)
+        states = list(states)
+        df_prev = states.pop() if self.df_bins else None
         if self.gru is not None:
             prev, h, tail = states
         else:
@@ -293,11 +331,20 @@ class SpectralUNet(StreamingModel):
         m = hops.shape[1] - spans + 1
         frames = torch.cat([hops[:, j : j + m] for j in range(spans)], dim=2)  # [b, m, frame]
         re, im = self.analysis(frames)  # [b, m, F]
-        gain, copy, h_new = self.gains(torch.sqrt(re * re + im * im + 1e-20), h)
+        gain, copy, h_new, coef = self.heads(torch.sqrt(re * re + im * im + 1e-20), h)
         out_re, out_im = gain * re, gain * im
         if copy is not None:
             out_re = out_re + self._replicate(re, copy)
             out_im = out_im + self._replicate(im, copy)
+        df_new = None
+        if coef is not None and df_prev is not None:
+            k = self.df_bins
+            history = torch.cat([df_prev, torch.cat([re[..., :k], im[..., :k]], dim=2)], dim=1)  # [b, m + order - 1, 2k]
+            df_re, df_im = self._deep_filter(history, coef, m)
+            pad = (0, self.bins - k)
+            out_re = out_re + torch.nn.functional.pad(df_re, pad)
+            out_im = out_im + torch.nn.functional.pad(df_im, pad)
+            df_new = history[:, m:]
         out = self.synthesis(out_re, out_im)  # [b, m, 2 hop], windowed
         first, second = out[..., :hop], out[..., hop:]
         y = first + torch.cat([tail.reshape(b, 1, hop), second[:, :-1]], dim=1)
@@ -305,7 +352,23 @@ class SpectralUNet(StreamingModel):
         if h_new is not None:
             new.append(h_new)
         new.append(second[:, -1:].reshape(b, 1, hop))
+        if df_new is not None:
+            new.append(df_new)
         return y.reshape(b, 1, -1), new
+
+    def _deep_filter(self, history: torch.Tensor, coef: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``sum_i c_i X[t - i]`` over the taps, complex: ``history`` ``[b, m + order - 1, 2k]`` (real | imaginary
+        of the low bins, oldest first), ``coef`` ``[b, m, 2 order, k]`` -> real and imaginary parts ``[b, m, k]``."""
+        k, order = self.df_bins, self.df_order
+        out_re: torch.Tensor | int = 0
+        out_im: torch.Tensor | int = 0
+        for tap in range(order):
+            past = history[:, order - 1 - tap : order - 1 - tap + m]  # X[t - tap] for each of the m frames
+            x_re, x_im = past[..., :k], past[..., k:]
+            c_re, c_im = coef[:, :, tap], coef[:, :, order + tap]
+            out_re = out_re + c_re * x_re - c_im * x_im
+            out_im = out_im + c_re * x_im + c_im * x_re
+        return cast(torch.Tensor, out_re), cast(torch.Tensor, out_im)
 
     # ------------------------------------------------------------------ geometry and cost
 
@@ -345,6 +408,9 @@ class SpectralUNet(StreamingModel):
         if self.copy_head is not None:
             convs += positions * len(self.shifts) * self.copy_head.in_channels * self.copy_head.kernel_size[0]
             convs += 2 * f * len(self.shifts)
+        if self.df_head is not None:  # its head, the spread of its coefficients, and the filter (4 MACs per tap and bin)
+            convs += positions * 2 * self.df_order * self.df_head.in_channels * self.df_head.kernel_size[0]
+            convs += 2 * self.df_order * self.df_bins * (self.bands or 1) + 4 * self.df_order * self.df_bins
         gru = 0
         if self.gru is not None:
             flat, hdim = self.gru_in.in_features, self.gru_hidden

@@ -3,11 +3,12 @@
 # recorded voices (docs/corpus.md) against real and synthetic noise; validation on held-out real
 # speakers. Resumable: run it again with --continue to go on from RUNS_DIR/speech-erb/last.pt, or
 # --init_from a committed checkpoint (training/checkpoints/speech-erb.pt) to start a new stage.
-#   scripts/train-speech.sh [--monitor] [CORPUS_DIR] [RUNS_DIR] [extra rt-train flags]
-# --monitor trains speech-monitor's recipe (training/configs/speech-erb-monitor.toml) instead.
+#   scripts/train-speech.sh [--monitor|--df] [CORPUS_DIR] [RUNS_DIR] [extra rt-train flags]
+# --monitor trains speech-monitor's recipe (training/configs/speech-erb-monitor.toml) instead; --df the same
+# recipe on spec-erb-df, with deep filtering of the low band (training/configs/speech-erb-df.toml).
 set -euo pipefail
 config=speech-erb
-if [ "${1:-}" = "--monitor" ]; then config=speech-erb-monitor; shift; fi
+if [ "${1:-}" = "--monitor" ]; then config=speech-erb-monitor; shift; elif [ "${1:-}" = "--df" ]; then config=speech-erb-df; shift; fi
 source "$(dirname "$0")/setup.sh"
 rt_train_setup "$@"
 "$VENV/bin/rt-data" build --out "$corpus" --hours 3

@@ -161,18 +161,24 @@ def new_generator(cfg: TrainConfig) -> AudioModel:
 GRID_KWARGS = frozenset({"hop", "frame", "bands", "gru_hidden"})
 
 
+#: Arguments that add a head starting at zero (its model begins as the model without it), by the head's weight prefix:
+#: such a model may start from the same model without the head.
+ADDED_HEADS = {"copies": "copy_head.", "df_bins": "df_head.", "df_order": "df_head."}
+
+
 def warm_start(generator: AudioModel, path: str) -> None:
     """Copy the weights of checkpoint ``path`` into ``generator``; the two must be the same model, except
-    that a spectral model with copies (spectral replication) may start from the same model without (its
-    copy head keeps its fresh initialisation, copies 60 dB down), and that models differing only in
-    GRID_KWARGS share every tensor whose name and shape agree (the others keep their fresh initialisation)."""
+    that a spectral model with an added head (spectral replication's copies, 60 dB down at the start; deep
+    filtering, zero at the start: :data:`ADDED_HEADS`) may start from the same model without it (the head keeps
+    its fresh initialisation), and that models differing only in GRID_KWARGS share every tensor whose name and
+    shape agree (the others keep their fresh initialisation)."""
     from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
 
     source, _ = load_checkpoint(path)
     theirs, ours = dict(source.init_kwargs), dict(generator.init_kwargs)
-    adds_copies = "copies" in ours and "copies" not in theirs
-    if adds_copies:
-        del ours["copies"]
+    added = {key for key in ADDED_HEADS if key in ours and key not in theirs}
+    for key in added:
+        del ours[key]
     differ = {key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key)}
     if type(source) is not type(generator) or not differ <= GRID_KWARGS:
         raise CheckpointError(
@@ -182,9 +188,11 @@ def warm_start(generator: AudioModel, path: str) -> None:
     if differ:
         _share_fitting(generator, source.state_dict(), path, differ)
         return
-    missing, _ = generator.load_state_dict(source.state_dict(), strict=not adds_copies)
-    assert all(key.startswith("copy_head.") for key in missing), missing
-    logger.info("generator initialised from %s%s", path, " (new copy head)" if adds_copies else "")
+    missing, _ = generator.load_state_dict(source.state_dict(), strict=not added)
+    heads = tuple(ADDED_HEADS[key] for key in added)
+    assert all(key.startswith(heads) for key in missing), missing
+    fresh = " and ".join(sorted({head.rstrip(".") for head in heads}))
+    logger.info("generator initialised from %s%s", path, f" (new {fresh})" if added else "")
 
 
 def _share_fitting(generator: AudioModel, state: dict, path: str, differ: set[str]) -> None:

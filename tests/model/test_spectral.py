@@ -26,7 +26,7 @@ def randomised(model: SpectralUNet, seed: int = 1) -> SpectralUNet:
     """Give the zero-initialised last layers random weights, so the gains differ from 1 (and the copies from 0)."""
     torch.manual_seed(seed)
     with torch.no_grad():
-        for head in (model.final, model.copy_head):
+        for head in (model.final, model.copy_head, model.df_head):
             if head is not None:
                 head.weight.normal_(0, 0.5)
                 head.bias.normal_(0, 0.5)
@@ -44,12 +44,13 @@ def test_a_fresh_model_is_the_identity_delayed_by_one_hop() -> None:
 
 
 @pytest.mark.parametrize(
-    "gru,copies,bands,frame",
-    [(8, (), 0, 0), (0, (), 0, 0), (8, (2000.0, 6000.0), 0, 0), (8, (2000.0,), 16, 0), (8, (), 16, 192)],
-    ids=["gru", "no-gru", "copies", "bands", "long-frame"],
+    "gru,copies,bands,frame,df",
+    [(8, (), 0, 0, 0), (0, (), 0, 0, 0), (8, (2000.0, 6000.0), 0, 0, 0), (8, (2000.0,), 16, 0, 0), (8, (), 16, 192, 0), (8, (), 16, 0, 10)],
+    ids=["gru", "no-gru", "copies", "bands", "long-frame", "deep-filter"],
 )
-def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...], bands: int, frame: int) -> None:
-    model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies), bands=bands, frame=frame))
+def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...], bands: int, frame: int, df: int) -> None:
+    extra = {"df_bins": df, "df_order": 3} if df else {}
+    model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies), bands=bands, frame=frame, **extra))
     x = torch.randn(3, 1, 48 * 40)
     with torch.no_grad():
         whole = model(x)
@@ -60,6 +61,24 @@ def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float
             pos += 48 * hops
     torch.testing.assert_close(torch.cat(parts, dim=-1), whole, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(whole[..., 48:], x[..., :-48], atol=1e-3)  # the gains do something
+
+
+def test_a_fresh_deep_filter_is_no_filter_and_a_gains_only_model_loads_into_it(tmp_path) -> None:
+    plain = randomised(small(bands=12, log_features=True))
+    path = tmp_path / "plain.pt"
+    save_checkpoint(path, plain)
+    filtered = small(bands=12, log_features=True, df_bins=10, df_order=3)
+    missing = filtered.load_state_dict(load_checkpoint(path)[0].state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["df_head.bias", "df_head.weight"]
+    assert filtered.state_names()[-1] == "df" and filtered.state_shapes()[-1] == (-1, 2, 20)
+    x = torch.randn(2, 1, 48 * 30)
+    with torch.no_grad():
+        torch.testing.assert_close(filtered.eval()(x), plain(x), atol=1e-6, rtol=0)
+        filtered.df_head.bias[0] = 1.0  # the current frame's tap, real part: the low bins come out louder
+        louder = filtered(x)
+    low = torch.stft(louder[0, 0], 96, 48, window=torch.hann_window(96), return_complex=True).abs()[:8].mean()
+    base = torch.stft(plain(x)[0, 0], 96, 48, window=torch.hann_window(96), return_complex=True).abs()[:8].mean()
+    assert low > 1.3 * base
 
 
 def test_a_fresh_band_model_is_the_identity_delayed_by_one_hop() -> None:
@@ -221,7 +240,9 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         torch.testing.assert_close(loaded(x), model(x))
 
 
-@pytest.mark.parametrize("size,hop", [("spec-small", 240), ("spec-music", 240), ("spec-erb", 240), ("spec-erb-monitor", 120)])
+@pytest.mark.parametrize(
+    "size,hop", [("spec-small", 240), ("spec-music", 240), ("spec-erb", 240), ("spec-erb-monitor", 120), ("spec-erb-df", 240)]
+)
 def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None:
     model = build_size(size)
     info = model.describe(hop)
@@ -230,10 +251,13 @@ def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None
 
 
 @pytest.mark.parametrize(
-    "copies,bands,frame", [((), 0, 0), ((2000.0, 6000.0), 0, 0), ((), 16, 0), ((), 16, 192)], ids=["gains", "copies", "bands", "long-frame"]
+    "copies,bands,frame,df",
+    [((), 0, 0, 0), ((2000.0, 6000.0), 0, 0, 0), ((), 16, 0, 0), ((), 16, 192, 0), ((), 16, 0, 10)],
+    ids=["gains", "copies", "bands", "long-frame", "deep-filter"],
 )
-def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path, copies: tuple[float, ...], bands: int, frame: int) -> None:
-    model = randomised(small(copies=copies, log_features=bool(copies), bands=bands, frame=frame))
+def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path, copies: tuple[float, ...], bands: int, frame: int, df: int) -> None:
+    extra = {"df_bins": df, "df_order": 3} if df else {}
+    model = randomised(small(copies=copies, log_features=bool(copies), bands=bands, frame=frame, **extra))
     out = tmp_path / "spec.onnx"
     report = export_streaming(model, out, hop=96, sample_rate=RATE, meta={"name": "spec-test"}, parity_seconds=1.0)
     assert all(f.relative < 1e-4 for f in report.fp32)

@@ -157,6 +157,9 @@ def test_init_from_copies_the_weights_and_lets_a_model_gain_copies(tmp_path: Pat
     torch.testing.assert_close(same.state_dict(), source.state_dict())
     grown = new_generator(_cfg(**cfg, model_args={**args, "copies": [2000.0]}))
     assert float(grown.final.bias.detach()) == pytest.approx(0.7) and grown.copy_head is not None
+    filtered = new_generator(_cfg(**cfg, model_args={**args, "df_bins": 12, "df_order": 3}))  # a deep filter, at zero
+    assert float(filtered.final.bias.detach()) == pytest.approx(0.7) and filtered.df_head is not None
+    assert not filtered.df_head.weight.any() and not filtered.df_head.bias.any()
     with pytest.raises(CheckpointError, match="init_from"):  # other channels: another network
         new_generator(_cfg(**cfg, model_args={**args, "channels": [4, 16]}))
 
