@@ -75,20 +75,26 @@ class StopSignals:
     def __init__(self) -> None:
         self.engine: LiveEngine | None = None
         self.sinks: list[FileSink] = []
+        self.pending: int | None = None  # a signal heard before a live engine was attached
         self._previous: dict[int, Any] = {}
         self._heard = threading.Event()
         self._wakeup: tuple[socket.socket, socket.socket] | None = None
         self._previous_fd = -1
+        self._previous_hook = sys.unraisablehook
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+            self._previous_hook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
             self._start_watchdog()
         return self
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        if self._previous:
+            sys.unraisablehook = self._previous_hook
         if self._wakeup is not None:
             signal.set_wakeup_fd(self._previous_fd)
             read, write = self._wakeup
@@ -98,8 +104,29 @@ class StopSignals:
     def _handle(self, signum: int, frame) -> None:
         self._heard.set()
         if self.engine is None:
+            self.pending = signum
             raise Interrupted(signum)
         self.engine.stop(f"signal {signal.Signals(signum).name}")
+
+    def _unraisable(self, report: Any) -> None:
+        """Python reports an exception it cannot raise (one from a C callback, such as numba's compiler's) as
+        "Exception ignored" with a traceback. Ours is not lost (``pending`` holds it for :meth:`check`), so it
+        is not reported; anything else is, as before."""
+        if not isinstance(report.exc_value, Interrupted):
+            self._previous_hook(report)
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if a signal came before a live engine was attached. The exception a handler
+        raises lands wherever the main thread is, and code there may swallow it: a C extension whose import it
+        interrupts reports an ImportError instead, which an optional import then ignores. Checked before outputs
+        are opened and when the engine is attached, so a stop asked for during start-up is never lost."""
+        if self.pending is not None:
+            raise Interrupted(self.pending)
+
+    def attach(self, engine: LiveEngine) -> None:
+        """From here on a signal stops ``engine`` and keeps what it captured (one heard before: :meth:`check`)."""
+        self.check()
+        self.engine = engine
 
     def _start_watchdog(self) -> None:
         read, write = socket.socketpair()
@@ -503,7 +530,7 @@ def _run_live(args, ends: Endpoints, streamer: Streamer, sinks: list[FileSink], 
         blocksize=args.blocksize,
         limit_knee=0.9 if args.limiter else 0.0,
     )
-    stop.engine = engine  # from here on a signal stops the stream and keeps what it captured
+    stop.attach(engine)  # from here on a signal stops the stream and keeps what it captured
     show = sys.stderr.isatty() and not args.quiet
     try:
         with TerminalKeys(enabled=show) as keys:
@@ -577,6 +604,7 @@ def run(args: argparse.Namespace, stop: StopSignals | None = None) -> int:
     streamer = _streamer(args, processor, channels)
     live = _is_live(ends)
     _check_picture(args, live, ends)
+    stop.check()
     sinks = stop.sinks = _sinks(ends, args, rate, channels)
     try:
         extra = _run_live(args, ends, streamer, sinks, rate, stop) if live else _run_files(args, ends, streamer, sinks, rate)
@@ -682,6 +710,7 @@ def _run_virtual_mic(args: argparse.Namespace, stop: StopSignals) -> int:
     mic = None if source else virtual_mic.input_device(args.inp, channels, rate)  # before the device exists
     with virtual_mic.VirtualMic(name, rate=rate, channels=channels) as vmic:
         ends = Endpoints(source, mic, vmic.device(), files)
+        stop.check()
         sinks = stop.sinks = _sinks(ends, args, rate, channels)
         try:
             make_engine = lambda **kw: virtual_mic.engine(block=block, **kw)  # noqa: E731
@@ -758,12 +787,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return _main(argv, stop)
         except KeyboardInterrupt as exc:
-            signum = getattr(exc, "signum", signal.SIGINT)
-            print(
-                f"rt-enhance: interrupted ({signal.Signals(signum).name}) before the run finished; no output file was replaced",
-                file=sys.stderr,
-            )
-            return 128 + signum
+            return _interrupted(getattr(exc, "signum", signal.SIGINT))
+        except Exception:
+            if stop.pending is None:
+                raise
+            return _interrupted(stop.pending)  # the signal's exception turned into another one on its way out
+
+
+def _interrupted(signum: int) -> int:
+    print(f"rt-enhance: interrupted ({signal.Signals(signum).name}) before the run finished; no output file was replaced", file=sys.stderr)
+    return 128 + signum
 
 
 def _main(argv: list[str] | None, stop: StopSignals) -> int:

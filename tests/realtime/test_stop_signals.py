@@ -47,3 +47,41 @@ def test_a_signal_while_the_main_thread_is_stuck_in_c_ends_the_run_and_replaces_
         f"rt-enhance: interrupted ({signum.name}) while the audio device was opening, and it never returned; no output file was replaced"
     ]
     assert take.read_bytes() == good and partial_files(tmp_path) == []
+
+
+SWALLOWED = """
+import os, signal, sys
+from rt_enhance.realtime import cli
+
+def start_up(argv, stop):
+    how = sys.argv[1]
+    if how == "callback":  # raised inside a C callback (numba's compiler does this): Python reports it as unraisable
+        import ctypes
+
+        ctypes.CFUNCTYPE(None)(lambda: os.kill(os.getpid(), signal.SIGINT) or sum(range(10000)))()
+    else:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler raises Interrupted here, in the middle of start-up
+            for _ in range(10000):
+                pass
+        except KeyboardInterrupt:
+            if how == "converted":  # a C extension's import turns it into an ImportError
+                raise ImportError("PyCapsule_Import could not import module datetime") from None
+            # "swallowed": an optional import that gives up quietly
+    stop.check()  # before the outputs are opened, and when a live engine is attached
+    print("started anyway", flush=True)
+    return 0
+
+cli._main = start_up
+sys.exit(cli.main([]))
+"""
+
+
+@pytest.mark.parametrize("how", ["converted", "swallowed", "callback"])
+def test_a_stop_asked_for_during_start_up_is_never_lost(how):
+    """The exception a signal handler raises lands wherever the main thread is; start-up code may turn it into
+    another error or swallow it, and the run must still end as interrupted: one line, exit 130, nothing started."""
+    done = subprocess.run([sys.executable, "-c", SWALLOWED, how], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert "started anyway" not in done.stdout and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "rt-enhance: interrupted (SIGINT) before the run finished; no output file was replaced"
