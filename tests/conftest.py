@@ -49,7 +49,18 @@ def jack_server():
             pytest.fail(f"device tests need JACK on CI: {exc}")
         pytest.skip(str(exc))
     yield proc
+    _close_portaudio()  # while the server still runs: PortAudio's JACK client closed at exit would assert (rc 134)
     stop_server(proc)
+
+
+def _close_portaudio() -> None:
+    """Terminate PortAudio in this process if a test opened it (sounddevice re-initialises it when used again)."""
+    import sys
+
+    sd = sys.modules.get("sounddevice")
+    if sd is not None:
+        while getattr(sd, "_initialized", 0) > 0:
+            sd._terminate()
 
 
 @pytest.fixture(autouse=True)
