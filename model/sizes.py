@@ -47,6 +47,12 @@ SPEC_ERB: dict[str, Any] = {
     "log_features": True,
 }
 
+
+def _spectral(name: str, description: str, kwargs: dict[str, Any], hop: int = 240) -> NamedSize:
+    """A SpectralUNet size: a streaming step of one hop, with one hop of lookahead and no crossfade."""
+    return NamedSize(name, description, kwargs, family="SpectralUNet", window=hop, hop=hop, lookahead=hop, crossfade=0)
+
+
 SIZES: dict[str, NamedSize] = {
     size.name: size
     for size in (
@@ -101,29 +107,20 @@ SIZES: dict[str, NamedSize] = {
             lookahead=112,
             crossfade=0,
         ),
-        NamedSize(
+        _spectral(
             "spec-small",
             "spectral streaming U-Net (gain per bin of 10 ms / 5 ms frames, U-Net over frequency 12..32 "
             "channels, GRU 128 across frames, lookahead 5 ms): the CPU-trainable speech model",
             {"hop": 240, "channels": [12, 24, 32, 32], "kernel": 5, "gru_hidden": 128, "max_gain": 2.0},
-            family="SpectralUNet",
-            window=240,
-            hop=240,
-            lookahead=240,
-            crossfade=0,
         ),
-        NamedSize(
+        _spectral(
             "spec-monitor",
             "spectral streaming U-Net for the monitor preset (4 ms frames, 2 ms hop, 97 bins, 12..32 "
             "channels, GRU 96): algorithmic latency 4 ms",
             {"hop": 96, "channels": [12, 24, 32, 32], "kernel": 5, "gru_hidden": 96, "max_gain": 2.0},
-            family="SpectralUNet",
-            window=96,
             hop=96,
-            lookahead=96,
-            crossfade=0,
         ),
-        NamedSize(
+        _spectral(
             "spec-music",
             "spectral streaming U-Net for music: 10 ms frames, 5 ms hop, 5 frequency levels 12..32 channels, "
             "GRU 128, log-power features, and spectral replication by 2, 4, 6, 9, 12 and 16 kHz for bandwidth "
@@ -137,55 +134,31 @@ SIZES: dict[str, NamedSize] = {
                 "copies": [2000.0, 4000.0, 6000.0, 9000.0, 12000.0, 16000.0],
                 "log_features": True,
             },
-            family="SpectralUNet",
-            window=240,
-            hop=240,
-            lookahead=240,
-            crossfade=0,
         ),
-        NamedSize(
+        _spectral(
             "spec-erb",
             "spectral streaming U-Net on 48 ERB bands (10 ms / 5 ms frames; bands of one bin below ~1 kHz), "
             "16..48 channels, GRU 128, log-power features: the per-bin network's work at a third of its cost",
             SPEC_ERB,
-            family="SpectralUNet",
-            window=240,
-            hop=240,
-            lookahead=240,
-            crossfade=0,
         ),
-        NamedSize(
+        _spectral(
             "spec-erb-df",
             "spec-erb with deep filtering of the lowest 48 bins (0-4.7 kHz): a complex filter over each bin's last "
             "3 frames beside the band gains, as DeepFilterNet's; the same latency, every tensor of spec-erb fits",
             {**SPEC_ERB, "df_bins": 48, "df_order": 3},
-            family="SpectralUNet",
-            window=240,
-            hop=240,
-            lookahead=240,
-            crossfade=0,
         ),
-        NamedSize(
+        _spectral(
             "spec-erb-long",
             "spec-erb on 20 ms frames (481 bins, 50 Hz apart, in 48 ERB bands) at the same 5 ms hop and 10 ms "
             "latency (asymmetric windows): finer frequency resolution for the low harmonics (every tensor fits spec-erb's)",
             {**SPEC_ERB, "frame": 960},
-            family="SpectralUNet",
-            window=240,
-            hop=240,
-            lookahead=240,
-            crossfade=0,
         ),
-        NamedSize(
+        _spectral(
             "spec-erb-monitor",
             "spec-erb for the monitor preset: the same network on the same 10 ms frames (48 ERB bands), "
             "2.5 ms hop and asymmetric windows, so the algorithmic latency is 5 ms (every tensor fits spec-erb's)",
             {**SPEC_ERB, "hop": 120, "frame": 480},
-            family="SpectralUNet",
-            window=120,
             hop=120,
-            lookahead=120,
-            crossfade=0,
         ),
         NamedSize(
             "stream-base",

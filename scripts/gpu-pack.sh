@@ -57,14 +57,14 @@ wheel_bytes=$(du -sb "$ROOT/.gpu/wheels" | cut -f1)
 max_mib=$(awk -v t="$tree_bytes" -v w="$wheel_bytes" -v l="$limit_mib" 'BEGIN {printf "%.1f", l - (t + w) / 1048576}')
 echo "gpu-pack: working tree $((tree_bytes / 1048576)) MiB + wheels $((wheel_bytes / 1048576)) MiB; pack cap $max_mib MiB"
 
+cd "$ROOT"
+gpu_package  # the restore recipe's folders are made by rt_enhance (rt-data wide)
 if [ "$recipe" = speech-erb ]; then
     speech_erb_noise "$corpus" >/dev/null
     recipe_flags=(--data_root "$(speech_erb_mix "$corpus")" --preprocessing "$(speech_erb_pipeline "$corpus")"
                   --dataset_args "$(speech_erb_dataset_args "$corpus")" --config training/configs/speech-erb.toml
                   --subset)
 elif [ "$recipe" = speech-restore ]; then
-    cd "$ROOT"
-    gpu_package
     recipe_flags=(--data_root "$(PY="$PY" speech_restore_folders "$corpus")" --preprocessing "$(speech_restore_pipeline)"
                   --dataset_args "$(speech_restore_dataset_args "$corpus")" --config training/configs/speech-restore.toml
                   --bitrate 128)  # the targets' top octave is what it learns: Opus at twice the usual rate
@@ -72,8 +72,6 @@ else
     recipe_flags=(--data_root "$(speech_mix "$corpus")" --preprocessing "$(speech_pipeline "$corpus" 0.3)"
                   --config training/configs/speech-spectral.toml)
 fi
-cd "$ROOT"
-gpu_package
 "$PY" -m rt_enhance.training.pack --out "${RT_GPU_PACK:-$ROOT/.gpu/pack}" --max-mib "$max_mib" "${recipe_flags[@]}" \
     "${rest[@]}"
 echo "gpu-pack: carry [\".gpu\"] with each run (docs/gpu.md)"

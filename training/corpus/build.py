@@ -57,6 +57,8 @@ RECIPE_VERSION = 1
 KINDS = ("speech", "music", "noise", "rir")
 #: Kinds taken from real recordings in Debian packages, built on their own (recorded.py, realmusic.py).
 REAL_KINDS = ("recorded", "realmusic")
+#: The kinds of file those write (``recorded.json`` lists them, with their measured bandwidth).
+RECORDED_KINDS = tuple(kind for kinds in recorded.PARTS.values() for kind in kinds)
 SPLITS = ("train", "test")
 SUBTYPE = "PCM_24"
 SHARES = {"speech": 0.5, "music": 0.3, "noise": 0.2}
@@ -422,7 +424,7 @@ def select(out: Path, kind: str, split: str, *, min_bandwidth_hz: float = 0.0) -
     manifest = load_manifest(out)["files"]
     found = [(name, e["info"].get("bandwidth_hz", 0.0)) for name, e in manifest.items() if e["kind"] == kind and e["split"] == split]
     recorded_json = out / "recorded.json"
-    if kind in ("voices", "realnoise", "realmusic") and recorded_json.is_file():
+    if kind in RECORDED_KINDS and recorded_json.is_file():
         try:
             entries = json.loads(recorded_json.read_text(encoding="utf-8"))["files"]
         except (OSError, json.JSONDecodeError, KeyError) as err:
@@ -531,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
             print(summarise(args.out))
             return 0
         if args.command == "wide":
-            kinds = _csv_choice(args.kinds, KINDS + ("voices", "realmusic"), "kinds")
+            kinds = _csv_choice(args.kinds, KINDS + RECORDED_KINDS, "kinds")
             links = link_wide(args.out, kinds, args.split, args.min_bandwidth, args.into)
             print(f"{args.into}: {len(links)} file(s) of {','.join(kinds)} ({args.split}) reaching {args.min_bandwidth:.0f} Hz")
             return 0
