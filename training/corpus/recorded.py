@@ -27,6 +27,7 @@ levelling and manifest (``recorded.json`` holds one part per builder, :data:`PAR
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -67,6 +68,7 @@ class Source:
     licence: str
     note: str
     members: tuple[str, ...] = ()  # tar wildcards to unpack (a large package: only the part read); () = all
+    unique: bool = False  # a file whose bytes an earlier one (in path order) already holds is left out
 
     @property
     def key(self) -> str:
@@ -172,6 +174,33 @@ SOURCES: tuple[Source, ...] = (
         "radio static, crashes, machines (all training: the test and validation noises stay as they were)",
         members=("./usr/share/games/supertuxkart/data/sfx/*",),
     ),
+    Source(
+        "lincity-ng-data",
+        "realnoise",
+        r"usr/share/games/lincity-ng/sounds/[^/]+\.wav$",
+        _sound_family,
+        "GPL-2+ (the sound effects dual-licensed CC-BY-SA-2.0; Debian uses the GPL)",
+        "a city's sounds: traffic, trains, industry, mines, farms, a sports crowd, a market, fire, water, "
+        "construction, windmills (all training, as supertuxkart's)",
+        members=("./usr/share/games/lincity-ng/sounds/*",),
+    ),
+    Source(
+        "megaglest-data",
+        "realnoise",
+        r"usr/share/games/megaglest/(tilesets/[^/]+/sounds|data/core/water_sounds|techs/megapack/commondata/sounds)/"
+        r"(?![^/]*_(ack|select|die)[0-9]*\.)[^/]+\.(ogg|wav)$",
+        _sound_family,
+        "CC-BY-SA-3.0",
+        "outdoor ambiences (rain, wind, day and night, birds, wolves, farm animals), water, and battle and work "
+        "sounds (weapons, hooves, hammering, building); the units' spoken acknowledgements and death cries are "
+        "left out (voices are not noise here), and each repeated recording is kept once (all training)",
+        members=(
+            "./usr/share/games/megaglest/tilesets/*/sounds/*",
+            "./usr/share/games/megaglest/data/core/water_sounds/*",
+            "./usr/share/games/megaglest/techs/megapack/commondata/sounds/*",
+        ),
+        unique=True,
+    ),
 )
 #: The sources of the first builds, before :func:`build` recorded which it holds: a corpus without that record
 #: holds these, and a rebuild adds only the sources after them.
@@ -260,6 +289,9 @@ def _covers(unpacked: list[str], wanted: tuple[str, ...]) -> bool:
 def _download(package: str, debs: Path) -> Path:
     """``debs/<package>_*.deb``, fetched with ``apt-get download`` unless it is there."""
     debs.mkdir(parents=True, exist_ok=True)
+    for stale in debs.glob(f"{package}_*.deb"):
+        if not stale.is_file():  # a link whose file is gone (a cache shared from a cleaned folder): fetch again
+            stale.unlink()
     found = sorted(debs.glob(f"{package}_*.deb"))
     if not found:
         run = subprocess.run(["apt-get", "download", package], cwd=debs, capture_output=True, text=True)
@@ -283,8 +315,19 @@ def _extract_members(deb: Path, target: Path, members: tuple[str, ...]) -> None:
 
 
 def source_files(source: Source, root: Path) -> dict[str, list[Path]]:
-    """The source's audio files by ``package:group`` key, sorted."""
-    return files_by(root, source.pattern, lambda rel: group_key(source, source.group(rel)))
+    """The source's audio files by ``package:group`` key, sorted (without repeated recordings where the
+    source is ``unique``: a game that ships the same ambience with each of its maps)."""
+    groups = files_by(root, source.pattern, lambda rel: group_key(source, source.group(rel)))
+    if not source.unique:
+        return groups
+    seen: set[str] = set()
+    kept: dict[str, list[Path]] = {}
+    for path in sorted(p for files in groups.values() for p in files):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            kept.setdefault(group_key(source, source.group(path.relative_to(root).as_posix())), []).append(path)
+    return {key: kept[key] for key in sorted(kept)}
 
 
 def files_by(root: Path, pattern: str, key: Callable[[str], str]) -> dict[str, list[Path]]:

@@ -141,3 +141,38 @@ def test_unpacking_another_part_of_a_package_keeps_the_part_unpacked_before(tmp_
     assert (target / "usr/music/a.txt").read_text() == "music" and (target / "usr/sfx/a.txt").read_text() == "sfx"
     assert not (target / "usr/other").exists()
     assert (target / ".complete").read_text().splitlines()[1:] == ["./usr/music/*", "./usr/sfx/*"]
+
+
+def test_megaglest_keeps_ambiences_and_effects_once_and_leaves_out_the_units_voices(tmp_path: Path) -> None:
+    root = tmp_path / "megaglest-data"
+    base = root / "usr/share/games/megaglest"
+    rng = np.random.default_rng(3)
+    rain = 0.1 * rng.standard_normal(22050)
+    files = {
+        "tilesets/meadow/sounds/rain.wav": rain,
+        "tilesets/jungle/sounds/rain.wav": rain,  # the same recording shipped with another map
+        "tilesets/jungle/sounds/night.ogg": 0.1 * rng.standard_normal(22050),
+        "techs/megapack/commondata/sounds/horseman_attack3.wav": 0.1 * rng.standard_normal(22050),
+        "techs/megapack/commondata/sounds/horseman_ack2.wav": 0.1 * rng.standard_normal(22050),  # a spoken "yes?"
+        "techs/megapack/commondata/sounds/archer_select.wav": 0.1 * rng.standard_normal(22050),
+        "techs/megapack/commondata/sounds/worker_die1.wav": 0.1 * rng.standard_normal(22050),
+        "techs/megapack/factions/magic/units/initiate/sounds/initiate_attack.wav": 0.1 * rng.standard_normal(22050),
+    }
+    for rel, x in files.items():
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(base / rel, x, 22050)
+    source = next(s for s in recorded.SOURCES if s.package == "megaglest-data")
+    groups = recorded.source_files(source, root)
+    assert set(groups) == {"megaglest-data:rain", "megaglest-data:night", "megaglest-data:horseman-attack"}
+    assert len(groups["megaglest-data:rain"]) == 1  # one copy of the repeated recording
+    assert all(recorded.split_of(key) == "train" for key in groups)
+
+
+def test_a_cached_package_link_whose_file_is_gone_is_fetched_again(tmp_path: Path) -> None:
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    name = "rt-enhance-test-no-such-package"
+    (debs / f"{name}_1_all.deb").symlink_to(tmp_path / "gone" / f"{name}_1_all.deb")
+    with pytest.raises(recorded.RecordedError, match=f"apt-get download {name} failed"):
+        recorded._download(name, debs)  # asks apt-get (which has no such package) instead of returning the link
+    assert not (debs / f"{name}_1_all.deb").is_symlink()
