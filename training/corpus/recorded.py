@@ -204,7 +204,7 @@ SOURCES: tuple[Source, ...] = (
 )
 #: The sources of the first builds, before :func:`build` recorded which it holds: a corpus without that record
 #: holds these, and a rebuild adds only the sources after them.
-FIRST_SOURCES = tuple(s.key for s in SOURCES[:9])
+FIRST_SOURCES = tuple(s.key for s in SOURCES[:11])  # the voices, hedgewars' effects and sonic-pi's samples
 
 #: Held-out groups (everything else is ``train``). Speakers are named per source: ``package:group``.
 SPLITS: dict[str, str] = {
@@ -518,10 +518,17 @@ def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: in
     if done is not None:
         held = _held_sources(out)
         missing = [source for source in SOURCES if source.key not in held]
+        # a source built again replaces its entries; a manifest that lists a file twice (a corpus grown before
+        # session 10 rebuilt hedgewars' and sonic-pi's noises and appended them again) lists it once
+        kept = list({e["file"]: e for e in done}.values())
         if not missing:
+            if len(kept) != len(done):
+                save_part(out, "recorded", rate, kept, sources=[s.key for s in SOURCES])
             logger.info("recorded sources: already built (%s)", out / "recorded.json")
-            return done
-        entries = done + _build_sources(missing, out, rate, cache)
+            return kept
+        added = _build_sources(missing, out, rate, cache)
+        rewritten = {e["file"] for e in added}
+        entries = [e for e in kept if e["file"] not in rewritten] + added
         save_part(out, "recorded", rate, entries, sources=[s.key for s in SOURCES])
         return entries
     entries = _build_sources(list(SOURCES), out, rate, cache)

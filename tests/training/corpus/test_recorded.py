@@ -176,3 +176,38 @@ def test_a_cached_package_link_whose_file_is_gone_is_fetched_again(tmp_path: Pat
     with pytest.raises(recorded.RecordedError, match=f"apt-get download {name} failed"):
         recorded._download(name, debs)  # asks apt-get (which has no such package) instead of returning the link
     assert not (debs / f"{name}_1_all.deb").is_symlink()
+
+
+def test_a_source_built_again_replaces_its_entries_and_a_file_listed_twice_is_listed_once(tmp_path: Path, monkeypatch) -> None:
+    cache = tmp_path / "debs"
+    rng = np.random.default_rng(4)
+    for lang in ("da", "es"):
+        for i in range(6):
+            path = cache / "klettres-data" / "usr/share/klettres" / lang / "alpha" / f"{i}.ogg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, 0.1 * rng.standard_normal(44100), 44100)
+    (cache / "klettres-data" / ".complete").write_text("test")
+    sfx = cache / "supertuxkart-data" / "usr/share/games/supertuxkart/data/sfx"
+    sfx.mkdir(parents=True)
+    for name in ("rain.ogg", "crash.ogg"):
+        sf.write(sfx / name, 0.1 * rng.standard_normal(2 * 44100), 44100)
+    (cache / "supertuxkart-data" / ".complete").write_text("deb\n./usr/share/games/supertuxkart/data/sfx/*")
+    klettres = next(s for s in recorded.SOURCES if s.package == "klettres-data")
+    karts = next(s for s in recorded.SOURCES if s.package == "supertuxkart-data")
+    assert {s.key for s in recorded.SOURCES if s.kind == "realnoise"} - set(recorded.FIRST_SOURCES) >= {karts.key}
+    assert "hedgewars-data:realnoise" in recorded.FIRST_SOURCES and "sonic-pi-samples:realnoise" in recorded.FIRST_SOURCES
+    monkeypatch.setattr(recorded, "SOURCES", (klettres, karts))
+    out = tmp_path / "corpus"
+    built = recorded.build(out, cache=cache, babble=10)
+    files = [e["file"] for e in built]
+    doc = json.loads((out / "recorded.json").read_text())
+    del doc["sources"]  # as before sources were recorded: the sound effects count as missing and are built again
+    (out / "recorded.json").write_text(json.dumps(doc))
+    again = recorded.build(out, cache=cache, babble=10)
+    assert sorted(e["file"] for e in again) == sorted(files)  # replaced, not appended
+    doc = json.loads((out / "recorded.json").read_text())
+    doc["files"] += [e for e in doc["files"] if e["source"] == "supertuxkart-data"]  # a manifest grown by the old build
+    (out / "recorded.json").write_text(json.dumps(doc))
+    mended = recorded.build(out, cache=cache, babble=10)
+    assert sorted(e["file"] for e in mended) == sorted(files)
+    assert len(json.loads((out / "recorded.json").read_text())["files"]) == len(files)
