@@ -87,10 +87,11 @@ def test_a_package_folder_builds_voices_by_speaker_and_babble(tmp_path: Path, mo
     assert any(e["source"].startswith("babble") and e["split"] == "train" for e in entries)
 
 
-def test_a_built_corpus_gains_only_the_sources_added_since(tmp_path: Path, monkeypatch) -> None:
+def _unpacked_packages(tmp_path: Path, languages: tuple[str, ...], sounds: tuple[str, ...], seed: int) -> Path:
+    """A package cache holding klettres' letters in ``languages`` and SuperTuxKart's ``sounds``, as unpacked."""
     cache = tmp_path / "debs"
-    rng = np.random.default_rng(2)
-    for lang in ("da", "es", "nb", "de"):
+    rng = np.random.default_rng(seed)
+    for lang in languages:
         for i in range(6):
             path = cache / "klettres-data" / "usr/share/klettres" / lang / "alpha" / f"{i}.ogg"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,9 +99,14 @@ def test_a_built_corpus_gains_only_the_sources_added_since(tmp_path: Path, monke
     (cache / "klettres-data" / ".complete").write_text("test")
     sfx = cache / "supertuxkart-data" / "usr/share/games/supertuxkart/data/sfx"
     sfx.mkdir(parents=True)
-    for name in ("rain.ogg", "crash.ogg", "crash3.ogg", "waterfall_loop_2.ogg"):
-        sf.write(sfx / name, 0.1 * rng.standard_normal(2 * 44100), 44100)
+    for name in sounds:
+        sf.write(sfx / f"{name}.ogg", 0.1 * rng.standard_normal(2 * 44100), 44100)
     (cache / "supertuxkart-data" / ".complete").write_text("deb\n./usr/share/games/supertuxkart/data/sfx/*")
+    return cache
+
+
+def test_a_built_corpus_gains_only_the_sources_added_since(tmp_path: Path, monkeypatch) -> None:
+    cache = _unpacked_packages(tmp_path, ("da", "es", "nb", "de"), ("rain", "crash", "crash3", "waterfall_loop_2"), seed=2)
     klettres = next(s for s in recorded.SOURCES if s.package == "klettres-data")
     karts = next(s for s in recorded.SOURCES if s.package == "supertuxkart-data")
     assert karts.key not in recorded.FIRST_SOURCES and klettres.key in recorded.FIRST_SOURCES
@@ -179,19 +185,7 @@ def test_a_cached_package_link_whose_file_is_gone_is_fetched_again(tmp_path: Pat
 
 
 def test_a_source_built_again_replaces_its_entries_and_a_file_listed_twice_is_listed_once(tmp_path: Path, monkeypatch) -> None:
-    cache = tmp_path / "debs"
-    rng = np.random.default_rng(4)
-    for lang in ("da", "es"):
-        for i in range(6):
-            path = cache / "klettres-data" / "usr/share/klettres" / lang / "alpha" / f"{i}.ogg"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, 0.1 * rng.standard_normal(44100), 44100)
-    (cache / "klettres-data" / ".complete").write_text("test")
-    sfx = cache / "supertuxkart-data" / "usr/share/games/supertuxkart/data/sfx"
-    sfx.mkdir(parents=True)
-    for name in ("rain.ogg", "crash.ogg"):
-        sf.write(sfx / name, 0.1 * rng.standard_normal(2 * 44100), 44100)
-    (cache / "supertuxkart-data" / ".complete").write_text("deb\n./usr/share/games/supertuxkart/data/sfx/*")
+    cache = _unpacked_packages(tmp_path, ("da", "es"), ("rain", "crash"), seed=4)
     klettres = next(s for s in recorded.SOURCES if s.package == "klettres-data")
     karts = next(s for s in recorded.SOURCES if s.package == "supertuxkart-data")
     assert {s.key for s in recorded.SOURCES if s.kind == "realnoise"} - set(recorded.FIRST_SOURCES) >= {karts.key}
