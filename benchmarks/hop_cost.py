@@ -91,12 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=500)
     p.add_argument("--repeat", type=int, default=7)
     args = p.parse_args(argv)
+    from rt_enhance.model.base import StreamingModel
+    from rt_enhance.model.registry import MODEL_CLASSES
     from rt_enhance.model.sizes import get_size
 
     try:
         size = get_size(args.size)
         variants: list[tuple[str, dict[str, object]]] = [("as named", {})] + [(text, parse_vary(text)) for text in args.vary]
-        if size.family not in ("SpectralUNet", "CausalUNet"):
+        if not issubclass(MODEL_CLASSES[size.family], StreamingModel):
             raise ValueError(f"{args.size} is not a streaming size; name one such as spec-erb or spec-erb-monitor")
     except (KeyError, ValueError, SyntaxError) as exc:
         print(f"hop_cost: {exc}", file=sys.stderr)

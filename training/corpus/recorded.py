@@ -68,7 +68,7 @@ class Source:
     licence: str
     note: str
     members: tuple[str, ...] = ()  # tar wildcards to unpack (a large package: only the part read); () = all
-    unique: bool = False  # a file whose bytes an earlier one (in path order) already holds is left out
+    unique: bool = False  # a file whose bytes an earlier one (by group, then path) already holds is left out
 
     @property
     def key(self) -> str:
@@ -322,12 +322,13 @@ def source_files(source: Source, root: Path) -> dict[str, list[Path]]:
         return groups
     seen: set[str] = set()
     kept: dict[str, list[Path]] = {}
-    for path in sorted(p for files in groups.values() for p in files):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest not in seen:
-            seen.add(digest)
-            kept.setdefault(group_key(source, source.group(path.relative_to(root).as_posix())), []).append(path)
-    return {key: kept[key] for key in sorted(kept)}
+    for key, files in sorted(groups.items()):
+        for path in files:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest not in seen:
+                seen.add(digest)
+                kept.setdefault(key, []).append(path)
+    return kept
 
 
 def files_by(root: Path, pattern: str, key: Callable[[str], str]) -> dict[str, list[Path]]:
