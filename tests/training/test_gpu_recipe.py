@@ -202,6 +202,19 @@ def test_noise_is_added_at_the_drawn_snr():
     assert torch.equal(batch.target, clean)
 
 
+def test_varied_noise_plays_at_drawn_speeds_at_the_drawn_snr():
+    tone = (0.3 * np.sin(2 * np.pi * 1000 * np.arange(RATE) / RATE)).astype(np.float32)
+    bank = dd.Bank.from_arrays([tone], torch.device("cpu"))
+    clean = _batch(8)
+    batch = dd.Batch(clean.clone(), clean, torch.ones(8, dtype=torch.bool))
+    dd.Noise(bank, 7.0, 7.0, vary=True).apply(batch, batch.active, torch.Generator().manual_seed(0))
+    noise = batch.degraded - clean
+    snr = 10 * torch.log10(clean.square().mean(1) / noise.square().mean(1))
+    assert torch.allclose(snr, torch.full((8,), 7.0), atol=1e-3)
+    peaks = torch.fft.rfft(noise, dim=1).abs().argmax(1).double() * RATE / noise.shape[1]
+    assert bool(((peaks >= 495) & (peaks <= 2005)).all()) and float(peaks.max() - peaks.min()) > 200
+
+
 def test_identity_stops_the_later_steps_and_maybe_never_runs_at_zero():
     clean = _batch()
     steps = (dd.Maybe(0.0, dd.Clip(0.01)), dd.Identity(1.0), dd.Gain(-20.0, -20.0), dd.Clip(0.01))

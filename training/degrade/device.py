@@ -9,7 +9,8 @@ into :class:`DeviceStep` objects that degrade a batch ``[B, N]`` at once, with t
 - ``noise DIR`` / ``noise synth``: a random stretch of a random file of a :class:`Bank` (files decoded
   once; ``synth`` noise is a bank of segments made by training/degrade/noisegen.py's generators at start-up,
   each kind equally often), looped when short, added at an SNR drawn per item and measured over
-  the whole segment as the CPU step does (a silent signal counts as -60 dBFS);
+  the whole segment as the CPU step does (a silent signal counts as -60 dBFS); ``vary`` draws a speed and a
+  spectral tilt per item as the CPU step does;
 - ``rir DIR [DRR_MIN DRR_MAX]``: a random response of a :class:`RirBank` (unit direct path at its
   largest tap), its reverberant part rescaled to a drawn direct-to-reverberant ratio, convolved by
   FFT and aligned on the direct path; the target goes through the direct part only (+-2.5 ms);
@@ -36,6 +37,7 @@ import torch
 
 from rt_enhance.realtime.errors import RtEnhanceError
 from rt_enhance.training import degrade as cpu
+from rt_enhance.training.degrade import noise as cpu_noise
 from rt_enhance.training.degrade import noisegen
 
 logger = logging.getLogger(__name__)
@@ -95,13 +97,23 @@ class Bank:
         starts = (torch.rand(batch, device=device, generator=gen) * room).long()
         return self.take(files, starts - context, n + 2 * context, loop=False)
 
-    def stretches(self, batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
+    def stretches(self, batch: int, n: int, gen: torch.Generator, speed: torch.Tensor | None = None) -> torch.Tensor:
         """``[batch, n]``: a random stretch of a uniformly drawn file each, looped when shorter (as
-        ``noise DIR`` reads its files)."""
+        ``noise DIR`` reads its files); played at ``speed[b]`` (linear interpolation, as ``noise DIR ... vary``)
+        when given."""
         device = self.audio.device
         files = torch.randint(self.files, (batch,), device=device, generator=gen)
         starts = (torch.rand(batch, device=device, generator=gen) * self.lengths[files]).long()
-        return self.take(files, starts, n, loop=True)
+        if speed is None:
+            return self.take(files, starts, n, loop=True)
+        pos = torch.arange(n, device=device, dtype=torch.float64)[None, :] * speed.double()[:, None]
+        whole = torch.floor(pos)
+        frac = (pos - whole).to(self.audio.dtype)
+        first = starts[:, None] + whole.long()
+        length, offset = self.lengths[files][:, None], self.offsets[files][:, None]
+        a = self.audio[offset + torch.remainder(first, length)]
+        b = self.audio[offset + torch.remainder(first + 1, length)]
+        return a + frac * (b - a)
 
 
 @dataclass
@@ -234,11 +246,22 @@ class Noise(DeviceStep):
     bank: Bank
     snr_min: float
     snr_max: float
+    vary: bool = False
+    rate: int = 48000
+
+    def varied(self, b: int, n: int, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+        """Stretches at drawn speeds and spectral tilts (the CPU step's ``vary``)."""
+        speed = 2.0 ** _uniform(b, -cpu_noise.VARY_OCTAVES, cpu_noise.VARY_OCTAVES, like, gen)
+        slope = _uniform(b, -cpu_noise.VARY_TILT_DB, cpu_noise.VARY_TILT_DB, like, gen)
+        noise = self.bank.stretches(b, n, gen, speed)
+        freqs = torch.fft.rfftfreq(n, 1.0 / self.rate, device=noise.device).clamp(min=cpu_noise.TILT_FLOOR_HZ)
+        gains = (freqs[None, :] / cpu_noise.TILT_PIVOT_HZ) ** (slope[:, None] / (20.0 * math.log10(2.0)))
+        return torch.fft.irfft(torch.fft.rfft(noise, dim=1) * gains, n, dim=1)
 
     def apply(self, batch: Batch, mask: torch.Tensor, gen: torch.Generator) -> None:
         b, n = batch.degraded.shape
         snr = _uniform(b, self.snr_min, self.snr_max, mask, gen)
-        noise = self.bank.stretches(b, n, gen)
+        noise = self.varied(b, n, gen, mask) if self.vary else self.bank.stretches(b, n, gen)
         signal_power = batch.degraded.square().mean(dim=1).clamp(min=SILENT_POWER)
         noise_power = noise.square().mean(dim=1)
         scale = torch.sqrt(signal_power / noise_power.clamp(min=1e-20) / 10.0 ** (snr / 10.0))
@@ -406,7 +429,8 @@ def device_step(step: cpu.Step, rate: int, sources: Sources) -> DeviceStep:
     if type(step) in _SIMPLE:
         return _SIMPLE[type(step)](step, rate)
     if isinstance(step, cpu.Noise):
-        return Noise(sources.synth(step.kinds) if step.files is None else sources.noise[step.files.folder], step.snr_min, step.snr_max)
+        bank = sources.synth(step.kinds) if step.files is None else sources.noise[step.files.folder]
+        return Noise(bank, step.snr_min, step.snr_max, step.vary, rate)
     assert isinstance(step, cpu.RirFiles)  # the one kind _check lets through besides those above
     return Rir(sources.rirs[step.files.folder], rate, step.drr, step.early)
 

@@ -190,6 +190,44 @@ def test_noise_folder_snr_within_0_1_db(tmp_path: Path) -> None:
         assert abs(_snr_db(x, degraded) - expected) < 0.1
 
 
+def _peak_hz(x: np.ndarray) -> float:
+    return float(np.argmax(np.abs(np.fft.rfft(x))) * RATE / len(x))
+
+
+def test_noise_vary_plays_each_stretch_at_a_drawn_speed_and_keeps_the_snr(tmp_path: Path) -> None:
+    (tmp_path / "tone").mkdir()
+    sf.write(tmp_path / "tone" / "a.wav", 0.3 * np.sin(2 * np.pi * 1000 * np.arange(RATE) / RATE), RATE)
+    x = _noise(0.5)
+    plain, varied = parse_pipeline(f"noise {tmp_path / 'tone'} 6 6"), parse_pipeline(f"noise {tmp_path / 'tone'} 6 6 vary")
+    assert plain.steps[0].vary is False and varied.steps[0].vary is True
+    peaks = []
+    for seed in range(8):
+        degraded, _ = varied(x, RATE, np.random.default_rng(seed))
+        assert abs(_snr_db(x, degraded) - 6.0) < 0.1
+        peaks.append(_peak_hz(degraded - x))
+        assert _peak_hz(plain(x, RATE, np.random.default_rng(seed))[0] - x) == pytest.approx(1000, abs=2)
+    assert all(500 - 2 <= p <= 2000 + 2 for p in peaks) and np.ptp(peaks) > 200
+
+
+def test_tilt_slopes_the_spectrum_by_the_asked_db_per_octave() -> None:
+    from rt_enhance.training.degrade.noise import tilt, tilt_gains
+
+    x = _noise(4.0)
+    tilted = tilt(x, RATE, 4.0)
+    slope = _band_gain_db(tilted, x, 2000, 4000) - _band_gain_db(tilted, x, 1000, 2000)
+    assert slope == pytest.approx(4.0, abs=0.3)
+    floor = tilt_gains(np.array([0.0, 20.0, 50.0, 1000.0]), -4.0)  # flat below 50 Hz, 1 at the pivot
+    assert floor[0] == floor[1] == floor[2] == pytest.approx(10 ** (4.0 * math.log2(20) / 20)) and floor[3] == 1.0
+
+
+def test_noise_vary_is_only_a_word_of_noise_files(tmp_path: Path) -> None:
+    folder = _write_noise_folder(tmp_path / "noises")
+    with pytest.raises(DegradationError, match="only be 'vary'"):
+        parse_pipeline(f"noise {folder} 0 10 loud")
+    with pytest.raises(DegradationError, match="unknown noise kind"):
+        parse_pipeline("noise synth 0 10 vary")
+
+
 def test_noise_folder_must_hold_audio(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DegradationError, match="holds no audio"):
