@@ -254,7 +254,7 @@ class Noise(DeviceStep):
         speed = 2.0 ** _uniform(b, -cpu_noise.VARY_OCTAVES, cpu_noise.VARY_OCTAVES, like, gen)
         slope = _uniform(b, -cpu_noise.VARY_TILT_DB, cpu_noise.VARY_TILT_DB, like, gen)
         noise = self.bank.stretches(b, n, gen, speed)
-        size = cpu_noise.fft_size(n)  # zero-padded as on the CPU
+        size = noisegen.fft_size(n)  # zero-padded as on the CPU
         freqs = torch.fft.rfftfreq(size, 1.0 / self.rate, device=noise.device).clamp(min=cpu_noise.TILT_FLOOR_HZ)
         gains = (freqs[None, :] / cpu_noise.TILT_PIVOT_HZ) ** (slope[:, None] / (20.0 * math.log10(2.0)))
         return torch.fft.irfft(torch.fft.rfft(noise, size, dim=1) * gains, size, dim=1)[:, :n]

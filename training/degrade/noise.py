@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import fft as scipy_fft
 
 from rt_enhance.training.degrade import noisegen
 from rt_enhance.training.degrade.base import Pair, Param, ParamError, Step, arity, number, ordered, register
@@ -153,12 +152,7 @@ def tilt_gains(freqs: np.ndarray, db_per_octave: float) -> np.ndarray:
 
 def tilt(x: np.ndarray, rate: int, db_per_octave: float) -> np.ndarray:
     """``x`` ``[n]`` with its spectrum tilted by ``db_per_octave`` (see :func:`tilt_gains`), filtered over
-    :func:`fft_size` samples (zero-padded: a window with its context can be a length whose FFT is slow)."""
-    size = fft_size(len(x))
+    ``noisegen.fft_size`` samples (zero-padded: a window with its context can be a length whose FFT is slow)."""
+    size = noisegen.fft_size(len(x))
     freqs = np.fft.rfftfreq(size, 1.0 / rate)
     return np.fft.irfft(np.fft.rfft(x, size) * tilt_gains(freqs, db_per_octave), size)[: len(x)]
-
-
-def fft_size(n: int) -> int:
-    """The smallest length >= ``n`` made of the factors 2, 3 and 5 (fast for every FFT library)."""
-    return int(scipy_fft.next_fast_len(max(n, 1), real=True))

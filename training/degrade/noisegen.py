@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
+from scipy import fft as scipy_fft
 from scipy import signal
 
 logger = logging.getLogger(__name__)
@@ -51,10 +52,18 @@ def tpdf(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
     return unit_rms(rng.uniform(-0.5, 0.5, n) + rng.uniform(-0.5, 0.5, n))
 
 
+def fft_size(n: int) -> int:
+    """The smallest length >= ``n`` made of the factors 2, 3 and 5: the generators shape their spectra over it
+    and keep the first ``n`` samples (a training window with its context can be a length whose FFT is ~100x
+    slower, e.g. 2 x 3 x 34763)."""
+    return int(scipy_fft.next_fast_len(max(n, 1), real=True))
+
+
 def _shaped(n: int, rate: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
     """Gaussian noise ``[n]`` whose power spectrum falls as 1/f**exponent above LOW_CUT_HZ, unit RMS."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1.0 / rate)
+    size = fft_size(n)
+    spectrum = np.fft.rfft(rng.standard_normal(size))
+    freqs = np.fft.rfftfreq(size, 1.0 / rate)
     keep = freqs >= LOW_CUT_HZ
     if not keep[1:].any():  # segment too short to resolve LOW_CUT_HZ: keep everything but DC
         keep = freqs > 0
@@ -62,7 +71,7 @@ def _shaped(n: int, rate: int, rng: np.random.Generator, exponent: float) -> np.
         return white(n, rate, rng)
     shape = np.zeros_like(freqs)
     shape[keep] = freqs[keep] ** (-exponent / 2.0)
-    return unit_rms(np.fft.irfft(spectrum * shape, n))
+    return unit_rms(np.fft.irfft(spectrum * shape, size)[:n])
 
 
 def pink(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -103,9 +112,10 @@ def clicks(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
 
 def _envelope(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
     """Syllable-rate envelope ``[n]`` (positive, energy below ~6 Hz), mean about 1."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    spectrum[np.fft.rfftfreq(n, 1.0 / rate) > 6.0] = 0.0
-    slow = np.fft.irfft(spectrum, n)
+    size = fft_size(n)
+    spectrum = np.fft.rfft(rng.standard_normal(size))
+    spectrum[np.fft.rfftfreq(size, 1.0 / rate) > 6.0] = 0.0
+    slow = np.fft.irfft(spectrum, size)[:n]
     spread = float(np.std(slow))
     return np.exp(1.2 * slow / spread) if spread > 1e-9 else np.ones(n)
 
