@@ -165,6 +165,22 @@ def test_pink_noise_is_pink() -> None:
     assert 10 < 10 * math.log10(low / high) < 14  # 1/f: mean PSD of two octaves 4 octaves apart differs by 12 dB
 
 
+def test_shaped_noise_of_an_awkward_length_is_shaped_over_a_fast_one() -> None:
+    from rt_enhance.training.degrade.noisegen import fft_size, pink
+
+    n = 2 * 3 * 34763  # a 1 s window with the rooms' context: a prime factor that makes an FFT ~100x slower
+    size = fft_size(n)
+    rest = size
+    for p in (2, 3, 5):
+        while rest % p == 0:
+            rest //= p
+    assert rest == 1 and n <= size < 1.05 * n
+    x = pink(n, RATE, np.random.default_rng(0))
+    freqs, psd = signal.welch(x, RATE, nperseg=2048)
+    low, high = psd[(freqs >= 200) & (freqs < 400)].mean(), psd[(freqs >= 3200) & (freqs < 6400)].mean()
+    assert len(x) == n and np.sqrt(np.mean(x**2)) == pytest.approx(1.0) and 10 < 10 * math.log10(low / high) < 14
+
+
 @pytest.mark.parametrize("kind", ["white", "tpdf", "pink", "brown", "hum", "clicks", "babble"])
 def test_noise_synth_snr_within_0_1_db(kind: str) -> None:
     x = _noise(0.5)
