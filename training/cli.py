@@ -77,6 +77,12 @@ def load_config(argv: list[str] | None) -> TrainConfig:
     return cfg
 
 
+def given_rates(argv: list[str] | None) -> tuple[str, ...]:
+    """The learning rates given as flags (``lr_g``, ``lr_d``): a resumed run takes them instead of its optimizer's."""
+    flags, _ = parse_flags(argv)
+    return tuple(key for key in ("lr_g", "lr_d") if key in flags)
+
+
 def _check_unchanged(stored: dict[str, Any], given: dict[str, Any]) -> None:
     for key in FIXED_FOR_A_RUN:
         if stored and key in given and key in stored and given[key] != stored[key]:
@@ -206,13 +212,13 @@ def evaluate_run(cfg: TrainConfig, run: RunDir, rt: Runtime, discriminator: mode
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def train_and_evaluate(cfg: TrainConfig, rt: Runtime) -> int:
+def train_and_evaluate(cfg: TrainConfig, rt: Runtime, *, new_lr: tuple[str, ...] = ()) -> int:
     run = open_run_everywhere(cfg, rt)
     if cfg.load:
         if rt.main:
             evaluate_run(cfg, run, rt, trained_discriminator(run) if cfg.collab else None)
         return 0
-    result = trainer.fit(cfg, run, rt)
+    result = trainer.fit(cfg, run, rt, new_lr=new_lr)
     runtime.barrier(rt)
     if not rt.main:
         return 0
@@ -241,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     except RtEnhanceError as exc:
         return report("rt-train", exc, 2, label="")
     try:
-        return train_and_evaluate(cfg, rt)
+        return train_and_evaluate(cfg, rt, new_lr=given_rates(argv))
     except RtEnhanceError as exc:
         return report("rt-train", exc, 2, label="")
     except KeyboardInterrupt:

@@ -25,7 +25,8 @@ from ``rt-train`` and why:
   default when every step of the pack's pipeline has a device version; ``cpu``: DataLoader workers
   running the CPU steps (``--workers`` on the command line, else one per core but one).
 - **Resume.** ``--resume CKPT`` starts from a checkpoint of the same model: a ``last.pt`` (of
-  ``rt-train`` or of this trainer) restores the optimizer, scheduler and counters too; any other
+  ``rt-train`` or of this trainer) restores the optimizer, scheduler and counters too, except a learning rate
+  given as a flag (``--lr_g``, ``--lr_d``), which replaces the restored one and restarts its schedule; any other
   checkpoint gives its weights only. ``best.pt`` in ``--out`` is the best of this run.
 - **Log.** ``--out/train.log`` (what is printed) and ``--out/summary.json``: device, batch, precision,
   steps, audio seen, and the throughput in seconds of audio per second of training.
@@ -105,6 +106,7 @@ class Budget:
     synth_bank: float = 128.0
     batch_given: bool = False
     workers_given: bool = False
+    new_lr: tuple[str, ...] = ()  # the learning rates given as flags: a resumed last.pt takes them (trainer.apply_resume)
 
 
 @dataclass
@@ -199,6 +201,7 @@ def load_options(argv: list[str] | None) -> tuple[Budget, TrainConfig]:
         log_every=args.log_every,
         synth_bank=args.synth_bank,
         batch_given="batch" in flags,
+        new_lr=tuple(key for key in ("lr_g", "lr_d") if key in flags),
         workers_given="workers" in flags,
     )
     _check_budget(budget)
@@ -276,7 +279,7 @@ def build(budget: Budget, cfg: TrainConfig, rt: Runtime) -> tuple[trainer.Parts,
     if budget.resume:
         record = load_checkpoint(budget.resume)[1].get("resume")
         if isinstance(record, dict) and record.get("opt_g") is not None:
-            progress = trainer.apply_resume(parts, record, cfg, rt)
+            progress = trainer.apply_resume(parts, record, cfg, rt, new_lr=budget.new_lr)
             logger.info(
                 "resumed %s: optimizer and counters (%d steps, %.2f h of audio seen before)",
                 budget.resume,

@@ -423,11 +423,18 @@ def resume_record(parts: Parts, progress: Progress, rt: Runtime) -> dict[str, An
     }
 
 
-def apply_resume(parts: Parts, record: dict[str, Any], cfg: TrainConfig, rt: Runtime) -> Progress:
-    """Restore optimizers, schedulers, scalers, the discriminator and RNG from ``last.pt``'s record."""
+def apply_resume(parts: Parts, record: dict[str, Any], cfg: TrainConfig, rt: Runtime, *, new_lr: tuple[str, ...] = ()) -> Progress:
+    """Restore optimizers, schedulers, scalers, the discriminator and RNG from ``last.pt``'s record.
+
+    ``new_lr`` names the learning rates given anew for this stage (``"lr_g"``, ``"lr_d"``: flags on the command
+    line): that optimizer takes ``cfg``'s rate and its plateau schedule starts again, since the one restored may
+    have halved the rate to nothing (a finished run) and its best metric was of another validation set. The
+    other rates are restored with everything else (an interrupted run goes on as it was)."""
     parts.opt_g.load_state_dict(record["opt_g"])
     _load_optional(parts.sched_g, record.get("sched_g"), "generator scheduler")
     parts.scaler_g.load_state_dict(record["scaler_g"] or {})
+    if "lr_g" in new_lr:
+        parts.sched_g = _restart_rate(parts.opt_g, parts.sched_g, cfg.lr_g, "generator", cfg.scheduler)
     adv = parts.adversary
     if adv is not None:
         if record.get("discriminator") is None:
@@ -437,9 +444,25 @@ def apply_resume(parts: Parts, record: dict[str, Any], cfg: TrainConfig, rt: Run
             adv.opt.load_state_dict(record["opt_d"])
             _load_optional(adv.sched, record.get("sched_d"), "discriminator scheduler")
             adv.scaler.load_state_dict(record["scaler_d"] or {})
+            if "lr_d" in new_lr:
+                adv.sched = _restart_rate(adv.opt, adv.sched, cfg.lr_d, "discriminator", cfg.scheduler)
     rngs = record["rng"]
     restore_rng(rngs[rt.rank] if len(rngs) == rt.world else rngs[0])
     return Progress.from_plain(record["progress"])
+
+
+def _restart_rate(opt: Optimizer, sched: Scheduler | None, lr: float, what: str, enabled: bool) -> Scheduler | None:
+    """``opt`` at ``lr`` with a fresh plateau schedule (see :func:`apply_resume`)."""
+    before = [float(group["lr"]) for group in opt.param_groups]
+    for group in opt.param_groups:
+        group["lr"] = lr
+    logger.info(
+        "%s learning rate %g as given (the run's optimizer was at %s); its schedule starts again",
+        what,
+        lr,
+        ", ".join(f"{b:g}" for b in before),
+    )
+    return make_scheduler(opt, enabled) if sched is not None else None
 
 
 def _load_optional(obj: Any, state: dict | None, what: str) -> None:
@@ -581,8 +604,9 @@ def data_spec(cfg: TrainConfig) -> DataSpec:
     )
 
 
-def fit(cfg: TrainConfig, run: RunDir, rt: Runtime) -> FitResult:
-    """Train (or resume) the run up to ``cfg.epochs`` epochs; the result holds the best generator."""
+def fit(cfg: TrainConfig, run: RunDir, rt: Runtime, *, new_lr: tuple[str, ...] = ()) -> FitResult:
+    """Train (or resume) the run up to ``cfg.epochs`` epochs; the result holds the best generator. ``new_lr``: the
+    learning rates a resumed run takes from ``cfg`` (:func:`apply_resume`)."""
     if cfg.resume:
         generator, _, record = load_last(run)
         done = int(record["progress"]["epoch"])
@@ -597,7 +621,7 @@ def fit(cfg: TrainConfig, run: RunDir, rt: Runtime) -> FitResult:
     autoencoder = prepare_autoencoder(cfg, run, rt, data, generator)
     parts = build_parts(cfg, rt, generator, autoencoder)
     if record is not None:
-        progress = apply_resume(parts, record, cfg, rt)
+        progress = apply_resume(parts, record, cfg, rt, new_lr=new_lr)
     else:
         progress = Progress()
         torch.manual_seed(cfg.seed * 7919 + 1 + rt.rank)  # dropout streams differ between processes

@@ -108,6 +108,9 @@ def test_the_trainer_validates_on_the_packed_held_out_speakers(pack):
     assert len(train) == 10 and not set(train) & set(val)  # no training file is held out
     _, given = load_options(["--pack", str(pack), "--out", "unused", "--dataset_args", "val=0.2,test=0"])
     assert given.dataset_args == {"val": "0.2", "test": "0"}  # a flag given here wins over the pack's
+    plain, _ = load_options(["--pack", str(pack), "--out", "unused"])
+    rated, cfg = load_options(["--pack", str(pack), "--out", "unused", "--lr_g", "3e-4"])
+    assert plain.new_lr == () and rated.new_lr == ("lr_g",) and cfg.lr_g == 3e-4  # a resumed last.pt takes it
 
 
 def _sample_corpus(root: Path) -> Path:

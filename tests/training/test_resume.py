@@ -53,6 +53,21 @@ def test_two_epochs_equal_one_epoch_continue_one_epoch(tmp_path: Path, tiny_corp
     _assert_same(_state(tmp_path / "whole" / "best.pt")["state"], _state(tmp_path / "split" / "best.pt")["state"])
 
 
+def test_a_learning_rate_given_on_continue_replaces_the_one_the_schedule_left(tmp_path: Path, tiny_corpus: Path) -> None:
+    assert cli.main(_argv(tmp_path, tiny_corpus, "r", "-e", "1", "--lr_g", "1e-3", "--scheduler", "True")) == 0
+    record = _state(tmp_path / "r" / "last.pt")
+    record["resume"]["opt_g"]["param_groups"][0]["lr"] = 3e-7  # as a long plateau schedule leaves it
+    record["resume"]["sched_g"]["_last_lr"] = [3e-7]
+    record["resume"]["sched_g"]["best"] = 1e9  # a best no later validation reaches: the next epoch halves the rate
+    torch.save(record, tmp_path / "r" / "last.pt")
+    assert cli.main(["-n", "r", "--runs", str(tmp_path), "--continue", "--lr_g", "2e-4", "-e", "2"]) == 0
+    resumed = _state(tmp_path / "r" / "last.pt")["resume"]
+    assert resumed["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4)  # taken, and a fresh schedule kept it
+    assert resumed["sched_g"]["best"] != 1e9
+    assert cli.main(["-n", "r", "--runs", str(tmp_path), "--continue", "-e", "3"]) == 0  # no flag: restored as it was
+    assert _state(tmp_path / "r" / "last.pt")["resume"]["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4)
+
+
 def test_run_folders_are_never_reused_without_asking(tmp_path: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(_argv(tmp_path, tiny_corpus, "r", "-e", "1", "-c", "1")) == 0
     before = (tmp_path / "r" / "last.pt").read_bytes()
