@@ -28,6 +28,7 @@ from rt_enhance.training.config import (
     ConfigError,
     TrainConfig,
     check_complete,
+    given_rates,
     make_config,
     parse_flags,
     read_toml,
@@ -75,12 +76,6 @@ def load_config(argv: list[str] | None) -> TrainConfig:
     cfg = make_config(stored, given)
     check_complete(cfg)
     return cfg
-
-
-def given_rates(argv: list[str] | None) -> tuple[str, ...]:
-    """The learning rates given as flags (``lr_g``, ``lr_d``): a resumed run takes them instead of its optimizer's."""
-    flags, _ = parse_flags(argv)
-    return tuple(key for key in ("lr_g", "lr_d") if key in flags)
 
 
 def _check_unchanged(stored: dict[str, Any], given: dict[str, Any]) -> None:
@@ -247,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     except RtEnhanceError as exc:
         return report("rt-train", exc, 2, label="")
     try:
-        return train_and_evaluate(cfg, rt, new_lr=given_rates(argv))
+        return train_and_evaluate(cfg, rt, new_lr=given_rates(parse_flags(argv)[0]))
     except RtEnhanceError as exc:
         return report("rt-train", exc, 2, label="")
     except KeyboardInterrupt:

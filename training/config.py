@@ -328,6 +328,11 @@ def parse_flags(argv: list[str] | None) -> tuple[dict[str, Any], str | None]:
     return values, values.pop("config", None)
 
 
+def given_rates(flags: dict[str, Any]) -> tuple[str, ...]:
+    """The learning rates among ``flags`` (:func:`parse_flags`): a resumed run takes them instead of its optimizer's."""
+    return tuple(key for key in ("lr_g", "lr_d") if key in flags)
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Options from a TOML file, keyed by field name and converted like flags."""
     path = Path(path)

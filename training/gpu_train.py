@@ -57,7 +57,7 @@ import torch
 from rt_enhance.model.checkpoint import load_checkpoint
 from rt_enhance.realtime.errors import RtEnhanceError, report
 from rt_enhance.training import device_data, runtime, trainer
-from rt_enhance.training.config import ConfigError, TrainConfig, make_config, parse_flags, read_toml
+from rt_enhance.training.config import ConfigError, TrainConfig, given_rates, make_config, parse_flags, read_toml
 from rt_enhance.training.degrade import Pipeline, parse_pipeline
 from rt_enhance.training.degrade.device import unsupported
 from rt_enhance.training.pack import read_manifest, unpacked_dataset_args, unpacked_pipeline
@@ -201,7 +201,7 @@ def load_options(argv: list[str] | None) -> tuple[Budget, TrainConfig]:
         log_every=args.log_every,
         synth_bank=args.synth_bank,
         batch_given="batch" in flags,
-        new_lr=tuple(key for key in ("lr_g", "lr_d") if key in flags),
+        new_lr=given_rates(flags),
         workers_given="workers" in flags,
     )
     _check_budget(budget)

@@ -255,8 +255,7 @@ class Noise(DeviceStep):
         slope = _uniform(b, -cpu_noise.VARY_TILT_DB, cpu_noise.VARY_TILT_DB, like, gen)
         noise = self.bank.stretches(b, n, gen, speed)
         size = noisegen.fft_size(n)  # zero-padded as on the CPU
-        freqs = torch.fft.rfftfreq(size, 1.0 / self.rate, device=noise.device).clamp(min=cpu_noise.TILT_FLOOR_HZ)
-        gains = (freqs[None, :] / cpu_noise.TILT_PIVOT_HZ) ** (slope[:, None] / (20.0 * math.log10(2.0)))
+        gains = cpu_noise.tilt_gains(torch.fft.rfftfreq(size, 1.0 / self.rate, device=noise.device)[None, :], slope[:, None])
         return torch.fft.irfft(torch.fft.rfft(noise, size, dim=1) * gains, size, dim=1)[:, :n]
 
     def apply(self, batch: Batch, mask: torch.Tensor, gen: torch.Generator) -> None:

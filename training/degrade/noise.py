@@ -144,10 +144,10 @@ class Noise(Step):
         return degraded + noisegen.scale_to_snr(degraded, noise, snr), target, rate
 
 
-def tilt_gains(freqs: np.ndarray, db_per_octave: float) -> np.ndarray:
+def tilt_gains(freqs: Any, db_per_octave: Any) -> Any:
     """Amplitude gains at ``freqs`` (Hz) of a slope of ``db_per_octave`` through 1 at TILT_PIVOT_HZ, flat below
-    TILT_FLOOR_HZ (the device pipeline computes the same curve)."""
-    return (np.maximum(freqs, TILT_FLOOR_HZ) / TILT_PIVOT_HZ) ** (db_per_octave / (20.0 * math.log10(2.0)))
+    TILT_FLOOR_HZ; numpy arrays or torch tensors (the device pipeline's batches), broadcast together."""
+    return (freqs.clip(min=TILT_FLOOR_HZ) / TILT_PIVOT_HZ) ** (db_per_octave / (20.0 * math.log10(2.0)))
 
 
 def tilt(x: np.ndarray, rate: int, db_per_octave: float) -> np.ndarray:
