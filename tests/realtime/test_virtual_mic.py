@@ -164,11 +164,13 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
             f"out {record['device_latency_out_ms']:.1f} ms)"
         )
         # The engine's part is exact; the server's part is its own estimate (libpulse's latency of
-        # the two streams). It counts the test microphone's own capture latency, which this recorder
-        # shares and so does not measure: in 27 runs it was 4 ms below to 25 ms above the measured
-        # delay (the 25 on a loaded CI machine). Never more than a block low, at most 8 blocks high.
+        # the two streams). Its input half counts the test microphone's own capture latency, which
+        # this recorder shares and so does not measure: the report may exceed the measured delay by
+        # up to that input estimate (a loaded CI machine saw 43 ms over, with 67 ms estimated in;
+        # a fixed bound of 8 blocks failed there), and is never more than a block low.
         block = record["blocksize"]
-        assert record["latency_samples"] < measured and -block <= reported - measured <= 8 * block
+        estimated_in = record["device_latency_in_ms"] * RATE / 1000
+        assert record["latency_samples"] < measured and -block <= reported - measured <= estimated_in + block
     assert wait_for(lambda: not ours(server), 5), ours(server)
 
 
