@@ -81,6 +81,16 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> tu
     return model, extra
 
 
+def read_payload(path: str | os.PathLike, *, map_location: str = "cpu") -> dict[str, Any]:
+    """The checkpoint's dict as stored, checked for the format's keys (no model built)."""
+    return _read(Path(path), map_location)
+
+
+def write_payload(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write a checkpoint dict (as :func:`read_payload` returns it) atomically to ``path``."""
+    _atomic_save(payload, Path(path))
+
+
 def _read(path: Path, map_location: str) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")

@@ -134,6 +134,7 @@ class TrainConfig:
     threads: int = 0
     deterministic: bool = False
     best_metric: str = "si_sdr"
+    average: int = 0
     evaluate: bool = True
     engine_eval: bool = True
     speech: bool = True
@@ -193,6 +194,7 @@ def check_config(cfg: TrainConfig) -> None:
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value > 0, f"--{key} must be a positive number, got {value}")
     _require(cfg.workers >= 0 and cfg.threads >= 0, "--workers and --threads must be >= 0")
+    _require(cfg.average >= 0, f"--average must be a number of epochs >= 0, got {cfg.average}")
     _require(cfg.collab_steps >= 0 and cfg.collab_shape >= 0, "--collab_steps and --collab_shape must be >= 0")
     _require(cfg.ae_epochs >= 1, f"--ae_epochs must be >= 1, got {cfg.ae_epochs}")
     _require(not (cfg.load and cfg.resume), "give either --load (evaluate) or --continue (train further), not both")
@@ -293,6 +295,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("threads", ("--threads",), int, "torch CPU threads, 0 = torch's default"),
     Option("deterministic", ("--deterministic",), parse_bool, "deterministic algorithms only", switch=True),
     Option("best_metric", ("--best_metric",), str, "validation metric of best.pt: si_sdr, snr or loss"),
+    Option("average", ("--average",), int, "also write average.pt, the mean weights of the last N epochs (0: off)"),
     Option("evaluate", ("--eval",), parse_bool, "evaluate on the test split after training (default true)",
            switch=True),
     Option("engine_eval", ("--engine_eval",), parse_bool, "also evaluate through the real-time engine", switch=True),

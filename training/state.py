@@ -5,6 +5,8 @@ A run lives in ``RUNS/NAME/``::
     config.json         the merged configuration (what --continue and --load start from)
     last.pt             generator checkpoint + everything needed to resume (written every epoch)
     best.pt             generator checkpoint with the best validation metric (what rt-export reads)
+    average.pt          with --average N: the mean weights of the last N epochs (rt_enhance.training.average)
+    epochs/             with --average N: those N epochs' weights, e0012.pt, ...
     autoencoder.pt      the pretrained autoencoder of the feature loss (--ae)
     collab_discriminator.pt   the discriminator shaped for collaborative sampling (--collab)
     tb/                 TensorBoard logs
@@ -16,7 +18,7 @@ schedulers, grad scaler, RNG of python / numpy / torch, epoch, step, best metric
 rides in its ``extra`` as plain types and tensors, so it loads with ``weights_only=True``.
 
 An existing run folder is never reused unless ``--continue``, ``--load`` or ``--overwrite`` says so,
-and nothing in it is ever deleted.
+and nothing in it is ever deleted but the weights in ``epochs/`` older than the last N of ``--average N``.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class RunDir:
     path: Path
     last = _InRun("last.pt")
     best = _InRun("best.pt")
+    average = _InRun("average.pt")
+    epochs = _InRun("epochs")
     config = _InRun("config.json")
     autoencoder = _InRun("autoencoder.pt")
     collab_discriminator = _InRun("collab_discriminator.pt")

@@ -8,7 +8,8 @@ clipped by norm; AdamW (or Adam); mixed precision (fp16 with a grad scaler) only
 Per epoch: validation on the ``val`` split (rank 0, the result broadcast), ``ReduceLROnPlateau`` on
 the validation metric with ``--scheduler``, ``best.pt`` when the metric improves, and ``last.pt``
 with everything a resume needs (see :mod:`rt_enhance.training.state`), so that 2 epochs equal
-1 epoch + ``--continue`` + 1 epoch.
+1 epoch + ``--continue`` + 1 epoch; with ``--average N`` also ``average.pt``, the mean weights of
+the last N epochs (:mod:`rt_enhance.training.average`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from rt_enhance.model import AudioModel, Autoencoder, save_checkpoint
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
 from rt_enhance.training import losses, models, runtime
+from rt_enhance.training.average import keep_epoch
 from rt_enhance.training.config import TrainConfig
 from rt_enhance.training.data import DataSpec, TrainData, make_train_data
 from rt_enhance.training.degrade import Pipeline, parse_pipeline
@@ -522,6 +524,8 @@ def end_epoch(
         if improved:
             save_best(run, parts.generator, meta=meta)
         save_last(run, parts.generator, meta=meta, resume=record)
+        if cfg.average:
+            keep_epoch(run, progress.epoch, cfg.average)
     return meta
 
 

@@ -316,7 +316,7 @@ def _train(pack: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def test_gpu_train_on_cpu_writes_a_loadable_checkpoint_and_its_throughput(pack, tmp_path):
-    done = _train(pack, tmp_path / "run", "--seconds", "4")
+    done = _train(pack, tmp_path / "run", "--seconds", "4", "--average", "3")
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["degrade"] == "device" and summary["precision"] == "float32"
@@ -327,6 +327,8 @@ def test_gpu_train_on_cpu_writes_a_loadable_checkpoint_and_its_throughput(pack, 
     model, extra = load_checkpoint(tmp_path / "run" / "last.pt")
     assert type(model).__name__ == "SpectralUNet" and extra["resume"]["opt_g"] is not None
     assert (tmp_path / "run" / "best.pt").is_file()
+    kept = list((tmp_path / "run" / "epochs").iterdir())  # --average, an rt-train flag: one file per validation, at most 3
+    assert 1 <= len(kept) <= 3 and type(load_checkpoint(tmp_path / "run" / "average.pt")[0]).__name__ == "SpectralUNet"
 
     again = _train(pack, tmp_path / "more", "--seconds", "2", "--resume", str(tmp_path / "run" / "last.pt"))
     assert again.returncode == 0, again.stderr[-2000:]
