@@ -19,6 +19,7 @@ inputs and weights.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections import OrderedDict
@@ -42,8 +43,8 @@ def average(paths: list[Path], weights: list[float] | None = None) -> dict[str, 
     if not paths:
         raise CheckpointError("nothing to average: give at least one checkpoint")
     weights = [1.0] * len(paths) if weights is None else list(weights)
-    if len(weights) != len(paths) or any(not w >= 0 for w in weights) or sum(weights) <= 0:
-        raise CheckpointError(f"--weights: need {len(paths)} non-negative numbers, not all zero; got {weights}")
+    if len(weights) != len(paths) or any(not (math.isfinite(w) and w >= 0) for w in weights) or sum(weights) <= 0:
+        raise CheckpointError(f"--weights: need {len(paths)} finite non-negative numbers, not all zero; got {weights}")
     total = sum(weights)
     payloads = [read_payload(Path(p)) for p in paths]
     first = payloads[0]

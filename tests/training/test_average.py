@@ -65,5 +65,5 @@ def test_checkpoints_of_other_models_or_bad_weights_get_one_line(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.startswith("average: ") and "another model" in err and err.count("\n") == 1
     assert average.main([str(tmp_path / "x.pt"), tiny, tiny, "--weights", "1,-1"]) == 2
-    assert "non-negative" in capsys.readouterr().err
+    assert "finite non-negative" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
