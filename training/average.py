@@ -28,7 +28,8 @@ from typing import Any
 
 import torch
 
-from rt_enhance.model.checkpoint import FORMAT_VERSION, CheckpointError, read_payload, write_payload
+from rt_enhance.model import AudioModel
+from rt_enhance.model.checkpoint import FORMAT_VERSION, CheckpointError, read_payload, save_checkpoint, write_payload
 from rt_enhance.training.state import RunDir
 
 MEAN_OF = "; the weight mean of "  # how a description says it was averaged
@@ -85,13 +86,11 @@ def write_average(out: Path, paths: list[Path], weights: list[float] | None = No
     write_payload(average(paths, weights), out)
 
 
-def keep_epoch(run: RunDir, epoch: int, keep: int) -> None:
-    """After epoch ``epoch`` of a run: keep the weights of its ``last.pt`` as ``epochs/eNNNN.pt``,
-    delete all but the last ``keep`` of those, and write their mean to ``average.pt``."""
+def keep_epoch(run: RunDir, epoch: int, generator: AudioModel, meta: dict[str, Any], keep: int) -> None:
+    """After epoch ``epoch`` of a run: keep ``generator``'s weights as ``epochs/eNNNN.pt``, delete all
+    but the last ``keep`` of those, and write their mean to ``average.pt``."""
     run.epochs.mkdir(exist_ok=True)
-    payload = read_payload(run.last)
-    payload.pop("resume", None)
-    write_payload(payload, run.epochs / f"e{epoch:04d}.pt")
+    save_checkpoint(run.epochs / f"e{epoch:04d}.pt", generator, extra={"meta": meta})
     kept = sorted(run.epochs.glob("e[0-9][0-9][0-9][0-9].pt"))
     for old in kept[:-keep]:
         old.unlink()

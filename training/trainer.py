@@ -525,7 +525,7 @@ def end_epoch(
             save_best(run, parts.generator, meta=meta)
         save_last(run, parts.generator, meta=meta, resume=record)
         if cfg.average:
-            keep_epoch(run, progress.epoch, cfg.average)
+            keep_epoch(run, progress.epoch, parts.generator, meta, cfg.average)
     return meta
 
 
