@@ -148,6 +148,18 @@ SIZES: dict[str, NamedSize] = {
             {**SPEC_ERB, "df_bins": 48, "df_order": 3},
         ),
         _spectral(
+            "spec-erb-band",
+            "spec-erb with a GRU of 32 on every band of the first level (weights shared across bands, as GTCRN's "
+            "inter-frame RNN): each band's own memory of its noise floor; the same latency, every tensor of spec-erb fits",
+            {**SPEC_ERB, "band_gru": 32},
+        ),
+        _spectral(
+            "spec-erb-wide",
+            "spec-erb with a bottleneck GRU of 256 instead of 128 (started from spec-erb, it begins as spec-erb: "
+            "the new units are unseen until trained); the same latency",
+            {**SPEC_ERB, "gru_hidden": 256},
+        ),
+        _spectral(
             "spec-erb-long",
             "spec-erb on 20 ms frames (481 bins, 50 Hz apart, in 48 ERB bands) at the same 5 ms hop and 10 ms "
             "latency (asymmetric windows): finer frequency resolution for the low harmonics (every tensor fits spec-erb's)",

@@ -104,6 +104,12 @@ class SpectralUNet(StreamingModel):
       frames (reverberation, periodic noise). Its coefficients come from a head beside the gain head (tanh,
       so each lies in the unit square) and start at zero: a model with the filter begins as the same model
       without it, so every tensor of a trained gains-only model fits and it starts from there (0: none).
+    - ``band_gru``: a small GRU across frames run on every band (or bin) position of the first level, its weights
+      shared by all positions, as GTCRN's inter-frame RNN: each band's own memory of what it held (a noise floor,
+      a voice that was just there) at full band resolution, where the bottleneck GRU sees the spectrum only
+      through ``channels[-1]`` features at an eighth of the positions. Its output is added to the first level
+      through a projection that starts at zero, so a model with it begins as the same model without it and every
+      tensor of a trained model fits (0: none).
     - ``bands``: run the network on this many ERB-spaced bands instead of every bin (0: every bin), as
       RNNoise, PercepNet and DeepFilterNet do. Features are band energies, gains are per band and
       spread back to the bins by the same triangular filters (each bin's weights sum to one, so
@@ -133,6 +139,7 @@ class SpectralUNet(StreamingModel):
         bands: int = 0,
         df_bins: int = 0,
         df_order: int = 3,
+        band_gru: int = 0,
         sample_rate: int = 48000,
     ) -> None:
         super().__init__()
@@ -180,6 +187,10 @@ class SpectralUNet(StreamingModel):
                 raise ValueError(f"df_bins must be 0 (none) or 1..{self.bins} and df_order at least 1; got {df_bins}, {df_order}")
             self.init_kwargs.update(df_bins=int(df_bins), df_order=int(df_order))
         self.df_bins, self.df_order = int(df_bins), int(df_order) if df_bins else 0
+        if band_gru < 0:
+            raise ValueError(f"band_gru must be 0 (none) or a GRU size; got {band_gru}")
+        if band_gru:
+            self.init_kwargs["band_gru"] = int(band_gru)
         self.log_features = bool(log_features)
         self.sample_rate = sample_rate
         self.lookahead = hop
@@ -199,6 +210,7 @@ class SpectralUNet(StreamingModel):
         for level, (c_in, c_out) in enumerate(zip([features, *channels[:-1]], channels)):
             stride = 1 if level == 0 else 2
             self.encoders.append(nn.Sequential(nn.Conv1d(c_in, c_out, kernel, stride, pad), nn.PReLU(c_out)))
+        self.band_context = BandGRU(channels[0], int(band_gru)) if band_gru else None
         flat = channels[-1] * self.lengths[-1]
         if gru_hidden:
             self.gru_in = nn.Linear(flat, gru_hidden)
@@ -240,7 +252,8 @@ class SpectralUNet(StreamingModel):
 
     def state_names(self) -> list[str]:
         names = ["frames", "gru", "ola"] if self.gru is not None else ["frames", "ola"]
-        return names + ["df"] if self.df_bins else names
+        names += ["df"] if self.df_bins else []
+        return names + ["band"] if self.band_context is not None else names
 
     def state_shapes(self) -> list[tuple[int, ...]]:
         """``frames`` (the previous ``frame - hop`` samples of input), ``gru`` (``[1, batch, H]``), ``ola`` (the overlap tail)."""
@@ -250,20 +263,23 @@ class SpectralUNet(StreamingModel):
         shapes.append((-1, 1, self.hop))
         if self.df_bins:  # the low bins' spectra (real | imaginary) of the df_order - 1 frames before
             shapes.append((-1, self.df_order - 1, 2 * self.df_bins))
+        if self.band_context is not None:  # the band GRU's state, per position of the first level
+            shapes.append((-1, self.lengths[0], self.band_context.hidden))
         return shapes
 
     def gains(self, mag: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]``, the copies' gains ``[batch, m, copies, F]``
         (``None`` without copies) and the new GRU state. The network sees the frames as one image
         ``[1, channels, batch * m, positions]`` (module docstring)."""
-        gain, copy, h, _ = self.heads(mag, h)
+        gain, copy, h, _, _ = self.heads(mag, h)
         return gain, copy, h
 
     def heads(
-        self, mag: torch.Tensor, h: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """:meth:`gains`, and the deep filter's coefficients ``[batch, m, 2 df_order, df_bins]`` (real parts of the
-        taps, then imaginary; ``None`` without the filter)."""
+        self, mag: torch.Tensor, h: torch.Tensor | None, band: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """:meth:`gains`, the deep filter's coefficients ``[batch, m, 2 df_order, df_bins]`` (real parts of the
+        taps, then imaginary; ``None`` without the filter) and the band GRU's new state (``None`` without it;
+        ``band`` is its state, zero when ``None``)."""
         b, m, f = mag.shape
         power = mag.square()
         if self.bands:  # mean power per band (each band's weights are normalised to sum to one)
@@ -273,8 +289,11 @@ class SpectralUNet(StreamingModel):
             features.append((torch.log10(power + LOG_FLOOR) + 4.0) / 4.0)
         z = torch.stack(features).reshape(1, len(features), b * m, -1)
         skips = []
-        for enc in self.encoders:
+        band_new = None
+        for level, enc in enumerate(self.encoders):
             z = _run_block(enc, z)
+            if level == 0 and self.band_context is not None:
+                z, band_new = self.band_context(z, b, band)
             skips.append(z)
         if self.gru is not None:
             c, length = z.shape[1], z.shape[3]
@@ -299,7 +318,7 @@ class SpectralUNet(StreamingModel):
             taps = 2 * self.df_order
             coef = self.to_bins(torch.tanh(_conv(self.df_head, z)))[..., : self.df_bins]  # [1, taps, b m, df_bins]
             coef = coef.transpose(1, 2).reshape(b, m, taps, self.df_bins)
-        return gain.reshape(b, m, f), copy, h, coef
+        return gain.reshape(b, m, f), copy, h, coef, band_new
 
     def to_bins(self, per_position: torch.Tensor) -> torch.Tensor:
         """``[..., bands]`` -> ``[..., bins]`` through the triangular filters (identity without bands)."""
@@ -320,6 +339,7 @@ class SpectralUNet(StreamingModel):
         """Enhance the next chunk ``[batch, 1, m * hop]`` given the state after the previous one."""
         self._check_step(x, states)
         states = list(states)
+        band = states.pop() if self.band_context is not None else None
         df_prev = states.pop() if self.df_bins else None
         if self.gru is not None:
             prev, h, tail = states
@@ -331,7 +351,7 @@ class SpectralUNet(StreamingModel):
         m = hops.shape[1] - spans + 1
         frames = torch.cat([hops[:, j : j + m] for j in range(spans)], dim=2)  # [b, m, frame]
         re, im = self.analysis(frames)  # [b, m, F]
-        gain, copy, h_new, coef = self.heads(torch.sqrt(re * re + im * im + 1e-20), h)
+        gain, copy, h_new, coef, band_new = self.heads(torch.sqrt(re * re + im * im + 1e-20), h, band)
         out_re, out_im = gain * re, gain * im
         if copy is not None:
             out_re = out_re + self._replicate(re, copy)
@@ -354,6 +374,8 @@ class SpectralUNet(StreamingModel):
         new.append(second[:, -1:].reshape(b, 1, hop))
         if df_new is not None:
             new.append(df_new)
+        if band_new is not None:
+            new.append(band_new)
         return y.reshape(b, 1, -1), new
 
     def _deep_filter(self, history: torch.Tensor, coef: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -369,6 +391,34 @@ class SpectralUNet(StreamingModel):
             out_re = out_re + c_re * x_re - c_im * x_im
             out_im = out_im + c_re * x_im + c_im * x_re
         return cast(torch.Tensor, out_re), cast(torch.Tensor, out_im)
+
+    def widened(self, state: dict[str, torch.Tensor], hidden: int) -> dict[str, torch.Tensor]:
+        """The bottleneck GRU's tensors of ``state`` (a model like this one with a GRU of ``hidden`` units,
+        fewer than ours) embedded in this model's own: the old units keep their weights and do not see the new
+        ones, and ``gru_out`` reads the old units only, so the widened model computes what the narrower one
+        did while the new units (their fresh initialisation) learn beside them. Returns the tensors to load."""
+        if self.gru is None or not 0 < hidden < self.gru_hidden:
+            raise ValueError(f"can only widen a GRU of fewer than {self.gru_hidden} units; got {hidden}")
+        ours, new, h = self.state_dict(), {}, hidden
+        size = self.gru_hidden
+        for name in ("gru_in.weight", "gru_in.bias"):
+            new[name] = ours[name].clone()
+            new[name][:h] = state[name]
+        for name in ("gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0", "gru.bias_hh_l0"):
+            tensor = ours[name].clone()
+            for gate in range(3):  # reset, update, new: [gate * size, gate * size + h) are the old units
+                rows = slice(gate * size, gate * size + h)
+                old = state[name][gate * h : (gate + 1) * h]
+                if tensor.dim() == 2:
+                    tensor[rows] = 0.0
+                    tensor[rows, :h] = old
+                else:
+                    tensor[rows] = old
+            new[name] = tensor
+        new["gru_out.weight"] = torch.zeros_like(ours["gru_out.weight"])
+        new["gru_out.weight"][:, :h] = state["gru_out.weight"]
+        new["gru_out.bias"] = state["gru_out.bias"].clone()
+        return new
 
     # ------------------------------------------------------------------ geometry and cost
 
@@ -415,6 +465,8 @@ class SpectralUNet(StreamingModel):
         if self.gru is not None:
             flat, hdim = self.gru_in.in_features, self.gru_hidden
             gru = 2 * flat * hdim + 3 * hdim * 2 * hdim
+        if self.band_context is not None:
+            gru += self.lengths[0] * self.band_context.macs
         return frames * (dft + convs + gru)
 
     def describe(self, window: int | None = None) -> dict[str, Any]:
@@ -426,6 +478,34 @@ class SpectralUNet(StreamingModel):
             "states": len(self.state_shapes()),
             "bands": self.bands or self.bins,
         }
+
+
+class BandGRU(nn.Module):
+    """A GRU across frames on every position of a frame image ``[1, channels, b * m, positions]``, its weights
+    shared by the positions, added back through a linear projection that starts at zero (the block begins as the
+    identity). The state is ``[b, positions, hidden]``."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.gru = nn.GRU(channels, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def macs(self) -> int:
+        """Per position and frame."""
+        c, h = self.gru.input_size, self.hidden
+        return 3 * h * (c + h) + h * c
+
+    def forward(self, z: torch.Tensor, b: int, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        c, positions = z.shape[1], z.shape[3]
+        seq = z.reshape(c, b, -1, positions).permute(1, 3, 2, 0).reshape(-1, z.shape[2] // b, c)  # [b P, m, c]
+        h0 = None if state is None else state.reshape(1, -1, self.hidden)
+        g, h = self.gru(seq, h0)
+        back = self.out(g).reshape(b, positions, -1, c).permute(3, 0, 2, 1).reshape(1, c, -1, positions)
+        return z + back, h.reshape(b, positions, self.hidden)
 
 
 def _conv(conv: nn.Conv1d, z: torch.Tensor) -> torch.Tensor:

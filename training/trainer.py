@@ -165,7 +165,7 @@ GRID_KWARGS = frozenset({"hop", "frame", "bands", "gru_hidden"})
 
 #: Arguments that add a head starting at zero (its model begins as the model without it), by the head's weight prefix:
 #: such a model may start from the same model without the head.
-ADDED_HEADS = {"copies": "copy_head.", "df_bins": "df_head.", "df_order": "df_head."}
+ADDED_HEADS = {"copies": "copy_head.", "df_bins": "df_head.", "df_order": "df_head.", "band_gru": "band_context."}
 
 
 def warm_start(generator: AudioModel, path: str) -> None:
@@ -173,7 +173,8 @@ def warm_start(generator: AudioModel, path: str) -> None:
     that a spectral model with an added head (spectral replication's copies, 60 dB down at the start; deep
     filtering, zero at the start: :data:`ADDED_HEADS`) may start from the same model without it (the head keeps
     its fresh initialisation), and that models differing only in GRID_KWARGS share every tensor whose name and
-    shape agree (the others keep their fresh initialisation)."""
+    shape agree (the others keep their fresh initialisation); a model whose only difference is a wider
+    bottleneck GRU starts as the narrower one (``SpectralUNet.widened``)."""
     from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
 
     source, _ = load_checkpoint(path)
@@ -188,7 +189,7 @@ def warm_start(generator: AudioModel, path: str) -> None:
             f"not the {type(generator).__name__}{generator.init_kwargs} this run builds"
         )
     if differ:
-        _share_fitting(generator, source.state_dict(), path, differ)
+        _share_fitting(generator, source.state_dict(), path, differ, theirs, ours)
         return
     missing, _ = generator.load_state_dict(source.state_dict(), strict=not added)
     heads = tuple(ADDED_HEADS[key] for key in added)
@@ -197,9 +198,14 @@ def warm_start(generator: AudioModel, path: str) -> None:
     logger.info("generator initialised from %s%s", path, f" (new {fresh})" if added else "")
 
 
-def _share_fitting(generator: AudioModel, state: dict, path: str, differ: set[str]) -> None:
+def _share_fitting(generator: AudioModel, state: dict, path: str, differ: set[str], theirs: dict, mine: dict) -> None:
     ours = generator.state_dict()
     fitting = {k: v for k, v in state.items() if k in ours and ours[k].shape == v.shape}
+    from rt_enhance.model.spectral import SpectralUNet
+
+    if differ == {"gru_hidden"} and isinstance(generator, SpectralUNet) and 0 < theirs["gru_hidden"] < mine["gru_hidden"]:
+        fitting.update(generator.widened(state, theirs["gru_hidden"]))  # a wider GRU that starts as the narrower one
+        logger.info("the bottleneck GRU widened from %d to %d units", theirs["gru_hidden"], mine["gru_hidden"])
     generator.load_state_dict(fitting, strict=False)
     fresh = sorted(k for k in ours if k not in fitting)
     logger.info(

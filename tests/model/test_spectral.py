@@ -26,7 +26,8 @@ def randomised(model: SpectralUNet, seed: int = 1) -> SpectralUNet:
     """Give the zero-initialised last layers random weights, so the gains differ from 1 (and the copies from 0)."""
     torch.manual_seed(seed)
     with torch.no_grad():
-        for head in (model.final, model.copy_head, model.df_head):
+        band_out = model.band_context.out if model.band_context is not None else None
+        for head in (model.final, model.copy_head, model.df_head, band_out):
             if head is not None:
                 head.weight.normal_(0, 0.5)
                 head.bias.normal_(0, 0.5)
@@ -241,7 +242,16 @@ def test_checkpoint_round_trip(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    "size,hop", [("spec-small", 240), ("spec-music", 240), ("spec-erb", 240), ("spec-erb-monitor", 120), ("spec-erb-df", 240)]
+    "size,hop",
+    [
+        ("spec-small", 240),
+        ("spec-music", 240),
+        ("spec-erb", 240),
+        ("spec-erb-monitor", 120),
+        ("spec-erb-df", 240),
+        ("spec-erb-band", 240),
+        ("spec-erb-wide", 240),
+    ],
 )
 def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None:
     model = build_size(size)
@@ -251,12 +261,16 @@ def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None
 
 
 @pytest.mark.parametrize(
-    "copies,bands,frame,df",
-    [((), 0, 0, 0), ((2000.0, 6000.0), 0, 0, 0), ((), 16, 0, 0), ((), 16, 192, 0), ((), 16, 0, 10)],
-    ids=["gains", "copies", "bands", "long-frame", "deep-filter"],
+    "copies,bands,frame,df,band_gru",
+    [((), 0, 0, 0, 0), ((2000.0, 6000.0), 0, 0, 0, 0), ((), 16, 0, 0, 0), ((), 16, 192, 0, 0), ((), 16, 0, 10, 0), ((), 16, 0, 10, 8)],
+    ids=["gains", "copies", "bands", "long-frame", "deep-filter", "band-gru"],
 )
-def test_export_and_rt_enhance_file_mode_equal_torch_offline(tmp_path, copies: tuple[float, ...], bands: int, frame: int, df: int) -> None:
-    extra = {"df_bins": df, "df_order": 3} if df else {}
+def test_export_and_rt_enhance_file_mode_equal_torch_offline(
+    tmp_path, copies: tuple[float, ...], bands: int, frame: int, df: int, band_gru: int
+) -> None:
+    extra: dict = {"df_bins": df, "df_order": 3} if df else {}
+    if band_gru:
+        extra["band_gru"] = band_gru
     model = randomised(small(copies=copies, log_features=bool(copies), bands=bands, frame=frame, **extra))
     out = tmp_path / "spec.onnx"
     report = export_streaming(model, out, hop=96, sample_rate=RATE, meta={"name": "spec-test"}, parity_seconds=1.0)

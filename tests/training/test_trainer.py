@@ -160,8 +160,32 @@ def test_init_from_copies_the_weights_and_lets_a_model_gain_copies(tmp_path: Pat
     filtered = new_generator(_cfg(**cfg, model_args={**args, "df_bins": 12, "df_order": 3}))  # a deep filter, at zero
     assert float(filtered.final.bias.detach()) == pytest.approx(0.7) and filtered.df_head is not None
     assert not filtered.df_head.weight.any() and not filtered.df_head.bias.any()
+    banded = new_generator(_cfg(**cfg, model_args={**args, "band_gru": 4}))  # a band GRU whose output starts at zero
+    assert banded.band_context is not None and not banded.band_context.out.weight.any()
+    x = torch.randn(1, 1, 480)
+    with torch.no_grad():  # so it begins as the model it grew from
+        torch.testing.assert_close(banded(x), source(x))
     with pytest.raises(CheckpointError, match="init_from"):  # other channels: another network
         new_generator(_cfg(**cfg, model_args={**args, "channels": [4, 16]}))
+
+
+def test_init_from_a_narrower_gru_starts_as_that_model(tmp_path: Path) -> None:
+    from rt_enhance.model import save_checkpoint
+    from rt_enhance.model.spectral import SpectralUNet
+
+    torch.manual_seed(0)
+    source = SpectralUNet(hop=48, channels=[4, 8], kernel=3, gru_hidden=8)
+    with torch.no_grad():
+        source.final.weight.normal_(0, 0.5)  # gains away from 1, so the GRU's part shows in the output
+        source.gru_out.weight.normal_(0, 0.5)
+    save_checkpoint(tmp_path / "narrow.pt", source)
+    cfg = dict(arch="spectral", size="spec-small", rate=48000, window=480, init_from=str(tmp_path / "narrow.pt"))
+    wide = new_generator(_cfg(**cfg, model_args={"hop": 48, "channels": [4, 8], "kernel": 3, "gru_hidden": 20}))
+    assert wide.gru is not None and wide.gru.hidden_size == 20
+    assert wide.gru.weight_hh_l0[8:20].abs().sum() > 0 and not wide.gru.weight_hh_l0[:8, 8:].any()  # new units unseen
+    x = torch.randn(2, 1, 48 * 30)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), source(x))
 
 
 def test_init_from_a_model_on_another_grid_shares_the_tensors_that_fit(tmp_path: Path) -> None:
