@@ -166,6 +166,13 @@ SIZES: dict[str, NamedSize] = {
             {**SPEC_ERB, "frame": 960},
         ),
         _spectral(
+            "spec-erb-long-df",
+            "spec-erb on 20 ms frames (50 Hz bins) with deep filtering of the lowest 96 bins (0-4.8 kHz) over 5 frames, as "
+            "DeepFilterNet's: bins fine enough to part a voice's harmonics, and a filter that can act between them; the "
+            "same 10 ms latency, every tensor of spec-erb fits",
+            {**SPEC_ERB, "frame": 960, "df_bins": 96, "df_order": 5},
+        ),
+        _spectral(
             "spec-erb-monitor",
             "spec-erb for the monitor preset: the same network on the same 10 ms frames (48 ERB bands), "
             "2.5 ms hop and asymmetric windows, so the algorithmic latency is 5 ms (every tensor fits spec-erb's)",
