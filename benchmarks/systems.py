@@ -18,6 +18,8 @@ Peers run at their native rate (GTCRN, DTLN: 16 kHz, soxr in and out inside its 
 * ``ours-engine``: ``rt-enhance --model M --in X --out Y`` (file mode: the streaming engine, aligned).
 * ``ours-offline``: the model in one long call (:class:`OursOffline`).
 * ``ours-music``: the engine with the music model, on the music and bandwidth-extension tasks only.
+* ``oracle-bands``: not a tool but a ceiling: the ideal gain per ERB band of `speech`'s grid, from the clean
+  reference (:mod:`rt_enhance.benchmarks.oracle`); only when asked for.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ ALL = (
     "ours-engine",
     "ours-offline",
     "ours-music",
+    "oracle-bands",
 )
-DEFAULT = ALL[:-1]  # ours-music joins when a music model is given or bundled
+DEFAULT = ALL[:-2]  # ours-music joins when a music model is given or bundled; oracle-bands only when asked for
 OURS = ("ours-engine", "ours-offline", "ours-music")
 RNNOISE_DELAY = 960  # samples at 48 kHz: RNNoise's output lags its input by 20 ms (measured, every clip)
 
@@ -287,7 +290,20 @@ def make(name: str, *, model: str | None, music_model: str | None, threads: int)
         return System(name, lambda x, item: wiener(x), "decision-directed Wiener, noise: the quietest 10 % of frames")
     if name in OURS:
         return _ours(name, model if name != "ours-music" else music_model, threads)
+    if name == "oracle-bands":
+        return _oracle()
     return _peer(name, threads)
+
+
+def _oracle() -> System:
+    try:
+        import torch  # noqa: F401  (the oracle runs the model's own transforms)
+    except ImportError:
+        raise Unavailable("oracle-bands needs torch (pip install 'rt-enhance[train]')") from None
+    from rt_enhance.benchmarks.oracle import oracle_system
+
+    note = "ceiling, not a tool: the ideal gain per ERB band of speech's grid (10 ms frames, 48 bands, (0, 2)) from the clean reference"
+    return System("oracle-bands", oracle_system, note, applies=lambda item: None if item.content == "speech" else "speech items only")
 
 
 def _ours(name: str, model: str | None, threads: int) -> System:

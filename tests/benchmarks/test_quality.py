@@ -349,6 +349,17 @@ def test_lag_and_wiener():
     assert quality.lag_ms(x, y) == 0.0 and si_sdr(x, y) > si_sdr(x, noisy) + 3
 
 
+def test_the_ideal_band_gains_pass_clean_input_and_remove_noise():
+    from rt_enhance.benchmarks.oracle import ideal_band_gains
+    from rt_enhance.training.metrics import si_sdr
+
+    clean = noisy_voice(1.0, RATE, snr_db=60)
+    np.testing.assert_allclose(ideal_band_gains(clean, clean), clean, atol=1e-4)  # gain 1: the input, aligned
+    noisy = clean + 0.1 * np.random.default_rng(2).standard_normal(len(clean)).astype(np.float32)
+    y = ideal_band_gains(noisy, clean)
+    assert quality.lag_ms(clean, y) == 0.0 and si_sdr(clean, y) > si_sdr(clean, noisy) + 6
+
+
 def test_usage_errors(tmp_path, corpus, capsys):
     assert main(["quality", "--corpus", str(tmp_path / "none"), "--model", "passthrough"]) == 2
     assert "no speech/test folder" in capsys.readouterr().err
