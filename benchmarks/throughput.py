@@ -7,6 +7,11 @@ windows to the model in one call. ``--batch B`` caps a model call at B hops (the
 A streaming (stateful) model takes every complete hop of a block in one call (about
 ``kinds.STATEFUL_BLOCK_SECONDS``, on a session bound to that shape): ``--batch`` does not apply
 to it and its row gives the hops of that block.
+
+Each row also says how much arithmetic that speed is: the model's multiply-adds per second of audio (its
+``macs_per_second`` metadata) times the channels and the speed, against what onnxruntime reaches on a dense
+768 x 768 matrix product on the same threads in the same run (:func:`matmul_peak`). A model can go no
+faster in file mode than that peak allows, whatever the engine does.
 """
 
 from __future__ import annotations
@@ -56,6 +61,40 @@ def _processor(model: str, threads: int, max_batch: int, rate: int) -> Processor
     return processor
 
 
+MATMUL_N = 768  # the dense product whose speed stands for the machine's peak
+
+
+def matmul_peak(threads: int, n: int = MATMUL_N, repeat: int = 7) -> float:
+    """GMAC/s of onnxruntime's fastest of ``repeat`` ``[n, n] x [n, n]`` float32 products on ``threads`` threads."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    shape = [n, n]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "peak",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name in ("a", "b")],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, shape)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, onnx.IR_VERSION, 9)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feed = {name: rng.standard_normal(shape).astype(np.float32) for name in ("a", "b")}
+    session.run(None, feed)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        session.run(None, feed)
+        best = min(best, time.perf_counter() - start)
+    return n**3 / best / 1e9
+
+
 def one_run(opts: ThroughputOptions, processor: Processor, clip: str, out_dir: str, threads: int, batch: int) -> dict[str, Any]:
     """Enhance ``clip`` once through file mode with ``processor``; the record of that run."""
     source = FileSource(clip)
@@ -89,6 +128,10 @@ def one_run(opts: ThroughputOptions, processor: Processor, clip: str, out_dir: s
     }
     r.update(rec.timing_stats(per_hop, budget))
     r["rtf"] = result.seconds / source.duration  # the whole run: wall per second of audio
+    info = getattr(processor, "info", None)
+    macs = int(info.extra.get("macs_per_second", 0)) if info is not None else 0
+    if macs:  # the arithmetic this speed is; run() sets it beside the dense product's on the same threads
+        r["gmac_per_s"] = macs * source.channels * source.duration / max(result.seconds, 1e-9) / 1e9
     r["status"] = "ok"
     return r
 
@@ -107,6 +150,11 @@ def run(opts: ThroughputOptions) -> list[dict[str, Any]]:
                 processor = _processor(opts.model, threads, batch * source.channels, source.rate)
                 one_run(opts, processor, warm, tmp, threads, batch)  # first-call costs out of the figure
                 records.append(one_run(opts, processor, clip, tmp, threads, batch))
+                if "gmac_per_s" in records[-1]:
+                    record = records[-1]
+                    record["peak_gmac_per_s"] = peak = matmul_peak(threads)
+                    record["share_of_peak"] = record["gmac_per_s"] / peak
+                    record["peak_x_realtime"] = record["x_realtime"] / record["share_of_peak"]
                 logger.info("threads %d batch %d: %.1fx real time", threads, batch, records[-1]["x_realtime"])
     return records
 
@@ -128,6 +176,8 @@ COLUMNS = (
     Column("audio_s", "audio s", "{:.1f}"), Column("wall_s", "wall s", "{:.2f}"),
     Column("x_realtime", "x real time", "{:.1f}"), Column("cpu_per_wall", "CPU/wall", "{:.2f}"),
     Column("p50_ms", "per hop p50 ms", "{:.3f}"), Column("p99_ms", "per hop p99 ms", "{:.3f}"),
+    Column("gmac_per_s", "model GMAC/s", "{:.2f}"), Column("peak_gmac_per_s", "dense MatMul GMAC/s", "{:.1f}"),
+    Column("share_of_peak", "share of MatMul", "{:.0%}"), Column("peak_x_realtime", "x real time at MatMul speed", "{:.0f}"),
 )
 # fmt: on
 

@@ -103,6 +103,19 @@ def test_throughput_keys(tmp_path, onnx_model, capsys):
         assert set(REQUIRED) <= set(r) and r["x_realtime"] > 0 and r["audio_s"] == pytest.approx(1.0)
 
 
+def test_throughput_of_a_bundled_model_weighs_its_arithmetic_against_a_dense_product(tmp_path):
+    out = tmp_path / "thr.json"
+    assert main(["throughput", "--model", "speech", "--seconds", "1", "--threads", "1", "--json", str(out)]) == 0
+    (r,) = read(out)["records"]
+    from rt_enhance.benchmarks.models import model_path
+    from rt_enhance.realtime.processor import open_processor
+
+    macs = int(open_processor(str(model_path("speech"))).info.extra["macs_per_second"])
+    assert r["gmac_per_s"] == pytest.approx(macs * r["audio_s"] / r["wall_s"] / 1e9, rel=1e-6)
+    assert r["peak_gmac_per_s"] > 1 and r["share_of_peak"] == pytest.approx(r["gmac_per_s"] / r["peak_gmac_per_s"])
+    assert r["peak_x_realtime"] == pytest.approx(r["x_realtime"] / r["share_of_peak"])
+
+
 def test_peers_rows_run_or_say_why(tmp_path, onnx_model):
     out = tmp_path / "peers.json"
     assert main(["peers", "--model", onnx_model(window=2048), "--seconds", "1", "--repeat", "2", "--json", str(out)]) == 0
