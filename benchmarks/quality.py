@@ -36,7 +36,7 @@ from rt_enhance.benchmarks.table import Column, render
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("pesq", "stoi", "si_sdr", "lsd", "snr", "pause")
+METRICS = ("pesq", "stoi", "si_sdr", "lsd", "snr", "pause", "highs")
 MAX_LAG_MS = 50.0
 PHAT_BETA = 0.8
 DFN3_LATENCY_MS = peers.DFN3_LATENCY_MS
@@ -443,7 +443,8 @@ def _lags(record: dict[str, Any]) -> str | None:
 TASK_COLUMNS = (
     Column("label", "system"), Column("pesq", "PESQ-wb", "{:.2f}"), Column("stoi", "STOI", "{:.3f}"),
     Column("si_sdr", "SI-SDR dB", "{:.2f}"), Column("lsd", "LSD", "{:.3f}"), Column("snr", "SNR dB", "{:.2f}"),
-    Column("pause", "noise in pauses dB", "{:.1f}"), Column("lags", "lag ms vs input (each item)"),
+    Column("pause", "noise in pauses dB", "{:.1f}"), Column("highs", "voice 2-8 kHz kept dB", "{:.1f}"),
+    Column("lags", "lag ms vs input (each item)"),
 )
 TESTSET_COLUMNS = (Column("task", "task"), Column("items", "items"), Column("description", "degradation"),
                    Column("files", "clean sources (file@start)"), Column("rooms", "rooms"), Column("noises", "noises"))

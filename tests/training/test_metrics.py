@@ -84,9 +84,19 @@ def test_missing_packages_give_nan(speechy: np.ndarray, monkeypatch: pytest.Monk
 def test_evaluate(speechy: np.ndarray) -> None:
     noisy = _with_noise(speechy, 10)
     scores = metrics.evaluate(speechy, noisy, RATE)
-    assert set(scores) == {"snr", "si_sdr", "lsd", "pesq", "stoi"}
+    assert set(scores) == {"snr", "si_sdr", "lsd", "pesq", "stoi", "highs"}
     assert abs(scores["snr"] - 10) < 1e-6
     assert set(metrics.evaluate(speechy, noisy, RATE, speech=False)) == {"snr", "si_sdr", "lsd"}
+
+
+def test_highs_kept_tells_a_dulled_voice_from_a_kept_one(speechy: np.ndarray) -> None:
+    import soxr
+
+    assert metrics.highs_kept(speechy, speechy, RATE) == pytest.approx(0.0, abs=1e-9)
+    assert metrics.highs_kept(speechy, 0.5 * speechy, RATE) == pytest.approx(-6.02, abs=0.01)
+    dull = soxr.resample(soxr.resample(speechy, RATE, 4000), 4000, RATE)[: len(speechy)]  # nothing above 2 kHz
+    assert metrics.highs_kept(speechy, dull, RATE) < -20
+    assert math.isnan(metrics.highs_kept(np.zeros(RATE), speechy[:RATE], RATE))
 
 
 def test_length_mismatch_is_an_error() -> None:
