@@ -16,7 +16,7 @@ from rt_enhance.realtime import cli as enhance_cli
 from rt_enhance.training import cli as train_cli
 
 SYSTEMS = {"degraded", "spline", "sinc", "model (offline)", "model (engine)"}
-METRIC_KEYS = {"snr", "si_sdr", "lsd", "pesq", "stoi"}
+METRIC_KEYS = {"snr", "si_sdr", "lsd", "pesq", "stoi", "highs"}
 
 
 def test_folder_of_wavs_to_live_model(tmp_path: Path, tiny_corpus: Path) -> None:
