@@ -20,30 +20,35 @@ HOP, FRAME, BANDS, MAX_GAIN = 240, 480, 48, 2.0  # `speech`'s grid (spec-erb) at
 
 def ideal_band_gains(x: np.ndarray, clean: np.ndarray, *, hop: int = HOP, frame: int = FRAME, bands: int = BANDS) -> np.ndarray:
     """float32 ``[n]`` -> ``[n]``: ``x`` through the ideal gain per band and frame against ``clean``, aligned with ``x``
-    (the model's one hop of delay removed)."""
+    (the model's one hop of delay removed). The model's own ``forward`` does the framing, transforms and overlap-add;
+    only its network is replaced: a first pass over ``clean`` records each frame's band powers, a second over ``x``
+    returns the gains that bring ``x``'s band powers to those."""
     import torch
 
     from rt_enhance.model.spectral import SpectralUNet
 
-    grid = SpectralUNet(hop=hop, frame=frame, channels=[4, 4], bands=bands)  # only its transforms are used
+    class Ideal(SpectralUNet):
+        target: torch.Tensor | None = None  # the clean band powers [1, frames, bands]; None: record them
+
+        def heads(self, mag, h, band=None):  # the ideal gains in place of the network
+            power = mag.square() @ (self.band_weights / self.band_weights.sum(dim=1, keepdim=True)).T
+            if self.target is None:
+                self.target, gain = power, torch.ones_like(power)
+            else:
+                gain = (self.target / (power + 1e-12)).sqrt().clamp(0.0, MAX_GAIN)
+            return gain @ self.band_weights, None, h, None, None
+
+    grid = Ideal(hop=hop, frame=frame, channels=[4, 4], bands=bands, gru_hidden=0)  # only its transforms run
     n = len(x)
     pad = (-n) % hop + hop  # one hop more: the lookahead to remove
 
-    def spectra(signal: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        audio = torch.from_numpy(np.concatenate([np.zeros(frame - hop, np.float32), signal, np.zeros(pad, np.float32)]))
-        hops = audio.reshape(1, -1, hop)
-        m = hops.shape[1] - frame // hop + 1
-        return grid.analysis(torch.cat([hops[:, j : j + m] for j in range(frame // hop)], dim=2))
+    def run(signal: np.ndarray) -> np.ndarray:
+        audio = torch.from_numpy(np.concatenate([np.asarray(signal, np.float32), np.zeros(pad, np.float32)]))
+        return grid(audio[None, None])[0, 0].numpy()
 
     with torch.no_grad():
-        re, im = spectra(np.asarray(x, np.float32))
-        clean_re, clean_im = spectra(np.asarray(clean, np.float32))
-        weights = grid.band_weights / grid.band_weights.sum(dim=1, keepdim=True)
-        ratio = ((clean_re.square() + clean_im.square()) @ weights.T) / ((re.square() + im.square()) @ weights.T + 1e-12)
-        gain = ratio.sqrt().clamp(0.0, MAX_GAIN) @ grid.band_weights
-        out = grid.synthesis(gain * re, gain * im)  # [1, m, 2 hop]
-        first, second = out[..., :hop], out[..., hop:]
-        y = (first + torch.cat([torch.zeros(1, 1, hop), second[:, :-1]], dim=1)).reshape(-1).numpy()
+        run(clean)
+        y = run(x)
     return y[hop : hop + n].astype(np.float32)
 
 
