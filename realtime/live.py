@@ -62,6 +62,7 @@ class LiveResult:
     overrun_samples: int
     xruns: dict[str, int]
     device_latency: tuple[float, float]
+    device_latency_max: tuple[float, float]
     stop_reason: str
     written: dict[str, int] = field(default_factory=dict)
     failed_outputs: dict[str, str] = field(default_factory=dict)
@@ -150,7 +151,8 @@ class LiveEngine:
             stopping=self.stop_event,
         )
         self.stop_reason = "stopped"
-        self.device_latency = (0.0, 0.0)
+        self.device_latency = (0.0, 0.0)  # (in, out) seconds: the devices' or the server's estimate
+        self.device_latency_max = (0.0, 0.0)  # the largest estimate seen, where it moves (a sound server)
         self._resampled = device_rate != self.geometry.sample_rate
         g = self.geometry
         self._extra_lag = round_trip_lag(device_rate, g.sample_rate, g.hop) if self._resampled else 0
@@ -350,6 +352,10 @@ class LiveEngine:
             overrun_samples=status.overrun_samples,
             xruns=dict(self.callbacks.xruns),
             device_latency=self.device_latency,
+            device_latency_max=(
+                max(self.device_latency[0], self.device_latency_max[0]),
+                max(self.device_latency[1], self.device_latency_max[1]),
+            ),
             stop_reason=self.stop_reason,
             written={s.path: s.written for s in self.worker.sinks},
             failed_outputs={s.path: message for s, message in self.worker.failed_sinks},

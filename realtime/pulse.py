@@ -237,6 +237,16 @@ class PulseDuplex:
         return (float(rec), float(play))
 
     @property
+    def latency_max(self) -> tuple[float, float]:
+        """(record, playback): the largest of the server's estimates while streaming, in seconds. The
+        estimates move with the server's buffering, and under load the delay a listener hears can sit
+        above their median for a while."""
+        if not self._samples:
+            return (0.0, 0.0)
+        rec, play = np.max(np.array(self._samples), axis=0)
+        return (float(rec), float(play))
+
+    @property
     def active(self) -> bool:
         return self._thread.is_alive() and not self._stop.is_set()
 

@@ -231,6 +231,7 @@ def engine(*, block: int, **kwargs):
 
         def _result(self, seconds: float):
             self.device_latency = self._pulse.latency
+            self.device_latency_max = self._pulse.latency_max
             return super()._result(seconds)
 
     return VirtualMicEngine(**kwargs)

@@ -160,22 +160,27 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
         assert np.all(np.abs(np.diff(got) - CLICK_EVERY) <= record["blocksize"])
     if server.kind == "PipeWire":
         ref = click_positions(y[:, 0], 0.6)
-        assert len(ref) == len(got) and len(set(got - ref)) == 1  # one constant delay, measured in one graph cycle
+        assert len(ref) == len(got) and len(set(got - ref)) == 1, heard  # one constant delay, measured in one graph cycle
         measured = int(got[0] - ref[0])
         reported = record["latency_total_ms"] * RATE / 1000
         print(
             f"\nvirtual mic delay: measured {measured} samples, engine {record['latency_samples']}, "
             f"reported total {reported:.0f} (server estimates in {record['device_latency_in_ms']:.1f} ms, "
-            f"out {record['device_latency_out_ms']:.1f} ms)"
+            f"out {record['device_latency_out_ms']:.1f} ms; largest {record['device_latency_in_max_ms']:.1f} "
+            f"and {record['device_latency_out_max_ms']:.1f} ms)"
         )
         # The engine's part is exact; the server's part is its own estimate (libpulse's latency of
-        # the two streams). Its input half counts the test microphone's own capture latency, which
-        # this recorder shares and so does not measure: the report may exceed the measured delay by
-        # up to that input estimate (a loaded CI machine saw 43 ms over, with 67 ms estimated in;
-        # a fixed bound of 8 blocks failed there), and is never more than a block low.
+        # the two streams), reported as the median of what it said while streaming. Its input half
+        # counts the test microphone's own capture latency, which this recorder shares and so does
+        # not measure: the report may exceed the measured delay by up to that input estimate (a
+        # loaded CI machine saw 43 ms over, with 67 ms estimated in). The estimates move with the
+        # server's buffering, and a loaded CI machine heard the clicks 7.7 ms after the median's
+        # report: the delay heard is never more than a block above the largest estimates.
         block = record["blocksize"]
         estimated_in = record["device_latency_in_ms"] * RATE / 1000
-        assert record["latency_samples"] < measured and -block <= reported - measured <= estimated_in + block
+        largest = (record["device_latency_in_max_ms"] + record["device_latency_out_max_ms"]) * RATE / 1000
+        assert record["latency_samples"] < measured <= record["latency_samples"] + largest + block
+        assert reported - measured <= estimated_in + block
     assert wait_for(lambda: not ours(server), 5), ours(server)
 
 
