@@ -112,15 +112,26 @@ def pause_attenuation(ref: np.ndarray, given: np.ndarray, est: np.ndarray, rate:
         return math.nan
 
     def energy(x: np.ndarray) -> np.ndarray:
-        return np.square(x[: frames * n].astype(np.float64)).reshape(frames, n).sum(axis=1)
+        return np.square(_frames(x, n, frames)).sum(axis=1)
 
     clean = energy(ref)
-    pause = clean <= clean.max() * 10 ** (-PAUSE_BELOW_DB / 10)
+    pause = ~_voiced(clean)
     noise = energy(given[: frames * n] - ref[: frames * n])[pause].sum()
     if pause.mean() < PAUSE_MIN_SHARE or noise <= _EPS:
         return math.nan
     left = energy(est)[pause].sum()
     return max(PAUSE_FLOOR_DB, 10 * math.log10(max(left, 1e-300) / noise))
+
+
+def _frames(x: np.ndarray, n: int, frames: int) -> np.ndarray:
+    """The first ``frames`` frames of ``n`` samples of ``x``, as float64 ``[frames, n]``: the 20 ms grid of the pause
+    and highs metrics."""
+    return x[: frames * n].astype(np.float64).reshape(frames, n)
+
+
+def _voiced(level: np.ndarray) -> np.ndarray:
+    """Frames whose reference energy is within PAUSE_BELOW_DB of its loudest frame's (the rest are pauses)."""
+    return level > level.max() * 10 ** (-PAUSE_BELOW_DB / 10)
 
 
 HIGHS_HZ = (2000.0, 8000.0)  # where a voice's consonants and brightness are, and PESQ-wb still listens
@@ -138,11 +149,10 @@ def highs_kept(ref: np.ndarray, est: np.ndarray, rate: int) -> float:
     window = np.hanning(n)
 
     def power(x: np.ndarray) -> np.ndarray:
-        return np.square(np.abs(np.fft.rfft(x[: frames * n].astype(np.float64).reshape(frames, n) * window, axis=1)))
+        return np.square(np.abs(np.fft.rfft(_frames(x, n, frames) * window, axis=1)))
 
     clean, out = power(ref), power(est)
-    level = clean.sum(axis=1)
-    voiced = level >= level.max() * 10 ** (-PAUSE_BELOW_DB / 10)
+    voiced = _voiced(clean.sum(axis=1))
     freqs = np.fft.rfftfreq(n, 1.0 / rate)
     band = (freqs >= HIGHS_HZ[0]) & (freqs < min(HIGHS_HZ[1], rate / 2))
     kept, there = out[voiced][:, band].sum(), clean[voiced][:, band].sum()
