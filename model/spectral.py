@@ -110,6 +110,11 @@ class SpectralUNet(StreamingModel):
       through ``channels[-1]`` features at an eighth of the positions. Its output is added to the first level
       through a projection that starts at zero, so a model with it begins as the same model without it and every
       tensor of a trained model fits (0: none).
+    - ``voice_head``: a training aid, a linear voice-activity read-out of the bottleneck GRU (one logit per frame,
+      :attr:`voice_logits` after each forward in training mode), which a loss can teach that a voice is present,
+      or was a moment ago, so that the GRU carries that fact: a sound between two words is noise, the same sound
+      with no voice about may be music to keep. It changes nothing the model outputs, is not computed in
+      evaluation mode and so never reaches an exported graph; a model without it starts every tensor of one with it.
     - ``bands``: run the network on this many ERB-spaced bands instead of every bin (0: every bin), as
       RNNoise, PercepNet and DeepFilterNet do. Features are band energies, gains are per band and
       spread back to the bins by the same triangular filters (each bin's weights sum to one, so
@@ -140,6 +145,7 @@ class SpectralUNet(StreamingModel):
         df_bins: int = 0,
         df_order: int = 3,
         band_gru: int = 0,
+        voice_head: bool = False,
         sample_rate: int = 48000,
     ) -> None:
         super().__init__()
@@ -191,6 +197,10 @@ class SpectralUNet(StreamingModel):
             raise ValueError(f"band_gru must be 0 (none) or a GRU size; got {band_gru}")
         if band_gru:
             self.init_kwargs["band_gru"] = int(band_gru)
+        if voice_head:
+            if not gru_hidden:
+                raise ValueError("voice_head reads the bottleneck GRU: it needs gru_hidden > 0")
+            self.init_kwargs["voice_head"] = True
         self.log_features = bool(log_features)
         self.sample_rate = sample_rate
         self.lookahead = hop
@@ -218,6 +228,8 @@ class SpectralUNet(StreamingModel):
             self.gru_out = nn.Linear(gru_hidden, flat)
         else:
             self.gru = None
+        self.voice = nn.Linear(gru_hidden, 1) if voice_head else None
+        self.voice_logits: torch.Tensor | None = None  # [batch, m] of the last forward in training mode
         self.drop = nn.Dropout(dropout)
         # decoder level b: from level b+1 (concatenated with its skip, except the bottleneck) up to b
         self.decoders = nn.ModuleList()
@@ -299,6 +311,8 @@ class SpectralUNet(StreamingModel):
             c, length = z.shape[1], z.shape[3]
             flat = z.transpose(1, 2).reshape(b, m, c * length)
             g, h = self.gru(torch.relu(self.gru_in(flat)), h)
+            if self.voice is not None and self.training:
+                self.voice_logits = self.voice(g).squeeze(-1)
             z = z + self.gru_out(self.drop(g)).reshape(1, b * m, c, length).transpose(1, 2)
         levels = len(self.encoders)
         for level in reversed(range(levels - 1)):

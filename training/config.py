@@ -105,6 +105,7 @@ class TrainConfig:
     loss: str = "L2"
     stft: float = 0.0
     lsd: float = 0.0
+    voice: float = 0.0
     gan: float = 0.0
     disc: str = "unet"
     fm: float = 0.0
@@ -187,12 +188,20 @@ def check_config(cfg: TrainConfig) -> None:
     _require(cfg.disc in DISCRIMINATORS, f"--disc must be one of {', '.join(DISCRIMINATORS)}, got {cfg.disc!r}")
     _require(cfg.fm == 0 or cfg.gan > 0, "--fm needs a discriminator: give --gan > 0 too")
     _require(not (cfg.collab and cfg.disc != "unet"), "--collab refines towards one logit: it needs --disc unet")
-    for key in ("stft", "lsd", "gan", "fm", "ae", "weight_decay", "clip"):
+    for key in ("stft", "lsd", "voice", "gan", "fm", "ae", "weight_decay", "clip"):
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value >= 0, f"--{key} must be a finite number >= 0, got {value}")
     for key in ("lr_g", "lr_d", "lr_ae", "collab_rate"):
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value > 0, f"--{key} must be a positive number, got {value}")
+    labelled = "voices" in cfg.dataset_args
+    _require(
+        not cfg.voice or (labelled and cfg.arch == "spectral"),
+        "--voice trains a spectral model's voice-activity head from labelled files: give --arch spectral and "
+        "--dataset_args voices=FOLDER+FOLDER (the folders of voice files under --data_root)",
+    )
+    _require(not labelled or cfg.voice > 0, "dataset_args voices=... labels the files for --voice: give --voice too (e.g. 0.1)")
+    _require(not (cfg.voice and (cfg.ae or cfg.collab)), "--voice does not combine with --ae or --collab yet")
     _require(cfg.workers >= 0 and cfg.threads >= 0, "--workers and --threads must be >= 0")
     _require(cfg.average >= 0, f"--average must be a number of epochs >= 0, got {cfg.average}")
     _require(cfg.collab_steps >= 0 and cfg.collab_shape >= 0, "--collab_steps and --collab_shape must be >= 0")
@@ -260,6 +269,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("stft", ("--stft",), float, "weight of the multi-resolution STFT loss (default 0)"),
     Option("lsd", ("--lsd",), float, "weight of a log-spectral distance term added to the loss (default 0; BWE already "
            "holds 0.5): the benchmark's LSD, which weighs a quiet top octave as much as a loud one"),
+    Option("voice", ("--voice",), float, "weight of a voice-activity loss on a spectral model's bottleneck GRU (default 0): "
+           "it learns that a voice is present or was a moment ago, from files labelled by dataset_args voices=...; "
+           "the head is a training aid and never reaches the exported model"),
     Option("gan", ("--gan",), float, "weight of the adversarial loss, 0 = no GAN (default 0)"),
     Option("disc", ("--disc",), str, "discriminator: unet (one logit per window, the original's) or mpd-mrd (HiFi-GAN's "
            "periods and UnivNet's resolutions, least squares; default unet)"),

@@ -60,7 +60,7 @@ _DEFAULT_HELD_OUT = 0.1
 #: dataset took the year as its first bare argument.
 POSITIONAL_ARGS: dict[str, tuple[str, ...]] = {"maestro": ("year",)}
 ALLOWED_ARGS: dict[str, frozenset[str]] = {
-    "simple": frozenset({"val", "test", "val_dir"}),
+    "simple": frozenset({"val", "test", "val_dir", "voices"}),
     "pairs": frozenset({"val", "test"}),
     "vctk": frozenset({"val", "test", "mic"}),
     "maestro": frozenset({"year", "metadata"}),
@@ -290,6 +290,7 @@ class Source:
 
     clean: AudioInfo
     degraded: AudioInfo | None = None
+    voice: bool | None = None  # a voice file (dataset_args voices=...); None: not labelled
 
     def frames_at(self, rate: int) -> int:
         n = self.clean.frames_at(rate)
@@ -304,7 +305,8 @@ def window_count(frames: int, window: int, stride: int) -> int:
 
 
 class WindowDataset(Dataset):
-    """Windows ``(degraded [1, window], clean [1, window])`` float32 tensors, read lazily from ``sources``.
+    """Windows ``(degraded [1, window], clean [1, window])`` float32 tensors, read lazily from ``sources``;
+    where the sources are labelled (``Source.voice``), a third item, ``[1]``: 1.0 for a voice file, else 0.0.
 
     Window ``i`` of a file starts at ``i * stride`` (at ``rate``). The pipeline degrades each window at load
     time with an RNG seeded by ``(seed, epoch, index)``: reproducible, and different each epoch
@@ -320,6 +322,7 @@ class WindowDataset(Dataset):
             raise DatasetError(f"window and stride must be positive, got window={window}, stride={stride}")
         self.sources, self.rate, self.window, self.stride = tuple(sources), rate, window, stride
         self.pipeline, self.seed, self.epoch = pipeline, seed, 0
+        self.labelled = any(s.voice is not None for s in self.sources)
         counts = [window_count(s.frames_at(rate), window, stride) for s in self.sources]
         self._ends = np.cumsum(counts, dtype=np.int64)
         self._context = pipeline.context(rate) if pipeline is not None else 0
@@ -346,7 +349,7 @@ class WindowDataset(Dataset):
         """The degradation RNG of window ``index`` in the current epoch."""
         return np.random.default_rng([self.seed, self.epoch, index % len(self)])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         source, start = self.locate(index)
         begin, frames = start - self._context, self.window + 2 * self._context
         clean = read_segment(source.clean, begin, frames, self.rate)
@@ -354,6 +357,8 @@ class WindowDataset(Dataset):
         if self.pipeline is not None:
             degraded, clean = self.pipeline.apply(degraded, clean, self.rate, self.rng(index))
         keep = slice(self._context, self._context + self.window)
+        if self.labelled:
+            return _tensor(degraded[keep]), _tensor(clean[keep]), torch.tensor([1.0 if source.voice else 0.0])
         return _tensor(degraded[keep]), _tensor(clean[keep])
 
 
@@ -369,6 +374,17 @@ def _limit(entries: list[Entry], n_files: int | None, seed: int) -> list[Entry]:
         raise DatasetError(f"n_files must be positive, got {n_files}")
     keep = np.sort(np.random.default_rng([seed, 1]).permutation(len(entries))[:n_files])
     return [entries[i] for i in keep]
+
+
+def _voice_folders(kind: str, args: dict[str, str]) -> set[str] | None:
+    """``voices=speech+voices``: the folders directly under a ``simple`` root whose files are voices (the rest,
+    music and the like, are not), for a voice-activity loss; None when not given."""
+    if "voices" not in args:
+        return None
+    names = {name for name in args["voices"].split("+") if name}
+    if not names or any("/" in name for name in names):
+        raise DatasetError(f"dataset_args: voices takes folder names under the root joined by '+', got {args['voices']!r}")
+    return names
 
 
 def _check_args(kind: str, args: dict[str, str]) -> None:
@@ -414,7 +430,11 @@ def make_dataset(
     if not root.is_dir():
         raise DatasetError(f"dataset root {root} does not exist or is not a folder")
     entries = _limit(_LAYOUTS[kind](root, _normalise_split(split), seed, args), n_files, seed)
-    sources = [Source(audio_info(c), None if d is None else audio_info(d)) for _, c, d in entries]
+    voices = _voice_folders(kind, args)
+    sources = [
+        Source(audio_info(c), None if d is None else audio_info(d), None if voices is None else Path(group).parts[0] in voices)
+        for group, c, d in entries
+    ]
     dataset = WindowDataset(sources, rate=rate, window=window, stride=stride, pipeline=pipeline, seed=seed)
     logger.info("%s %s: %d files, %d windows of %d at %d Hz", kind, split, len(sources), len(dataset), window, rate)
     return dataset

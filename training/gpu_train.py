@@ -188,6 +188,8 @@ def load_options(argv: list[str] | None) -> tuple[Budget, TrainConfig]:
     cfg = make_config(recipe, pack_args, flags, data)
     if cfg.ae > 0:
         raise ConfigError(f"--ae {cfg.ae:g}: the GPU trainer trains without it; use rt-train")
+    if cfg.voice > 0:
+        raise ConfigError(f"--voice {cfg.voice:g}: the GPU trainer has no voice labels yet; use rt-train")
     budget = Budget(
         pack=pack,
         out=Path(args.out),

@@ -203,3 +203,30 @@ def batch_si_sdr(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     num = projection.pow(2).sum(1) + 1e-12
     den = (y - projection).pow(2).sum(1) + 1e-12
     return (10 * torch.log10(num / den)).float()
+
+
+VOICE_BELOW_DB = 40.0  # a hop of the clean voice this far under the window's loudest is a pause
+VOICE_FLOOR = 1e-7  # mean square of a hop (-70 dBFS) under which nothing counts as voiced
+VOICE_HANGOVER_SECONDS = 0.3  # a voice heard this recently still counts: the pauses between words are voice time
+
+
+def voice_activity(target: torch.Tensor, voice: torch.Tensor, hop: int, frames: int, rate: int) -> torch.Tensor:
+    """Voice-activity labels ``[B, frames]`` (0 or 1) for the model frames of ``target`` ``[B, 1, W]``, hop ``hop``:
+    1 where the clean target's hop is within VOICE_BELOW_DB of the window's loudest hop (and above VOICE_FLOOR),
+    or was within the last VOICE_HANGOVER_SECONDS (causal: a frame only knows the past), in the windows whose
+    ``voice`` flag ``[B]`` is 1 (a voice file; music and the like are 0 throughout)."""
+    b = target.shape[0]
+    usable = min(frames, target.shape[-1] // hop)
+    power = target[..., : usable * hop].reshape(b, usable, hop).float().square().mean(dim=-1)
+    threshold = (power.amax(dim=1, keepdim=True) * 10 ** (-VOICE_BELOW_DB / 10)).clamp_min(VOICE_FLOOR)
+    voiced = (power > threshold).float()
+    span = max(1, round(VOICE_HANGOVER_SECONDS * rate / hop))
+    held = F.max_pool1d(F.pad(voiced[:, None], (span - 1, 0)), span, stride=1)[:, 0]  # [B, usable]
+    labels = F.pad(held, (0, frames - usable), value=0.0) if usable < frames else held
+    return labels * voice.reshape(b, 1).float()
+
+
+def voice_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of per-frame voice logits ``[B, m]`` against :func:`voice_activity`'s labels."""
+    m = min(logits.shape[1], labels.shape[1])
+    return F.binary_cross_entropy_with_logits(logits[:, :m].float(), labels[:, :m])

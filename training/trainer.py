@@ -72,10 +72,21 @@ class Objective:
     conditional: bool = False
     clip: float = 0.0
     fm: float = 0.0
+    voice: float = 0.0
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Objective:
-        return cls(loss=cfg.loss, stft=cfg.stft, gan=cfg.gan, ae=cfg.ae, conditional=cfg.conditional, clip=cfg.clip, fm=cfg.fm, lsd=cfg.lsd)
+        return cls(
+            loss=cfg.loss,
+            stft=cfg.stft,
+            gan=cfg.gan,
+            ae=cfg.ae,
+            conditional=cfg.conditional,
+            clip=cfg.clip,
+            fm=cfg.fm,
+            lsd=cfg.lsd,
+            voice=cfg.voice,
+        )
 
     def reconstruction(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The waveform loss plus the weighted log-spectral distance, on aligned ``[B, 1, W]`` windows."""
@@ -150,6 +161,8 @@ def new_generator(cfg: TrainConfig) -> AudioModel:
     kwargs = models.generator_kwargs(
         size=cfg.size, depth=cfg.depth, dropout=cfg.dropout, rate=cfg.rate, model_args=cfg.model_args, arch=cfg.arch
     )
+    if cfg.voice:
+        kwargs["voice_head"] = True
     torch.manual_seed(cfg.seed)
     generator = models.build_generator(cfg.arch, kwargs)
     generator.check_window(cfg.window)
@@ -165,7 +178,7 @@ GRID_KWARGS = frozenset({"hop", "frame", "bands", "gru_hidden"})
 
 #: Arguments that add a head starting at zero (its model begins as the model without it), by the head's weight prefix:
 #: such a model may start from the same model without the head.
-ADDED_HEADS = {"copies": "copy_head.", "df_bins": "df_head.", "df_order": "df_head.", "band_gru": "band_context."}
+ADDED_HEADS = {"copies": "copy_head.", "df_bins": "df_head.", "df_order": "df_head.", "band_gru": "band_context.", "voice_head": "voice."}
 
 
 def warm_start(generator: AudioModel, path: str) -> None:
@@ -298,9 +311,11 @@ def adversary_step(
     return stats
 
 
-def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Metrics]:
+def generator_loss(
+    parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, voice: torch.Tensor | None = None
+) -> tuple[torch.Tensor, Metrics]:
     """The weighted sum of the generator's losses (``parts.objective``) and its terms; all inputs ``[B, 1, W]``
-    float32."""
+    float32; ``voice`` ``[B, 1]``: each window's voice-file flag, for the voice-activity term."""
     lookahead, obj = parts.lookahead, parts.objective
     y_al, t_al = losses.align(y, target, lookahead)
     total = obj.reconstruction(y_al, t_al)
@@ -316,6 +331,14 @@ def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch
         total, terms["adv"] = total + obj.gan * adversarial, adversarial.item()
         if obj.fm > 0:
             total, terms["fm"] = total + obj.fm * matching, matching.item()
+    if obj.voice:
+        from rt_enhance.model.spectral import SpectralUNet
+
+        model = parts.generator
+        assert isinstance(model, SpectralUNet) and model.voice_logits is not None and voice is not None, "--voice: see validate_config"
+        labels = losses.voice_activity(target, voice, model.hop, model.voice_logits.shape[1], model.sample_rate)
+        activity = losses.voice_loss(model.voice_logits, labels)
+        total, terms["voice"] = total + obj.voice * activity, activity.item()
     if parts.autoencoder is not None:
         feat = losses.feature_loss(parts.autoencoder.encode(y_pad), parts.autoencoder.encode(t_pad))
         total, terms["feat"] = total + obj.ae * feat, feat.item()
@@ -323,13 +346,14 @@ def generator_loss(parts: Parts, x: torch.Tensor, y: torch.Tensor, target: torch
     return total, terms
 
 
-def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime) -> Metrics:
-    """One mini-batch ``[B, 1, W]`` (degraded, clean): discriminator step, then generator step."""
+def train_step(parts: Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime, voice: torch.Tensor | None = None) -> Metrics:
+    """One mini-batch ``[B, 1, W]`` (degraded, clean; ``voice`` ``[B, 1]`` where labelled): discriminator step,
+    then generator step."""
     with torch.autocast(rt.device.type, dtype=torch.float16, enabled=rt.amp):
         y = parts.g_model(x)
     y = y.float()
     stats = adversary_step(parts, x, y, target, rt)
-    loss, terms = generator_loss(parts, x, y, target)
+    loss, terms = generator_loss(parts, x, y, target, voice)
     optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, parts.objective.clip, rt)
     return {**terms, **stats}
 
@@ -351,10 +375,11 @@ def train_epoch(parts: Parts, data: TrainData, cfg: TrainConfig, rt: Runtime, ep
     steps = steps_per_epoch(data, cfg.count)
     sums: Metrics = {}
     bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=True if not rt.main else None, leave=False)
-    for i, (x, target) in enumerate(data.train):
+    for i, (x, target, *label) in enumerate(data.train):
         if i >= steps:
             break
-        stats = train_step(parts, x.to(rt.device, non_blocking=True), target.to(rt.device, non_blocking=True), rt)
+        voice = label[0].to(rt.device) if label else None
+        stats = train_step(parts, x.to(rt.device, non_blocking=True), target.to(rt.device, non_blocking=True), rt, voice)
         progress.step += 1
         progress.windows_seen += x.shape[0] * rt.world
         for key, value in stats.items():
@@ -381,7 +406,7 @@ def validate(parts: Parts, val: Iterable[Any] | None, rt: Runtime, *, val_count:
 def _validate_here(parts: Parts, val: Iterable[Any], rt: Runtime, val_count: int) -> tuple[Metrics, dict | None]:
     generator, lookahead = parts.generator.eval(), parts.lookahead
     sums, count, example = {"loss": 0.0, "si_sdr": 0.0, "snr": 0.0}, 0, None
-    for i, (x, target) in enumerate(val):
+    for i, (x, target, *_) in enumerate(val):  # a voice-file label, where given, is for training only
         if val_count != -1 and i >= val_count:
             break
         x, target = x.to(rt.device), target.to(rt.device)

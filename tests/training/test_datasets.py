@@ -357,3 +357,18 @@ def test_clear_errors(tmp_path: Path, kind: str, root: str, kwargs: dict, messag
         _tone(tmp_path / "two" / f"{i}.wav", 300, seconds=0.05)
     with pytest.raises(DatasetError, match=message):
         make_dataset(kind, tmp_path / root, rate=RATE, window=WINDOW, stride=STRIDE, **kwargs)
+
+
+def test_voices_label_the_files_of_the_voice_folders(tmp_path: Path) -> None:
+    for folder, files in (("speech", 2), ("music", 3)):
+        (tmp_path / folder).mkdir()
+        for i in range(files):
+            sf.write(tmp_path / folder / f"{folder}{i}.wav", np.full(8000, 0.1 * (i + 1), np.float32), 16000)
+    ds = make_dataset("simple", tmp_path, rate=16000, window=4000, stride=4000, args={"voices": "speech", "val": "0", "test": "0"})
+    flags = {Path(s.clean.path).parent.name: s.voice for s in ds.sources}
+    assert flags == {"speech": True, "music": False}
+    items = [ds[i] for i in range(len(ds))]
+    assert all(len(item) == 3 for item in items) and sorted({float(item[2]) for item in items}) == [0.0, 1.0]
+    assert len(make_dataset("simple", tmp_path, rate=16000, window=4000, stride=4000, args={"val": "0", "test": "0"})[0]) == 2
+    with pytest.raises(DatasetError, match="voices"):
+        make_dataset("simple", tmp_path, rate=16000, window=4000, stride=4000, args={"voices": "a/b"})

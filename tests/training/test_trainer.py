@@ -203,3 +203,49 @@ def test_init_from_a_model_on_another_grid_shares_the_tensors_that_fit(tmp_path:
     shared = [k for k in ours if k in theirs and ours[k].shape == theirs[k].shape]
     assert shared and all(torch.equal(ours[k], theirs[k]) for k in shared)
     assert any(k.startswith("gru.") for k in ours if k not in shared)  # the recurrent core is new
+
+
+def test_the_voice_head_learns_where_a_voice_is_and_leaves_the_output_alone(tmp_path: Path) -> None:
+    from rt_enhance.model import save_checkpoint
+    from rt_enhance.model.spectral import SpectralUNet
+    from rt_enhance.training import losses
+
+    torch.manual_seed(0)
+    source = SpectralUNet(hop=48, channels=[4, 8], kernel=3, gru_hidden=8)
+    with torch.no_grad():
+        source.final.weight.normal_(0, 0.5)
+    save_checkpoint(tmp_path / "plain.pt", source)
+    args = {"hop": 48, "channels": [4, 8], "kernel": 3, "gru_hidden": 8}
+    cfg = _cfg(arch="spectral", size="spec-small", rate=48000, window=4800, init_from=str(tmp_path / "plain.pt"), model_args=args,
+               voice=1.0, dataset_args={"voices": "speech"}, lr_g=1e-2)  # fmt: skip
+    model = new_generator(cfg)  # a plain model's every tensor fits; the head is new
+    assert isinstance(model, SpectralUNet) and model.voice is not None and model.init_kwargs["voice_head"] is True
+    x = torch.randn(2, 1, 4800)
+    with torch.no_grad():  # the same output as the model without the head, and no read-out outside training
+        torch.testing.assert_close(model.eval()(x), source(x))
+    assert model.voice_logits is None
+    # a voice in the second half of one window, nothing of a voice in the other (its file is music)
+    target = torch.zeros(2, 1, 4800)
+    target[:, :, 2400:] = 0.1 * torch.sin(torch.arange(2400) * 0.3)
+    flags = torch.tensor([[1.0], [0.0]])
+    labels = losses.voice_activity(target, flags, 48, 100, 48000)
+    assert labels[0, :49].sum() == 0 and labels[0, 50:].min() == 1 and labels[1].sum() == 0
+    quiet_after = target.clone()
+    quiet_after[:, :, 3600:] = 0
+    held = losses.voice_activity(quiet_after, flags, 48, 100, 48000)[0]  # the 300 ms hangover holds 10 ms hops of silence
+    assert held[75:].min() == 1
+    parts = build_parts(cfg, CPU, model.train(), None)
+    target[1] = 0  # trained on a voice that starts half-way and on a window of noise only, it learns which is which
+    first = train_step(parts, target + 0.05 * torch.randn(target.shape), target, CPU, flags)["voice"]
+    for _ in range(100):
+        last = train_step(parts, target + 0.05 * torch.randn(target.shape), target, CPU, flags)["voice"]
+    assert last < 0.3 * first
+
+
+def test_voice_labels_and_the_voice_loss_come_together() -> None:
+    from rt_enhance.training.config import ConfigError
+
+    with pytest.raises(ConfigError, match="voices="):
+        _cfg(arch="spectral", size="spec-small", voice=0.1)
+    with pytest.raises(ConfigError, match="--voice"):
+        _cfg(arch="spectral", size="spec-small", dataset_args={"voices": "speech"})
