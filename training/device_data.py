@@ -1,7 +1,8 @@
 """Training batches from a pack (training/pack.py), for the time-budgeted trainer (training/gpu_train.py).
 
 Two sources with one interface (``next(batch) -> (degraded, clean)`` ``[B, 1, window]`` on the device,
-and ``val``, fixed validation batches):
+with a third ``[B, 1]``, each window's voice-file flag, where the files are labelled (``dataset_args
+voices=...``, for ``--voice``); and ``val``, fixed validation batches):
 
 - :class:`DeviceSource`: every file of the pack decoded once (threads) into banks on the training
   device; windows drawn uniformly over the training split's audio and degraded there by
@@ -36,11 +37,16 @@ from rt_enhance.training.degrade import device as dd
 
 logger = logging.getLogger(__name__)
 
-Pair = tuple[torch.Tensor, torch.Tensor]
+Pair = tuple[torch.Tensor, ...]  # (degraded, clean) or (degraded, clean, voice flags)
 
 
 def split_paths(root: Path, cfg: TrainConfig, split: str) -> list[str]:
     """The clean files of ``split`` under ``root``, as ``rt-train`` would split them (empty when none)."""
+    return split_files(root, cfg, split)[0]
+
+
+def split_files(root: Path, cfg: TrainConfig, split: str) -> tuple[list[str], list[float] | None]:
+    """:func:`split_paths` and each file's voice label (1 or 0; None where the files carry none)."""
     try:
         ds = make_dataset(
             cfg.dataset, root, rate=cfg.rate, window=cfg.window, stride=cfg.stride, split=split, args=cfg.dataset_args, seed=cfg.seed
@@ -49,8 +55,9 @@ def split_paths(root: Path, cfg: TrainConfig, split: str) -> list[str]:
         if split == "train":
             raise
         logger.warning("no %s split (%s)", split, exc)
-        return []
-    return [s.clean.path for s in ds.sources]
+        return [], None
+    labels = [1.0 if s.voice else 0.0 for s in ds.sources] if ds.labelled else None
+    return [s.clean.path for s in ds.sources], labels
 
 
 def decode(paths: list[str], rate: int, threads: int) -> list[np.ndarray]:
@@ -97,12 +104,14 @@ class DeviceSource:
     val: list[Pair] = field(default_factory=list)
 
     def next(self, batch: int) -> Pair:
-        """``(degraded, clean)`` ``[batch, 1, window]`` float32 on the bank's device."""
+        """``(degraded, clean)`` ``[batch, 1, window]`` float32 on the bank's device (and the windows' voice
+        flags ``[batch, 1]`` where the bank is labelled)."""
         context = self.pipeline.context
-        segments = self.bank.windows(batch, self.window, context, self.gen)
+        segments, files = self.bank.windows(batch, self.window, context, self.gen)
         degraded, target = self.pipeline(segments, self.gen)
         keep = slice(context, context + self.window)
-        return degraded[:, None, keep].contiguous(), target[:, None, keep].contiguous()
+        pair = degraded[:, None, keep].contiguous(), target[:, None, keep].contiguous()
+        return pair if self.bank.labels is None else (*pair, self.bank.labels[files][:, None])
 
     def fixed_batches(self, count: int, batch: int, seed: int) -> list[Pair]:
         """``count`` batches drawn with their own seed (the same every run): validation."""
@@ -136,7 +145,8 @@ def device_source(
     )
     pipeline = dd.device_pipeline(cpu_pipeline, cfg.rate, sources)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    train = dd.Bank.from_arrays(decode(split_paths(root, cfg, "train"), cfg.rate, threads), device)
+    paths, labels = split_files(root, cfg, "train")
+    train = dd.Bank.from_arrays(decode(paths, cfg.rate, threads), device, labels)
     source = DeviceSource(train, pipeline, cfg.window, gen)
     val_paths = split_paths(root, cfg, "val")
     if val_paths:
@@ -172,7 +182,6 @@ class LoaderSource:
                 self.data.set_epoch(self.epoch, self.seed)
                 self._it = iter(self.data.train)
             try:
-                x, target = next(self._it)
-                return x.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
+                return tuple(t.to(self.device, non_blocking=True) for t in next(self._it))
             except StopIteration:
                 self._it, self.epoch = None, self.epoch + 1

@@ -188,8 +188,6 @@ def load_options(argv: list[str] | None) -> tuple[Budget, TrainConfig]:
     cfg = make_config(recipe, pack_args, flags, data)
     if cfg.ae > 0:
         raise ConfigError(f"--ae {cfg.ae:g}: the GPU trainer trains without it; use rt-train")
-    if cfg.voice > 0:
-        raise ConfigError(f"--voice {cfg.voice:g}: the GPU trainer has no voice labels yet; use rt-train")
     budget = Budget(
         pack=pack,
         out=Path(args.out),
@@ -299,12 +297,15 @@ def build(budget: Budget, cfg: TrainConfig, rt: Runtime) -> tuple[trainer.Parts,
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def step(parts: trainer.Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime, dtype: torch.dtype | None) -> dict[str, float] | None:
-    """One generator step under autocast ``dtype``; None (and no update) when the loss is not finite."""
+def step(
+    parts: trainer.Parts, x: torch.Tensor, target: torch.Tensor, rt: Runtime, dtype: torch.dtype | None, voice: torch.Tensor | None = None
+) -> dict[str, float] | None:
+    """One generator step under autocast ``dtype`` (``voice``: the windows' voice-file flags, for ``--voice``);
+    None (and no update) when the loss is not finite."""
     with torch.autocast(rt.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         y = parts.g_model(x)
     stats = trainer.adversary_step(parts, x, y.float(), target, rt, dtype)  # with --gan: the discriminator first
-    loss, terms = trainer.generator_loss(parts, x, y.float(), target)
+    loss, terms = trainer.generator_loss(parts, x, y.float(), target, voice)
     if not math.isfinite(terms["loss"]):
         return None
     trainer.optimize(loss, parts.opt_g, parts.generator, parts.scaler_g, parts.objective.clip, rt)
@@ -330,10 +331,10 @@ class Loop:
 
     def run_step(self, batch: int) -> None:
         t0 = time.perf_counter()
-        x, target = self.source.next(batch)
+        x, target, *label = self.source.next(batch)
         _sync(self.rt.device)
         t1 = time.perf_counter()
-        stats = step(self.parts, x, target, self.rt, self.dtype)
+        stats = step(self.parts, x, target, self.rt, self.dtype, label[0] if label else None)
         t2 = time.perf_counter()
         self.tally.data_seconds += t1 - t0
         self.tally.train_seconds += t2 - t0
@@ -461,11 +462,13 @@ def validate_and_save(loop: Loop, run: RunDir, pipeline: Pipeline) -> dict[str, 
 def log_progress(loop: Loop, batch: int, clock: Clock) -> None:
     t = loop.tally
     loss = t.sums.get("loss", math.nan) / max(t.count, 1)
+    voice = f" (voice activity {t.sums['voice'] / max(t.count, 1):.3g})" if "voice" in t.sums else ""
     logger.info(
-        "step %d (batch %d): loss %.4g | %.0f s of audio per s | data %.0f %% of the time | %.0f s left",
+        "step %d (batch %d): loss %.4g%s | %.0f s of audio per s | data %.0f %% of the time | %.0f s left",
         loop.progress.step,
         batch,
         loss,
+        voice,
         loop.audio_rate(),
         100 * t.data_seconds / max(t.train_seconds, 1e-9),
         max(clock.end - time.perf_counter(), 0.0),

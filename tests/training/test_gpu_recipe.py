@@ -352,6 +352,26 @@ def test_gpu_train_with_cpu_workers(pack, tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["degrade"] == "cpu"
 
 
+@pytest.mark.parametrize("degrade", ["device", "cpu"])
+def test_gpu_train_learns_voice_activity_from_the_packed_folders(pack, tmp_path, degrade):
+    args = f"val_dir={pack.resolve() / 'val'},voices=speech+voices"
+    flags = ["--seconds", "2", "--degrade", degrade, "--workers", "0", "--voice", "0.1", "--dataset_args", args]
+    done = _train(pack, tmp_path / "run", *flags)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(voice activity " in (tmp_path / "run" / "train.log").read_text()
+    model, _ = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert model.init_kwargs["voice_head"] is True and model.voice is not None
+
+
+def test_a_device_bank_draws_each_window_with_its_files_label():
+    files = [np.full(4000, 0.1, np.float32), np.zeros(0, np.float32), np.full(6000, 0.2, np.float32)]
+    bank = dd.Bank.from_arrays(files, torch.device("cpu"), labels=[1.0, 1.0, 0.0])  # the empty file is dropped with its label
+    assert bank.labels is not None and bank.labels.tolist() == [1.0, 0.0]
+    windows, drawn = bank.windows(64, 1000, 0, torch.Generator().manual_seed(0))
+    level = windows.abs().amax(dim=1)
+    assert torch.equal(bank.labels[drawn] == 1.0, level < 0.15) and 0 < int(bank.labels[drawn].sum()) < 64
+
+
 @pytest.mark.parametrize(
     "flags,message",
     [

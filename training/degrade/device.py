@@ -56,21 +56,24 @@ class Unsupported(RtEnhanceError, ValueError):
 
 @dataclass
 class Bank:
-    """Mono files concatenated in one tensor: ``audio [total]``, ``offsets`` and ``lengths`` ``[files]`` (long)."""
+    """Mono files concatenated in one tensor: ``audio [total]``, ``offsets`` and ``lengths`` ``[files]`` (long);
+    ``labels [files]`` (float), where the files carry one (a voice file 1, else 0: ``dataset_args voices=...``)."""
 
     audio: torch.Tensor
     offsets: torch.Tensor
     lengths: torch.Tensor
+    labels: torch.Tensor | None = None
 
     @classmethod
-    def from_arrays(cls, arrays: list[np.ndarray], device: torch.device) -> Bank:
-        arrays = [a for a in arrays if a.size]
-        if not arrays:
+    def from_arrays(cls, arrays: list[np.ndarray], device: torch.device, labels: list[float] | None = None) -> Bank:
+        kept = [i for i, a in enumerate(arrays) if a.size]
+        if not kept:
             raise ValueError("no audio to bank")
-        lengths = torch.tensor([a.size for a in arrays], dtype=torch.long)
+        lengths = torch.tensor([arrays[i].size for i in kept], dtype=torch.long)
         offsets = torch.cumsum(lengths, 0) - lengths
-        audio = torch.from_numpy(np.concatenate(arrays).astype(np.float32))
-        return cls(audio.to(device), offsets.to(device), lengths.to(device))
+        audio = torch.from_numpy(np.concatenate([arrays[i] for i in kept]).astype(np.float32))
+        flags = None if labels is None else torch.tensor([float(labels[i]) for i in kept]).to(device)
+        return cls(audio.to(device), offsets.to(device), lengths.to(device), flags)
 
     @property
     def files(self) -> int:
@@ -87,15 +90,16 @@ class Bank:
         index = self.offsets[files][:, None] + pos.clamp(min=0).minimum(length - 1)
         return self.audio[index] * inside
 
-    def windows(self, batch: int, n: int, context: int, gen: torch.Generator) -> torch.Tensor:
+    def windows(self, batch: int, n: int, context: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``[batch, n + 2 context]``: windows uniform over the bank's audio (each file as often as its
-        length), with ``context`` samples of the file (or zeros) on each side, as the dataset reads them."""
+        length), with ``context`` samples of the file (or zeros) on each side, as the dataset reads them;
+        and the file of each ``[batch]``."""
         device = self.audio.device
         weights = self.lengths.float()
         files = torch.multinomial(weights, batch, replacement=True, generator=gen)
         room = (self.lengths[files] - n).clamp(min=0) + 1
         starts = (torch.rand(batch, device=device, generator=gen) * room).long()
-        return self.take(files, starts - context, n + 2 * context, loop=False)
+        return self.take(files, starts - context, n + 2 * context, loop=False), files
 
     def stretches(self, batch: int, n: int, gen: torch.Generator, speed: torch.Tensor | None = None) -> torch.Tensor:
         """``[batch, n]``: a random stretch of a uniformly drawn file each, looped when shorter (as
