@@ -114,7 +114,7 @@ class SpectralUNet(StreamingModel):
       :attr:`voice_logits` after each forward in training mode), which a loss can teach that a voice is present,
       or was a moment ago, so that the GRU carries that fact: a sound between two words is noise, the same sound
       with no voice about may be music to keep. It changes nothing the model outputs, is not computed in
-      evaluation mode and so never reaches an exported graph; a model without it starts every tensor of one with it.
+      evaluation mode and so never reaches an exported graph; a model with it starts from every tensor of one without it.
     - ``bands``: run the network on this many ERB-spaced bands instead of every bin (0: every bin), as
       RNNoise, PercepNet and DeepFilterNet do. Features are band energies, gains are per band and
       spread back to the bins by the same triangular filters (each bin's weights sum to one, so

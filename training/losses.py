@@ -214,7 +214,7 @@ def voice_activity(target: torch.Tensor, voice: torch.Tensor, hop: int, frames: 
     """Voice-activity labels ``[B, frames]`` (0 or 1) for the model frames of ``target`` ``[B, 1, W]``, hop ``hop``:
     1 where the clean target's hop is within VOICE_BELOW_DB of the window's loudest hop (and above VOICE_FLOOR),
     or was within the last VOICE_HANGOVER_SECONDS (causal: a frame only knows the past), in the windows whose
-    ``voice`` flag ``[B]`` is 1 (a voice file; music and the like are 0 throughout)."""
+    ``voice`` flag (``[B]`` or ``[B, 1]``) is 1 (a voice file; music and the like are 0 throughout)."""
     b = target.shape[0]
     usable = min(frames, target.shape[-1] // hop)
     power = target[..., : usable * hop].reshape(b, usable, hop).float().square().mean(dim=-1)
