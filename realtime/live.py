@@ -224,6 +224,7 @@ class LiveEngine:
         self.device_latency = (
             tuple(latency) if isinstance(latency, tuple) else ((latency, 0.0) if self.output_device is None else (0.0, latency))
         )
+        self.device_latency_max = self.device_latency  # PortAudio's figure does not move
         return stream
 
     def run(self, *, duration: float | None = None, on_tick=None) -> LiveResult:
@@ -352,10 +353,7 @@ class LiveEngine:
             overrun_samples=status.overrun_samples,
             xruns=dict(self.callbacks.xruns),
             device_latency=self.device_latency,
-            device_latency_max=(
-                max(self.device_latency[0], self.device_latency_max[0]),
-                max(self.device_latency[1], self.device_latency_max[1]),
-            ),
+            device_latency_max=self.device_latency_max,
             stop_reason=self.stop_reason,
             written={s.path: s.written for s in self.worker.sinks},
             failed_outputs={s.path: message for s, message in self.worker.failed_sinks},

@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,17 +76,7 @@ class Objective:
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Objective:
-        return cls(
-            loss=cfg.loss,
-            stft=cfg.stft,
-            gan=cfg.gan,
-            ae=cfg.ae,
-            conditional=cfg.conditional,
-            clip=cfg.clip,
-            fm=cfg.fm,
-            lsd=cfg.lsd,
-            voice=cfg.voice,
-        )
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})  # each field is the option of its name
 
     def reconstruction(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The waveform loss plus the weighted log-spectral distance, on aligned ``[B, 1, W]`` windows."""
