@@ -23,11 +23,12 @@ import torch
 from torch import nn
 
 
-def split(n: int) -> int:
+def split(n: int, tail: int = 0) -> int:
     """The factor ``P`` of ``n`` (``1 < P < n``) with the fewest multiply-adds for a real frame of ``n``
-    samples and ``n / 2 + 1`` bins; ``n`` itself when ``n`` is prime (the direct product)."""
+    samples and ``n / 2 + 1`` bins; ``n`` itself when ``n`` is prime (the direct product). With ``tail``, only
+    factors whose ``n / P`` divides it (an inverse that computes the last ``tail`` samples needs whole rows)."""
     bins = n // 2 + 1
-    costs = {p: 2 * n * p + 4 * n * ((bins - 1) // p + 1) for p in range(2, n) if n % p == 0}
+    costs = {p: 2 * n * p + 4 * n * ((bins - 1) // p + 1) for p in range(2, n) if n % p == 0 and (not tail or tail % (n // p) == 0)}
     return min(costs, key=lambda p: costs[p]) if costs else n
 
 
@@ -77,7 +78,7 @@ class RealDFT(nn.Module):
 
 class InverseRealDFT(nn.Module):
     """``(re, im)`` ``[..., N / 2 + 1]`` -> the last ``tail`` samples of the real inverse DFT times ``window``
-    (``[N]``; its last ``tail`` values are used): ``[..., tail]``. ``tail`` is a multiple of ``N / split(N)``."""
+    (``[N]``; its last ``tail`` values are used): ``[..., tail]``. The split is the cheapest whose ``N / P`` divides ``tail``."""
 
     scale: torch.Tensor
     window: torch.Tensor
@@ -89,7 +90,7 @@ class InverseRealDFT(nn.Module):
     def __init__(self, n: int, window: torch.Tensor, tail: int) -> None:
         super().__init__()
         d = torch.float64
-        self.n, self.bins, self.p = n, n // 2 + 1, split(n)
+        self.n, self.bins, self.p = n, n // 2 + 1, split(n, tail)
         self.q, self.k2 = n // self.p, (self.bins - 1) // self.p + 1
         if tail % self.q or not 0 < tail <= n:
             raise ValueError(f"tail {tail} must be a positive multiple of {self.q} up to {n}")

@@ -179,6 +179,13 @@ SIZES: dict[str, NamedSize] = {
             {**SPEC_ERB, "hop": 120, "frame": 480},
             hop=120,
         ),
+        _spectral(
+            "spec-erb-monitor-long-df",
+            "spec-erb-long-df for the monitor preset: 20 ms frames (50 Hz bins) and the deep filter over the last 5 "
+            "frames, at a 2.5 ms hop with asymmetric windows (5 ms latency); every tensor of spec-erb-long-df fits",
+            {**SPEC_ERB, "hop": 120, "frame": 960, "df_bins": 96, "df_order": 5},
+            hop=120,
+        ),
         NamedSize(
             "stream-base",
             "causal streaming U-Net (depth 4, 32..256 channels, kernel 17, GRU 256, lookahead 2 ms), ~4 ms per 10 ms hop on 1 thread",

@@ -330,7 +330,8 @@ class SpectralUNet(StreamingModel):
         coef = None
         if self.df_head is not None:
             taps = 2 * self.df_order
-            coef = self.to_bins(torch.tanh(_conv(self.df_head, z)))[..., : self.df_bins]  # [1, taps, b m, df_bins]
+            coef = torch.tanh(_conv(self.df_head, z))  # [1, taps, b m, positions]: spread to the filtered bins only
+            coef = coef @ self.band_weights[:, : self.df_bins] if self.bands else coef[..., : self.df_bins]
             coef = coef.transpose(1, 2).reshape(b, m, taps, self.df_bins)
         return gain.reshape(b, m, f), copy, h, coef, band_new
 
@@ -396,15 +397,11 @@ class SpectralUNet(StreamingModel):
         """``sum_i c_i X[t - i]`` over the taps, complex: ``history`` ``[b, m + order - 1, 2k]`` (real | imaginary
         of the low bins, oldest first), ``coef`` ``[b, m, 2 order, k]`` -> real and imaginary parts ``[b, m, k]``."""
         k, order = self.df_bins, self.df_order
-        out_re: torch.Tensor | int = 0
-        out_im: torch.Tensor | int = 0
-        for tap in range(order):
-            past = history[:, order - 1 - tap : order - 1 - tap + m]  # X[t - tap] for each of the m frames
-            x_re, x_im = past[..., :k], past[..., k:]
-            c_re, c_im = coef[:, :, tap], coef[:, :, order + tap]
-            out_re = out_re + c_re * x_re - c_im * x_im
-            out_im = out_im + c_re * x_im + c_im * x_re
-        return cast(torch.Tensor, out_re), cast(torch.Tensor, out_im)
+        # every tap at once (a streaming hop is one frame: a handful of graph operators, not a handful per tap)
+        past = torch.stack([history[:, order - 1 - tap : order - 1 - tap + m] for tap in range(order)], dim=2)  # [b, m, order, 2k]
+        x_re, x_im = past[..., :k], past[..., k:]
+        c_re, c_im = coef[:, :, :order], coef[:, :, order:]
+        return (c_re * x_re - c_im * x_im).sum(dim=2), (c_re * x_im + c_im * x_re).sum(dim=2)
 
     def widened(self, state: dict[str, torch.Tensor], hidden: int) -> dict[str, torch.Tensor]:
         """The bottleneck GRU's tensors of ``state`` (a model like this one with a GRU of ``hidden`` units,

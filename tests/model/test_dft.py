@@ -22,7 +22,9 @@ def test_the_forward_dft_equals_numpy_rfft_of_the_windowed_frame(n):
     assert np.abs(re.numpy() - want.real).max() < 1e-5 * scale and np.abs(im.numpy() - want.imag).max() < 1e-5 * scale
 
 
-@pytest.mark.parametrize(("n", "tail"), [(480, 480), (480, 240), (960, 480), (62, 62)])
+# (960, 240): the cheapest split of 960 (32-sample rows) does not divide 240; the inverse takes one that does
+# (480, 17): no split's rows divide 17; the direct product does
+@pytest.mark.parametrize(("n", "tail"), [(480, 480), (480, 240), (960, 480), (960, 240), (62, 62), (480, 17)])
 def test_the_inverse_gives_the_last_samples_of_numpy_irfft_times_the_window(n, tail):
     rng = np.random.default_rng(n + tail)
     window = torch.from_numpy(rng.uniform(0.1, 1.0, n))
@@ -39,7 +41,13 @@ def test_the_split_costs_less_than_the_direct_product_and_a_prime_frame_falls_ba
     assert split(31) == 31
 
 
-def test_a_tail_that_is_no_whole_number_of_rows_is_refused():
-    q = 480 // split(480)
+def test_the_inverse_takes_the_cheapest_split_whose_rows_divide_its_tail():
+    assert 960 // split(960) == 32 and 240 % 32  # the forward's split would not do
+    q = 960 // InverseRealDFT(960, torch.ones(960), 240).p
+    assert 240 % q == 0 and InverseRealDFT(960, torch.ones(960), 480).p == split(960)  # unchanged where it divides
+
+
+@pytest.mark.parametrize("tail", [0, -16, 481])
+def test_a_tail_outside_the_frame_is_refused(tail):
     with pytest.raises(ValueError, match="multiple"):
-        InverseRealDFT(480, torch.ones(480), q + 1)
+        InverseRealDFT(480, torch.ones(480), tail)

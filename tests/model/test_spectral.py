@@ -252,6 +252,7 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         ("spec-erb-band", 240),
         ("spec-erb-wide", 240),
         ("spec-erb-long-df", 240),
+        ("spec-erb-monitor-long-df", 120),
     ],
 )
 def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None:
