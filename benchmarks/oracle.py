@@ -30,8 +30,8 @@ def ideal_band_gains(x: np.ndarray, clean: np.ndarray, *, hop: int = HOP, frame:
     class Ideal(SpectralUNet):
         target: torch.Tensor | None = None  # the clean band powers [1, frames, bands]; None: record them
 
-        def heads(self, mag, h, band=None):  # the ideal gains in place of the network
-            power = mag.square() @ (self.band_weights / self.band_weights.sum(dim=1, keepdim=True)).T
+        def heads(self, power, h, band=None):  # the ideal gains in place of the network (power: |X|^2 per bin)
+            power = power @ (self.band_weights / self.band_weights.sum(dim=1, keepdim=True)).T
             if self.target is None:
                 self.target, gain = power, torch.ones_like(power)
             else:

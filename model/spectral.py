@@ -68,6 +68,7 @@ logger = logging.getLogger(__name__)
 State = list[torch.Tensor]
 POWER = 0.3  # magnitude compression of the features (as GTCRN / DeepFilterNet's losses)
 COPY_START = 1e-3  # initial gain of each replicated copy (-60 dB): near the identity, yet trainable
+LOG_SCALE = 1.0 / (4.0 * math.log(10.0))
 LOG_FLOOR = 1e-12  # the log-power feature's floor: below any real recording's noise, above float rounding
 COPY_SCALE = 10.0  # the copy head's output is scaled up: a step of Adam moves a copy's log-gain 10x further
 
@@ -283,22 +284,21 @@ class SpectralUNet(StreamingModel):
         """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]``, the copies' gains ``[batch, m, copies, F]``
         (``None`` without copies) and the new GRU state. The network sees the frames as one image
         ``[1, channels, batch * m, positions]`` (module docstring)."""
-        gain, copy, h, _, _ = self.heads(mag, h)
+        gain, copy, h, _, _ = self.heads(mag.square(), h)
         return gain, copy, h
 
     def heads(
-        self, mag: torch.Tensor, h: torch.Tensor | None, band: torch.Tensor | None = None
+        self, power: torch.Tensor, h: torch.Tensor | None, band: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """:meth:`gains`, the deep filter's coefficients ``[batch, m, 2 df_order, df_bins]`` (real parts of the
-        taps, then imaginary; ``None`` without the filter) and the band GRU's new state (``None`` without it;
-        ``band`` is its state, zero when ``None``)."""
-        b, m, f = mag.shape
-        power = mag.square()
+        """:meth:`gains` from the power per bin ``|X|^2``, the deep filter's coefficients ``[batch, m, 2 df_order,
+        df_bins]`` (real parts of the taps, then imaginary; ``None`` without the filter) and the band GRU's new state
+        (``None`` without it; ``band`` is its state, zero when ``None``)."""
+        b, m, f = power.shape  # |X|^2 per bin
         if self.bands:  # mean power per band (each band's weights are normalised to sum to one)
             power = power @ (self.band_weights / self.band_weights.sum(dim=1, keepdim=True)).T
         features = [power.clamp_min(1e-24).pow(POWER / 2)]
         if self.log_features:  # log10 power from 1e-12 (digital silence) up, scaled to about -2..2
-            features.append((torch.log10(power + LOG_FLOOR) + 4.0) / 4.0)
+            features.append(torch.log(power + LOG_FLOOR) * LOG_SCALE + 1.0)  # (log10(p) + 4) / 4
         z = torch.stack(features).reshape(1, len(features), b * m, -1)
         skips = []
         band_new = None
@@ -362,11 +362,11 @@ class SpectralUNet(StreamingModel):
             (prev, tail), h = states, None
         b, hop, spans = x.shape[0], self.hop, self.frame // self.hop
         audio = torch.cat([prev, x], dim=2).reshape(b, -1)  # [b, (m + spans - 1) * hop]
-        hops = audio.reshape(b, -1, hop)  # [b, m + spans - 1, hop]
-        m = hops.shape[1] - spans + 1
-        frames = torch.cat([hops[:, j : j + m] for j in range(spans)], dim=2)  # [b, m, frame]
+        m = audio.shape[1] // hop - spans + 1
+        starts = torch.arange(m, device=x.device) * hop
+        frames = audio[:, starts[:, None] + torch.arange(self.frame, device=x.device)]  # [b, m, frame]: one gather
         re, im = self.analysis(frames)  # [b, m, F]
-        gain, copy, h_new, coef, band_new = self.heads(torch.sqrt(re * re + im * im + 1e-20), h, band)
+        gain, copy, h_new, coef, band_new = self.heads(re * re + im * im + 1e-20, h, band)
         out_re, out_im = gain * re, gain * im
         if copy is not None:
             out_re = out_re + self._replicate(re, copy)
@@ -398,7 +398,8 @@ class SpectralUNet(StreamingModel):
         of the low bins, oldest first), ``coef`` ``[b, m, 2 order, k]`` -> real and imaginary parts ``[b, m, k]``."""
         k, order = self.df_bins, self.df_order
         # every tap at once (a streaming hop is one frame: a handful of graph operators, not a handful per tap)
-        past = torch.stack([history[:, order - 1 - tap : order - 1 - tap + m] for tap in range(order)], dim=2)  # [b, m, order, 2k]
+        rows = torch.arange(m, device=history.device)[:, None] + torch.arange(order - 1, -1, -1, device=history.device)
+        past = history[:, rows]  # [b, m, order, 2k]: X[t - tap] for each frame and tap
         x_re, x_im = past[..., :k], past[..., k:]
         c_re, c_im = coef[:, :, :order], coef[:, :, order:]
         return (c_re * x_re - c_im * x_im).sum(dim=2), (c_re * x_im + c_im * x_re).sum(dim=2)
