@@ -82,6 +82,19 @@ def test_a_fresh_deep_filter_is_no_filter_and_a_gains_only_model_loads_into_it(t
     assert low > 1.3 * base
 
 
+def test_the_deep_filter_is_the_sum_over_taps_of_each_coefficient_times_the_frame_that_many_back() -> None:
+    model = small(bands=12, log_features=True, df_bins=10, df_order=3)
+    b, m, k, order = 2, 7, 10, 3
+    history = torch.randn(b, m + order - 1, 2 * k)  # oldest first: real | imaginary of the filtered bins
+    coef = torch.randn(b, m, 2 * order, k)  # real parts of the taps, then imaginary
+    out_re, out_im = model._deep_filter(history, coef, m)
+    spectrum = torch.complex(history[..., :k], history[..., k:])
+    taps = torch.complex(coef[:, :, :order], coef[:, :, order:])
+    for t in range(m):  # frame t of the call is history row t + order - 1; tap i reads i frames back
+        want = sum(taps[:, t, i] * spectrum[:, t + order - 1 - i] for i in range(order))
+        torch.testing.assert_close(torch.complex(out_re[:, t], out_im[:, t]), want, atol=1e-5, rtol=1e-5)
+
+
 def test_a_fresh_band_model_is_the_identity_delayed_by_one_hop() -> None:
     model = small(bands=12, log_features=True)
     x = torch.randn(2, 1, 48 * 30)
