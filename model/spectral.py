@@ -68,7 +68,7 @@ logger = logging.getLogger(__name__)
 State = list[torch.Tensor]
 POWER = 0.3  # magnitude compression of the features (as GTCRN / DeepFilterNet's losses)
 COPY_START = 1e-3  # initial gain of each replicated copy (-60 dB): near the identity, yet trainable
-LOG_SCALE = 1.0 / (4.0 * math.log(10.0))
+LOG_SCALE = 1.0 / (4.0 * math.log(10.0))  # the log feature (log10(p) + 4) / 4 as ln(p) times this, plus 1
 LOG_FLOOR = 1e-12  # the log-power feature's floor: below any real recording's noise, above float rounding
 COPY_SCALE = 10.0  # the copy head's output is scaled up: a step of Adam moves a copy's log-gain 10x further
 
