@@ -31,12 +31,12 @@ def ideal_band_gains(x: np.ndarray, clean: np.ndarray, *, hop: int = HOP, frame:
         target: torch.Tensor | None = None  # the clean band powers [1, frames, bands]; None: record them
 
         def heads(self, power, h, band=None):  # the ideal gains in place of the network (power: |X|^2 per bin)
-            power = power @ (self.band_weights / self.band_weights.sum(dim=1, keepdim=True)).T
+            power = self.band_power(power)
             if self.target is None:
                 self.target, gain = power, torch.ones_like(power)
             else:
                 gain = (self.target / (power + 1e-12)).sqrt().clamp(0.0, MAX_GAIN)
-            return gain @ self.band_weights, None, h, None, None
+            return self.to_bins(gain), None, h, None, None
 
     grid = Ideal(hop=hop, frame=frame, channels=[4, 4], bands=bands, gru_hidden=0)  # only its transforms run
     n = len(x)

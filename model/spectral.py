@@ -294,8 +294,7 @@ class SpectralUNet(StreamingModel):
         df_bins]`` (real parts of the taps, then imaginary; ``None`` without the filter) and the band GRU's new state
         (``None`` without it; ``band`` is its state, zero when ``None``)."""
         b, m, f = power.shape  # |X|^2 per bin
-        if self.bands:  # mean power per band (each band's weights are normalised to sum to one)
-            power = power @ (self.band_weights / self.band_weights.sum(dim=1, keepdim=True)).T
+        power = self.band_power(power)
         features = [power.clamp_min(1e-24).pow(POWER / 2)]
         if self.log_features:  # log10 power from 1e-12 (digital silence) up, scaled to about -2..2
             features.append(torch.log(power + LOG_FLOOR) * LOG_SCALE + 1.0)  # (log10(p) + 4) / 4
@@ -334,6 +333,11 @@ class SpectralUNet(StreamingModel):
             coef = coef @ self.band_weights[:, : self.df_bins] if self.bands else coef[..., : self.df_bins]
             coef = coef.transpose(1, 2).reshape(b, m, taps, self.df_bins)
         return gain.reshape(b, m, f), copy, h, coef, band_new
+
+    def band_power(self, power: torch.Tensor) -> torch.Tensor:
+        """``[..., bins]`` power -> the mean power per band (each band's weights normalised to sum to one);
+        unchanged without bands."""
+        return power @ (self.band_weights / self.band_weights.sum(dim=1, keepdim=True)).T if self.bands else power
 
     def to_bins(self, per_position: torch.Tensor) -> torch.Tensor:
         """``[..., bands]`` -> ``[..., bins]`` through the triangular filters (identity without bands)."""

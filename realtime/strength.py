@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections import deque
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class DryWetMix:
 
     def reset(self) -> None:
         """Forget the pending input (a new stream starts); the strength stays."""
-        self._pending: list[np.ndarray] = []  # input blocks not yet mixed, oldest first (copies)
+        self._pending: deque[np.ndarray] = deque()  # input blocks not yet mixed, oldest first (copies)
         self._used = 0  # samples of the oldest block already mixed
 
     def push(self, block: np.ndarray) -> None:
@@ -70,18 +71,22 @@ class DryWetMix:
         if block.shape[1]:
             self._pending.append(np.array(block, np.float32))  # a copy: the caller may reuse its array
 
-    def _consume(self, n: int, parts: list[np.ndarray] | None = None) -> None:
-        """Drop the next ``n`` pending input samples, appending them to ``parts`` (views) when given."""
+    def _take(self, n: int, keep: bool = True) -> np.ndarray:
+        """The next ``n`` pending input samples ``[channels, n]``, consumed (an empty array unless ``keep``)."""
+        parts = []
         while n and self._pending:
             first = self._pending[0]
             use = min(first.shape[1] - self._used, n)
-            if parts is not None:
+            if keep:
                 parts.append(first[:, self._used : self._used + use])
             self._used += use
             n -= use
             if self._used == first.shape[1]:
-                self._pending.pop(0)
+                self._pending.popleft()
                 self._used = 0
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts, axis=1) if parts else np.zeros((self.channels, 0), np.float32)
 
     def __call__(self, wet: np.ndarray) -> np.ndarray:
         """Aligned model output ``[channels, n]`` -> mixed output ``[channels, n]`` (float32)."""
@@ -91,11 +96,9 @@ class DryWetMix:
             return wet
         self._applied = target
         if start == target == 1.0:  # the model's output untouched: the dry samples are only dropped
-            self._consume(n)
+            self._take(n, keep=False)
             return wet
-        parts: list[np.ndarray] = []
-        self._consume(n, parts)
-        dry = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1) if parts else np.zeros((self.channels, 0), np.float32)
+        dry = self._take(n)
         if start == target == 0.0:
             return dry.copy()
         s = np.float32(target) if start == target else np.linspace(start, target, n + 1, dtype=np.float32)[1:]
