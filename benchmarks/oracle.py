@@ -1,6 +1,9 @@
-"""The ideal band gains of the speech model's grid: what a gains-only model on that grid could reach at best.
+"""Ceilings, not tools: what a model of a given kind could reach at best, computed from the clean reference.
 
-``oracle-bands`` in ``rt-bench quality`` reads the item's clean reference (which no real system has) and applies, in
+``oracle-envelope`` (bandwidth extension): the band the task removed, filled with noise shaped by the reference's
+own envelope (:func:`envelope_fill`), needs numpy and scipy only.
+
+``oracle-bands`` (denoising): the ideal band gains of the speech model's grid. ``oracle-bands`` in ``rt-bench quality`` reads the item's clean reference (which no real system has) and applies, in
 every 10 ms frame and each of the 48 ERB bands of `speech` (model/spectral.py: the same windows, DFTs and triangular
 filters), the gain that makes the band's power that of the clean signal, clipped to the model's range (0, 2), spread
 back to the bins as the model spreads its own. It is the ceiling of the model family on its own grid, not a tool: the
@@ -55,3 +58,51 @@ def ideal_band_gains(x: np.ndarray, clean: np.ndarray, *, hop: int = HOP, frame:
 def oracle_system(x: np.ndarray, item: TestItem) -> np.ndarray:
     clean, _ = sf.read(item.clean, dtype="float32")
     return ideal_band_gains(x, clean)
+
+
+ENVELOPE_FRAME, ENVELOPE_HOP, ENVELOPE_BANDS_PER_OCTAVE = 2048, 512, 6  # the LSD's own STFT (training/metrics.py)
+
+
+def envelope_fill(x: np.ndarray, clean: np.ndarray, cut_hz: float, rate: int, *, seed: int = 0, passes: int = 4) -> np.ndarray:
+    """float ``[n]`` -> float32 ``[n]``: ``x`` below ``cut_hz``; above it, noise whose level in every STFT frame
+    (2048 samples, hop 512, as the LSD's) and every 1/6-octave band is the clean reference's.
+
+    A generator that knows the missing band's envelope perfectly but not its fine structure (which partial sits
+    in which bin) can do no better than this on the log-spectral distance: the distance from it to the clean
+    signal is what guessing the fine structure costs, the distance from it to a model what its envelope costs.
+    White noise is shaped band by band and frame by frame, and the shaping is repeated on the resynthesised signal
+    (``passes`` times): a spectrogram scaled frame by frame is not the spectrogram of any signal, and its overlap-add
+    loses level, which each pass wins back."""
+    from scipy import signal
+
+    frame = dict(nperseg=ENVELOPE_FRAME, noverlap=ENVELOPE_FRAME - ENVELOPE_HOP, window="hann")
+
+    def stft(a: np.ndarray) -> np.ndarray:
+        return signal.stft(np.asarray(a, np.float64), boundary="even", **frame)[2]
+
+    def istft(spec: np.ndarray) -> np.ndarray:
+        return signal.istft(spec, boundary=True, **frame)[1][: len(x)]
+
+    kept, ref = stft(x), stft(clean)
+    freqs = np.linspace(0.0, rate / 2, kept.shape[0])
+    edges = [cut_hz]
+    while edges[-1] < rate / 2:
+        edges.append(edges[-1] * 2 ** (1 / ENVELOPE_BANDS_PER_OCTAVE))
+    bands = [b for lo, hi in zip(edges, edges[1:]) if (b := (freqs >= lo) & (freqs < hi)).any()]
+    level = [np.sqrt(np.mean(np.abs(ref[b]) ** 2, axis=0)) for b in bands]
+    y = np.random.default_rng(seed).standard_normal(len(x))
+    for _ in range(passes):
+        spec = stft(y)
+        for b, want in zip(bands, level):
+            have = np.sqrt(np.mean(np.abs(spec[b]) ** 2, axis=0))
+            spec[b] *= want / np.maximum(have, 1e-12)
+        below = freqs < cut_hz
+        spec[below] = kept[below]
+        y = istft(spec)
+    return np.asarray(y, np.float32)
+
+
+def envelope_system(x: np.ndarray, item: TestItem) -> np.ndarray:
+    assert item.band_limit_hz is not None  # the system applies only to band-limited tasks
+    clean, rate = sf.read(item.clean, dtype="float32")
+    return envelope_fill(x, clean, item.band_limit_hz, rate)

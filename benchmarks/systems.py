@@ -20,6 +20,9 @@ Peers run at their native rate (GTCRN, DTLN: 16 kHz, soxr in and out inside its 
 * ``ours-music``: the engine with the music model, on the music and bandwidth-extension tasks only.
 * ``oracle-bands``: not a tool but a ceiling: the ideal gain per ERB band of `speech`'s grid, from the clean
   reference (:mod:`rt_enhance.benchmarks.oracle`); only when asked for.
+* ``oracle-envelope``: a ceiling too, for bandwidth extension: the removed band filled with noise at the clean
+  reference's own level per frame and 1/6 octave (what a model that gets the envelope exactly right but cannot
+  know the fine structure would score); only when asked for.
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ ALL = (
     "ours-offline",
     "ours-music",
     "oracle-bands",
+    "oracle-envelope",
 )
-DEFAULT = ALL[:-2]  # ours-music joins when a music model is given or bundled; oracle-bands only when asked for
+DEFAULT = ALL[:-3]  # ours-music joins when a music model is given or bundled; the oracles only when asked for
 OURS = ("ours-engine", "ours-offline", "ours-music")
 RNNOISE_DELAY = 960  # samples at 48 kHz: RNNoise's output lags its input by 20 ms (measured, every clip)
 
@@ -292,6 +296,11 @@ def make(name: str, *, model: str | None, music_model: str | None, threads: int)
         return _ours(name, model if name != "ours-music" else music_model, threads)
     if name == "oracle-bands":
         return _oracle()
+    if name == "oracle-envelope":
+        from rt_enhance.benchmarks.oracle import envelope_system
+
+        note = "ceiling, not a tool: the removed band filled with noise at the clean reference's level per 43 ms frame and 1/6 octave"
+        return System(name, envelope_system, note, applies=_band_limited)
     return _peer(name, threads)
 
 

@@ -360,6 +360,25 @@ def test_the_ideal_band_gains_pass_clean_input_and_remove_noise():
     assert quality.lag_ms(clean, y) == 0.0 and si_sdr(clean, y) > si_sdr(clean, noisy) + 6
 
 
+def test_the_envelope_oracle_keeps_the_band_below_the_cut_and_restores_the_level_above():
+    from scipy import signal
+
+    from rt_enhance.benchmarks.oracle import envelope_fill
+    from rt_enhance.training.metrics import log_power_spectrogram, lsd
+
+    clean = noisy_voice(1.0, RATE, snr_db=10).astype(np.float64)  # white noise reaches 24 kHz
+    low = signal.sosfiltfilt(signal.butter(12, 6000, fs=RATE, output="sos"), clean)
+    y = envelope_fill(low, clean, 6000, RATE)
+    assert y.dtype == np.float32 and len(y) == len(clean)
+    freqs = np.linspace(0, RATE / 2, 1025)
+    below, above = freqs < 5000, (freqs > 7000) & (freqs < 23000)
+    power = [np.mean(10 * log_power_spectrogram(s)[4:-4], axis=0) for s in (clean, low, y)]  # dB per bin, inner frames
+    np.testing.assert_allclose(power[2][below], power[1][below], atol=0.5)  # the kept band passes unchanged
+    assert np.max(np.abs(power[2][above] - power[0][above])) < 3.0  # the removed band at the reference's level
+    assert np.min(power[0][above] - power[1][above]) > 30.0  # which the low-passed input lacked
+    assert lsd(clean, y) < 0.5 * lsd(clean, low)
+
+
 def test_usage_errors(tmp_path, corpus, capsys):
     assert main(["quality", "--corpus", str(tmp_path / "none"), "--model", "passthrough"]) == 2
     assert "no speech/test folder" in capsys.readouterr().err
