@@ -3,12 +3,12 @@
 ``oracle-envelope`` (bandwidth extension): the band the task removed, filled with noise shaped by the reference's
 own envelope (:func:`envelope_fill`), needs numpy and scipy only.
 
-``oracle-bands`` (denoising): the ideal band gains of the speech model's grid. ``oracle-bands`` in ``rt-bench quality`` reads the item's clean reference (which no real system has) and applies, in
-every 10 ms frame and each of the 48 ERB bands of `speech` (model/spectral.py: the same windows, DFTs and triangular
-filters), the gain that makes the band's power that of the clean signal, clipped to the model's range (0, 2), spread
-back to the bins as the model spreads its own. It is the ceiling of the model family on its own grid, not a tool: the
-distance from it to `speech` is what training can still buy, the distance from it to the clean signal what the grid
-costs. torch is needed (the model's own modules do the transforms).
+``oracle-bands`` (denoising): the ideal band gains of the speech model's grid. It reads the item's clean reference
+(which no real system has) and applies, in every 10 ms frame and each of the 48 ERB bands of `speech`
+(model/spectral.py: the same windows, DFTs and triangular filters), the gain that makes the band's power that of the
+clean signal, clipped to the model's range (0, 2), spread back to the bins as the model spreads its own. It is the
+ceiling of the model family on its own grid: the distance from it to `speech` is what training can still buy, the
+distance from it to the clean signal what the grid costs. torch is needed (the model's own modules do the transforms).
 """
 
 from __future__ import annotations

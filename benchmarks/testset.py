@@ -6,8 +6,8 @@ set is deterministic from ``seed``: item ``i`` of task ``t`` is drawn from
 ``default_rng([seed, crc32(t), i])`` (source file, crop, noise stretch, room).
 
 The degradations are the training pipeline's own steps (:mod:`rt_enhance.training.degrade`):
-``Noise`` (the SNR over the item, from one file of ``noise/test``), ``RirFiles`` (one room of
-``rir/test``, direct-path aligned, its natural direct-to-reverberant ratio), ``RirSimulate``
+``Noise`` (the SNR over the item, from one file of ``noise/test``, ``noise/val`` with ``--split val``),
+``RirFiles`` (one room of ``rir/test`` or ``rir/val``, direct-path aligned, its natural direct-to-reverberant ratio), ``RirSimulate``
 (only when no test room is near the wanted RT60) and ``Lowpass`` (zero phase). The reference is
 always the clean, undegraded crop, time aligned with the degraded one.
 
@@ -19,7 +19,9 @@ recorded ``info.bandwidth_hz`` is above the cutoff; most TTS speech stops at 8-1
 at 4 kHz, scored against the full clean), clean music, and music in noise at 10 dB.
 
 On real recordings (``rt-data``'s ``recorded.json``, from the split ``recorded_split`` names:
-``test`` to report, ``val`` to choose checkpoints), the task sets of :data:`GROUPS`: ``real``
+``test`` to report, ``val`` to choose checkpoints; with ``val`` the synthetic noises and rooms come from
+``noise/val`` and ``rir/val`` too, and the tasks on TTS voices and renders, which have no validation split,
+are refused), the task sets of :data:`GROUPS`: ``real``
 (held-out speakers in real and synthetic noise, clean and band-limited), ``realrooms`` (the same
 speakers in the test rooms, RT60 0.3 / 0.5 / 0.8 s: issue 17's dereverberation) and ``realmusic``
 (held-out pieces of produced music low-passed at 12 / 6 kHz, the same ``Lowpass`` as ``bwe-2x`` /
@@ -184,10 +186,13 @@ class Corpus:
     def open(cls, root: str | Path, recorded_split: str = "test") -> Corpus:
         """The corpus's test files; the recorded kinds (``voices``, ``realnoise``, ``realmusic``) from
         ``recorded_split`` (``val`` selects checkpoints on held-out speakers and pieces that the report
-        never uses)."""
+        never uses), and with ``val`` the synthetic noises and rooms from their validation split."""
         root = Path(root).expanduser()
         if not (root / "speech" / "test").is_dir():
             raise TestSetError(f"{root}: no speech/test folder; build a corpus with rt-data build --out {root} --split test")
+        synthetic = "val" if recorded_split == "val" else "test"
+        if synthetic == "val" and not (root / "noise" / "val").is_dir():
+            raise TestSetError(f"{root}: no noise/val folder for --split val; build it with rt-data build --out {root} --split val")
         manifest = root / "manifest.json"
         files = json.loads(manifest.read_text())["files"] if manifest.is_file() else {}
         recorded = root / "recorded.json"
@@ -197,8 +202,8 @@ class Corpus:
         for kind, split in (
             ("speech", "test"),
             ("music", "test"),
-            ("noise", "test"),
-            ("rir", "test"),
+            ("noise", synthetic),
+            ("rir", synthetic),
             ("voices", recorded_split),
             ("realnoise", recorded_split),
             ("realmusic", recorded_split),
@@ -280,7 +285,7 @@ def noise_for(corpus: Corpus, index: int, task: Task) -> str:
     files = corpus.files("noise")
     real = corpus.files("realnoise") if task.recorded else []
     if not files and not real:
-        raise TestSetError(f"{corpus.root}: no noise/test files for task {task.name}")
+        raise TestSetError(f"{corpus.root}: no noise files for task {task.name} (noise/test, or noise/val with --split val)")
     kinds = sorted({noise_kind(corpus, f) for f in files})
     real_kinds = sorted({noise_kind(corpus, f) for f in real})
     if real_kinds:  # real and synthetic in turn
@@ -445,6 +450,11 @@ def build(
 ) -> list[TestItem]:
     """Build ``items`` items of ``seconds`` for each task into ``out``; a task the corpus cannot
     feed (no music, no noise, no recorded voices) is left out with a warning. Writes ``out/testset.json``."""
+    if recorded_split == "val" and (unsplit := [n for n in tasks if not TASKS[n].recorded]):
+        raise TestSetError(
+            f"--split val: {', '.join(unsplit)} use TTS voices or renders, which have only a test split; "
+            "choose checkpoints on the real tasks (--tasks real, realrooms, realbwe or realmusic)"
+        )
     corpus, out = Corpus.open(corpus_dir, recorded_split), Path(out)
     built: list[TestItem] = []
     for name in tasks:

@@ -8,6 +8,7 @@ checked for consistency (passthrough = the degraded input, lag 0), never for a q
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,28 +42,29 @@ def _bright_music(seconds: float, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """speech/test (2 voices), music/test (a chord), noise/test (white, hum), rir/test (0.3/0.5/0.8 s);
+    """speech/test (2 voices), music/test (a chord), noise/{test,val} (white, hum), rir/{test,val} (0.3/0.5/0.8 s);
     recorded: voices (a: full band, b: to 8 kHz) and a noise, and real music (two full-band pieces and a dark one), in test and val."""
     root = tmp_path_factory.mktemp("corpus")
     rng = np.random.default_rng(0)
     files = {}
 
-    def put(kind: str, index: int, audio: np.ndarray, **entry) -> None:
-        folder = root / kind / "test"
+    def put(kind: str, index: int, audio: np.ndarray, split: str = "test", **entry) -> None:
+        folder = root / kind / split
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"{kind}-test-{index:06d}.wav"
+        name = f"{kind}-{split}-{index:06d}.wav"
         sf.write(folder / name, audio.astype(np.float32), RATE, subtype="FLOAT")
-        files[f"{kind}/test/{name}"] = {"kind": kind, "split": "test", "index": index, **entry}
+        files[f"{kind}/{split}/{name}"] = {"kind": kind, "split": split, "index": index, **entry}
 
     for i, width in enumerate((11000.0, 8000.0)):
         put("speech", i, 0.3 * noisy_voice(5.0, RATE, snr_db=60, seed=i), voice=f"v{i}", info={"bandwidth_hz": width})
     t = np.arange(5 * RATE) / RATE
     put("music", 0, 0.1 * sum(np.sin(2 * np.pi * f * t) for f in (220, 277, 330, 3520, 14080)), info={"bandwidth_hz": 24000})
-    put("noise", 0, 0.1 * rng.standard_normal(6 * RATE), noise="white", info={})
-    put("noise", 1, 0.1 * np.sin(2 * np.pi * 50 * np.arange(6 * RATE) / RATE), noise="hum", info={})
-    for i, rt60 in enumerate((0.3, 0.5, 0.8)):
-        put("rir", i, _room(rt60, rng), info={"rt60_measured": rt60, "direct_index": 32})
-        (root / "rir" / "test" / f"rir-test-{i:06d}.json").write_text(json.dumps({"rt60_measured": rt60}))
+    for split in ("test", "val"):
+        put("noise", 0, 0.1 * rng.standard_normal(6 * RATE), split, noise="white", info={})
+        put("noise", 1, 0.1 * np.sin(2 * np.pi * 50 * np.arange(6 * RATE) / RATE), split, noise="hum", info={})
+        for i, rt60 in enumerate((0.3, 0.5, 0.8)):
+            put("rir", i, _room(rt60, rng), split, info={"rt60_measured": rt60, "direct_index": 32})
+            (root / "rir" / split / f"rir-{split}-{i:06d}.json").write_text(json.dumps({"rt60_measured": rt60}))
     (root / "manifest.json").write_text(json.dumps({"files": files}))
     recorded = []  # real voices (two speakers per split) and a real noise, as rt-data's recorded sources
     for split in ("test", "val"):
@@ -147,6 +149,19 @@ def test_real_voice_tasks_use_the_recorded_split_asked_for(corpus, tmp_path):
         assert len({i.sources["voice"] for i in items if i.task == "real-clean-speech"}) == 2  # speakers in turn
         kinds = {i.sources["noise_kind"] for i in items if i.task.startswith("real-noise")}
         assert "real effects" in kinds and kinds - {"real effects"}  # real and synthetic noise in turn
+        synthetic = {i.sources["noise"] for i in items if i.task.startswith("real-noise") and i.sources["noise"].startswith("noise-")}
+        assert synthetic and all(n.startswith(f"noise-{split}-") for n in synthetic), synthetic  # never the other split's
+
+
+def test_the_validation_split_refuses_the_tts_tasks_and_needs_its_own_noises(corpus, tmp_path):
+    with pytest.raises(testset.TestSetError, match="--split val: noise-0db, clean-music use TTS voices or renders"):
+        tasks = ("real-noise-0db", "noise-0db", "clean-music")
+        testset.build(corpus, tmp_path / "a", tasks=tasks, items=1, seconds=2.0, recorded_split="val")
+    bare = tmp_path / "bare"
+    shutil.copytree(corpus, bare)
+    shutil.rmtree(bare / "noise" / "val")
+    with pytest.raises(testset.TestSetError, match="no noise/val folder for --split val; build it with rt-data build"):
+        testset.build(bare, tmp_path / "b", tasks=("real-noise-0db",), items=1, seconds=2.0, recorded_split="val")
 
 
 def test_real_room_tasks_put_voices_of_the_split_asked_for_in_the_test_rooms(corpus, tmp_path):
@@ -156,6 +171,7 @@ def test_real_room_tasks_put_voices_of_the_split_asked_for_in_the_test_rooms(cor
         items = testset.build(corpus, tmp_path / split, tasks=tasks, items=2, seconds=2.0, recorded_split=split)
         assert {i.task for i in items} == set(tasks)
         assert all(f"{split}-0000" in i.sources["file"] and i.content == "speech" and "room" in i.sources for i in items)
+        assert all(i.sources["room"].startswith(f"rir-{split}-") for i in items)
 
 
 def test_real_room_targets_ask_3_db_of_si_sdr_and_better_pesq():

@@ -2,7 +2,7 @@
 
 ::
 
-    rt-data build --out DIR [--hours 1] [--rate 48000] [--seed 0] [--split train|test|all] [--workers N]
+    rt-data build --out DIR [--hours 1] [--rate 48000] [--seed 0] [--split train|test|val|all] [--workers N]
                   [--only speech,music,noise,rir,recorded,realmusic] [--test-fraction 0.1]
     rt-data summary DIR
 
@@ -10,8 +10,8 @@ Layout (each folder reads as a ``simple`` dataset; the split is already made, so
 
     DIR/speech/{train,test}/*.wav   clean synthetic speech (Piper, espeak-ng, flite, festival), 3-20 s
     DIR/music/{train,test}/*.wav    dry FluidSynth renders of music21 scores, 6-20 s
-    DIR/noise/{train,test}/*.wav    noise textures and TTS babble, 8-16 s
-    DIR/rir/{train,test}/*.wav      room impulse responses (+ a .json sidecar: direct_index, room, RT60)
+    DIR/noise/{train,val,test}/*.wav  noise textures and TTS babble, 8-16 s
+    DIR/rir/{train,val,test}/*.wav    room impulse responses (+ a .json sidecar: direct_index, room, RT60)
     DIR/manifest.json               every file: source, voice/instrument, text/piece, seeds, duration, split, ...
     DIR/cache/music21/              parsed scores (JSON), so each piece is parsed once
     DIR/{voices,realnoise}/{train,val,test}/   real voices and noises from Debian packages (recorded.py)
@@ -21,7 +21,9 @@ Layout (each folder reads as a ``simple`` dataset; the split is already made, so
 Audio: 48 kHz (``--rate``) mono WAV, PCM_24; clean and noise files peak at most 0.97.
 
 ``--hours`` is the total planned duration of speech, music and noise (shares 50/30/20 %), ``--test-fraction`` of
-it in the test split; rooms: 150 per hour (at least one per split). Building is deterministic for a seed
+it in the test split and as much again of noise and rooms in the validation split (``rt-bench quality --split val``
+scores checkpoints on real voices of held-out speakers in these noises and rooms, never the test split's; the TTS
+voices and renders have no validation split); rooms: 150 per hour (at least one per split). Building is deterministic for a seed
 (see items.py) and resumable: a file whose manifest entry has the same cache key is not rebuilt, so a larger
 ``--hours`` only adds files, and an interrupted build continues where it stopped.
 """
@@ -59,7 +61,9 @@ KINDS = ("speech", "music", "noise", "rir")
 REAL_KINDS = ("recorded", "realmusic")
 #: The kinds of file those write (``recorded.json`` lists them, with their measured bandwidth).
 RECORDED_KINDS = tuple(kind for kinds in recorded.PARTS.values() for kind in kinds)
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "val")
+#: The synthetic kinds with a validation split (what the real voices of held-out speakers are scored in).
+VAL_KINDS = ("noise", "rir")
 SUBTYPE = "PCM_24"
 SHARES = {"speech": 0.5, "music": 0.3, "noise": 0.2}
 RIRS_PER_HOUR = 150
@@ -94,7 +98,7 @@ class Recipe:
 
     def budget(self, kind: str, split: str) -> float:
         """Planned seconds of ``kind`` in ``split`` (for ``rir``: the number of rooms)."""
-        share = self.test_fraction if split == "test" else 1.0 - self.test_fraction
+        share = 1.0 - self.test_fraction if split == "train" else self.test_fraction
         if kind == "rir":
             return max(1.0, math.ceil(self.hours * RIRS_PER_HOUR * share))
         return self.hours * 3600.0 * SHARES[kind] * share
@@ -120,7 +124,8 @@ def plan_kind(recipe: Recipe, kind: str, split: str) -> list[Item]:
 
 def plan(recipe: Recipe) -> list[Item]:
     """Every item of the recipe, kind by kind, split by split."""
-    return [item for kind in recipe.kinds for split in recipe.splits for item in plan_kind(recipe, kind, split)]
+    pairs = [(kind, split) for kind in recipe.kinds for split in recipe.splits if split != "val" or kind in VAL_KINDS]
+    return [item for kind, split in pairs for item in plan_kind(recipe, kind, split)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -477,7 +482,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--hours", type=float, default=1.0, help="speech+music+noise hours over both splits (1)")
     b.add_argument("--rate", type=int, default=48000, help="sample rate in Hz (48000)")
     b.add_argument("--seed", type=int, default=0, help="recipe seed (0)")
-    b.add_argument("--split", choices=("train", "test", "all"), default="all", help="which split(s) (all)")
+    b.add_argument("--split", choices=(*SPLITS, "all"), default="all", help="which split(s) (all; val: noise and rooms only)")
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (one per core)")
     b.add_argument(
         "--only",
@@ -494,7 +499,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("out", type=Path, help="corpus folder (rt-data build)")
     w.add_argument("--into", required=True, type=Path, help="folder of links to make (its other links are removed)")
     w.add_argument("--kinds", default="voices,speech", help="kinds to take, comma-separated (voices,speech)")
-    w.add_argument("--split", choices=SPLITS + ("val",), default="train", help="split (train)")
+    w.add_argument("--split", choices=SPLITS, default="train", help="split (train)")
     w.add_argument("--min-bandwidth", type=float, default=14000.0, help="measured content bandwidth in Hz at least (14000)")
     return parser
 

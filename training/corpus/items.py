@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 KIND_CODES = {"speech": 1, "music": 2, "noise": 3, "rir": 4}
 TEST_SEED_OFFSET = 1_000_000
+VAL_SEED_OFFSET = 2_000_000
 #: Stored clean and noise files never peak above this (about -0.26 dBFS).
 PEAK_MAX = 0.97
 
@@ -84,8 +85,8 @@ class Item:
 
 
 def item_seed(split: str, index: int) -> int:
-    """The item seed: ``index`` for train, ``TEST_SEED_OFFSET + index`` for test."""
-    return index + (TEST_SEED_OFFSET if split == "test" else 0)
+    """The item seed: ``index`` for train, ``TEST_SEED_OFFSET + index`` for test, ``VAL_SEED_OFFSET + index`` for val."""
+    return index + {"test": TEST_SEED_OFFSET, "val": VAL_SEED_OFFSET}.get(split, 0)
 
 
 def item_rng(seed: int, kind: str, split: str, index: int, stage: int) -> np.random.Generator:
@@ -154,8 +155,9 @@ def plan_noise(split: str, rng: np.random.Generator, seconds_range: tuple[float,
     seconds = round(float(rng.uniform(*seconds_range)), 3)
     kind = _choice(NOISE_KINDS, rng)
     params: dict = {"noise": kind, "seconds": seconds, "rms_dbfs": round(float(rng.uniform(-30, -20)), 2)}
-    if kind == "tts_babble":
-        params["talkers"] = [_talk(split, BABBLE_ENGINES, 8.0, rng) for _ in range(int(rng.integers(3, 9)))]
+    if kind == "tts_babble":  # the validation split's talkers are training voices (TTS has no validation voices)
+        talkers = "train" if split == "val" else split
+        params["talkers"] = [_talk(talkers, BABBLE_ENGINES, 8.0, rng) for _ in range(int(rng.integers(3, 9)))]
     if kind == "mixture":
         kinds = sorted(noise_textures.KINDS)
         picks = rng.choice(len(kinds), size=int(rng.integers(2, 4)), replace=False)

@@ -201,8 +201,10 @@ def test_tiny_build_held_out(manifest):
 
     for key in ("speaker", "voice", "text", "piece"):
         assert not values("train", key) & values("test", key), key
-    seeds = {s: {e["seed"] for e in manifest["files"].values() if e["split"] == s} for s in ("train", "test")}
-    assert not seeds["train"] & seeds["test"]
+    seeds = {s: {e["seed"] for e in manifest["files"].values() if e["split"] == s} for s in ("train", "test", "val")}
+    assert not seeds["train"] & seeds["test"] and not seeds["val"] & (seeds["train"] | seeds["test"])
+    # the validation split holds generated noises and rooms only (the real voices are scored in them)
+    assert {e["kind"] for e in manifest["files"].values() if e["split"] == "val"} == set(corpus.VAL_KINDS)
 
 
 def test_rir_sidecars_name_the_direct_path(tiny, manifest):
@@ -236,7 +238,7 @@ def test_same_seed_same_files(tiny, manifest, tmp_path):
 def test_items_needing_a_missing_tool_are_skipped(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(corpus, "missing_tools", lambda: {"pyroomacoustics": "rooms: pip install pyroomacoustics"})
     report = corpus.build(tmp_path / "c", replace(TINY, kinds=("rir",)), workers=1)
-    assert report.built == 0 and report.skipped == 2 and not report.failed
+    assert report.built == 0 and report.skipped == 3 and not report.failed  # one room per split: train, test, val
     assert "pip install pyroomacoustics" in caplog.text
 
 
