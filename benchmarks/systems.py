@@ -8,6 +8,8 @@ Peers run at their native rate (GTCRN, DTLN: 16 kHz, soxr in and out inside its 
 * ``spline`` / ``sinc``: cubic-spline / band-limited (soxr VHQ) upsampling from the task's band
   limit (``training/baselines.py``); n/a where the task does not limit the band.
 * ``wiener``: a classic decision-directed Wiener filter (:func:`wiener`), a baseline.
+* ``wpe``: weighted prediction error dereverberation (``nara_wpe``, offline: statistics of the whole file), the
+  classic method a dereverberating model is measured against; on the tasks with a room only.
 * ``noisereduce``: spectral gating (``noisereduce.reduce_noise`` with its defaults).
 * ``rnnoise``: ``pyrnnoise``'s library frame by frame, as its own file tool does: the output keeps
   RNNoise's 20 ms delay (nothing in the package removes it). ``rnnoise-aligned``: the same output
@@ -52,6 +54,7 @@ ALL = (
     "spline",
     "sinc",
     "wiener",
+    "wpe",
     "noisereduce",
     "rnnoise",
     "rnnoise-aligned",
@@ -102,6 +105,23 @@ def fit(x: np.ndarray, n: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- DSP baselines
 
 
+WPE_FRAME, WPE_TAPS, WPE_DELAY, WPE_ITERATIONS = 2048, 30, 2, 3  # 43 ms frames, hop 512: the filter spans 330 ms
+WPE_NOTE = f"nara_wpe offline WPE: {WPE_FRAME}-sample frames, {WPE_TAPS} taps after a delay of {WPE_DELAY}, {WPE_ITERATIONS} iterations"
+
+
+def wpe(x: np.ndarray) -> np.ndarray:
+    """Weighted prediction error dereverberation (Nakatani et al. 2010) of float ``[n]`` at 48 kHz, offline: in each
+    STFT bin, the late reverberation predicted from the frames ``WPE_DELAY`` and more before is subtracted, the
+    predictor fitted to the whole file (``nara_wpe``). It removes the late tail and keeps the early reflections."""
+    from nara_wpe.utils import istft, stft
+    from nara_wpe.wpe import wpe as dereverberate
+
+    spec = stft(np.asarray(x, np.float64)[None], size=WPE_FRAME, shift=WPE_FRAME // 4).transpose(2, 0, 1)
+    out = dereverberate(spec, taps=WPE_TAPS, delay=WPE_DELAY, iterations=WPE_ITERATIONS, statistics_mode="full")
+    y = istft(out.transpose(1, 2, 0), size=WPE_FRAME, shift=WPE_FRAME // 4)[0]
+    return fit(np.asarray(y, np.float32), len(x))
+
+
 def wiener(
     x: np.ndarray, rate: int = RATE, *, frame: int = 1024, alpha: float = 0.98, quiet: float = 0.1, xi_min_db: float = -25.0
 ) -> np.ndarray:
@@ -130,6 +150,10 @@ def wiener(
         previous = gains[:, t] ** 2 * power[:, t]
     _, y = signal.istft(spec * gains, rate, window="hann", nperseg=frame, noverlap=frame // 2)
     return fit(y, len(x)).astype(np.float32)
+
+
+def _reverberant(item: TestItem) -> str | None:
+    return None if TASKS[item.task].rt60 is not None else "no room in this task"
 
 
 def _band_limited(item: TestItem) -> str | None:
@@ -292,6 +316,12 @@ def make(name: str, *, model: str | None, music_model: str | None, threads: int)
         return System(name, _upsampler(name), f"{name} upsampling from 2x the band limit", applies=_band_limited)
     if name == "wiener":
         return System(name, lambda x, item: wiener(x), "decision-directed Wiener, noise: the quietest 10 % of frames")
+    if name == "wpe":
+        try:
+            import nara_wpe  # noqa: F401
+        except ImportError:
+            raise Unavailable("nara_wpe not installed (pip install '.[peers]')") from None
+        return System(name, lambda x, item: wpe(x), WPE_NOTE, applies=_reverberant)
     if name in OURS:
         return _ours(name, model if name != "ours-music" else music_model, threads)
     if name == "oracle-bands":

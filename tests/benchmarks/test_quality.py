@@ -365,6 +365,31 @@ def test_lag_and_wiener():
     assert quality.lag_ms(x, y) == 0.0 and si_sdr(x, y) > si_sdr(x, noisy) + 3
 
 
+def test_wpe_takes_the_late_tail_down_and_keeps_the_timing():
+    from scipy.signal import fftconvolve
+
+    from rt_enhance.training.metrics import si_sdr
+
+    n, rng = 3 * RATE, np.random.default_rng(4)
+    phase = np.arange(n) % (RATE // 2)
+    dry = rng.standard_normal(n) * 0.1 * (phase < RATE // 8)  # bursts of 125 ms every 500 ms, as syllables come
+    t = np.arange(int(0.6 * RATE)) / RATE
+    rir = np.random.default_rng(3).standard_normal(len(t)) * np.exp(-6.9 * t / 0.6) * 0.03  # RT60 0.6 s, DRR ~ -3 dB
+    rir[0] = 1.0
+    wet = fftconvolve(dry, rir)[:n].astype(np.float32)
+    y = systems.wpe(wet)
+    assert len(y) == n and quality.lag_ms(dry, y) == 0.0
+    tail = phase > RATE // 4  # between the bursts: only the room's late tail sounds
+    assert 10 * np.log10(np.sum(y[tail] ** 2) / np.sum(wet[tail] ** 2)) < -3.0
+    assert si_sdr(dry, y) > si_sdr(dry, wet)
+    # it applies to the tasks with a room only
+    assert systems._reverberant(_item("real-reverb-0.5")) is None and systems._reverberant(_item("real-noise-5db"))
+
+
+def _item(task: str):
+    return testset.TestItem(task=task, index=0, name=task, content="speech", clean="", degraded="", band_limit_hz=None, sources={})
+
+
 def test_the_ideal_band_gains_pass_clean_input_and_remove_noise():
     from rt_enhance.benchmarks.oracle import ideal_band_gains
     from rt_enhance.training.metrics import si_sdr
