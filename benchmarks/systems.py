@@ -105,7 +105,7 @@ def fit(x: np.ndarray, n: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- DSP baselines
 
 
-WPE_FRAME, WPE_TAPS, WPE_DELAY, WPE_ITERATIONS = 2048, 30, 2, 3  # 43 ms frames, hop 512: the filter spans 330 ms
+WPE_FRAME, WPE_TAPS, WPE_DELAY, WPE_ITERATIONS = 2048, 30, 2, 3  # 43 ms frames, hop 512: the filter reaches 320 ms back
 WPE_NOTE = f"nara_wpe offline WPE: {WPE_FRAME}-sample frames, {WPE_TAPS} taps after a delay of {WPE_DELAY}, {WPE_ITERATIONS} iterations"
 
 
