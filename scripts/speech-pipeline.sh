@@ -15,6 +15,9 @@
 #                                                training folder (CORPUS_DIR/restore/train; .../val beside it)
 #   speech_restore_pipeline                      low-passes at 3.5-12 kHz, a little noise
 #   speech_restore_dataset_args CORPUS_DIR       validation on the full-band voices of held-out speakers
+# The restoration trial of session 16 (issue 17):
+#   restore_music_folders CORPUS_DIR             full-band voices, a third of the full-band real music, the renders
+#   restore_music_pipeline                       more identity and full-band windows than speech-restore's
 speech_pipeline() {
     echo "identity 0.15,maybe 0.3 rir $1/rir/train 0 20,maybe 0.85 noise $1/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe $2 bandlimit 3500 16000,gain -18 6"
 }
@@ -111,4 +114,25 @@ speech_restore_pipeline() {
 
 speech_restore_dataset_args() {
     echo "val_dir=$1/restore/val"
+}
+
+# Session 16's restoration trial (issue 17; docs/models.md, `music-restore-r.pt`): the `speech-restore` network on the
+# full-band voices, every third full-band real music excerpt (content to 16 kHz; split by piece) and the FluidSynth
+# renders (dull material, which teaches it to leave a quiet top octave alone). Prints the folder of links.
+restore_music_folders() {
+    speech_restore_folders "$1" >/dev/null
+    "${PY:-python3}" -m rt_enhance.training.corpus.build wide "$1" --into "$1/restore-music/train" --split train \
+        --kinds realmusic --min-bandwidth 16000 >&2
+    local third="$1/restore-mix/music3" i=0 f
+    mkdir -p "$third"
+    find "$third" -maxdepth 1 -type l -delete
+    for f in $(ls "$1/restore-music/train" | sort); do
+        [ $((i % 3)) -eq 0 ] && ln -sfn "$(readlink -f "$1/restore-music/train/$f")" "$third/$f"
+        i=$((i + 1))
+    done
+    _speech_links "$1/restore-mix" voices "$1/restore/train" renders "$1/music/train"
+}
+
+restore_music_pipeline() {
+    echo "identity 0.3,maybe 0.6 bandlimit 3500 12000,maybe 0.3 noise synth 20 40,gain -12 3"
 }
