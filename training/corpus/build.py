@@ -545,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers < 1:
             raise CorpusError(f"--workers must be at least 1, got {args.workers}")
         kinds = _csv_choice(args.only, KINDS + REAL_KINDS, "only")
+        if args.split == "val" and not set(kinds) - {"speech", "music"}:
+            raise CorpusError(f"--split val: {','.join(kinds)} have no validation split; it holds noise and rir (and the real kinds)")
         args.only = ",".join(k for k in kinds if k not in REAL_KINDS)
         report = build(args.out, recipe_from_args(args), workers=args.workers) if args.only else None
         for kind in (k for k in REAL_KINDS if k in kinds):

@@ -245,6 +245,8 @@ def test_items_needing_a_missing_tool_are_skipped(tmp_path, monkeypatch, caplog)
 def test_cli_rejects_a_bad_kind_and_another_seed(tiny, capsys):
     assert corpus.main(["build", "--out", str(tiny[0]), "--only", "speech,bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
+    assert corpus.main(["build", "--out", str(tiny[0]), "--only", "speech,music", "--split", "val"]) == 2
+    assert "--split val: speech,music have no validation split" in capsys.readouterr().err
     assert corpus.main(["build", "--out", str(tiny[0]), "--seed", "8", "--hours", "0.001"]) == 2
     assert "seed 7" in capsys.readouterr().err
     assert corpus.main(["summary", str(tiny[0])]) == 0
