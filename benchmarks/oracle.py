@@ -90,13 +90,13 @@ def envelope_fill(x: np.ndarray, clean: np.ndarray, cut_hz: float, rate: int, *,
         edges.append(edges[-1] * 2 ** (1 / ENVELOPE_BANDS_PER_OCTAVE))
     bands = [b for lo, hi in zip(edges, edges[1:]) if (b := (freqs >= lo) & (freqs < hi)).any()]
     level = [np.sqrt(np.mean(np.abs(ref[b]) ** 2, axis=0)) for b in bands]
+    below = freqs < cut_hz
     y = np.random.default_rng(seed).standard_normal(len(x))
     for _ in range(passes):
         spec = stft(y)
         for b, want in zip(bands, level):
             have = np.sqrt(np.mean(np.abs(spec[b]) ** 2, axis=0))
             spec[b] *= want / np.maximum(have, 1e-12)
-        below = freqs < cut_hz
         spec[below] = kept[below]
         y = istft(spec)
     return np.asarray(y, np.float32)

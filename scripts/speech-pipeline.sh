@@ -58,9 +58,9 @@ speech_erb_pipeline() {
     echo "maybe 0.3 both bandlimit 3500 16000,identity 0.3,maybe 0.3 rir $1/rir/train 0 20 early 50,maybe 0.9 noise $1/noise-train -5 20 vary,maybe 0.25 noise $1/music-noise 0 20,maybe 0.3 noise synth 0 30,gain -18 6"
 }
 
-# Every third file of the real music's training split (sorted paths), as links in one folder. Prints it.
-_realmusic_third() {
-    local src="$1/realmusic/train" dst="$1/realmusic-third" i=0 f
+# Every third file below SRC (sorted paths), as links in the folder DST, made once. Prints DST.
+_every_third() {
+    local src="$1" dst="$2" i=0 f
     if [ ! -d "$dst" ]; then
         mkdir -p "$dst"
         while IFS= read -r f; do
@@ -80,7 +80,7 @@ speech_erb_mix() {  # its own folder: the first generation's mix-train must not 
     # 3.5 GB of voices), and the model grew careful with every tonal noise
     local third=music-thrice third_dir="$1/music/train"
     if [ -d "$1/realmusic/train" ]; then
-        third=realmusic third_dir="$(_realmusic_third "$1")"
+        third=realmusic third_dir="$(_every_third "$1/realmusic/train" "$1/realmusic-third")"
         rm -f "$1/mix-erb-train/music-thrice" 2>/dev/null || true
     fi
     _speech_links "$1/mix-erb-train" speech "$1/speech/train" voices "$1/voices/train" music "$1/music/train" \
@@ -123,13 +123,7 @@ restore_music_folders() {
     speech_restore_folders "$1" >/dev/null
     "${PY:-python3}" -m rt_enhance.training.corpus.build wide "$1" --into "$1/restore-music/train" --split train \
         --kinds realmusic --min-bandwidth 16000 >&2
-    local third="$1/restore-mix/music3" i=0 f
-    mkdir -p "$third"
-    find "$third" -maxdepth 1 -type l -delete
-    for f in $(ls "$1/restore-music/train" | sort); do
-        [ $((i % 3)) -eq 0 ] && ln -sfn "$(readlink -f "$1/restore-music/train/$f")" "$third/$f"
-        i=$((i + 1))
-    done
+    _every_third "$1/restore-music/train" "$1/restore-mix/music3" >/dev/null
     _speech_links "$1/restore-mix" voices "$1/restore/train" renders "$1/music/train"
 }
 
