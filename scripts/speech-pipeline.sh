@@ -15,8 +15,8 @@
 #                                                training folder (CORPUS_DIR/restore/train; .../val beside it)
 #   speech_restore_pipeline                      low-passes at 3.5-12 kHz, a little noise
 #   speech_restore_dataset_args CORPUS_DIR       validation on the full-band voices of held-out speakers
-# The restoration trial of session 16 (issue 17):
-#   restore_music_folders CORPUS_DIR             full-band voices, a third of the full-band real music, the renders
+# The `music` model and session 16's restoration trial (issue 17; scripts/train-music.sh):
+#   restore_music_folders CORPUS_DIR [all]       full-band voices, a third (all) of the full-band real music, the renders
 #   restore_music_pipeline                       more identity and full-band windows than speech-restore's
 speech_pipeline() {
     echo "identity 0.15,maybe 0.3 rir $1/rir/train 0 20,maybe 0.85 noise $1/noise/train -5 25,maybe 0.3 noise synth 0 30,maybe $2 bandlimit 3500 16000,gain -18 6"
@@ -116,13 +116,22 @@ speech_restore_dataset_args() {
     echo "val_dir=$1/restore/val"
 }
 
-# Session 16's restoration trial (issue 17; docs/models.md, `music-restore-r.pt`): the `speech-restore` network on the
-# full-band voices, every third full-band real music excerpt (content to 16 kHz; split by piece) and the FluidSynth
-# renders (dull material, which teaches it to leave a quiet top octave alone). Prints the folder of links.
+# The restoration network on music (issue 17; docs/models.md): the `speech-restore` network on the full-band voices,
+# the full-band real music excerpts (content to 16 kHz; split by piece) and the FluidSynth renders (dull material,
+# which teaches it to leave a quiet top octave alone). Prints the folder of links.
+#   restore_music_folders CORPUS_DIR          session 16's trial R (`music-restore-r.pt`): every third excerpt
+#   restore_music_folders CORPUS_DIR all      the shipped `music` (session 17): every excerpt, the voices and the
+#                                             renders three times each (R's shares, three times the distinct music)
 restore_music_folders() {
     speech_restore_folders "$1" >/dev/null
     "${PY:-python3}" -m rt_enhance.training.corpus.build wide "$1" --into "$1/restore-music/train" --split train \
         --kinds realmusic --min-bandwidth 16000 >&2
+    if [ "${2:-}" = all ]; then
+        _speech_links "$1/restore-mix-all" music "$1/restore-music/train" \
+            voices1 "$1/restore/train" voices2 "$1/restore/train" voices3 "$1/restore/train" \
+            renders1 "$1/music/train" renders2 "$1/music/train" renders3 "$1/music/train"
+        return
+    fi
     _every_third "$1/restore-music/train" "$1/restore-mix/music3" >/dev/null
     _speech_links "$1/restore-mix" voices "$1/restore/train" renders "$1/music/train"
 }

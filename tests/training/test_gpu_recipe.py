@@ -18,6 +18,7 @@ from scipy import signal
 
 from rt_enhance.model.checkpoint import load_checkpoint
 from rt_enhance.training import degrade
+from rt_enhance.training.audiofiles import list_audio
 from rt_enhance.training.degrade import device as dd
 from rt_enhance.training.degrade import parse_pipeline
 from rt_enhance.training.device_data import split_paths
@@ -441,3 +442,29 @@ def test_without_the_package_installed_links_make_it_importable(tmp_path):
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path / "rt-enhance-path" / "rt_enhance" / "training")
+
+
+def test_the_music_recipe_mixes_every_full_band_piece_with_the_voices_and_renders_three_times(tmp_path):
+    """`music` (scripts/train-music.sh, restore_music_folders CORPUS all): every real music excerpt of the training
+    pieces whose content reaches 16 kHz (never a narrower one, never one of the held-out pieces), beside the full-band
+    voices and the renders three times each, so that the shares stay those of session 16's trial (every third piece)."""
+    corpus = tiny_corpus(tmp_path / "c")
+    (corpus / "manifest.json").write_text(json.dumps({"files": {}}))
+    music = [("train", 0, 18000), ("train", 1, 17000), ("train", 2, 12000), ("train", 3, 16500), ("val", 0, 20000), ("test", 0, 20000)]
+    for split, i, _ in music:
+        (corpus / "realmusic" / split).mkdir(parents=True, exist_ok=True)
+        sf.write(corpus / "realmusic" / split / f"p{i}.wav", 0.1 * np.ones(RATE), RATE, subtype="PCM_24")
+    recorded = [{"file": f"voices/{s}/{s}0.wav", "kind": "voices", "split": s, "bandwidth_hz": 15000} for s in ("train", "val")]
+    recorded += [{"file": f"realmusic/{s}/p{i}.wav", "kind": "realmusic", "split": s, "bandwidth_hz": w} for s, i, w in music]
+    (corpus / "recorded.json").write_text(json.dumps({"rate": RATE, "files": recorded}))
+    lines = {}
+    for layout in ("all", ""):
+        script = f'source {ROOT}/scripts/speech-pipeline.sh; PY={sys.executable} restore_music_folders "$1" {layout}'
+        out = subprocess.run(["bash", "-c", script, "_", str(corpus)], capture_output=True, text=True, check=True)
+        lines[layout] = Path(out.stdout.strip())
+    files = [p.relative_to(lines["all"]).as_posix() for p in list_audio(lines["all"])]
+    voices = [f"voices{n}/voices-train0.wav" for n in (1, 2, 3)]
+    renders = [f"renders{n}/m0.wav" for n in (1, 2, 3)]
+    assert sorted(files) == sorted(["music/realmusic-p0.wav", "music/realmusic-p1.wav", "music/realmusic-p3.wav", *voices, *renders])
+    third = [p.relative_to(lines[""]).as_posix() for p in list_audio(lines[""])]
+    assert sorted(third) == ["music3/realmusic-p0.wav", "renders/m0.wav", "voices/voices-train0.wav"]
