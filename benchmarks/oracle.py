@@ -9,6 +9,13 @@ own envelope (:func:`envelope_fill`), needs numpy and scipy only.
 clean signal, clipped to the model's range (0, 2), spread back to the bins as the model spreads its own. It is the
 ceiling of the model family on its own grid: the distance from it to `speech` is what training can still buy, the
 distance from it to the clean signal what the grid costs. torch is needed (the model's own modules do the transforms).
+
+``oracle-phase``: the same grid and range, but the gain that brings the band closest to the clean signal in the
+least-squares sense, ``sum Re(S X*) / sum |X|^2`` over the band's bins (the phase-sensitive mask): it knows how the
+input's phase in each bin differs from the clean signal's, which no estimate from the input's band powers (all that
+`speech`'s network sees) can know. Where a sound is the clean signal plus an independent one (noise), the two gains
+agree on average; where the rest is correlated with it (a room's reflections), they part, and the distance between
+the two oracles is what knowing the phase is worth.
 """
 
 from __future__ import annotations
@@ -21,27 +28,35 @@ from rt_enhance.benchmarks.testset import TestItem
 HOP, FRAME, BANDS, MAX_GAIN = 240, 480, 48, 2.0  # `speech`'s grid (spec-erb) at 48 kHz
 
 
-def ideal_band_gains(x: np.ndarray, clean: np.ndarray, *, hop: int = HOP, frame: int = FRAME, bands: int = BANDS) -> np.ndarray:
+def ideal_band_gains(
+    x: np.ndarray, clean: np.ndarray, *, hop: int = HOP, frame: int = FRAME, bands: int = BANDS, phase: bool = False
+) -> np.ndarray:
     """float32 ``[n]`` -> ``[n]``: ``x`` through the ideal gain per band and frame against ``clean``, aligned with ``x``
     (the model's one hop of delay removed). The model's own ``forward`` does the framing, transforms and overlap-add;
     only its network is replaced: a first pass over ``clean`` records each frame's band powers, a second over ``x``
-    returns the gains that bring ``x``'s band powers to those."""
+    returns the gains that bring ``x``'s band powers to those (``phase``: the least-squares gains of ``oracle-phase``,
+    from the clean spectra the first pass records)."""
     import torch
 
     from rt_enhance.model.spectral import SpectralUNet
 
     class Ideal(SpectralUNet):
         target: torch.Tensor | None = None  # the clean band powers [1, frames, bands]; None: record them
+        spectra: list[tuple[torch.Tensor, torch.Tensor]] = []  # (real, imaginary) [1, frames, bins] of each pass
 
         def heads(self, power, h, band=None):  # the ideal gains in place of the network (power: |X|^2 per bin)
-            power = self.band_power(power)
             if self.target is None:
-                self.target, gain = power, torch.ones_like(power)
+                self.target, gain = self.band_power(power), torch.ones_like(self.band_power(power))
+            elif phase:
+                (s_re, s_im), (x_re, x_im) = self.spectra
+                gain = (self.band_power(s_re * x_re + s_im * x_im) / (self.band_power(power) + 1e-12)).clamp(0.0, MAX_GAIN)
             else:
-                gain = (self.target / (power + 1e-12)).sqrt().clamp(0.0, MAX_GAIN)
+                gain = (self.target / (self.band_power(power) + 1e-12)).sqrt().clamp(0.0, MAX_GAIN)
             return self.to_bins(gain), None, h, None, None
 
     grid = Ideal(hop=hop, frame=frame, channels=[4, 4], bands=bands, gru_hidden=0)  # only its transforms run
+    grid.spectra = []
+    grid.analysis.register_forward_hook(lambda module, inputs, output: grid.spectra.append(output))
     n = len(x)
     pad = (-n) % hop + hop  # one hop more: the lookahead to remove
 
@@ -58,6 +73,11 @@ def ideal_band_gains(x: np.ndarray, clean: np.ndarray, *, hop: int = HOP, frame:
 def oracle_system(x: np.ndarray, item: TestItem) -> np.ndarray:
     clean, _ = sf.read(item.clean, dtype="float32")
     return ideal_band_gains(x, clean)
+
+
+def phase_oracle_system(x: np.ndarray, item: TestItem) -> np.ndarray:
+    clean, _ = sf.read(item.clean, dtype="float32")
+    return ideal_band_gains(x, clean, phase=True)
 
 
 ENVELOPE_FRAME, ENVELOPE_HOP, ENVELOPE_BANDS_PER_OCTAVE = 2048, 512, 6  # the LSD's own STFT (training/metrics.py)

@@ -22,6 +22,9 @@ Peers run at their native rate (GTCRN, DTLN: 16 kHz, soxr in and out inside its 
 * ``ours-music``: the engine with the music model, on the music and bandwidth-extension tasks only.
 * ``oracle-bands``: not a tool but a ceiling: the ideal gain per ERB band of `speech`'s grid, from the clean
   reference (:mod:`rt_enhance.benchmarks.oracle`); only when asked for.
+* ``oracle-phase``: the same ceiling with the least-squares gain per band (the phase-sensitive mask: it knows how the
+  input's phase differs from the clean signal's); the distance from ``oracle-bands`` is what phase is worth, which
+  for a room's reflections is most of the way (docs/models.md); only when asked for.
 * ``oracle-envelope``: a ceiling too, for bandwidth extension: the removed band filled with noise at the clean
   reference's own level per frame and 1/6 octave (what a model that gets the envelope exactly right but cannot
   know the fine structure would score); only when asked for.
@@ -65,9 +68,11 @@ ALL = (
     "ours-offline",
     "ours-music",
     "oracle-bands",
+    "oracle-phase",
     "oracle-envelope",
 )
-DEFAULT = ALL[:-3]  # ours-music joins when a music model is given or bundled; the oracles only when asked for
+# ours-music joins when a music model is given or bundled; the oracles only when asked for
+DEFAULT = tuple(name for name in ALL if name != "ours-music" and not name.startswith("oracle"))
 OURS = ("ours-engine", "ours-offline", "ours-music")
 RNNOISE_DELAY = 960  # samples at 48 kHz: RNNoise's output lags its input by 20 ms (measured, every clip)
 
@@ -324,8 +329,8 @@ def make(name: str, *, model: str | None, music_model: str | None, threads: int)
         return System(name, lambda x, item: wpe(x), WPE_NOTE, applies=_reverberant)
     if name in OURS:
         return _ours(name, model if name != "ours-music" else music_model, threads)
-    if name == "oracle-bands":
-        return _oracle()
+    if name in ("oracle-bands", "oracle-phase"):
+        return _oracle(name)
     if name == "oracle-envelope":
         from rt_enhance.benchmarks.oracle import envelope_system
 
@@ -334,15 +339,19 @@ def make(name: str, *, model: str | None, music_model: str | None, threads: int)
     return _peer(name, threads)
 
 
-def _oracle() -> System:
+def _oracle(name: str) -> System:
     try:
         import torch  # noqa: F401  (the oracle runs the model's own transforms)
     except ImportError:
-        raise Unavailable("oracle-bands needs torch (pip install 'rt-enhance[train]')") from None
-    from rt_enhance.benchmarks.oracle import oracle_system
+        raise Unavailable(f"{name} needs torch (pip install 'rt-enhance[train]')") from None
+    from rt_enhance.benchmarks.oracle import oracle_system, phase_oracle_system
 
-    note = "ceiling, not a tool: the ideal gain per ERB band of speech's grid (10 ms frames, 48 bands, (0, 2)) from the clean reference"
-    return System("oracle-bands", oracle_system, note, applies=lambda item: None if item.content == "speech" else "speech items only")
+    grid = "per ERB band of speech's grid (10 ms frames, 48 bands, (0, 2)) from the clean reference"
+    if name == "oracle-phase":
+        fn, note = phase_oracle_system, f"ceiling, not a tool: the least-squares (phase-sensitive) gain {grid}"
+    else:
+        fn, note = oracle_system, f"ceiling, not a tool: the ideal gain {grid}"
+    return System(name, fn, note, applies=lambda item: None if item.content == "speech" else "speech items only")
 
 
 def _ours(name: str, model: str | None, threads: int) -> System:

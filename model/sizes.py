@@ -148,6 +148,13 @@ SIZES: dict[str, NamedSize] = {
             {**SPEC_ERB, "df_bins": 48, "df_order": 3},
         ),
         _spectral(
+            "spec-erb-df-phase",
+            "spec-erb-df whose filter coefficients are corrected per bin by a small network that sees what band "
+            "powers cannot: how each bin's phase moved over the filter's frames and its power against its band's; "
+            "the same latency, every tensor of spec-erb-df fits",
+            {**SPEC_ERB, "df_bins": 48, "df_order": 3, "df_phase": 16},
+        ),
+        _spectral(
             "spec-erb-band",
             "spec-erb with a GRU of 32 on every band of the first level (weights shared across bands, as GTCRN's "
             "inter-frame RNN): each band's own memory of its noise floor; the same latency, every tensor of spec-erb fits",

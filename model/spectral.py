@@ -105,6 +105,13 @@ class SpectralUNet(StreamingModel):
       frames (reverberation, periodic noise). Its coefficients come from a head beside the gain head (tanh,
       so each lies in the unit square) and start at zero: a model with the filter begins as the same model
       without it, so every tensor of a trained gains-only model fits and it starts from there (0: none).
+    - ``df_phase``: hidden units of a small network, shared by the filtered bins, that corrects each bin's filter
+      coefficients from what the band features cannot carry (0: none): how the bin's phase moved since each earlier
+      frame of the filter (``X[t] X*[t - i]``, normalised to unit length: steady for a harmonic or a reflection of one,
+      random for noise) and the bin's power against its band's mean (a harmonic's peak or the valley beside it).
+      Without it the coefficients come from band powers alone, the same for every bin of a band and blind to phase,
+      which is all a filter acts on. Its last layer starts at zero, so a model with it begins as the same model
+      without it (every tensor of a deep-filter model fits). Needs ``df_bins`` and ``df_order`` of at least 2.
     - ``band_gru``: a small GRU across frames run on every band (or bin) position of the first level, its weights
       shared by all positions, as GTCRN's inter-frame RNN: each band's own memory of what it held (a noise floor,
       a voice that was just there) at full band resolution, where the bottleneck GRU sees the spectrum only
@@ -145,6 +152,7 @@ class SpectralUNet(StreamingModel):
         bands: int = 0,
         df_bins: int = 0,
         df_order: int = 3,
+        df_phase: int = 0,
         band_gru: int = 0,
         voice_head: bool = False,
         sample_rate: int = 48000,
@@ -194,6 +202,10 @@ class SpectralUNet(StreamingModel):
                 raise ValueError(f"df_bins must be 0 (none) or 1..{self.bins} and df_order at least 1; got {df_bins}, {df_order}")
             self.init_kwargs.update(df_bins=int(df_bins), df_order=int(df_order))
         self.df_bins, self.df_order = int(df_bins), int(df_order) if df_bins else 0
+        if df_phase and (df_phase < 0 or not df_bins or df_order < 2):
+            raise ValueError(f"df_phase needs df_bins and df_order of at least 2 (a frame before to compare with); got {df_phase}")
+        if df_phase:
+            self.init_kwargs["df_phase"] = int(df_phase)
         if band_gru < 0:
             raise ValueError(f"band_gru must be 0 (none) or a GRU size; got {band_gru}")
         if band_gru:
@@ -255,6 +267,13 @@ class SpectralUNet(StreamingModel):
             nn.init.zeros_(self.df_head.weight)
             assert self.df_head.bias is not None
             nn.init.zeros_(self.df_head.bias)
+        self.df_phase: nn.Sequential | None = None
+        if df_phase:  # per bin: the coefficients, the phase moves to each earlier frame, the power against the band
+            inputs = 2 * self.df_order + 2 * (self.df_order - 1) + 1
+            last = nn.Linear(int(df_phase), 2 * self.df_order)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.df_phase = nn.Sequential(nn.Linear(inputs, int(df_phase)), nn.ReLU(), last, nn.Tanh())
 
     def _dft_buffers(self) -> None:
         analysis, synthesis = window_pair(self.frame, self.hop)
@@ -379,6 +398,8 @@ class SpectralUNet(StreamingModel):
         if coef is not None and df_prev is not None:
             k = self.df_bins
             history = torch.cat([df_prev, torch.cat([re[..., :k], im[..., :k]], dim=2)], dim=1)  # [b, m + order - 1, 2k]
+            if self.df_phase is not None:
+                coef = coef + self._phase_correction(history, coef, re * re + im * im, m)
             df_re, df_im = self._deep_filter(history, coef, m)
             pad = (0, self.bins - k)
             out_re = out_re + torch.nn.functional.pad(df_re, pad)
@@ -396,6 +417,25 @@ class SpectralUNet(StreamingModel):
         if band_new is not None:
             new.append(band_new)
         return y.reshape(b, 1, -1), new
+
+    def _phase_correction(self, history: torch.Tensor, coef: torch.Tensor, power: torch.Tensor, m: int) -> torch.Tensor:
+        """``df_phase``'s correction ``[b, m, 2 order, k]`` of the coefficients ``coef`` (same shape), from the low bins'
+        ``history`` ``[b, m + order - 1, 2k]`` (oldest first) and the power per bin ``power`` ``[b, m, F]``."""
+        assert self.df_phase is not None
+        k, order = self.df_bins, self.df_order
+        now = history[:, order - 1 :]  # [b, m, 2k]: this frame
+        a, b_ = now[..., :k], now[..., k:]
+        features = [coef.transpose(2, 3)]  # [b, m, k, 2 order]
+        moves = []
+        for lag in range(1, order):
+            then = history[:, order - 1 - lag : order - 1 - lag + m]
+            c, d = then[..., :k], then[..., k:]
+            norm = ((a * a + b_ * b_) * (c * c + d * d)).sqrt() + 1e-12
+            moves += [(a * c + b_ * d) / norm, (b_ * c - a * d) / norm]  # X[t] X*[t - lag], unit length
+        features.append(torch.stack(moves, dim=-1))
+        band = self.to_bins(self.band_power(power))[..., :k] if self.bands else power[..., :k]
+        features.append((torch.log(power[..., :k] + LOG_FLOOR) - torch.log(band + LOG_FLOOR)).unsqueeze(-1) * LOG_SCALE)
+        return self.df_phase(torch.cat(features, dim=-1)).transpose(2, 3)
 
     def _deep_filter(self, history: torch.Tensor, coef: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``sum_i c_i X[t - i]`` over the taps, complex: ``history`` ``[b, m + order - 1, 2k]`` (real | imaginary
@@ -477,6 +517,10 @@ class SpectralUNet(StreamingModel):
         if self.df_head is not None:  # its head, the spread of its coefficients, and the filter (4 MACs per tap and bin)
             convs += positions * 2 * self.df_order * self.df_head.in_channels * self.df_head.kernel_size[0]
             convs += 2 * self.df_order * self.df_bins * (self.bands or 1) + 4 * self.df_order * self.df_bins
+        if self.df_phase is not None:  # per filtered bin: the small network, and the phase moves (~8 MACs per lag)
+            first, last = cast(nn.Linear, self.df_phase[0]), cast(nn.Linear, self.df_phase[2])
+            convs += self.df_bins * (first.in_features * first.out_features + last.in_features * last.out_features)
+            convs += self.df_bins * 8 * (self.df_order - 1)
         gru = 0
         if self.gru is not None:
             flat, hdim = self.gru_in.in_features, self.gru_hidden

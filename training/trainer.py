@@ -168,7 +168,14 @@ GRID_KWARGS = frozenset({"hop", "frame", "bands", "gru_hidden"})
 
 #: Arguments that add a head starting at zero (its model begins as the model without it), by the head's weight prefix:
 #: such a model may start from the same model without the head.
-ADDED_HEADS = {"copies": "copy_head.", "df_bins": "df_head.", "df_order": "df_head.", "band_gru": "band_context.", "voice_head": "voice."}
+ADDED_HEADS = {
+    "copies": "copy_head.",
+    "df_bins": "df_head.",
+    "df_order": "df_head.",
+    "df_phase": "df_phase.",
+    "band_gru": "band_context.",
+    "voice_head": "voice.",
+}
 
 
 def warm_start(generator: AudioModel, path: str) -> None:

@@ -27,7 +27,8 @@ def randomised(model: SpectralUNet, seed: int = 1) -> SpectralUNet:
     torch.manual_seed(seed)
     with torch.no_grad():
         band_out = model.band_context.out if model.band_context is not None else None
-        for head in (model.final, model.copy_head, model.df_head, band_out):
+        phase_out = model.df_phase[2] if model.df_phase is not None else None
+        for head in (model.final, model.copy_head, model.df_head, band_out, phase_out):
             if head is not None:
                 head.weight.normal_(0, 0.5)
                 head.bias.normal_(0, 0.5)
@@ -46,11 +47,19 @@ def test_a_fresh_model_is_the_identity_delayed_by_one_hop() -> None:
 
 @pytest.mark.parametrize(
     "gru,copies,bands,frame,df",
-    [(8, (), 0, 0, 0), (0, (), 0, 0, 0), (8, (2000.0, 6000.0), 0, 0, 0), (8, (2000.0,), 16, 0, 0), (8, (), 16, 192, 0), (8, (), 16, 0, 10)],
-    ids=["gru", "no-gru", "copies", "bands", "long-frame", "deep-filter"],
+    [
+        (8, (), 0, 0, 0),
+        (0, (), 0, 0, 0),
+        (8, (2000.0, 6000.0), 0, 0, 0),
+        (8, (2000.0,), 16, 0, 0),
+        (8, (), 16, 192, 0),
+        (8, (), 16, 0, 10),
+        (8, (), 16, 0, -10),
+    ],
+    ids=["gru", "no-gru", "copies", "bands", "long-frame", "deep-filter", "deep-filter-phase"],
 )
 def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...], bands: int, frame: int, df: int) -> None:
-    extra = {"df_bins": df, "df_order": 3} if df else {}
+    extra = {"df_bins": abs(df), "df_order": 3, "df_phase": 6 if df < 0 else 0} if df else {}
     model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies), bands=bands, frame=frame, **extra))
     x = torch.randn(3, 1, 48 * 40)
     with torch.no_grad():
@@ -93,6 +102,33 @@ def test_the_deep_filter_is_the_sum_over_taps_of_each_coefficient_times_the_fram
     for t in range(m):  # frame t of the call is history row t + order - 1; tap i reads i frames back
         want = sum(taps[:, t, i] * spectrum[:, t + order - 1 - i] for i in range(order))
         torch.testing.assert_close(torch.complex(out_re[:, t], out_im[:, t]), want, atol=1e-5, rtol=1e-5)
+
+
+def test_a_fresh_phase_correction_changes_nothing_and_sees_only_phase_moves_not_the_phase_itself(tmp_path) -> None:
+    filtered = randomised(small(bands=12, log_features=True, df_bins=10, df_order=3))
+    filtered.df_head.bias.data.zero_()
+    path = tmp_path / "df.pt"
+    save_checkpoint(path, filtered)
+    phased = small(bands=12, log_features=True, df_bins=10, df_order=3, df_phase=6)
+    missing = phased.load_state_dict(load_checkpoint(path)[0].state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["df_phase.0.bias", "df_phase.0.weight", "df_phase.2.bias", "df_phase.2.weight"]
+    x = torch.randn(2, 1, 48 * 30)
+    with torch.no_grad():
+        torch.testing.assert_close(phased.eval()(x), filtered(x), atol=1e-6, rtol=0)  # it begins as the filter without it
+        randomised(phased, seed=3)
+        b, m, k, order = 2, 5, 10, 3
+        history = torch.randn(b, m + order - 1, 2 * k)
+        coef = torch.randn(b, m, 2 * order, k)
+        power = torch.rand(b, m, phased.bins) + 0.1
+        power[..., :k] = history[:, order - 1 :, :k].square() + history[:, order - 1 :, k:].square()
+        turn = torch.polar(torch.ones(k), torch.rand(k) * 6.28)  # every bin's phase turned by its own constant
+        spectrum = torch.complex(history[..., :k], history[..., k:]) * turn
+        turned = torch.cat([spectrum.real, spectrum.imag], dim=-1)
+        correction = phased._phase_correction(history, coef, power, m)
+        assert correction.shape == coef.shape and correction.abs().max() > 0.05
+        torch.testing.assert_close(phased._phase_correction(turned, coef, power, m), correction, atol=1e-5, rtol=1e-4)
+        history[:, 0] = torch.randn(b, 2 * k)  # the frame two back moved: the correction of the first frame follows
+        assert not torch.allclose(phased._phase_correction(history, coef, power, m)[:, 0], correction[:, 0])
 
 
 def test_a_fresh_band_model_is_the_identity_delayed_by_one_hop() -> None:
@@ -262,6 +298,7 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         ("spec-erb", 240),
         ("spec-erb-monitor", 120),
         ("spec-erb-df", 240),
+        ("spec-erb-df-phase", 240),
         ("spec-erb-band", 240),
         ("spec-erb-wide", 240),
         ("spec-erb-long-df", 240),
@@ -277,13 +314,21 @@ def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None
 
 @pytest.mark.parametrize(
     "copies,bands,frame,df,band_gru",
-    [((), 0, 0, 0, 0), ((2000.0, 6000.0), 0, 0, 0, 0), ((), 16, 0, 0, 0), ((), 16, 192, 0, 0), ((), 16, 0, 10, 0), ((), 16, 0, 10, 8)],
-    ids=["gains", "copies", "bands", "long-frame", "deep-filter", "band-gru"],
+    [
+        ((), 0, 0, 0, 0),
+        ((2000.0, 6000.0), 0, 0, 0, 0),
+        ((), 16, 0, 0, 0),
+        ((), 16, 192, 0, 0),
+        ((), 16, 0, 10, 0),
+        ((), 16, 0, 10, 8),
+        ((), 16, 0, -10, 0),
+    ],
+    ids=["gains", "copies", "bands", "long-frame", "deep-filter", "band-gru", "deep-filter-phase"],
 )
 def test_export_and_rt_enhance_file_mode_equal_torch_offline(
     tmp_path, copies: tuple[float, ...], bands: int, frame: int, df: int, band_gru: int
 ) -> None:
-    extra: dict = {"df_bins": df, "df_order": 3} if df else {}
+    extra: dict = {"df_bins": abs(df), "df_order": 3, "df_phase": 6 if df < 0 else 0} if df else {}
     if band_gru:
         extra["band_gru"] = band_gru
     model = randomised(small(copies=copies, log_features=bool(copies), bands=bands, frame=frame, **extra))
