@@ -10,8 +10,7 @@ rt_train_setup "$@"
 "$VENV/bin/rt-data" build --out "$corpus" --hours 3
 source "$(dirname "$0")/speech-pipeline.sh"
 train="$(PY="$VENV/bin/python" restore_music_folders "$corpus" all)"
-init=()
-case " ${TRAIN_ARGS[*]} " in *" --continue "* | *" --init_from "*) ;; *) init=(--init_from "$ROOT/training/checkpoints/music-restore-r.pt") ;; esac
+rt_default_init "$ROOT/training/checkpoints/music-restore-r.pt"
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-restore.toml" --runs "$runs" --name music \
     --data_root "$train" --dataset_args "$(speech_restore_dataset_args "$corpus")" --preprocessing "$(restore_music_pipeline)" \
     --lr_g 3e-4 --average 8 -e 36 "${init[@]}" "${TRAIN_ARGS[@]}"

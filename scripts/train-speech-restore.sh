@@ -8,8 +8,7 @@ rt_train_setup "$@"
 "$VENV/bin/rt-data" build --out "$corpus" --hours 3
 source "$(dirname "$0")/speech-pipeline.sh"
 train="$(PY="$VENV/bin/python" speech_restore_folders "$corpus")"
-init=()
-case " ${TRAIN_ARGS[*]} " in *" --continue "* | *" --init_from "*) ;; *) init=(--init_from "$ROOT/training/checkpoints/music-realmix-last.pt") ;; esac
+rt_default_init "$ROOT/training/checkpoints/music-realmix-last.pt"
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/speech-restore.toml" --runs "$runs" \
     --data_root "$train" --dataset_args "$(speech_restore_dataset_args "$corpus")" --preprocessing "$(speech_restore_pipeline)" \
     "${init[@]}" "${TRAIN_ARGS[@]}"
