@@ -419,6 +419,23 @@ def test_the_phase_oracle_passes_clean_input_and_removes_a_room_that_the_band_po
     assert si_sdr(clean, phase) > si_sdr(clean, bands) + 3 and si_sdr(clean, phase) > si_sdr(clean, wet) + 3
 
 
+def test_the_per_bin_reverb_ceilings_pass_clean_input_and_order_the_two_gains():
+    from scipy.signal import fftconvolve
+
+    from rt_enhance.benchmarks.reverb_ceiling import ideal_gains
+    from rt_enhance.training.metrics import si_sdr
+
+    clean = noisy_voice(1.0, RATE, snr_db=60)
+    for y in ideal_gains(clean, clean, 960, 240).values():
+        np.testing.assert_allclose(y, clean, atol=1e-4)
+    t = np.arange(int(0.5 * RATE)) / RATE
+    rir = np.random.default_rng(6).standard_normal(len(t)) * np.exp(-6.9 * t / 0.5) * 0.05
+    rir[0] = 1.0
+    wet = fftconvolve(clean, rir)[: len(clean)].astype(np.float32)
+    out = ideal_gains(wet, clean, 480, 240)
+    assert si_sdr(clean, out["phase-sensitive"]) > si_sdr(clean, out["magnitude"]) + 3 > si_sdr(clean, wet) + 3
+
+
 def test_the_envelope_oracle_keeps_the_band_below_the_cut_and_restores_the_level_above():
     from scipy import signal
 
