@@ -105,6 +105,7 @@ class TrainConfig:
     loss: str = "L2"
     stft: float = 0.0
     lsd: float = 0.0
+    sdr: float = -1.0
     voice: float = 0.0
     gan: float = 0.0
     disc: str = "unet"
@@ -191,6 +192,8 @@ def check_config(cfg: TrainConfig) -> None:
     for key in ("stft", "lsd", "voice", "gan", "fm", "ae", "weight_decay", "clip"):
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value >= 0, f"--{key} must be a finite number >= 0, got {value}")
+    _require(cfg.sdr == -1.0 or (math.isfinite(cfg.sdr) and cfg.sdr >= 0), f"--sdr must be a finite number >= 0, got {cfg.sdr}")
+    _require(cfg.sdr < 0 or cfg.loss in ("SPEC", "DENOISE", "BWE"), f"--sdr weighs a term of SPEC, DENOISE and BWE; --loss is {cfg.loss}")
     for key in ("lr_g", "lr_d", "lr_ae", "collab_rate"):
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value > 0, f"--{key} must be a positive number, got {value}")
@@ -269,6 +272,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("stft", ("--stft",), float, "weight of the multi-resolution STFT loss (default 0)"),
     Option("lsd", ("--lsd",), float, "weight of a log-spectral distance term added to the loss (default 0; BWE already "
            "holds 0.5): the benchmark's LSD, which weighs a quiet top octave as much as a loud one"),
+    Option("sdr", ("--sdr",), float, "weight per dB of the clamped SDR term in the spectral losses SPEC, DENOISE and BWE "
+           "(default: each loss's own, 0.05 for SPEC and BWE, 0.01 for DENOISE): the term keeps clean input intact and "
+           "rewards waveform accuracy, which for noisy input means Wiener-like partial gains that leave noise in"),
     Option("voice", ("--voice",), float, "weight of a voice-activity loss on a spectral model's bottleneck GRU (default 0): "
            "it learns that a voice is present or was a moment ago, from files labelled by dataset_args voices=...; "
            "the head is a training aid and never reaches the exported model"),

@@ -40,19 +40,22 @@ def align_padded(x: torch.Tensor, lookahead: int, *, output: bool) -> torch.Tens
     return F.pad(kept, (0, lookahead))
 
 
-def waveform_loss(y: torch.Tensor, target: torch.Tensor, kind: str = "L2") -> torch.Tensor:
+def waveform_loss(y: torch.Tensor, target: torch.Tensor, kind: str = "L2", sdr_weight: float | None = None) -> torch.Tensor:
     """Mean absolute (``L1``) or squared (``L2``) error, the compressed spectral loss (``SPEC``), or SPEC plus
-    LSD_WEIGHT times the log-spectral distance (``BWE``); a scalar."""
+    LSD_WEIGHT times the log-spectral distance (``BWE``); a scalar. ``sdr_weight`` replaces the spectral losses'
+    own weight of the clamped SDR term (SPEC_SDR_WEIGHT, DENOISE_SDR_WEIGHT)."""
+    own = SPEC_SDR_WEIGHT if sdr_weight is None else sdr_weight
     if kind == "L1":
         return F.l1_loss(y, target)
     if kind == "L2":
         return F.mse_loss(y, target)
     if kind == "SPEC":
-        return compressed_spectral_loss(y, target)
+        return compressed_spectral_loss(y, target, sdr_weight=own)
     if kind == "DENOISE":
-        return compressed_spectral_loss(y, target, over_weight=DENOISE_OVER_WEIGHT, sdr_weight=DENOISE_SDR_WEIGHT)
+        denoise = DENOISE_SDR_WEIGHT if sdr_weight is None else sdr_weight
+        return compressed_spectral_loss(y, target, over_weight=DENOISE_OVER_WEIGHT, sdr_weight=denoise)
     if kind == "BWE":
-        return compressed_spectral_loss(y, target) + LSD_WEIGHT * log_spectral_distance(y, target)
+        return compressed_spectral_loss(y, target, sdr_weight=own) + LSD_WEIGHT * log_spectral_distance(y, target)
     raise ValueError(f"unknown waveform loss {kind!r}; expected L1, L2, SPEC, DENOISE or BWE")
 
 

@@ -61,7 +61,8 @@ Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau
 class Objective:
     """What each mini-batch optimises, as plain values taken from the run's configuration at the edge: the
     waveform ``loss`` (L1, L2, SPEC, ...), the weights of the MR-STFT (``stft``), log-spectral distance (``lsd``), adversarial (``gan``),
-    discriminator feature-matching (``fm``) and autoencoder-feature (``ae``) terms, whether the discriminator
+    discriminator feature-matching (``fm``) and autoencoder-feature (``ae``) terms, the SDR term's weight in the
+    spectral losses (``sdr``), whether the discriminator
     sees the input (``conditional``), and the gradient-norm ``clip`` (0: none)."""
 
     loss: str
@@ -73,6 +74,7 @@ class Objective:
     clip: float = 0.0
     fm: float = 0.0
     voice: float = 0.0
+    sdr: float = -1.0  # the spectral losses' SDR-term weight; below 0: each loss's own
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Objective:
@@ -80,7 +82,7 @@ class Objective:
 
     def reconstruction(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The waveform loss plus the weighted log-spectral distance, on aligned ``[B, 1, W]`` windows."""
-        total = losses.waveform_loss(y, target, self.loss)
+        total = losses.waveform_loss(y, target, self.loss, None if self.sdr < 0 else self.sdr)
         return total + self.lsd * losses.log_spectral_distance(y, target) if self.lsd else total
 
 

@@ -157,3 +157,22 @@ def test_lsd_weight_adds_the_log_spectral_distance_to_any_loss() -> None:
     assert plain.reconstruction(y, target) == losses.waveform_loss(y, target, "SPEC")
     flags, _ = parse_flags(["--lsd", "1.5", "--loss", "BWE"])
     assert Objective.of(make_config(flags)).lsd == 1.5
+
+
+def test_the_sdr_weight_replaces_the_spectral_losses_own_and_is_refused_where_there_is_none() -> None:
+    from rt_enhance.training.config import ConfigError, check_config, make_config, parse_flags
+    from rt_enhance.training.trainer import Objective
+
+    torch.manual_seed(0)
+    target = 0.1 * torch.randn(2, 1, 4800)
+    y = target + 0.05 * torch.randn(2, 1, 4800)
+    sdr = losses.clamped_sdr(y, target).mean()
+    own, none = Objective(loss="SPEC").reconstruction(y, target), Objective(loss="SPEC", sdr=0.0).reconstruction(y, target)
+    assert torch.allclose(none - own, losses.SPEC_SDR_WEIGHT * sdr)  # the default weight, and no term at 0
+    light = Objective(loss="DENOISE", sdr=0.03).reconstruction(y, target)
+    assert torch.allclose(Objective(loss="DENOISE").reconstruction(y, target) - light, (0.03 - losses.DENOISE_SDR_WEIGHT) * sdr)
+    flags, _ = parse_flags(["--sdr", "0.01", "--loss", "SPEC"])
+    assert Objective.of(make_config(flags)).sdr == 0.01
+    for bad in (["--sdr", "0.01", "--loss", "L1"], ["--sdr", "-2", "--loss", "SPEC"]):
+        with pytest.raises(ConfigError):
+            check_config(make_config(parse_flags(bad)[0]))
