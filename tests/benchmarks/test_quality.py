@@ -436,6 +436,20 @@ def test_the_per_bin_reverb_ceilings_pass_clean_input_and_order_the_two_gains():
     assert si_sdr(clean, out["phase-sensitive"]) > si_sdr(clean, out["magnitude"]) + 3 > si_sdr(clean, wet) + 3
 
 
+def test_the_gap_split_weighs_the_pauses_and_mixes_the_two_outputs_there():
+    from rt_enhance.benchmarks.gap import mixes, pause_weight
+
+    clean = np.zeros(RATE, np.float32)
+    clean[RATE // 4 : RATE // 2] = 0.5 * np.sin(np.arange(RATE // 4) * 0.05)  # a voice from 0.25 to 0.5 s
+    w = pause_weight(clean)
+    assert w[: RATE // 5].min() == pytest.approx(1.0) and w[int(0.3 * RATE) : int(0.45 * RATE)].max() == pytest.approx(0.0)
+    ones, twos = np.ones(RATE), 2 * np.ones(RATE)
+    out = mixes(ones, twos, w)
+    np.testing.assert_allclose(out["ideal in the pauses, the model elsewhere"], 1 + w)
+    np.testing.assert_allclose(out["the model in the pauses, ideal elsewhere"], 2 - w)
+    assert out["the model, its pauses gated -30 dB"][: RATE // 5].max() == pytest.approx(10 ** (-30 / 20))
+
+
 def test_the_envelope_oracle_keeps_the_band_below_the_cut_and_restores_the_level_above():
     from scipy import signal
 
