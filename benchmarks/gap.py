@@ -1,12 +1,19 @@
-"""Where a denoiser's distance to the ideal band gains lies: in the pauses between words, or while the voice sounds.
+"""Where a band-gain denoiser's distance to the ideal band gains lies: in the pauses between words or while the voice
+sounds, in noise left or in voice taken down.
 
-For the real-voice noise tasks of a corpus's validation split, PESQ-wb of the model's output (its whole-file pass),
-of the ideal band gains of `speech`'s grid (`rt-bench quality --systems oracle-bands`), and of the two mixed by the
-clean voice's activity: the ideal gains in the pauses (20 ms frames more than 35 dB under the loudest, the pause
-metric's frames, 5 ms cross-fades) and the model's elsewhere, the reverse, and the model with its pauses taken 30 dB
-down (a perfect voice-activity gate). What each mix gains over the model is what perfect estimates there are worth::
+For the real-voice noise tasks of a corpus's validation split, PESQ-wb / SI-SDR of a spectral checkpoint's output (its
+whole-file pass in torch, which the engine equals within float rounding), of the ideal band gains of its grid
+(`rt-bench quality --systems oracle-bands`), and of mixes of the two:
 
-    python -m rt_enhance.benchmarks.gap CORPUS [MODEL.onnx] [ITEMS]
+- by the clean voice's activity: the ideal gains in the pauses (20 ms frames more than 35 dB under the loudest, the
+  pause metric's frames, 5 ms cross-fades) and the model's elsewhere; the reverse; the model with its pauses taken
+  30 dB down (a perfect voice-activity gate);
+- by the direction of the model's error, per bin and frame: the ideal gain where it is lower than the model's (the
+  noise the model leaves in), or where it is higher (the voice it takes down).
+
+What each mix gains over the model is what perfect estimates there are worth::
+
+    python -m rt_enhance.benchmarks.gap CORPUS [CHECKPOINT] [ITEMS]
 """
 
 from __future__ import annotations
@@ -18,8 +25,6 @@ import numpy as np
 import soundfile as sf
 
 from rt_enhance.benchmarks import testset
-from rt_enhance.benchmarks.oracle import ideal_band_gains
-from rt_enhance.benchmarks.systems import OursOffline
 from rt_enhance.training import metrics
 
 TASKS = ("real-noise-0db", "real-noise-5db", "real-noise-10db")
@@ -40,6 +45,49 @@ def pause_weight(clean: np.ndarray) -> np.ndarray:
     return np.convolve(np.pad(weight, half, mode="edge"), fade / fade.sum(), mode="valid")
 
 
+def gain_mixes(checkpoint: str, x: np.ndarray, clean: np.ndarray) -> dict[str, np.ndarray]:
+    """``x`` through the model's band gains, the ideal ones (the clean band powers over ``x``'s, clipped to the
+    model's range), and the model's with the ideal where it is lower or higher (per bin and frame)."""
+    import torch
+
+    from rt_enhance.model.checkpoint import load_checkpoint
+    from rt_enhance.model.spectral import SpectralUNet
+
+    source, _ = load_checkpoint(checkpoint)
+    if not isinstance(source, SpectralUNet) or source.df_bins or source.shifts:
+        raise SystemExit(f"{checkpoint}: needs a spectral model of band gains only (no deep filter or copies)")
+
+    class Mixed(SpectralUNet):
+        target: torch.Tensor | None = None  # the clean band powers, recorded by a first pass
+        mode = "model"
+
+        def heads(self, power, h, band=None):
+            if self.target is None:
+                self.target = self.band_power(power)
+                return self.to_bins(torch.ones_like(self.target)), None, h, None, None
+            gain, copy, h, coef, band = super().heads(power, h, band)
+            ideal = self.to_bins((self.target / (self.band_power(power) + 1e-12)).sqrt().clamp(0.0, self.max_gain))
+            chosen = {"ideal": ideal, "lower": torch.minimum(gain, ideal), "higher": torch.maximum(gain, ideal)}
+            return chosen.get(self.mode, gain), copy, h, coef, band
+
+    model = Mixed(**source.init_kwargs)
+    model.load_state_dict(source.state_dict())
+    model.eval()
+    hop, n = model.hop, len(x)
+
+    def run(signal: np.ndarray) -> np.ndarray:
+        audio = torch.from_numpy(np.concatenate([signal.astype(np.float32), np.zeros((-n) % hop + hop, np.float32)]))
+        with torch.no_grad():
+            return model(audio[None, None])[0, 0].numpy()[hop : hop + n]
+
+    out = {}
+    for mode in ("model", "ideal", "lower", "higher"):
+        model.target, model.mode = None, mode
+        run(clean)
+        out[mode] = run(x)
+    return out
+
+
 def mixes(model_out: np.ndarray, ideal: np.ndarray, pause: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "the model": model_out,
@@ -52,21 +100,25 @@ def mixes(model_out: np.ndarray, ideal: np.ndarray, pause: np.ndarray) -> dict[s
 
 def main(argv: list[str]) -> int:
     corpus = argv[0]
-    model = argv[1] if len(argv) > 1 else "realtime/models/speech.onnx"
+    checkpoint = argv[1] if len(argv) > 1 else "training/checkpoints/speech-erb.pt"
     items = int(argv[2]) if len(argv) > 2 else 12
-    ours = OursOffline(model, threads=1)
-    scores: dict[tuple[str, str], list[float]] = {}
+    scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as out:
         for item in testset.build(corpus, out, tasks=TASKS, items=items, seconds=4.0, recorded_split="val"):
             x, _ = sf.read(item.degraded, dtype="float32")
             clean, _ = sf.read(item.clean, dtype="float32")
-            outputs = mixes(ours(x, item)[: len(x)], ideal_band_gains(x, clean), pause_weight(clean))
+            gains = gain_mixes(checkpoint, x, clean)
+            outputs = mixes(gains["model"], gains["ideal"], pause_weight(clean))
+            outputs["ideal where lower than the model's (the noise it leaves)"] = gains["lower"]
+            outputs["ideal where higher than the model's (the voice it takes down)"] = gains["higher"]
             for name, y in outputs.items():
-                scores.setdefault((item.task, name), []).append(metrics.pesq_wb(clean, y.astype(np.float32), RATE))
-    print("| PESQ-wb | " + " | ".join(TASKS) + " |")
+                y = y.astype(np.float32)
+                scores.setdefault((item.task, name), []).append((metrics.pesq_wb(clean, y, RATE), metrics.si_sdr(clean, y)))
+    print("| PESQ-wb / SI-SDR dB | " + " | ".join(TASKS) + " |")
     print("|---" * (len(TASKS) + 1) + "|")
     for name in dict.fromkeys(name for _, name in scores):
-        print(f"| {name} | " + " | ".join(f"{np.mean(scores[(task, name)]):.2f}" for task in TASKS) + " |")
+        cells = [np.mean(scores[(task, name)], axis=0) for task in TASKS]
+        print(f"| {name} | " + " | ".join(f"{p:.2f} / {d:.1f}" for p, d in cells) + " |")
     return 0
 
 

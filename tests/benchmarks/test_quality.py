@@ -450,6 +450,26 @@ def test_the_gap_split_weighs_the_pauses_and_mixes_the_two_outputs_there():
     assert out["the model, its pauses gated -30 dB"][: RATE // 5].max() == pytest.approx(10 ** (-30 / 20))
 
 
+def test_the_gap_mixes_of_gains_are_the_ideal_on_clean_input_and_the_model_in_between(tmp_path):
+    import torch
+
+    from rt_enhance.benchmarks.gap import gain_mixes
+    from rt_enhance.model import save_checkpoint
+    from rt_enhance.model.spectral import SpectralUNet
+
+    torch.manual_seed(0)
+    model = SpectralUNet(hop=240, channels=[4, 8], kernel=3, gru_hidden=8, bands=24, log_features=True)
+    with torch.no_grad():
+        model.final.bias.fill_(-1.0)  # gains well below 1: the model takes everything down
+    save_checkpoint(tmp_path / "m.pt", model)
+    clean = noisy_voice(0.5, RATE, snr_db=60)
+    out = gain_mixes(str(tmp_path / "m.pt"), clean, clean)
+    np.testing.assert_allclose(out["ideal"], clean, atol=1e-4)  # clean input: the ideal gain is 1
+    np.testing.assert_allclose(out["higher"], clean, atol=1e-4)  # the model is below 1 everywhere: the ideal wins
+    np.testing.assert_allclose(out["lower"], out["model"], atol=1e-6)
+    assert np.sum(out["model"] ** 2) < 0.5 * np.sum(clean**2)
+
+
 def test_the_envelope_oracle_keeps_the_band_below_the_cut_and_restores_the_level_above():
     from scipy import signal
 
