@@ -386,8 +386,8 @@ class SpectralUNet(StreamingModel):
         b, hop, spans = x.shape[0], self.hop, self.frame // self.hop
         audio = torch.cat([prev, x], dim=2).reshape(b, -1)  # [b, (m + spans - 1) * hop]
         m = audio.shape[1] // hop - spans + 1
-        starts = torch.arange(m, device=x.device) * hop
-        frames = audio[:, starts[:, None] + torch.arange(self.frame, device=x.device)]  # [b, m, frame]: one gather
+        rows = audio.reshape(b, -1, hop)  # [b, m + spans - 1, hop]: frame t is rows t .. t + spans - 1 side by side
+        frames = torch.cat([rows[:, i : i + m] for i in range(spans)], dim=2)  # [b, m, frame]: no index tensor
         re, im = self.analysis(frames)  # [b, m, F]
         gain, copy, h_new, coef, band_new = self.heads(re * re + im * im + 1e-20, h, band)
         out_re, out_im = gain * re, gain * im
