@@ -37,6 +37,9 @@ def test_bound_calls_equal_the_dynamic_session_on_a_shipped_model():
     assert bound._bound[(2, hop)].session is not bound.session  # its own session, dimensions fixed
     last = max(i for i, y in enumerate(got) if y.shape[1] == 5 * hop)
     np.testing.assert_array_equal(bound._bound[(2, 5 * hop)].y[:, 0, :], got[last])  # 5-hop calls ran bound
+    long = (int(bound.FIXED_DIMS_MAX_SECONDS * bound.info.sample_rate) // hop + 1) * hop
+    bound.prepare(1, long)
+    assert bound._bound[(1, long)].session is bound.session  # file mode's long calls: bound on the dynamic session
 
 
 def test_dimension_names_come_from_the_graph(tmp_path):
