@@ -259,7 +259,7 @@ class StatefulOnnxProcessor:
         fixed = dims and n <= self.FIXED_DIMS_MAX_SECONDS * self.info.sample_rate
         session = _session(self.path, self.threads, self.provider_name, dims) if fixed else self.session
         self._bound[(batch, n)] = BoundStep(session, self.spec, batch, n)
-        logger.debug("bound [%d, 1, %d] calls (fixed dimensions %s)", batch, n, dims)
+        logger.debug("bound [%d, 1, %d] calls (fixed dimensions %s)", batch, n, dims if fixed else "none")
 
     def _pipelined(self, batch: int, part: int) -> pipeline.PipelinedStep | None:
         """Calls of ``[batch, k * part]`` as ``k`` parts through the graph's two stages; None (and a log line)
