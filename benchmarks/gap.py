@@ -37,7 +37,7 @@ def pause_weight(clean: np.ndarray) -> np.ndarray:
     """Per sample, 1 in the clean voice's pause frames and 0 in its active ones, with FADE_SECONDS cross-fades."""
     n = round(metrics.PAUSE_FRAME_SECONDS * RATE)
     frames = len(clean) // n
-    energy = np.square(clean[: frames * n].astype(np.float64).reshape(frames, n)).sum(axis=1)
+    energy = np.square(metrics._frames(clean, n, frames)).sum(axis=1)
     weight = np.repeat((~metrics._voiced(energy)).astype(np.float64), n)
     weight = np.pad(weight, (0, len(clean) - len(weight)), mode="edge")
     half = round(FADE_SECONDS * RATE)
@@ -45,9 +45,8 @@ def pause_weight(clean: np.ndarray) -> np.ndarray:
     return np.convolve(np.pad(weight, half, mode="edge"), fade / fade.sum(), mode="valid")
 
 
-def gain_mixes(checkpoint: str, x: np.ndarray, clean: np.ndarray) -> dict[str, np.ndarray]:
-    """``x`` through the model's band gains, the ideal ones (the clean band powers over ``x``'s, clipped to the
-    model's range), and the model's with the ideal where it is lower or higher (per bin and frame)."""
+def mixing_model(checkpoint: str):
+    """The spectral model of ``checkpoint`` whose band gains :func:`gain_mixes` can replace by the ideal ones."""
     import torch
 
     from rt_enhance.model.checkpoint import load_checkpoint
@@ -72,7 +71,14 @@ def gain_mixes(checkpoint: str, x: np.ndarray, clean: np.ndarray) -> dict[str, n
 
     model = Mixed(**source.init_kwargs)
     model.load_state_dict(source.state_dict())
-    model.eval()
+    return model.eval()
+
+
+def gain_mixes(model, x: np.ndarray, clean: np.ndarray) -> dict[str, np.ndarray]:
+    """``x`` through ``model``'s band gains (:func:`mixing_model`), the ideal ones (the clean band powers over ``x``'s,
+    clipped to the model's range), and the model's with the ideal where it is lower or higher (per bin and frame)."""
+    import torch
+
     hop, n = model.hop, len(x)
 
     def run(signal: np.ndarray) -> np.ndarray:
@@ -102,12 +108,13 @@ def main(argv: list[str]) -> int:
     corpus = argv[0]
     checkpoint = argv[1] if len(argv) > 1 else "training/checkpoints/speech-erb.pt"
     items = int(argv[2]) if len(argv) > 2 else 12
+    model = mixing_model(checkpoint)
     scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as out:
         for item in testset.build(corpus, out, tasks=TASKS, items=items, seconds=4.0, recorded_split="val"):
             x, _ = sf.read(item.degraded, dtype="float32")
             clean, _ = sf.read(item.clean, dtype="float32")
-            gains = gain_mixes(checkpoint, x, clean)
+            gains = gain_mixes(model, x, clean)
             outputs = mixes(gains["model"], gains["ideal"], pause_weight(clean))
             outputs["ideal where lower than the model's (the noise it leaves)"] = gains["lower"]
             outputs["ideal where higher than the model's (the voice it takes down)"] = gains["higher"]

@@ -42,11 +42,12 @@ def ideal_band_gains(
 
     class Ideal(SpectralUNet):
         target: torch.Tensor | None = None  # the clean band powers [1, frames, bands]; None: record them
-        spectra: list[tuple[torch.Tensor, torch.Tensor]] = []  # (real, imaginary) [1, frames, bins] of each pass
+        spectra: list[tuple[torch.Tensor, torch.Tensor]]  # (real, imaginary) [1, frames, bins] of each pass
 
         def heads(self, power, h, band=None):  # the ideal gains in place of the network (power: |X|^2 per bin)
             if self.target is None:
-                self.target, gain = self.band_power(power), torch.ones_like(self.band_power(power))
+                self.target = self.band_power(power)
+                gain = torch.ones_like(self.target)
             elif phase:
                 (s_re, s_im), (x_re, x_im) = self.spectra
                 gain = (self.band_power(s_re * x_re + s_im * x_im) / (self.band_power(power) + 1e-12)).clamp(0.0, MAX_GAIN)

@@ -59,8 +59,8 @@ def main(argv: list[str]) -> int:
                     scores.setdefault((item.task, f"{name}, {frame * 1000 // RATE} ms"), []).append(si_sdr(clean, y))
     print("| ideal gain per bin | " + " | ".join(TASKS) + " |")
     print("|---" * (len(TASKS) + 1) + "|")
+    base = [np.mean(scores[(task, "input")]) for task in TASKS]
     for row in dict.fromkeys(name for _, name in scores):
-        base = [np.mean(scores[(task, "input")]) for task in TASKS]
         cells = [np.mean(scores[(task, row)]) for task in TASKS]
         print(f"| {row} | " + " | ".join(f"{c:.2f}" + (f" ({c - b:+.1f})" if row != "input" else "") for c, b in zip(cells, base)) + " |")
     return 0

@@ -389,7 +389,8 @@ class SpectralUNet(StreamingModel):
         rows = audio.reshape(b, -1, hop)  # [b, m + spans - 1, hop]: frame t is rows t .. t + spans - 1 side by side
         frames = torch.cat([rows[:, i : i + m] for i in range(spans)], dim=2)  # [b, m, frame]: no index tensor
         re, im = self.analysis(frames)  # [b, m, F]
-        gain, copy, h_new, coef, band_new = self.heads(re * re + im * im + 1e-20, h, band)
+        power = re * re + im * im + 1e-20
+        gain, copy, h_new, coef, band_new = self.heads(power, h, band)
         out_re, out_im = gain * re, gain * im
         if copy is not None:
             out_re = out_re + self._replicate(re, copy)
@@ -399,7 +400,7 @@ class SpectralUNet(StreamingModel):
             k = self.df_bins
             history = torch.cat([df_prev, torch.cat([re[..., :k], im[..., :k]], dim=2)], dim=1)  # [b, m + order - 1, 2k]
             if self.df_phase is not None:
-                coef = coef + self._phase_correction(history, coef, re * re + im * im, m)
+                coef = coef + self._phase_correction(history, coef, power, m)
             df_re, df_im = self._deep_filter(history, coef, m)
             pad = (0, self.bins - k)
             out_re = out_re + torch.nn.functional.pad(df_re, pad)

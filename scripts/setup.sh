@@ -64,13 +64,6 @@ rt_setup() {
 # The training scripts' common start: the venv with the train, corpus and dev extras and the corpus
 # builder's system packages; CORPUS_DIR and RUNS_DIR from the first two arguments (defaults data/corpus
 # and runs) into $corpus and $runs, the rest into the array TRAIN_ARGS (flags for rt-train).
-# The committed checkpoint a training script starts from unless its flags say where (--continue, --init_from):
-# sets the array `init` to (--init_from PATH), or to nothing.
-rt_default_init() {
-    init=()
-    case " ${TRAIN_ARGS[*]} " in *" --continue "* | *" --init_from "*) ;; *) init=(--init_from "$1") ;; esac
-}
-
 rt_train_setup() {
     rt_setup "train,corpus,dev" espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
         fluidsynth fluid-soundfont-gm wamerican
@@ -78,4 +71,11 @@ rt_train_setup() {
     runs="$(realpath -m "${2:-runs}")"
     shift 2 || shift $# || true
     TRAIN_ARGS=("$@")
+}
+
+# The committed checkpoint a training script starts from unless its flags say where (--continue, --init_from):
+# sets the array `init` to (--init_from PATH), or to nothing.
+rt_default_init() {
+    init=()
+    case " ${TRAIN_ARGS[*]} " in *" --continue "* | *" --init_from "*) ;; *) init=(--init_from "$1") ;; esac
 }

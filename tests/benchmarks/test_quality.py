@@ -453,7 +453,7 @@ def test_the_gap_split_weighs_the_pauses_and_mixes_the_two_outputs_there():
 def test_the_gap_mixes_of_gains_are_the_ideal_on_clean_input_and_the_model_in_between(tmp_path):
     import torch
 
-    from rt_enhance.benchmarks.gap import gain_mixes
+    from rt_enhance.benchmarks.gap import gain_mixes, mixing_model
     from rt_enhance.model import save_checkpoint
     from rt_enhance.model.spectral import SpectralUNet
 
@@ -463,7 +463,7 @@ def test_the_gap_mixes_of_gains_are_the_ideal_on_clean_input_and_the_model_in_be
         model.final.bias.fill_(-1.0)  # gains well below 1: the model takes everything down
     save_checkpoint(tmp_path / "m.pt", model)
     clean = noisy_voice(0.5, RATE, snr_db=60)
-    out = gain_mixes(str(tmp_path / "m.pt"), clean, clean)
+    out = gain_mixes(mixing_model(str(tmp_path / "m.pt")), clean, clean)
     np.testing.assert_allclose(out["ideal"], clean, atol=1e-4)  # clean input: the ideal gain is 1
     np.testing.assert_allclose(out["higher"], clean, atol=1e-4)  # the model is below 1 everywhere: the ideal wins
     np.testing.assert_allclose(out["lower"], out["model"], atol=1e-6)
