@@ -175,12 +175,16 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
         # not measure: the report may exceed the measured delay by up to that input estimate (a
         # loaded CI machine saw 43 ms over, with 67 ms estimated in). The estimates move with the
         # server's buffering, and a loaded CI machine heard the clicks 7.7 ms after the median's
-        # report: the delay heard is never more than a block above the largest estimates.
+        # report: the delay heard is never more than a block above the largest estimates. They move both ways:
+        # a CI run (session 18) heard the clicks 11 ms before the median's report with 4 ms estimated in, while
+        # the output estimate swung from its median 23 ms to 31 ms; the report may sit above the delay heard by
+        # the input estimate plus that swing of the estimates (largest less median).
         block = record["blocksize"]
         estimated_in = record["device_latency_in_ms"] * RATE / 1000
         largest = (record["device_latency_in_max_ms"] + record["device_latency_out_max_ms"]) * RATE / 1000
+        swing = largest - (record["device_latency_in_ms"] + record["device_latency_out_ms"]) * RATE / 1000
         assert record["latency_samples"] < measured <= record["latency_samples"] + largest + block
-        assert reported - measured <= estimated_in + block
+        assert reported - measured <= estimated_in + swing + block
     assert wait_for(lambda: not ours(server), 5), ours(server)
 
 
