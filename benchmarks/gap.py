@@ -60,14 +60,14 @@ def mixing_model(checkpoint: str):
         target: torch.Tensor | None = None  # the clean band powers, recorded by a first pass
         mode = "model"
 
-        def heads(self, power, h, band=None):
+        def heads(self, power, h, band=None, likeness=None):
             if self.target is None:
                 self.target = self.band_power(power)
-                return self.to_bins(torch.ones_like(self.target)), None, h, None, None
-            gain, copy, h, coef, band = super().heads(power, h, band)
+                return self.to_bins(torch.ones_like(self.target)), None, h, None, None, None
+            gain, copy, h, coef, band, _ = super().heads(power, h, band)
             ideal = self.to_bins((self.target / (self.band_power(power) + 1e-12)).sqrt().clamp(0.0, self.max_gain))
             chosen = {"ideal": ideal, "lower": torch.minimum(gain, ideal), "higher": torch.maximum(gain, ideal)}
-            return chosen.get(self.mode, gain), copy, h, coef, band
+            return chosen.get(self.mode, gain), copy, h, coef, band, None
 
     model = Mixed(**source.init_kwargs)
     model.load_state_dict(source.state_dict())

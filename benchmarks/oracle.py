@@ -16,6 +16,11 @@ input's phase in each bin differs from the clean signal's, which no estimate fro
 `speech`'s network sees) can know. Where a sound is the clean signal plus an independent one (noise), the two gains
 agree on average; where the rest is correlated with it (a room's reflections), they part, and the distance between
 the two oracles is what knowing the phase is worth.
+
+``oracle-comb``: the least-squares gain of ``oracle-phase`` together with the best weights per band of the pitch
+comb's two copies (model/comb.py, ``spec-erb-comb``: the frame one and two pitch periods back, the period found on
+the noisy input as the model finds it): per band and frame, the real ``g, w1, w2`` that bring ``g X + w1 X1 + w2 X2``
+closest to the clean spectrum. Its distance from ``oracle-phase`` is what the comb can add to a band gain at best.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ HOP, FRAME, BANDS, MAX_GAIN = 240, 480, 48, 2.0  # `speech`'s grid (spec-erb) at
 
 
 def ideal_band_gains(
-    x: np.ndarray, clean: np.ndarray, *, hop: int = HOP, frame: int = FRAME, bands: int = BANDS, phase: bool = False
+    x: np.ndarray, clean: np.ndarray, *, hop: int = HOP, frame: int = FRAME, bands: int = BANDS, phase: bool = False, comb: int = 0
 ) -> np.ndarray:
     """float32 ``[n]`` -> ``[n]``: ``x`` through the ideal gain per band and frame against ``clean``, aligned with ``x``
     (the model's one hop of delay removed). The model's own ``forward`` does the framing, transforms and overlap-add;
     only its network is replaced: a first pass over ``clean`` records each frame's band powers, a second over ``x``
     returns the gains that bring ``x``'s band powers to those (``phase``: the least-squares gains of ``oracle-phase``,
-    from the clean spectra the first pass records)."""
+    from the clean spectra the first pass records; ``comb``: with the least-squares weights of that many pitch-lagged
+    copies, ``oracle-comb``)."""
     import torch
 
     from rt_enhance.model.spectral import SpectralUNet
@@ -44,18 +50,38 @@ def ideal_band_gains(
         target: torch.Tensor | None = None  # the clean band powers [1, frames, bands]; None: record them
         spectra: list[tuple[torch.Tensor, torch.Tensor]]  # (real, imaginary) [1, frames, bins] of each pass
 
-        def heads(self, power, h, band=None):  # the ideal gains in place of the network (power: |X|^2 per bin)
+        def heads(self, power, h, band=None, likeness=None):  # the ideal gains in place of the network (power: |X|^2 per bin)
+            weights = None
             if self.target is None:
                 self.target = self.band_power(power)
                 gain = torch.ones_like(self.target)
+            elif comb:
+                gain, weights = self.least_squares()
             elif phase:
                 (s_re, s_im), (x_re, x_im) = self.spectra
                 gain = (self.band_power(s_re * x_re + s_im * x_im) / (self.band_power(power) + 1e-12)).clamp(0.0, MAX_GAIN)
             else:
                 gain = (self.target / (self.band_power(power) + 1e-12)).sqrt().clamp(0.0, MAX_GAIN)
-            return self.to_bins(gain), None, h, None, None
+            return self.to_bins(gain), None, h, None, None, weights
 
-    grid = Ideal(hop=hop, frame=frame, channels=[4, 4], bands=bands, gru_hidden=0)  # only its transforms run
+        def least_squares(self) -> tuple[torch.Tensor, torch.Tensor]:
+            """The gain ``[1, m, bands]`` and the copies' weights ``[1, m, comb, bins]`` that bring ``g X + sum w_k X_k``
+            closest to the clean spectrum, per band and frame (the normal equations over the band's weighted bins)."""
+            (c_re, c_im) = self.spectra[3]  # this pass's copies [1, m, comb, bins] (each pass: frames, then copies)
+            clean, signals = self.spectra[0], [self.spectra[2]] + [(c_re[:, :, k], c_im[:, :, k]) for k in range(comb)]
+
+            def cross(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+                return self.band_power(a[0] * b[0] + a[1] * b[1])  # Re(a b*) summed over each band
+
+            gram = torch.stack([torch.stack([cross(a, b) for b in signals], -1) for a in signals], -2)  # [1, m, bands, k, k]
+            target = torch.stack([cross(clean, a) for a in signals], -1)  # [1, m, bands, k]
+            ridge = 1e-6 * gram.diagonal(dim1=-2, dim2=-1).mean(-1, keepdim=True)[..., None] + 1e-12
+            solved = torch.linalg.solve(gram + ridge * torch.eye(comb + 1), target)
+            gain = solved[..., 0].clamp(0.0, MAX_GAIN)
+            weights = self.to_bins(solved[..., 1:].clamp(-1.0, 1.0).transpose(-1, -2))  # the comb head's range (tanh)
+            return gain, weights
+
+    grid = Ideal(hop=hop, frame=frame, channels=[4, 4], bands=bands, gru_hidden=0, comb=comb)  # only its transforms run
     grid.spectra = []
     grid.analysis.register_forward_hook(lambda module, inputs, output: grid.spectra.append(output))
     n = len(x)
@@ -79,6 +105,11 @@ def oracle_system(x: np.ndarray, item: TestItem) -> np.ndarray:
 def phase_oracle_system(x: np.ndarray, item: TestItem) -> np.ndarray:
     clean, _ = sf.read(item.clean, dtype="float32")
     return ideal_band_gains(x, clean, phase=True)
+
+
+def comb_oracle_system(x: np.ndarray, item: TestItem) -> np.ndarray:
+    clean, _ = sf.read(item.clean, dtype="float32")
+    return ideal_band_gains(x, clean, comb=2)
 
 
 ENVELOPE_FRAME, ENVELOPE_HOP, ENVELOPE_BANDS_PER_OCTAVE = 2048, 512, 6  # the LSD's own STFT (training/metrics.py)

@@ -25,6 +25,8 @@ Peers run at their native rate (GTCRN, DTLN: 16 kHz, soxr in and out inside its 
 * ``oracle-phase``: the same ceiling with the least-squares gain per band (the phase-sensitive mask: it knows how the
   input's phase differs from the clean signal's); the distance from ``oracle-bands`` is what phase is worth, which
   for a room's reflections is most of the way (docs/models.md); only when asked for.
+* ``oracle-comb``: the least-squares gain with the best weights of the pitch comb's two copies per band
+  (``spec-erb-comb``): the most the comb can add to a band gain; only when asked for.
 * ``oracle-envelope``: a ceiling too, for bandwidth extension: the removed band filled with noise at the clean
   reference's own level per frame and 1/6 octave (what a model that gets the envelope exactly right but cannot
   know the fine structure would score); only when asked for.
@@ -69,6 +71,7 @@ ALL = (
     "ours-music",
     "oracle-bands",
     "oracle-phase",
+    "oracle-comb",
     "oracle-envelope",
 )
 # ours-music joins when a music model is given or bundled; the oracles only when asked for
@@ -329,7 +332,7 @@ def make(name: str, *, model: str | None, music_model: str | None, threads: int)
         return System(name, lambda x, item: wpe(x), WPE_NOTE, applies=_reverberant)
     if name in OURS:
         return _ours(name, model if name != "ours-music" else music_model, threads)
-    if name in ("oracle-bands", "oracle-phase"):
+    if name in ("oracle-bands", "oracle-phase", "oracle-comb"):
         return _oracle(name)
     if name == "oracle-envelope":
         from rt_enhance.benchmarks.oracle import envelope_system
@@ -344,11 +347,13 @@ def _oracle(name: str) -> System:
         import torch  # noqa: F401  (the oracle runs the model's own transforms)
     except ImportError:
         raise Unavailable(f"{name} needs torch (pip install 'rt-enhance[train]')") from None
-    from rt_enhance.benchmarks.oracle import oracle_system, phase_oracle_system
+    from rt_enhance.benchmarks.oracle import comb_oracle_system, oracle_system, phase_oracle_system
 
     grid = "per ERB band of speech's grid (10 ms frames, 48 bands, (0, 2)) from the clean reference"
     if name == "oracle-phase":
         fn, note = phase_oracle_system, f"ceiling, not a tool: the least-squares (phase-sensitive) gain {grid}"
+    elif name == "oracle-comb":
+        fn, note = comb_oracle_system, f"ceiling, not a tool: the least-squares gain and pitch comb weights {grid}"
     else:
         fn, note = oracle_system, f"ceiling, not a tool: the ideal gain {grid}"
     return System(name, fn, note, applies=lambda item: None if item.content == "speech" else "speech items only")

@@ -155,6 +155,13 @@ SIZES: dict[str, NamedSize] = {
             {**SPEC_ERB, "df_bins": 48, "df_order": 3, "df_phase": 16},
         ),
         _spectral(
+            "spec-erb-comb",
+            "spec-erb with a causal pitch comb: two copies of each frame one and two pitch periods back, weighted per "
+            "band, that keep a voice's harmonics and lower the noise between them (PercepNet's pitch filter); the same "
+            "latency, every tensor of spec-erb fits",
+            {**SPEC_ERB, "comb": 2},
+        ),
+        _spectral(
             "spec-erb-band",
             "spec-erb with a GRU of 32 on every band of the first level (weights shared across bands, as GTCRN's "
             "inter-frame RNN): each band's own memory of its noise floor; the same latency, every tensor of spec-erb fits",

@@ -61,6 +61,7 @@ import torch
 from torch import nn
 
 from rt_enhance.model.base import StreamingModel
+from rt_enhance.model.comb import PitchComb
 from rt_enhance.model.dft import InverseRealDFT, RealDFT
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,12 @@ class SpectralUNet(StreamingModel):
       Without it the coefficients come from band powers alone, the same for every bin of a band and blind to phase,
       which is all a filter acts on. Its last layer starts at zero, so a model with it begins as the same model
       without it (every tensor of a deep-filter model fits). Needs ``df_bins`` and ``df_order`` of at least 2.
+    - ``comb``: copies of each frame taken whole pitch periods earlier (model/comb.py: a causal pitch comb, as
+      PercepNet's pitch filter), each added to the output with a weight per band, ``Y = g X + sum_k w_k X_k``; the
+      network sees, per band, how alike the frame and each copy are. Where a gain scales a band's harmonics and the
+      noise between them alike, the copies agree with the frame at the harmonics only. The weights' head and the
+      features' way in start at zero, so a model with it begins as the same model without it (every tensor fits).
+      Costs a longer input history (the state ``comb``), no latency (0: none).
     - ``band_gru``: a small GRU across frames run on every band (or bin) position of the first level, its weights
       shared by all positions, as GTCRN's inter-frame RNN: each band's own memory of what it held (a noise floor,
       a voice that was just there) at full band resolution, where the bottleneck GRU sees the spectrum only
@@ -155,6 +162,7 @@ class SpectralUNet(StreamingModel):
         df_phase: int = 0,
         band_gru: int = 0,
         voice_head: bool = False,
+        comb: int = 0,
         sample_rate: int = 48000,
     ) -> None:
         super().__init__()
@@ -210,6 +218,11 @@ class SpectralUNet(StreamingModel):
             raise ValueError(f"band_gru must be 0 (none) or a GRU size; got {band_gru}")
         if band_gru:
             self.init_kwargs["band_gru"] = int(band_gru)
+        if comb < 0:
+            raise ValueError(f"comb must be 0 (none) or a number of pitch-lagged copies; got {comb}")
+        self.comb = PitchComb(int(comb), hop, frame, sample_rate) if comb else None
+        if comb:
+            self.init_kwargs["comb"] = int(comb)
         if voice_head:
             if not gru_hidden:
                 raise ValueError("voice_head reads the bottleneck GRU: it needs gru_hidden > 0")
@@ -274,6 +287,15 @@ class SpectralUNet(StreamingModel):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
             self.df_phase = nn.Sequential(nn.Linear(inputs, int(df_phase)), nn.ReLU(), last, nn.Tanh())
+        self.comb_in: nn.Conv1d | None = None
+        self.comb_head: nn.Conv1d | None = None
+        if comb:  # the copies' likeness per band into the first level, and a weight per copy and band out: both zero
+            self.comb_in = nn.Conv1d(int(comb), channels[0], kernel, 1, pad)
+            self.comb_head = nn.Conv1d(2 * channels[0], int(comb), kernel, 1, pad)
+            for layer in (self.comb_in, self.comb_head):
+                nn.init.zeros_(layer.weight)
+                assert layer.bias is not None
+                nn.init.zeros_(layer.bias)
 
     def _dft_buffers(self) -> None:
         analysis, synthesis = window_pair(self.frame, self.hop)
@@ -285,7 +307,8 @@ class SpectralUNet(StreamingModel):
     def state_names(self) -> list[str]:
         names = ["frames", "gru", "ola"] if self.gru is not None else ["frames", "ola"]
         names += ["df"] if self.df_bins else []
-        return names + ["band"] if self.band_context is not None else names
+        names += ["band"] if self.band_context is not None else []
+        return names + ["comb"] if self.comb is not None else names
 
     def state_shapes(self) -> list[tuple[int, ...]]:
         """``frames`` (the previous ``frame - hop`` samples of input), ``gru`` (``[1, batch, H]``), ``ola`` (the overlap tail)."""
@@ -297,21 +320,24 @@ class SpectralUNet(StreamingModel):
             shapes.append((-1, self.df_order - 1, 2 * self.df_bins))
         if self.band_context is not None:  # the band GRU's state, per position of the first level
             shapes.append((-1, self.lengths[0], self.band_context.hidden))
+        if self.comb is not None:  # the input before the chunk that the pitch search and the copies reach back to
+            shapes.append((-1, 1, self.comb.history))
         return shapes
 
     def gains(self, mag: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """``mag`` ``[batch, m, F]`` -> gains ``[batch, m, F]``, the copies' gains ``[batch, m, copies, F]``
         (``None`` without copies) and the new GRU state. The network sees the frames as one image
         ``[1, channels, batch * m, positions]`` (module docstring)."""
-        gain, copy, h, _, _ = self.heads(mag.square(), h)
+        gain, copy, h, _, _, _ = self.heads(mag.square(), h)
         return gain, copy, h
 
     def heads(
-        self, power: torch.Tensor, h: torch.Tensor | None, band: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        self, power: torch.Tensor, h: torch.Tensor | None, band: torch.Tensor | None = None, likeness: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """:meth:`gains` from the power per bin ``|X|^2``, the deep filter's coefficients ``[batch, m, 2 df_order,
-        df_bins]`` (real parts of the taps, then imaginary; ``None`` without the filter) and the band GRU's new state
-        (``None`` without it; ``band`` is its state, zero when ``None``)."""
+        df_bins]`` (real parts of the taps, then imaginary; ``None`` without the filter), the band GRU's new state
+        (``None`` without it; ``band`` is its state, zero when ``None``) and the comb's weights ``[batch, m, comb, F]``
+        (``None`` without it; ``likeness`` ``[batch, m, comb, positions]`` is what the network sees of the copies)."""
         b, m, f = power.shape  # |X|^2 per bin
         power = self.band_power(power)
         features = [power.clamp_min(1e-24).pow(POWER / 2)]
@@ -324,6 +350,8 @@ class SpectralUNet(StreamingModel):
             z = _run_block(enc, z)
             if level == 0 and self.band_context is not None:
                 z, band_new = self.band_context(z, b, band)
+            if level == 0 and self.comb_in is not None and likeness is not None:
+                z = z + _conv(self.comb_in, likeness.permute(2, 0, 1, 3).reshape(1, -1, b * m, likeness.shape[-1]))
             skips.append(z)
         if self.gru is not None:
             c, length = z.shape[1], z.shape[3]
@@ -351,7 +379,11 @@ class SpectralUNet(StreamingModel):
             coef = torch.tanh(_conv(self.df_head, z))  # [1, taps, b m, positions]: spread to the filtered bins only
             coef = coef @ self.band_weights[:, : self.df_bins] if self.bands else coef[..., : self.df_bins]
             coef = coef.transpose(1, 2).reshape(b, m, taps, self.df_bins)
-        return gain.reshape(b, m, f), copy, h, coef, band_new
+        weights = None
+        if self.comb_head is not None:
+            weights = self.to_bins(torch.tanh(_conv(self.comb_head, z)))  # [1, comb, b m, F]
+            weights = weights.transpose(1, 2).reshape(b, m, -1, f)
+        return gain.reshape(b, m, f), copy, h, coef, band_new, weights
 
     def band_power(self, power: torch.Tensor) -> torch.Tensor:
         """``[..., bins]`` power -> the mean power per band (each band's weights normalised to sum to one);
@@ -377,6 +409,7 @@ class SpectralUNet(StreamingModel):
         """Enhance the next chunk ``[batch, 1, m * hop]`` given the state after the previous one."""
         self._check_step(x, states)
         states = list(states)
+        comb_prev = states.pop() if self.comb is not None else None
         band = states.pop() if self.band_context is not None else None
         df_prev = states.pop() if self.df_bins else None
         if self.gru is not None:
@@ -390,8 +423,17 @@ class SpectralUNet(StreamingModel):
         frames = torch.cat([rows[:, i : i + m] for i in range(spans)], dim=2)  # [b, m, frame]: no index tensor
         re, im = self.analysis(frames)  # [b, m, F]
         power = re * re + im * im + 1e-20
-        gain, copy, h_new, coef, band_new = self.heads(power, h, band)
+        likeness = comb_new = copies = None
+        if self.comb is not None and comb_prev is not None:
+            long = torch.cat([comb_prev, x], dim=2).reshape(b, -1)  # [b, history + m hop]
+            copies = self.analysis(self.comb.frames(long, m, self.comb.lags(long, m)))  # each [b, m, comb, F]
+            likeness = self._likeness(re, im, power, *copies)
+            comb_new = long[:, None, -self.comb.history :]
+        gain, copy, h_new, coef, band_new, weights = self.heads(power, h, band, likeness)
         out_re, out_im = gain * re, gain * im
+        if weights is not None and copies is not None:
+            out_re = out_re + (weights * copies[0]).sum(dim=2)
+            out_im = out_im + (weights * copies[1]).sum(dim=2)
         if copy is not None:
             out_re = out_re + self._replicate(re, copy)
             out_im = out_im + self._replicate(im, copy)
@@ -417,7 +459,16 @@ class SpectralUNet(StreamingModel):
             new.append(df_new)
         if band_new is not None:
             new.append(band_new)
+        if comb_new is not None:
+            new.append(comb_new)
         return y.reshape(b, 1, -1), new
+
+    def _likeness(self, re: torch.Tensor, im: torch.Tensor, power: torch.Tensor, c_re: torch.Tensor, c_im: torch.Tensor) -> torch.Tensor:
+        """Per band (or bin), the normalised cross-power of a frame ``re + i im`` ``[b, m, F]`` and each of its copies
+        ``[b, m, comb, F]``: the real part of ``sum X C*`` over ``sqrt(sum |X|^2 sum |C|^2)``, in [-1, 1]: near one where
+        the copy repeats the frame (a voiced harmonic one period back), near zero for noise -> ``[b, m, comb, positions]``."""
+        cross = self.band_power(re.unsqueeze(2) * c_re + im.unsqueeze(2) * c_im)
+        return cross / (self.band_power(power).unsqueeze(2) * self.band_power(c_re * c_re + c_im * c_im + 1e-20)).sqrt()
 
     def _phase_correction(self, history: torch.Tensor, coef: torch.Tensor, power: torch.Tensor, m: int) -> torch.Tensor:
         """``df_phase``'s correction ``[b, m, 2 order, k]`` of the coefficients ``coef`` (same shape), from the low bins'
@@ -493,6 +544,8 @@ class SpectralUNet(StreamingModel):
         earlier frame's start to the later one's end (plus the GRU's unbounded past), less the earlier frame's
         first sample, where the analysis window is zero."""
         end = (t // self.hop + 1) * self.hop
+        if self.comb is not None:  # the pitch search and the copies reach back over the comb's history
+            return end - self.hop - self.comb.history, end - 1
         return end - self.hop - self.frame + 1, end - 1
 
     def macs(self, window: int) -> int:
@@ -522,6 +575,12 @@ class SpectralUNet(StreamingModel):
             first, last = cast(nn.Linear, self.df_phase[0]), cast(nn.Linear, self.df_phase[2])
             convs += self.df_bins * (first.in_features * first.out_features + last.in_features * last.out_features)
             convs += self.df_bins * 8 * (self.df_order - 1)
+        if self.comb is not None and self.comb_in is not None and self.comb_head is not None:
+            # the search and windowing, the copies' DFTs, their likeness per band, the two convolutions, the sum
+            k = self.comb.copies
+            convs += self.comb.macs + k * (self.analysis.macs + 6 * f + 3 * (self.bands or 0) * f)
+            convs += positions * k * (self.comb_in.out_channels + self.comb_head.in_channels) * self.comb_in.kernel_size[0]
+            convs += k * (positions * f if self.bands else 0) + 4 * k * f
         gru = 0
         if self.gru is not None:
             flat, hdim = self.gru_in.in_features, self.gru_hidden

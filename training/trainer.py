@@ -177,6 +177,7 @@ ADDED_HEADS = {
     "df_phase": "df_phase.",
     "band_gru": "band_context.",
     "voice_head": "voice.",
+    "comb": "comb_",
 }
 
 

