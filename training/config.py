@@ -107,6 +107,7 @@ class TrainConfig:
     lsd: float = 0.0
     sdr: float = -1.0
     voice: float = 0.0
+    train_only: str = ""
     gan: float = 0.0
     disc: str = "unet"
     fm: float = 0.0
@@ -278,6 +279,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("voice", ("--voice",), float, "weight of a voice-activity loss on a spectral model's bottleneck GRU (default 0): "
            "it learns that a voice is present or was a moment ago, from files labelled by dataset_args voices=...; "
            "the head is a training aid and never reaches the exported model"),
+    Option("train_only", ("--train_only",), str, "train only the generator's weights whose names begin with one of these "
+           "comma-separated prefixes, every other weight frozen (default: all): a head added to a trained model (comb_, "
+           "df_head.) learns at a rate of its own without the rest drifting"),
     Option("gan", ("--gan",), float, "weight of the adversarial loss, 0 = no GAN (default 0)"),
     Option("disc", ("--disc",), str, "discriminator: unet (one logit per window, the original's) or mpd-mrd (HiFi-GAN's "
            "periods and UnivNet's resolutions, least squares; default unet)"),

@@ -30,7 +30,7 @@ from rt_enhance.model import AudioModel, Autoencoder, save_checkpoint
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
 from rt_enhance.training import losses, models, runtime
 from rt_enhance.training.average import keep_epoch
-from rt_enhance.training.config import TrainConfig
+from rt_enhance.training.config import ConfigError, TrainConfig
 from rt_enhance.training.data import DataSpec, TrainData, make_train_data
 from rt_enhance.training.degrade import Pipeline, parse_pipeline
 from rt_enhance.training.logs import NullLog, open_log
@@ -231,12 +231,32 @@ def _share_fitting(generator: AudioModel, state: dict, path: str, differ: set[st
     )
 
 
+def trained_parameters(generator: AudioModel, train_only: str) -> list[nn.Parameter]:
+    """The generator's parameters that the optimiser moves: all, or (``--train_only``) those whose names begin with one
+    of the comma-separated prefixes, the others frozen (``requires_grad`` off)."""
+    prefixes = tuple(p.strip() for p in train_only.split(",") if p.strip())
+    if not prefixes:
+        return list(generator.parameters())
+    chosen = []
+    for name, p in generator.named_parameters():
+        p.requires_grad_(name.startswith(prefixes))
+        if p.requires_grad:
+            chosen.append(p)
+    if not chosen:
+        names = sorted({name.split(".")[0] for name, _ in generator.named_parameters()})
+        raise ConfigError(f"--train_only {train_only}: no weight of {type(generator).__name__} begins so; its layers: {', '.join(names)}")
+    counts = sum(p.numel() for p in chosen), sum(p.numel() for p in generator.parameters())
+    logger.info("training %d of %d weights (--train_only %s); the rest frozen", *counts, train_only)
+    return chosen
+
+
 def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencoder: Autoencoder | None) -> Parts:
     generator.to(rt.device).train()
+    trained = trained_parameters(generator, cfg.train_only)
     parts = Parts(
         generator=generator,
         g_model=runtime.wrap(generator, rt),
-        opt_g=make_optimizer(generator.parameters(), kind=cfg.optimizer, lr=cfg.lr_g, weight_decay=cfg.weight_decay),
+        opt_g=make_optimizer(trained, kind=cfg.optimizer, lr=cfg.lr_g, weight_decay=cfg.weight_decay),
         scaler_g=torch.amp.GradScaler(rt.device.type, enabled=rt.amp),
         objective=Objective.of(cfg),
         autoencoder=autoencoder,

@@ -249,3 +249,23 @@ def test_voice_labels_and_the_voice_loss_come_together() -> None:
         _cfg(arch="spectral", size="spec-small", voice=0.1)
     with pytest.raises(ConfigError, match="--voice"):
         _cfg(arch="spectral", size="spec-small", dataset_args={"voices": "speech"})
+
+
+def test_train_only_moves_the_named_weights_and_freezes_the_rest() -> None:
+    from rt_enhance.training.config import ConfigError
+
+    args = {"hop": 48, "channels": [4, 8], "kernel": 3, "gru_hidden": 8, "bands": 12, "comb": 2}
+    cfg = _cfg(arch="spectral", size="spec-small", rate=48000, window=4800, model_args=args, train_only="comb_", lr_g=1e-2)
+    model = new_generator(cfg)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    parts = build_parts(cfg, CPU, model.train(), None)
+    t = torch.arange(4800) / 48000
+    clean = 0.3 * sum(torch.sin(2 * torch.pi * 150.0 * h * t) / h for h in range(1, 12))  # voiced: the comb has work
+    for _ in range(3):
+        train_step(parts, (clean + 0.1 * torch.randn(2, 1, 4800)), clean.expand(2, 1, 4800), CPU)
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert moved and all(name.startswith("comb_") for name in moved), moved
+    assert {"comb_head.weight", "comb_in.weight"} <= moved
+    with pytest.raises(ConfigError, match="no weight"):
+        build_parts(_cfg(arch="spectral", size="spec-small", rate=48000, window=4800, model_args=args, train_only="nothing."), CPU,
+                    new_generator(cfg), None)  # fmt: skip
