@@ -51,7 +51,7 @@ from rt_enhance.training.state import (
 
 logger = logging.getLogger("rt_enhance.training.cli")
 
-FIXED_FOR_A_RUN = ("arch", "size", "depth", "dropout", "model_args", "rate", "window")
+FIXED_FOR_A_RUN = ("arch", "size", "depth", "dropout", "model_args", "rate", "window", "train_only")
 
 
 # ---------------------------------------------------------------------------------------------------------------
