@@ -19,8 +19,8 @@ the two oracles is what knowing the phase is worth.
 
 ``oracle-comb``: the least-squares gain of ``oracle-phase`` together with the best weights per band of the pitch
 comb's two copies (model/comb.py, ``spec-erb-comb``: the frame one and two pitch periods back, the period found on
-the noisy input as the model finds it): per band and frame, the real ``g, w1, w2`` that bring ``g X + w1 X1 + w2 X2``
-closest to the clean spectrum. Its distance from ``oracle-phase`` is what the comb can add to a band gain at best.
+the noisy input as the model finds it): per band and frame, the real ``g, w1, w2`` that bring
+``g (X + w1 (X1 - X) + w2 (X2 - X))`` closest to the clean spectrum (``g w_k`` solved for, then divided by ``g``). Its distance from ``oracle-phase`` is what the comb can add to a band gain at best.
 """
 
 from __future__ import annotations
@@ -65,10 +65,12 @@ def ideal_band_gains(
             return self.to_bins(gain), None, h, None, None, weights
 
         def least_squares(self) -> tuple[torch.Tensor, torch.Tensor]:
-            """The gain ``[1, m, bands]`` and the copies' weights ``[1, m, comb, bins]`` that bring ``g X + sum w_k X_k``
-            closest to the clean spectrum, per band and frame (the normal equations over the band's weighted bins)."""
+            """The gain ``[1, m, bands]`` and the copies' weights ``[1, m, comb, bins]`` that bring ``g (X + sum w_k (X_k -
+            X))`` closest to the clean spectrum, per band and frame (the normal equations over the band's weighted bins)."""
             (c_re, c_im) = self.spectra[3]  # this pass's copies [1, m, comb, bins] (each pass: frames, then copies)
-            clean, signals = self.spectra[0], [self.spectra[2]] + [(c_re[:, :, k], c_im[:, :, k]) for k in range(comb)]
+            (x_re, x_im) = self.spectra[2]
+            moves = [(c_re[:, :, k] - x_re, c_im[:, :, k] - x_im) for k in range(comb)]
+            clean, signals = self.spectra[0], [self.spectra[2], *moves]
 
             def cross(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
                 return self.band_power(a[0] * b[0] + a[1] * b[1])  # Re(a b*) summed over each band
@@ -78,7 +80,8 @@ def ideal_band_gains(
             ridge = 1e-6 * gram.diagonal(dim1=-2, dim2=-1).mean(-1, keepdim=True)[..., None] + 1e-12
             solved = torch.linalg.solve(gram + ridge * torch.eye(comb + 1), target)
             gain = solved[..., 0].clamp(0.0, MAX_GAIN)
-            weights = self.to_bins(solved[..., 1:].clamp(-1.0, 1.0).transpose(-1, -2))  # the comb head's range (tanh)
+            moved = solved[..., 1:] / solved[..., :1].clamp_min(1e-6)  # g w_k -> w_k, in the comb head's range (tanh)
+            weights = self.to_bins(moved.clamp(-1.0, 1.0).transpose(-1, -2))
             return gain, weights
 
     grid = Ideal(hop=hop, frame=frame, channels=[4, 4], bands=bands, gru_hidden=0, comb=comb)  # only its transforms run

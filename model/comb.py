@@ -7,7 +7,8 @@ normalised autocorrelation of its last ``PITCH_WINDOW`` seconds (on the input de
 Hz; :class:`PitchComb`), refined to a fraction of a decimated sample by a parabola through the peak, and the frame is taken again
 ``T``, ``2 T``, ... samples earlier. For a steady voiced sound each copy's spectrum is the frame's own at the
 harmonics (the same phase: whole periods back), and anything else (noise, other voices) is uncorrelated, so a
-weighted sum of the frame and its copies keeps the harmonics and lowers the noise between them. The network sees,
+weighted mean of the frame and its copies keeps the harmonics at their level and lowers the noise between them; the
+gain then applies to that mean, ``g (X + sum_k w_k (X_k - X))``, so a gain learnt without the comb keeps its meaning. The network sees,
 per band, how alike the frame and each copy are (their normalised cross-power: near one for a voiced band, near
 zero for noise) and gives each copy a weight per band (:class:`~rt_enhance.model.spectral.SpectralUNet`, ``comb``).
 

@@ -114,9 +114,10 @@ class SpectralUNet(StreamingModel):
       which is all a filter acts on. Its last layer starts at zero, so a model with it begins as the same model
       without it (every tensor of a deep-filter model fits). Needs ``df_bins`` and ``df_order`` of at least 2.
     - ``comb``: copies of each frame taken whole pitch periods earlier (model/comb.py: a causal pitch comb, as
-      PercepNet's pitch filter), each added to the output with a weight per band, ``Y = g X + sum_k w_k X_k``; the
-      network sees, per band, how alike the frame and each copy are. Where a gain scales a band's harmonics and the
-      noise between them alike, the copies agree with the frame at the harmonics only. The weights' head and the
+      PercepNet's pitch filter): the frame is moved towards each copy by a weight per band, and the gain applies to
+      the result, ``Y = g (X + sum_k w_k (X_k - X))``; the network sees, per band, how alike the frame and each copy
+      are. Where a gain scales a band's harmonics and the noise between them alike, the copies agree with the frame
+      at the harmonics only, so the mix keeps the harmonics' level and averages the rest away. The weights' head and the
       features' way in start at zero, so a model with it begins as the same model without it (every tensor fits).
       Costs a longer input history (the state ``comb``), no latency (0: none).
     - ``band_gru``: a small GRU across frames run on every band (or bin) position of the first level, its weights
@@ -430,10 +431,11 @@ class SpectralUNet(StreamingModel):
             likeness = self._likeness(re, im, power, *copies)
             comb_new = long[:, None, -self.comb.history :]
         gain, copy, h_new, coef, band_new, weights = self.heads(power, h, band, likeness)
-        out_re, out_im = gain * re, gain * im
-        if weights is not None and copies is not None:
-            out_re = out_re + (weights * copies[0]).sum(dim=2)
-            out_im = out_im + (weights * copies[1]).sum(dim=2)
+        mix_re, mix_im = re, im
+        if weights is not None and copies is not None:  # the frame moved towards its copies, then the gain
+            mix_re = re + (weights * (copies[0] - re.unsqueeze(2))).sum(dim=2)
+            mix_im = im + (weights * (copies[1] - im.unsqueeze(2))).sum(dim=2)
+        out_re, out_im = gain * mix_re, gain * mix_im
         if copy is not None:
             out_re = out_re + self._replicate(re, copy)
             out_im = out_im + self._replicate(im, copy)

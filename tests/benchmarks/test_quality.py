@@ -542,7 +542,7 @@ def test_the_comb_oracle_passes_clean_input_and_takes_noise_from_between_a_voice
     from rt_enhance.training.metrics import si_sdr
 
     clean = noisy_voice(1.0, RATE, snr_db=60)
-    np.testing.assert_allclose(ideal_band_gains(clean, clean, comb=2), clean, atol=1e-3)
+    assert si_sdr(clean, ideal_band_gains(clean, clean, comb=2)) > 50  # clean input passes (to the solver's rounding)
     t = np.arange(RATE) / RATE
     vowel = sum(np.sin(2 * np.pi * 140.0 * h * t + h) / h for h in range(1, 30)).astype(np.float32)  # a steady voiced sound
     noise = np.random.default_rng(7).standard_normal(RATE).astype(np.float32)
