@@ -20,7 +20,8 @@ the two oracles is what knowing the phase is worth.
 ``oracle-comb``: the least-squares gain of ``oracle-phase`` together with the best weights per band of the pitch
 comb's two copies (model/comb.py, ``spec-erb-comb``: the frame one and two pitch periods back, the period found on
 the noisy input as the model finds it): per band and frame, the real ``g, w1, w2`` that bring
-``g (X + w1 (X1 - X) + w2 (X2 - X))`` closest to the clean spectrum (``g w_k`` solved for, then divided by ``g``). Its distance from ``oracle-phase`` is what the comb can add to a band gain at best.
+``g (X + w1 (X1 - X) + w2 (X2 - X))`` closest to the clean spectrum (``g w_k`` solved for, then divided by ``g``;
+each clipped to the model's range). Its distance from ``oracle-phase`` is what the comb can add to a band gain at best.
 """
 
 from __future__ import annotations
