@@ -68,10 +68,10 @@ def ideal_band_gains(
         def least_squares(self) -> tuple[torch.Tensor, torch.Tensor]:
             """The gain ``[1, m, bands]`` and the copies' weights ``[1, m, comb, bins]`` that bring ``g (X + sum w_k (X_k -
             X))`` closest to the clean spectrum, per band and frame (the normal equations over the band's weighted bins)."""
-            (c_re, c_im) = self.spectra[3]  # this pass's copies [1, m, comb, bins] (each pass: frames, then copies)
-            (x_re, x_im) = self.spectra[2]
-            moves = [(c_re[:, :, k] - x_re, c_im[:, :, k] - x_im) for k in range(comb)]
-            clean, signals = self.spectra[0], [self.spectra[2], *moves]
+            (s_re, s_im), (a_re, a_im) = self.spectra  # each pass's frames and copies: [1, m, 1 + comb, bins]
+            x_re, x_im = a_re[:, :, 0], a_im[:, :, 0]
+            moves = [(a_re[:, :, k] - x_re, a_im[:, :, k] - x_im) for k in range(1, comb + 1)]
+            clean, signals = (s_re[:, :, 0], s_im[:, :, 0]), [(x_re, x_im), *moves]
 
             def cross(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
                 return self.band_power(a[0] * b[0] + a[1] * b[1])  # Re(a b*) summed over each band

@@ -75,7 +75,7 @@ class PitchComb(nn.Module):
         self.register_buffer("octaves", (OCTAVE_COST * torch.log2(taus[1:-1].to(d) / self.lo)).float(), persistent=False)
         longest = self.decim * self.hi + self.decim // 2 + 1  # the period after refinement (at most half a step past hi)
         reach = max(self.decim * self.span, frame + self.copies * longest)  # samples before a frame's end that are read
-        self.history = -(-(reach - hop) // hop) * hop  # whole hops: the decimated frames start on a row
+        self.history = -(-(reach - hop) // hop) * hop  # whole hops
 
     @property
     def macs(self) -> int:
@@ -87,9 +87,9 @@ class PitchComb(nn.Module):
         hop]``, frame ``t`` ending at sample ``history + (t + 1) hop``."""
         with torch.no_grad():
             b = audio.shape[0]
-            rows = audio.reshape(b, -1, self.step, self.decim).mean(dim=3)  # [b, rows, step]: decimated, a hop a row
-            spans, first = self.span // self.step, self.history // self.hop + 1 - self.span // self.step
-            pieces = torch.cat([rows[:, first + i : first + i + m] for i in range(spans)], dim=2)  # [b, m, span]
+            d = audio.reshape(b, -1, self.decim).mean(dim=2)  # [b, samples / decim]: block means
+            ends = (self.history + self.hop * (torch.arange(m, device=audio.device) + 1)) // self.decim
+            pieces = d[:, ends[:, None] - self.span + torch.arange(self.span, device=audio.device)]  # [b, m, span]
             re, im = self.dft(torch.nn.functional.pad(pieces, (0, self.span)))
             r = (re * re + im * im) @ self.cosines  # [b, m, 1 + lags]: the autocorrelation, lag 0 first
             r = r[..., 1:] / (r[..., :1] + 1e-12)

@@ -422,14 +422,18 @@ class SpectralUNet(StreamingModel):
         m = audio.shape[1] // hop - spans + 1
         rows = audio.reshape(b, -1, hop)  # [b, m + spans - 1, hop]: frame t is rows t .. t + spans - 1 side by side
         frames = torch.cat([rows[:, i : i + m] for i in range(spans)], dim=2)  # [b, m, frame]: no index tensor
-        re, im = self.analysis(frames)  # [b, m, F]
-        power = re * re + im * im + 1e-20
         likeness = comb_new = copies = None
-        if self.comb is not None and comb_prev is not None:
+        if self.comb is not None and comb_prev is not None:  # the frames and their copies through one transform
             long = torch.cat([comb_prev, x], dim=2).reshape(b, -1)  # [b, history + m hop]
-            copies = self.analysis(self.comb.frames(long, m, self.comb.lags(long, m)))  # each [b, m, comb, F]
-            likeness = self._likeness(re, im, power, *copies)
+            shifted = self.comb.frames(long, m, self.comb.lags(long, m))  # [b, m, comb, frame]
+            all_re, all_im = self.analysis(torch.cat([frames.unsqueeze(2), shifted], dim=2))  # [b, m, 1 + comb, F]
+            re, im, copies = all_re[:, :, 0], all_im[:, :, 0], (all_re[:, :, 1:], all_im[:, :, 1:])
             comb_new = long[:, None, -self.comb.history :]
+        else:
+            re, im = self.analysis(frames)  # [b, m, F]
+        power = re * re + im * im + 1e-20
+        if copies is not None:
+            likeness = self._likeness(re, im, power, *copies)
         gain, copy, h_new, coef, band_new, weights = self.heads(power, h, band, likeness)
         mix_re, mix_im = re, im
         if weights is not None and copies is not None:  # the frame moved towards its copies, then the gain
