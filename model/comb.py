@@ -1,16 +1,17 @@
 """A causal pitch comb for the spectral model: copies of each frame delayed by whole pitch periods.
 
-Within one band a gain scales the voice's harmonics and the noise between them alike; PercepNet (Valin et al.,
-2020) adds a comb filter tuned to the pitch, which keeps what repeats every period (the voiced harmonics) and
-averages away what does not. Here, causally: the input's pitch period ``T`` is found for each frame by the
-normalised autocorrelation of its last ``PITCH_WINDOW`` seconds (on the input decimated to about ``PITCH_RATE``
-Hz; :class:`PitchComb`), refined to a fraction of a decimated sample by a parabola through the peak, and the frame is taken again
-``T``, ``2 T``, ... samples earlier. For a steady voiced sound each copy's spectrum is the frame's own at the
-harmonics (the same phase: whole periods back), and anything else (noise, other voices) is uncorrelated, so a
+Within one band a gain scales the voice's harmonics and the noise between them alike; PercepNet (Valin et al., 2020)
+adds a comb filter tuned to the pitch, which keeps what repeats every period (the voiced harmonics) and averages away
+what does not. Here, causally: the input's pitch period ``T`` is found for each frame by the normalised
+autocorrelation of its last ``PITCH_WINDOW`` seconds (on the input decimated to about ``PITCH_RATE`` Hz;
+:class:`PitchComb`), refined to a fraction of a decimated sample by a parabola through the peak, and the frame is
+taken again ``T``, ``2 T``, ... samples earlier. For a steady voiced sound each copy's spectrum is the frame's own at
+the harmonics (the same phase: whole periods back), and anything else (noise, other voices) is uncorrelated, so a
 weighted mean of the frame and its copies keeps the harmonics at their level and lowers the noise between them; the
-gain then applies to that mean, ``g (X + sum_k w_k (X_k - X))``, so a gain learnt without the comb keeps its meaning. The network sees,
-per band, how alike the frame and each copy are (their normalised cross-power: near one for a voiced band, near
-zero for noise) and gives each copy a weight per band (:class:`~rt_enhance.model.spectral.SpectralUNet`, ``comb``).
+gain then applies to that mean, ``g (X + sum_k w_k (X_k - X))``, so a gain learnt without the comb keeps its meaning.
+The network sees, per band, how alike the frame and each copy are (their normalised cross-power: near one for a voiced
+band, near zero for noise) and gives each copy a weight per band (:class:`~rt_enhance.model.spectral.SpectralUNet`,
+``comb``).
 
 No frame ahead is read, so no latency is added; what it costs is a longer input history (the state ``comb``) and
 a pitch search per frame. The period is a choice, not a differentiable function of the input: gradients reach
