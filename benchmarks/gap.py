@@ -25,6 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from rt_enhance.benchmarks import testset
+from rt_enhance.benchmarks.oracle import aligned, band_gain
 from rt_enhance.training import metrics
 
 TASKS = ("real-noise-0db", "real-noise-5db", "real-noise-10db")
@@ -65,7 +66,7 @@ def mixing_model(checkpoint: str):
                 self.target = self.band_power(power)
                 return self.to_bins(torch.ones_like(self.target)), None, h, None, None, None
             gain, copy, h, coef, band, _ = super().heads(power, h, band)
-            ideal = self.to_bins((self.target / (self.band_power(power) + 1e-12)).sqrt().clamp(0.0, self.max_gain))
+            ideal = self.to_bins(band_gain(self, self.target, power, self.max_gain))
             chosen = {"ideal": ideal, "lower": torch.minimum(gain, ideal), "higher": torch.maximum(gain, ideal)}
             return chosen.get(self.mode, gain), copy, h, coef, band, None
 
@@ -77,20 +78,11 @@ def mixing_model(checkpoint: str):
 def gain_mixes(model, x: np.ndarray, clean: np.ndarray) -> dict[str, np.ndarray]:
     """``x`` through ``model``'s band gains (:func:`mixing_model`), the ideal ones (the clean band powers over ``x``'s,
     clipped to the model's range), and the model's with the ideal where it is lower or higher (per bin and frame)."""
-    import torch
-
-    hop, n = model.hop, len(x)
-
-    def run(signal: np.ndarray) -> np.ndarray:
-        audio = torch.from_numpy(np.concatenate([signal.astype(np.float32), np.zeros((-n) % hop + hop, np.float32)]))
-        with torch.no_grad():
-            return model(audio[None, None])[0, 0].numpy()[hop : hop + n]
-
     out = {}
     for mode in ("model", "ideal", "lower", "higher"):
         model.target, model.mode = None, mode
-        run(clean)
-        out[mode] = run(x)
+        aligned(model, clean)  # the first pass records the clean band powers
+        out[mode] = aligned(model, x)
     return out
 
 

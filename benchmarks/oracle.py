@@ -62,7 +62,7 @@ def ideal_band_gains(
                 (s_re, s_im), (x_re, x_im) = self.spectra
                 gain = (self.band_power(s_re * x_re + s_im * x_im) / (self.band_power(power) + 1e-12)).clamp(0.0, MAX_GAIN)
             else:
-                gain = (self.target / (self.band_power(power) + 1e-12)).sqrt().clamp(0.0, MAX_GAIN)
+                gain = band_gain(self, self.target, power, MAX_GAIN)
             return self.to_bins(gain), None, h, None, None, weights
 
         def least_squares(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,17 +88,25 @@ def ideal_band_gains(
     grid = Ideal(hop=hop, frame=frame, channels=[4, 4], bands=bands, gru_hidden=0, comb=comb)  # only its transforms run
     grid.spectra = []
     grid.analysis.register_forward_hook(lambda module, inputs, output: grid.spectra.append(output))
-    n = len(x)
-    pad = (-n) % hop + hop  # one hop more: the lookahead to remove
+    aligned(grid, clean)  # the first pass records the clean reference
+    return aligned(grid, x)
 
-    def run(signal: np.ndarray) -> np.ndarray:
-        audio = torch.from_numpy(np.concatenate([np.asarray(signal, np.float32), np.zeros(pad, np.float32)]))
-        return grid(audio[None, None])[0, 0].numpy()
 
+def aligned(model, signal: np.ndarray) -> np.ndarray:
+    """float ``[n]`` through a streaming spectral ``model`` (torch, no gradients), its one hop of delay removed:
+    float32 ``[n]``. The ideal-gain models here run one pass over the clean reference, then one over the input."""
+    import torch
+
+    hop, n = model.hop, len(signal)
+    audio = torch.from_numpy(np.concatenate([np.asarray(signal, np.float32), np.zeros((-n) % hop + hop, np.float32)]))
     with torch.no_grad():
-        run(clean)
-        y = run(x)
-    return y[hop : hop + n].astype(np.float32)
+        return model(audio[None, None])[0, 0].numpy()[hop : hop + n].astype(np.float32)
+
+
+def band_gain(model, target, power, max_gain: float):
+    """The gain per band ``[..., bands]`` that brings the band powers of ``power`` (``|X|^2`` per bin, banded as
+    ``model``, a band-grid ``SpectralUNet``, bands them) to ``target``, clipped to ``(0, max_gain)``."""
+    return (target / (model.band_power(power) + 1e-12)).sqrt().clamp(0.0, max_gain)
 
 
 def oracle_system(x: np.ndarray, item: TestItem) -> np.ndarray:
