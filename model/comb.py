@@ -89,7 +89,7 @@ class PitchComb(nn.Module):
         with torch.no_grad():
             b = audio.shape[0]
             d = audio.reshape(b, -1, self.decim).mean(dim=2)  # [b, samples / decim]: block means
-            ends = (self.history + self.hop * (torch.arange(m, device=audio.device) + 1)) // self.decim
+            ends = self._ends(m, audio.device) // self.decim
             pieces = d[:, ends[:, None] - self.span + torch.arange(self.span, device=audio.device)]  # [b, m, span]
             re, im = self.dft(torch.nn.functional.pad(pieces, (0, self.span)))
             r = (re * re + im * im) @ self.cosines  # [b, m, 1 + lags]: the autocorrelation, lag 0 first
@@ -101,12 +101,15 @@ class PitchComb(nn.Module):
             tau = self.taus[best].to(audio.dtype) + shift.clamp(-0.5, 0.5)
             return torch.round(tau * self.decim).squeeze(-1).to(torch.int64)
 
+    def _ends(self, m: int, device: torch.device) -> torch.Tensor:
+        """``[m]``: one past the last sample of each of a call's ``m`` frames, in the call's audio with its history."""
+        return self.history + self.hop * (torch.arange(m, device=device) + 1)
+
     def frames(self, audio: torch.Tensor, m: int, lag: torch.Tensor) -> torch.Tensor:
         """The delayed frames ``[b, m, copies, frame]`` of ``audio`` (as in :meth:`lags`): copy ``k`` (from 1) of frame
         ``t`` ends ``k * lag[t]`` samples before the frame does. One gather for every copy."""
         b, length = audio.shape
         device = audio.device
-        starts = self.history + self.hop * (torch.arange(m, device=device) + 1) - self.frame  # [m]
-        base = (torch.arange(b, device=device) * length)[:, None] + starts  # [b, m]
+        base = (torch.arange(b, device=device) * length)[:, None] + self._ends(m, device) - self.frame  # [b, m]: starts
         back = lag[..., None] * torch.arange(1, self.copies + 1, device=device)  # [b, m, copies]
         return audio.reshape(-1)[(base[..., None] - back)[..., None] + torch.arange(self.frame, device=device)]

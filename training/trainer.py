@@ -237,14 +237,12 @@ def trained_parameters(generator: AudioModel, train_only: str) -> list[nn.Parame
     prefixes = tuple(p.strip() for p in train_only.split(",") if p.strip())
     if not prefixes:
         return list(generator.parameters())
-    chosen = []
-    for name, p in generator.named_parameters():
-        p.requires_grad_(name.startswith(prefixes))
-        if p.requires_grad:
-            chosen.append(p)
+    chosen = [p for name, p in generator.named_parameters() if name.startswith(prefixes)]
     if not chosen:
         names = sorted({name.split(".")[0] for name, _ in generator.named_parameters()})
         raise ConfigError(f"--train_only {train_only}: no weight of {type(generator).__name__} begins so; its layers: {', '.join(names)}")
+    for name, p in generator.named_parameters():
+        p.requires_grad_(name.startswith(prefixes))
     counts = sum(p.numel() for p in chosen), sum(p.numel() for p in generator.parameters())
     logger.info("training %d of %d weights (--train_only %s); the rest frozen", *counts, train_only)
     return chosen
