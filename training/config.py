@@ -105,7 +105,7 @@ class TrainConfig:
     loss: str = "L2"
     stft: float = 0.0
     lsd: float = 0.0
-    sdr: float = -1.0
+    sdr: float | None = None  # None: each spectral loss's own weight
     voice: float = 0.0
     train_only: str = ""
     gan: float = 0.0
@@ -193,8 +193,8 @@ def check_config(cfg: TrainConfig) -> None:
     for key in ("stft", "lsd", "voice", "gan", "fm", "ae", "weight_decay", "clip"):
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value >= 0, f"--{key} must be a finite number >= 0, got {value}")
-    _require(cfg.sdr == -1.0 or (math.isfinite(cfg.sdr) and cfg.sdr >= 0), f"--sdr must be a finite number >= 0, got {cfg.sdr}")
-    _require(cfg.sdr < 0 or cfg.loss in ("SPEC", "DENOISE", "BWE"), f"--sdr weighs a term of SPEC, DENOISE and BWE; --loss is {cfg.loss}")
+    _require(cfg.sdr is None or (math.isfinite(cfg.sdr) and cfg.sdr >= 0), f"--sdr must be a finite number >= 0, got {cfg.sdr}")
+    _require(cfg.sdr is None or cfg.loss in ("SPEC", "DENOISE", "BWE"), f"--sdr weighs a term of SPEC, DENOISE, BWE; --loss is {cfg.loss}")
     for key in ("lr_g", "lr_d", "lr_ae", "collab_rate"):
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value > 0, f"--{key} must be a positive number, got {value}")
@@ -241,6 +241,11 @@ class Option:
     switch: bool = False  # bool-ish: bare flag means true, or an explicit true/false word
 
 
+def _optional_float(value: Any) -> float | None:
+    """A number, or None (a stored run's "not given")."""
+    return None if value is None else float(value)
+
+
 def _upper(text: str) -> str:
     return str(text).upper()
 
@@ -273,7 +278,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("stft", ("--stft",), float, "weight of the multi-resolution STFT loss (default 0)"),
     Option("lsd", ("--lsd",), float, "weight of a log-spectral distance term added to the loss (default 0; BWE already "
            "holds 0.5): the benchmark's LSD, which weighs a quiet top octave as much as a loud one"),
-    Option("sdr", ("--sdr",), float, "weight per dB of the clamped SDR term in the spectral losses SPEC, DENOISE and BWE "
+    Option("sdr", ("--sdr",), _optional_float, "weight per dB of the clamped SDR term in the spectral losses SPEC, DENOISE and BWE "
            "(default: each loss's own, 0.05 for SPEC and BWE, 0.01 for DENOISE): the term keeps clean input intact and "
            "rewards waveform accuracy, which for noisy input means Wiener-like partial gains that leave noise in"),
     Option("voice", ("--voice",), float, "weight of a voice-activity loss on a spectral model's bottleneck GRU (default 0): "
@@ -382,7 +387,7 @@ def convert_layer(data: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _convert(opt: Option, value: Any, where: str) -> Any:
-    if opt.convert in (int, float) and isinstance(value, bool):
+    if opt.convert in (int, float, _optional_float) and isinstance(value, bool):
         raise ConfigError(f"{where}: {opt.dest} must be a number, got {value!r}")
     if opt.convert is int and isinstance(value, float) and not value.is_integer():
         raise ConfigError(f"{where}: {opt.dest} must be a whole number, got {value!r}")
@@ -418,4 +423,6 @@ def _dataset_args(value: dict[str, str], kind: str) -> dict[str, str]:
 
 def stored_layer(stored: dict[str, Any]) -> dict[str, Any]:
     """The stored configuration of a run, minus what only describes one invocation."""
+    if stored.get("sdr") == -1.0:  # runs stored before session 20 wrote "not given" as -1
+        stored = {**stored, "sdr": None}
     return {k: v for k, v in convert_layer(stored, "stored configuration").items() if k not in ("load", "resume", "overwrite")}

@@ -74,7 +74,7 @@ class Objective:
     clip: float = 0.0
     fm: float = 0.0
     voice: float = 0.0
-    sdr: float = -1.0  # the spectral losses' SDR-term weight; below 0: each loss's own
+    sdr: float | None = None  # the spectral losses' SDR-term weight; None: each loss's own
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Objective:
@@ -82,7 +82,7 @@ class Objective:
 
     def reconstruction(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The waveform loss plus the weighted log-spectral distance, on aligned ``[B, 1, W]`` windows."""
-        total = losses.waveform_loss(y, target, self.loss, None if self.sdr < 0 else self.sdr)
+        total = losses.waveform_loss(y, target, self.loss, self.sdr)
         return total + self.lsd * losses.log_spectral_distance(y, target) if self.lsd else total
 
 

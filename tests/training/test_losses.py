@@ -160,7 +160,7 @@ def test_lsd_weight_adds_the_log_spectral_distance_to_any_loss() -> None:
 
 
 def test_the_sdr_weight_replaces_the_spectral_losses_own_and_is_refused_where_there_is_none() -> None:
-    from rt_enhance.training.config import ConfigError, check_config, make_config, parse_flags
+    from rt_enhance.training.config import ConfigError, check_config, make_config, parse_flags, stored_layer
     from rt_enhance.training.trainer import Objective
 
     torch.manual_seed(0)
@@ -173,6 +173,8 @@ def test_the_sdr_weight_replaces_the_spectral_losses_own_and_is_refused_where_th
     assert torch.allclose(Objective(loss="DENOISE").reconstruction(y, target) - light, (0.03 - losses.DENOISE_SDR_WEIGHT) * sdr)
     flags, _ = parse_flags(["--sdr", "0.01", "--loss", "SPEC"])
     assert Objective.of(make_config(flags)).sdr == 0.01
-    for bad in (["--sdr", "0.01", "--loss", "L1"], ["--sdr", "-2", "--loss", "SPEC"]):
+    for bad in (["--sdr", "0.01", "--loss", "L1"], ["--sdr", "-2", "--loss", "SPEC"], ["--sdr", "-1", "--loss", "SPEC"]):
         with pytest.raises(ConfigError):
             check_config(make_config(parse_flags(bad)[0]))
+    assert stored_layer({"loss": "SPEC", "sdr": -1.0})["sdr"] is None  # a run stored before None meant "not given"
+    assert stored_layer({"loss": "SPEC", "sdr": None})["sdr"] is None
