@@ -36,6 +36,7 @@ DISCRIMINATORS = ("unet", "mpd-mrd")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw")
 BEST_METRICS = ("si_sdr", "snr", "loss")
+SPEC_WEIGHTINGS = ("flat", "erb")
 DATASETS = ("simple", "pairs", "vctk", "maestro")
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f"}
@@ -106,6 +107,7 @@ class TrainConfig:
     stft: float = 0.0
     lsd: float = 0.0
     sdr: float | None = None  # None: each spectral loss's own weight
+    spec_weighting: str = "flat"
     voice: float = 0.0
     train_only: str = ""
     gan: float = 0.0
@@ -195,6 +197,13 @@ def check_config(cfg: TrainConfig) -> None:
         _require(math.isfinite(value) and value >= 0, f"--{key} must be a finite number >= 0, got {value}")
     _require(cfg.sdr is None or (math.isfinite(cfg.sdr) and cfg.sdr >= 0), f"--sdr must be a finite number >= 0, got {cfg.sdr}")
     _require(cfg.sdr is None or cfg.loss in ("SPEC", "DENOISE", "BWE"), f"--sdr weighs a term of SPEC, DENOISE, BWE; --loss is {cfg.loss}")
+    _require(
+        cfg.spec_weighting in SPEC_WEIGHTINGS, f"--spec_weighting must be one of {', '.join(SPEC_WEIGHTINGS)}, got {cfg.spec_weighting!r}"
+    )
+    _require(
+        cfg.spec_weighting == "flat" or cfg.loss in ("SPEC", "DENOISE", "BWE"),
+        f"--spec_weighting weighs the bins of SPEC, DENOISE, BWE; --loss is {cfg.loss}",
+    )
     for key in ("lr_g", "lr_d", "lr_ae", "collab_rate"):
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value > 0, f"--{key} must be a positive number, got {value}")
@@ -281,6 +290,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("sdr", ("--sdr",), _optional_float, "weight per dB of the clamped SDR term in the spectral losses SPEC, DENOISE and BWE "
            "(default: each loss's own, 0.05 for SPEC and BWE, 0.01 for DENOISE): the term keeps clean input intact and "
            "rewards waveform accuracy, which for noisy input means Wiener-like partial gains that leave noise in"),
+    Option("spec_weighting", ("--spec_weighting",), str, "how the spectral losses SPEC, DENOISE and BWE weigh "
+           "frequencies: flat (every bin alike, the default) or erb (each auditory band alike, 1/ERB(f)): on a flat "
+           "sum the octaves above 8 kHz hold two thirds of a 48 kHz spectrum's weight"),
     Option("voice", ("--voice",), float, "weight of a voice-activity loss on a spectral model's bottleneck GRU (default 0): "
            "it learns that a voice is present or was a moment ago, from files labelled by dataset_args voices=...; "
            "the head is a training aid and never reaches the exported model"),

@@ -40,22 +40,26 @@ def align_padded(x: torch.Tensor, lookahead: int, *, output: bool) -> torch.Tens
     return F.pad(kept, (0, lookahead))
 
 
-def waveform_loss(y: torch.Tensor, target: torch.Tensor, kind: str = "L2", sdr_weight: float | None = None) -> torch.Tensor:
+def waveform_loss(
+    y: torch.Tensor, target: torch.Tensor, kind: str = "L2", sdr_weight: float | None = None, bin_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean absolute (``L1``) or squared (``L2``) error, the compressed spectral loss (``SPEC``), or SPEC plus
     LSD_WEIGHT times the log-spectral distance (``BWE``); a scalar. ``sdr_weight`` replaces the spectral losses'
-    own weight of the clamped SDR term (SPEC_SDR_WEIGHT, DENOISE_SDR_WEIGHT)."""
+    own weight of the clamped SDR term (SPEC_SDR_WEIGHT, DENOISE_SDR_WEIGHT); ``bin_weights`` weighs the spectral
+    losses' bins (:func:`erb_bin_weights`; ``None``: all alike)."""
     own = SPEC_SDR_WEIGHT if sdr_weight is None else sdr_weight
     if kind == "L1":
         return F.l1_loss(y, target)
     if kind == "L2":
         return F.mse_loss(y, target)
     if kind == "SPEC":
-        return compressed_spectral_loss(y, target, sdr_weight=own)
+        return compressed_spectral_loss(y, target, sdr_weight=own, bin_weights=bin_weights)
     if kind == "DENOISE":
         denoise = DENOISE_SDR_WEIGHT if sdr_weight is None else sdr_weight
-        return compressed_spectral_loss(y, target, over_weight=DENOISE_OVER_WEIGHT, sdr_weight=denoise)
+        return compressed_spectral_loss(y, target, over_weight=DENOISE_OVER_WEIGHT, sdr_weight=denoise, bin_weights=bin_weights)
     if kind == "BWE":
-        return compressed_spectral_loss(y, target, sdr_weight=own) + LSD_WEIGHT * log_spectral_distance(y, target)
+        spectral = compressed_spectral_loss(y, target, sdr_weight=own, bin_weights=bin_weights)
+        return spectral + LSD_WEIGHT * log_spectral_distance(y, target)
     raise ValueError(f"unknown waveform loss {kind!r}; expected L1, L2, SPEC, DENOISE or BWE")
 
 
@@ -70,8 +74,21 @@ DENOISE_SDR_WEIGHT = 0.01
 SDR_CEILING_DB = 30.0  # the SDR term stops rewarding beyond this: inaudible, and a perfect identity has no finite SDR
 
 
+def erb_bin_weights(rate: int, fft: int = SPEC_FFT) -> torch.Tensor:
+    """Per bin of a ``fft``-point transform at ``rate`` Hz, ``1 / ERB(f)`` (Glasberg and Moore: ``24.7 (4.37 f / 1000
+    + 1)`` Hz) scaled to a mean of one: each auditory band weighs alike, as hearing (and PESQ) weighs them, where a flat
+    sum over bins gives the octaves above 8 kHz two thirds of a 48 kHz spectrum's weight."""
+    freqs = torch.arange(fft // 2 + 1, dtype=torch.float32) * (rate / fft)
+    weights = 1.0 / (24.7 * (4.37 * freqs / 1000.0 + 1.0))
+    return weights / weights.mean()
+
+
 def compressed_spectral_loss(
-    y: torch.Tensor, target: torch.Tensor, over_weight: float = 0.0, sdr_weight: float = SPEC_SDR_WEIGHT
+    y: torch.Tensor,
+    target: torch.Tensor,
+    over_weight: float = 0.0,
+    sdr_weight: float = SPEC_SDR_WEIGHT,
+    bin_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Power-law compressed spectral distance (as GTCRN and DeepFilterNet train): the squared error of
     ``|Y|^0.3`` against ``|S|^0.3`` plus that of the compressed complex spectra (``Y / |Y|^0.7``),
@@ -79,7 +96,8 @@ def compressed_spectral_loss(
     SPEC_SDR_WEIGHT times the clamped SDR (:func:`clamped_sdr`). The compression makes quiet detail
     matter (unlike L1/L2 on samples), the complex term keeps phase and time alignment, the SDR term
     keeps clean input intact, and silent targets stay bounded (no division by their level). ``over_weight``
-    adds that much again of the squared compressed error where the output exceeds the target (noise left in)."""
+    adds that much again of the squared compressed error where the output exceeds the target (noise left in).
+    ``bin_weights`` ``[fft // 2 + 1]`` weighs each bin's errors and energy (:func:`erb_bin_weights`)."""
     window = torch.hann_window(SPEC_FFT, device=y.device, dtype=torch.float32)
 
     def spec(x: torch.Tensor) -> torch.Tensor:
@@ -88,11 +106,16 @@ def compressed_spectral_loss(
     sy, st = spec(y), spec(target)
     my, mt = sy.abs().clamp_min(1e-8), st.abs().clamp_min(1e-8)
     cy, ct = my.pow(SPEC_POWER), mt.pow(SPEC_POWER)
-    mag = (cy - ct).pow(2).mean(dim=(1, 2))
+    w = 1.0 if bin_weights is None else bin_weights.to(y.device)[:, None]  # [bins, 1]: over frames alike
+
+    def mean(e: torch.Tensor) -> torch.Tensor:
+        return (w * e).mean(dim=(1, 2))
+
+    mag = mean((cy - ct).pow(2))
     if over_weight:
-        mag = mag + over_weight * F.relu(cy - ct).pow(2).mean(dim=(1, 2))
-    phase = (sy * (cy / my) - st * (ct / mt)).abs().pow(2).mean(dim=(1, 2))
-    level = ct.pow(2).mean(dim=(1, 2)) + SPEC_LEVEL_FLOOR
+        mag = mag + over_weight * mean(F.relu(cy - ct).pow(2))
+    phase = mean((sy * (cy / my) - st * (ct / mt)).abs().pow(2))
+    level = mean(ct.pow(2)) + SPEC_LEVEL_FLOOR
     return ((mag + phase) / level).mean() - sdr_weight * clamped_sdr(y, target).mean()
 
 

@@ -75,6 +75,8 @@ class Objective:
     fm: float = 0.0
     voice: float = 0.0
     sdr: float | None = None  # the spectral losses' SDR-term weight; None: each loss's own
+    spec_weighting: str = "flat"  # the spectral losses' bins: "flat" (alike) or "erb" (each auditory band alike)
+    rate: int = 48000  # the model's, for the bins' frequencies
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Objective:
@@ -82,7 +84,8 @@ class Objective:
 
     def reconstruction(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The waveform loss plus the weighted log-spectral distance, on aligned ``[B, 1, W]`` windows."""
-        total = losses.waveform_loss(y, target, self.loss, self.sdr)
+        weights = losses.erb_bin_weights(self.rate) if self.spec_weighting == "erb" else None
+        total = losses.waveform_loss(y, target, self.loss, self.sdr, weights)
         return total + self.lsd * losses.log_spectral_distance(y, target) if self.lsd else total
 
 

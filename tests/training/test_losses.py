@@ -178,3 +178,25 @@ def test_the_sdr_weight_replaces_the_spectral_losses_own_and_is_refused_where_th
             check_config(make_config(parse_flags(bad)[0]))
     assert stored_layer({"loss": "SPEC", "sdr": -1.0})["sdr"] is None  # a run stored before None meant "not given"
     assert stored_layer({"loss": "SPEC", "sdr": None})["sdr"] is None
+
+
+def test_erb_weighting_counts_an_error_where_hearing_resolves_it_and_is_refused_where_there_is_no_spectral_loss() -> None:
+    from rt_enhance.training.config import ConfigError, check_config, make_config, parse_flags
+    from rt_enhance.training.trainer import Objective
+
+    weights = losses.erb_bin_weights(48000)
+    assert weights.shape == (losses.SPEC_FFT // 2 + 1,) and abs(weights.mean().item() - 1.0) < 1e-5
+    assert bool((weights[1:] < weights[:-1]).all())  # falls with frequency: wider auditory bands, less per bin
+    t = torch.arange(9600) / 48000
+    torch.manual_seed(0)
+    target = 0.05 * torch.randn(1, 1, 9600)  # as loud at every frequency
+    low = target + (0.01 * torch.sin(2 * torch.pi * 500 * t)).reshape(1, 1, -1)  # the same error, low or high
+    high = target + (0.01 * torch.sin(2 * torch.pi * 15000 * t)).reshape(1, 1, -1)
+    flat, erb = Objective(loss="SPEC", sdr=0.0), Objective(loss="SPEC", sdr=0.0, spec_weighting="erb")
+    assert flat.reconstruction(low, target).item() == pytest.approx(flat.reconstruction(high, target).item(), rel=0.35)
+    assert erb.reconstruction(low, target).item() > 10 * erb.reconstruction(high, target).item()
+    assert erb.reconstruction(target, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert Objective.of(make_config(parse_flags(["--spec_weighting", "erb", "--loss", "SPEC"])[0])).spec_weighting == "erb"
+    for bad in (["--spec_weighting", "erb", "--loss", "L2"], ["--spec_weighting", "bark", "--loss", "SPEC"]):
+        with pytest.raises(ConfigError):
+            check_config(make_config(parse_flags(bad)[0]))
