@@ -69,6 +69,7 @@ class Source:
     note: str
     members: tuple[str, ...] = ()  # tar wildcards to unpack (a large package: only the part read); () = all
     unique: bool = False  # a file whose bytes an earlier one (by group, then path) already holds is left out
+    min_rate: int = 0  # files stored at a lower sample rate are left out (a narrow-band voice among wide ones)
 
     @property
     def key(self) -> str:
@@ -201,6 +202,18 @@ SOURCES: tuple[Source, ...] = (
         ),
         unique=True,
     ),
+    Source(
+        "ktuberling-data",
+        "voices",
+        r"usr/share/ktuberling/sounds/[^/]+/[^/]+\.(ogg|opus|wav)$",
+        _nth(4),
+        "GPL-2+",
+        "the names of a picture game's objects, one speaker per language (16 languages), 22.05-48 kHz; the 8 kHz "
+        "recordings and the Serbian scripts' repeats are left out (all training, as the noises added since session 9)",
+        members=("./usr/share/ktuberling/sounds/*",),
+        unique=True,
+        min_rate=22050,
+    ),
 )
 #: The sources of the first builds, before :func:`build` recorded which it holds: a corpus without that record
 #: holds these, and a rebuild adds only the sources after them.
@@ -318,6 +331,8 @@ def source_files(source: Source, root: Path) -> dict[str, list[Path]]:
     """The source's audio files by ``package:group`` key, sorted (without repeated recordings where the
     source is ``unique``: a game that ships the same ambience with each of its maps)."""
     groups = files_by(root, source.pattern, lambda rel: group_key(source, source.group(rel)))
+    if source.min_rate:
+        groups = {k: kept for k, files in groups.items() if (kept := [f for f in files if sf.info(str(f)).samplerate >= source.min_rate])}
     if not source.unique:
         return groups
     seen: set[str] = set()

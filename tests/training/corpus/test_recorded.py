@@ -174,6 +174,28 @@ def test_megaglest_keeps_ambiences_and_effects_once_and_leaves_out_the_units_voi
     assert all(recorded.split_of(key) == "train" for key in groups)
 
 
+def test_ktuberling_keeps_each_languages_wide_recordings_once_and_leaves_out_the_narrow_ones(tmp_path: Path) -> None:
+    base = tmp_path / "ktuberling-data/usr/share/ktuberling/sounds"
+    rng = np.random.default_rng(4)
+    files = {
+        "sr/brkovi.ogg": (0.1 * rng.standard_normal(22050), 22050),
+        "nn/ball.opus": (0.1 * rng.standard_normal(48000), 48000),
+        "en/ball.ogg": (0.1 * rng.standard_normal(44100), 44100),
+        "sv/fluga.wav": (0.1 * rng.standard_normal(8000), 8000),  # telephone band: left out
+    }
+    for rel, (x, rate) in files.items():
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(base / rel, x, rate, format="OGG" if rel.endswith(".opus") else None, subtype="OPUS" if rel.endswith(".opus") else None)
+    (base / "sr@latin").mkdir()
+    shutil.copy(base / "sr/brkovi.ogg", base / "sr@latin/brkovi.ogg")  # the same recording under another script's folder
+    (base / "en.soundtheme").write_text("<theme/>")
+    source = next(s for s in recorded.SOURCES if s.package == "ktuberling-data")
+    groups = recorded.source_files(source, tmp_path / "ktuberling-data")
+    assert set(groups) == {"ktuberling-data:sr", "ktuberling-data:nn", "ktuberling-data:en"}
+    assert sum(len(files) for files in groups.values()) == 3
+    assert all(recorded.split_of(key) == "train" for key in groups)
+
+
 def test_a_cached_package_link_whose_file_is_gone_is_fetched_again(tmp_path: Path) -> None:
     debs = tmp_path / "debs"
     debs.mkdir()
