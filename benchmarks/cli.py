@@ -156,9 +156,10 @@ def _add_quality(sub) -> None:
     )
     q.add_argument(
         "--split",
-        choices=("test", "val"),
+        choices=("test", "val", "train"),
         default="test",
-        help="split of the recorded voices, noises and real music: test (report) or val (choose checkpoints) (default test)",
+        help="split of the recorded voices, noises and real music: test (report), val (choose checkpoints) or train "
+        "(a diagnostic: how well a model fits the speakers and noises it learnt from) (default test)",
     )
     q.add_argument("--out", help="keep the test items and every output WAV in this folder (default: a temporary one)")
     q.add_argument("--threads", type=int, default=1, help="threads for every system (default 1)")

@@ -19,9 +19,10 @@ recorded ``info.bandwidth_hz`` is above the cutoff; most TTS speech stops at 8-1
 at 4 kHz, scored against the full clean), clean music, and music in noise at 10 dB.
 
 On real recordings (``rt-data``'s ``recorded.json``, from the split ``recorded_split`` names:
-``test`` to report, ``val`` to choose checkpoints; with ``val`` the synthetic noises and rooms come from
-``noise/val`` and ``rir/val`` too, and the tasks on TTS voices and renders, which have no validation split,
-are refused), the task sets of :data:`GROUPS`: ``real``
+``test`` to report, ``val`` to choose checkpoints, ``train`` to see how well a model fits what it learnt from (a
+diagnostic: a model that scores no better on its own training speakers and noises than on held-out ones underfits);
+with ``val`` or ``train`` the synthetic noises and rooms come from that split too, and the tasks on TTS voices and
+renders, which have only a test split, are refused), the task sets of :data:`GROUPS`: ``real``
 (held-out speakers in real and synthetic noise, clean and band-limited), ``realrooms`` (the same
 speakers in the test rooms, RT60 0.3 / 0.5 / 0.8 s: issue 17's dereverberation) and ``realmusic``
 (held-out pieces of produced music low-passed at 12 / 6 kHz, the same ``Lowpass`` as ``bwe-2x`` /
@@ -186,13 +187,16 @@ class Corpus:
     def open(cls, root: str | Path, recorded_split: str = "test") -> Corpus:
         """The corpus's test files; the recorded kinds (``voices``, ``realnoise``, ``realmusic``) from
         ``recorded_split`` (``val`` selects checkpoints on held-out speakers and pieces that the report
-        never uses), and with ``val`` the synthetic noises and rooms from their validation split."""
+        never uses; ``train`` measures the fit to the training material), and with ``val`` or ``train`` the
+        synthetic noises and rooms from that split."""
         root = Path(root).expanduser()
         if not (root / "speech" / "test").is_dir():
             raise TestSetError(f"{root}: no speech/test folder; build a corpus with rt-data build --out {root} --split test")
-        synthetic = "val" if recorded_split == "val" else "test"
-        if synthetic == "val" and not (root / "noise" / "val").is_dir():
-            raise TestSetError(f"{root}: no noise/val folder for --split val; build it with rt-data build --out {root} --split val")
+        synthetic = recorded_split if recorded_split in ("val", "train") else "test"
+        if synthetic != "test" and not (root / "noise" / synthetic).is_dir():
+            raise TestSetError(
+                f"{root}: no noise/{synthetic} folder for --split {synthetic}; build it with rt-data build --out {root} --split {synthetic}"
+            )
         manifest = root / "manifest.json"
         files = json.loads(manifest.read_text())["files"] if manifest.is_file() else {}
         recorded = root / "recorded.json"
@@ -450,10 +454,10 @@ def build(
 ) -> list[TestItem]:
     """Build ``items`` items of ``seconds`` for each task into ``out``; a task the corpus cannot
     feed (no music, no noise, no recorded voices) is left out with a warning. Writes ``out/testset.json``."""
-    if recorded_split == "val" and (unsplit := [n for n in tasks if not TASKS[n].recorded]):
+    if recorded_split != "test" and (unsplit := [n for n in tasks if not TASKS[n].recorded]):
         raise TestSetError(
-            f"--split val: {', '.join(unsplit)} use TTS voices or renders, which have only a test split; "
-            "choose checkpoints on the real tasks (--tasks real, realrooms, realbwe or realmusic)"
+            f"--split {recorded_split}: {', '.join(unsplit)} use TTS voices or renders, which have only a test split; "
+            "use the real tasks (--tasks real, realrooms, realbwe or realmusic)"
         )
     corpus, out = Corpus.open(corpus_dir, recorded_split), Path(out)
     built: list[TestItem] = []

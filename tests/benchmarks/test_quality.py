@@ -42,8 +42,9 @@ def _bright_music(seconds: float, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """speech/test (2 voices), music/test (a chord), noise/{test,val} (white, hum), rir/{test,val} (0.3/0.5/0.8 s);
-    recorded: voices (a: full band, b: to 8 kHz) and a noise, and real music (two full-band pieces and a dark one), in test and val."""
+    """speech/test (2 voices), music/test (a chord), noise/{test,val,train} (white, hum), rir/{test,val,train} (0.3/0.5/0.8 s);
+    recorded: voices (a: full band, b: to 8 kHz) and a noise, and real music (two full-band pieces and a dark one), in
+    test, val and train."""
     root = tmp_path_factory.mktemp("corpus")
     rng = np.random.default_rng(0)
     files = {}
@@ -59,7 +60,7 @@ def corpus(tmp_path_factory):
         put("speech", i, 0.3 * noisy_voice(5.0, RATE, snr_db=60, seed=i), voice=f"v{i}", info={"bandwidth_hz": width})
     t = np.arange(5 * RATE) / RATE
     put("music", 0, 0.1 * sum(np.sin(2 * np.pi * f * t) for f in (220, 277, 330, 3520, 14080)), info={"bandwidth_hz": 24000})
-    for split in ("test", "val"):
+    for split in ("test", "val", "train"):
         put("noise", 0, 0.1 * rng.standard_normal(6 * RATE), split, noise="white", info={})
         put("noise", 1, 0.1 * np.sin(2 * np.pi * 50 * np.arange(6 * RATE) / RATE), split, noise="hum", info={})
         for i, rt60 in enumerate((0.3, 0.5, 0.8)):
@@ -67,7 +68,7 @@ def corpus(tmp_path_factory):
             (root / "rir" / split / f"rir-{split}-{i:06d}.json").write_text(json.dumps({"rt60_measured": rt60}))
     (root / "manifest.json").write_text(json.dumps({"files": files}))
     recorded = []  # real voices (two speakers per split) and a real noise, as rt-data's recorded sources
-    for split in ("test", "val"):
+    for split in ("test", "val", "train"):
         for i, speaker in enumerate(("a", "b")):
             name = f"voices/{split}/src-{speaker}{split}-0000.wav"
             (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +143,7 @@ def test_every_task_and_system_has_a_record(passthrough_run):
 
 
 def test_real_voice_tasks_use_the_recorded_split_asked_for(corpus, tmp_path):
-    for split in ("test", "val"):
+    for split in ("test", "val", "train"):
         items = testset.build(corpus, tmp_path / split, tasks=testset.REAL_TASKS, items=2, seconds=2.0, recorded_split=split)
         assert {i.task for i in items} == set(testset.REAL_TASKS)
         assert all(f"{split}-0000" in i.sources["file"] and i.content == "speech" for i in items)
@@ -157,6 +158,8 @@ def test_the_validation_split_refuses_the_tts_tasks_and_needs_its_own_noises(cor
     with pytest.raises(testset.TestSetError, match="--split val: noise-0db, clean-music use TTS voices or renders"):
         tasks = ("real-noise-0db", "noise-0db", "clean-music")
         testset.build(corpus, tmp_path / "a", tasks=tasks, items=1, seconds=2.0, recorded_split="val")
+    with pytest.raises(testset.TestSetError, match="--split train: noise-0db, clean-music use TTS voices or renders"):
+        testset.build(corpus, tmp_path / "t", tasks=tasks, items=1, seconds=2.0, recorded_split="train")
     bare = tmp_path / "bare"
     shutil.copytree(corpus, bare)
     shutil.rmtree(bare / "noise" / "val")
