@@ -9,7 +9,10 @@ whole-file pass in torch, which the engine equals within float rounding), of the
   pause metric's frames, 5 ms cross-fades) and the model's elsewhere; the reverse; the model with its pauses taken
   30 dB down (a perfect voice-activity gate);
 - by the direction of the model's error, per bin and frame: the ideal gain where it is lower than the model's (the
-  noise the model leaves in), or where it is higher (the voice it takes down).
+  noise the model leaves in), or where it is higher (the voice it takes down);
+- the model's own gains raised to a power (:data:`POWERS`): softer (``g ** 0.7``, nearer one) or harder (``g ** 1.4``):
+  which way its errors lean at each SNR, where an estimator that cannot tell the SNR well regresses to an average
+  suppression (too soft at low SNR, too hard at high).
 
 What each mix gains over the model is what perfect estimates there are worth::
 
@@ -32,6 +35,7 @@ TASKS = ("real-noise-0db", "real-noise-5db", "real-noise-10db")
 RATE = 48000
 FADE_SECONDS = 0.005
 GATE_DB = -30.0
+POWERS = {"softer": 0.7, "harder": 1.4}  # the model's gains raised to these powers
 
 
 def pause_weight(clean: np.ndarray) -> np.ndarray:
@@ -68,6 +72,7 @@ def mixing_model(checkpoint: str):
             gain, copy, h, coef, band, _ = super().heads(power, h, band)
             ideal = self.to_bins(band_gain(self, self.target, power, self.max_gain))
             chosen = {"ideal": ideal, "lower": torch.minimum(gain, ideal), "higher": torch.maximum(gain, ideal)}
+            chosen.update({name: gain.clamp_min(1e-12) ** power for name, power in POWERS.items()})
             return chosen.get(self.mode, gain), copy, h, coef, band, None
 
     model = Mixed(**source.init_kwargs)
@@ -77,9 +82,10 @@ def mixing_model(checkpoint: str):
 
 def gain_mixes(model, x: np.ndarray, clean: np.ndarray) -> dict[str, np.ndarray]:
     """``x`` through ``model``'s band gains (:func:`mixing_model`), the ideal ones (the clean band powers over ``x``'s,
-    clipped to the model's range), and the model's with the ideal where it is lower or higher (per bin and frame)."""
+    clipped to the model's range), the model's with the ideal where it is lower or higher (per bin and frame), and the
+    model's raised to each of :data:`POWERS`."""
     out = {}
-    for mode in ("model", "ideal", "lower", "higher"):
+    for mode in ("model", "ideal", "lower", "higher", *POWERS):
         model.target, model.mode = None, mode
         aligned(model, clean)  # the first pass records the clean band powers
         out[mode] = aligned(model, x)
@@ -110,6 +116,8 @@ def main(argv: list[str]) -> int:
             outputs = mixes(gains["model"], gains["ideal"], pause_weight(clean))
             outputs["ideal where lower than the model's (the noise it leaves)"] = gains["lower"]
             outputs["ideal where higher than the model's (the voice it takes down)"] = gains["higher"]
+            for name, power in POWERS.items():
+                outputs[f"the model's gains to the power {power} ({name})"] = gains[name]
             for name, y in outputs.items():
                 y = y.astype(np.float32)
                 scores.setdefault((item.task, name), []).append((metrics.pesq_wb(clean, y, RATE), metrics.si_sdr(clean, y)))

@@ -471,6 +471,8 @@ def test_the_gap_mixes_of_gains_are_the_ideal_on_clean_input_and_the_model_in_be
     np.testing.assert_allclose(out["higher"], clean, atol=1e-4)  # the model is below 1 everywhere: the ideal wins
     np.testing.assert_allclose(out["lower"], out["model"], atol=1e-6)
     assert np.sum(out["model"] ** 2) < 0.5 * np.sum(clean**2)
+    level = {name: np.sum(out[name] ** 2) for name in ("softer", "model", "harder")}  # gains below one: a power
+    assert level["harder"] < level["model"] < level["softer"] < np.sum(clean**2)  # above one takes more down
 
 
 def test_the_envelope_oracle_keeps_the_band_below_the_cut_and_restores_the_level_above():
