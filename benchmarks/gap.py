@@ -65,11 +65,11 @@ def mixing_model(checkpoint: str):
         target: torch.Tensor | None = None  # the clean band powers, recorded by a first pass
         mode = "model"
 
-        def heads(self, power, h, band=None, likeness=None):
+        def heads(self, power, h, band=None, likeness=None, above=None):
             if self.target is None:
                 self.target = self.band_power(power)
                 return self.to_bins(torch.ones_like(self.target)), None, h, None, None, None
-            gain, copy, h, coef, band, _ = super().heads(power, h, band)
+            gain, copy, h, coef, band, _ = super().heads(power, h, band, likeness, above)
             ideal = self.to_bins(band_gain(self, self.target, power, self.max_gain))
             chosen = {"ideal": ideal, "lower": torch.minimum(gain, ideal), "higher": torch.maximum(gain, ideal)}
             chosen.update({name: gain.clamp_min(1e-12) ** power for name, power in POWERS.items()})

@@ -51,7 +51,7 @@ def ideal_band_gains(
         target: torch.Tensor | None = None  # the clean band powers [1, frames, bands]; None: record them
         spectra: list[tuple[torch.Tensor, torch.Tensor]]  # (real, imaginary) [1, frames, bins] of each pass
 
-        def heads(self, power, h, band=None, likeness=None):  # the ideal gains in place of the network (power: |X|^2 per bin)
+        def heads(self, power, h, band=None, likeness=None, above=None):  # the ideal gains in place of the network (power: |X|^2 per bin)
             weights = None
             if self.target is None:
                 self.target = self.band_power(power)

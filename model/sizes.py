@@ -162,6 +162,13 @@ SIZES: dict[str, NamedSize] = {
             {**SPEC_ERB, "comb": 2},
         ),
         _spectral(
+            "spec-erb-floor",
+            "spec-erb that also sees each band's level above its noise floor, the least level of the last 1.5 s "
+            "(minimum statistics): the a posteriori SNR a Wiener filter works from; the same latency, every tensor of "
+            "spec-erb fits",
+            {**SPEC_ERB, "floor": 300},
+        ),
+        _spectral(
             "spec-erb-band",
             "spec-erb with a GRU of 32 on every band of the first level (weights shared across bands, as GTCRN's "
             "inter-frame RNN): each band's own memory of its noise floor; the same latency, every tensor of spec-erb fits",

@@ -70,6 +70,7 @@ State = list[torch.Tensor]
 POWER = 0.3  # magnitude compression of the features (as GTCRN / DeepFilterNet's losses)
 COPY_START = 1e-3  # initial gain of each replicated copy (-60 dB): near the identity, yet trainable
 LOG_SCALE = 1.0 / (4.0 * math.log(10.0))  # the log feature (log10(p) + 4) / 4 as ln(p) times this, plus 1
+FLOOR_EMPTY = 100.0  # a noise floor's stored "no frame here": far above any level the log feature takes (-2..2)
 LOG_FLOOR = 1e-12  # the log-power feature's floor: below any real recording's noise, above float rounding
 COPY_SCALE = 10.0  # the copy head's output is scaled up: a step of Adam moves a copy's log-gain 10x further
 
@@ -120,6 +121,12 @@ class SpectralUNet(StreamingModel):
       at the harmonics only, so the mix keeps the harmonics' level and averages the rest away. The weights' head and the
       features' way in start at zero, so a model with it begins as the same model without it (every tensor fits).
       Costs a longer input history (the state ``comb``), no latency (0: none).
+    - ``floor``: frames of history (``floor * hop`` samples) over which each band's noise floor is taken, as the
+      minimum of its log power (minimum statistics, Martin 2001, without the bias correction, which the network
+      learns): the network also sees each band's level above that floor, the a posteriori SNR a Wiener filter works
+      from, which a network given only this frame's levels has to infer through its bottleneck (0: none). Its way in
+      (``floor_in``, a convolution added to the first level) starts at zero, so a model with it begins as the same
+      model without it. Costs a state of ``floor - 1`` frames of band levels, no latency.
     - ``band_gru``: a small GRU across frames run on every band (or bin) position of the first level, its weights
       shared by all positions, as GTCRN's inter-frame RNN: each band's own memory of what it held (a noise floor,
       a voice that was just there) at full band resolution, where the bottleneck GRU sees the spectrum only
@@ -164,6 +171,7 @@ class SpectralUNet(StreamingModel):
         band_gru: int = 0,
         voice_head: bool = False,
         comb: int = 0,
+        floor: int = 0,
         sample_rate: int = 48000,
     ) -> None:
         super().__init__()
@@ -224,6 +232,11 @@ class SpectralUNet(StreamingModel):
         self.comb = PitchComb(int(comb), hop, frame, sample_rate) if comb else None
         if comb:
             self.init_kwargs["comb"] = int(comb)
+        if floor < 0 or floor == 1:
+            raise ValueError(f"floor must be 0 (none) or a history of at least 2 frames; got {floor}")
+        self.floor = int(floor)
+        if floor:
+            self.init_kwargs["floor"] = int(floor)
         if voice_head:
             if not gru_hidden:
                 raise ValueError("voice_head reads the bottleneck GRU: it needs gru_hidden > 0")
@@ -288,6 +301,12 @@ class SpectralUNet(StreamingModel):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
             self.df_phase = nn.Sequential(nn.Linear(inputs, int(df_phase)), nn.ReLU(), last, nn.Tanh())
+        self.floor_in: nn.Conv1d | None = None
+        if self.floor:  # each band's level above its floor into the first level: zero at the start
+            self.floor_in = nn.Conv1d(1, channels[0], kernel, 1, pad)
+            nn.init.zeros_(self.floor_in.weight)
+            assert self.floor_in.bias is not None
+            nn.init.zeros_(self.floor_in.bias)
         self.comb_in: nn.Conv1d | None = None
         self.comb_head: nn.Conv1d | None = None
         if comb:  # the copies' likeness per band into the first level, and a weight per copy and band out: both zero
@@ -309,7 +328,8 @@ class SpectralUNet(StreamingModel):
         names = ["frames", "gru", "ola"] if self.gru is not None else ["frames", "ola"]
         names += ["df"] if self.df_bins else []
         names += ["band"] if self.band_context is not None else []
-        return names + ["comb"] if self.comb is not None else names
+        names += ["comb"] if self.comb is not None else []
+        return names + ["floor"] if self.floor else names
 
     def state_shapes(self) -> list[tuple[int, ...]]:
         """``frames`` (the previous ``frame - hop`` samples of input), ``gru`` (``[1, batch, H]``), ``ola`` (the overlap tail)."""
@@ -323,6 +343,8 @@ class SpectralUNet(StreamingModel):
             shapes.append((-1, self.lengths[0], self.band_context.hidden))
         if self.comb is not None:  # the input before the chunk that the pitch search and the copies reach back to
             shapes.append((-1, 1, self.comb.history))
+        if self.floor:  # the band levels of the floor - 1 frames before, stored as FLOOR_EMPTY - level (0: no frame)
+            shapes.append((-1, self.floor - 1, self.bands or self.bins))
         return shapes
 
     def gains(self, mag: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -333,12 +355,18 @@ class SpectralUNet(StreamingModel):
         return gain, copy, h
 
     def heads(
-        self, power: torch.Tensor, h: torch.Tensor | None, band: torch.Tensor | None = None, likeness: torch.Tensor | None = None
+        self,
+        power: torch.Tensor,
+        h: torch.Tensor | None,
+        band: torch.Tensor | None = None,
+        likeness: torch.Tensor | None = None,
+        above: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """:meth:`gains` from the power per bin ``|X|^2``, the deep filter's coefficients ``[batch, m, 2 df_order,
         df_bins]`` (real parts of the taps, then imaginary; ``None`` without the filter), the band GRU's new state
         (``None`` without it; ``band`` is its state, zero when ``None``) and the comb's weights ``[batch, m, comb, F]``
-        (``None`` without it; ``likeness`` ``[batch, m, comb, positions]`` is what the network sees of the copies)."""
+        (``None`` without it; ``likeness`` ``[batch, m, comb, positions]`` is what the network sees of the copies;
+        ``above`` ``[batch, m, positions]`` each band's level above its floor, :meth:`level_above_floor`)."""
         b, m, f = power.shape  # |X|^2 per bin
         power = self.band_power(power)
         features = [power.clamp_min(1e-24).pow(POWER / 2)]
@@ -353,6 +381,8 @@ class SpectralUNet(StreamingModel):
                 z, band_new = self.band_context(z, b, band)
             if level == 0 and self.comb_in is not None and likeness is not None:
                 z = z + _conv(self.comb_in, likeness.permute(2, 0, 1, 3).reshape(1, -1, b * m, likeness.shape[-1]))
+            if level == 0 and self.floor_in is not None and above is not None:
+                z = z + _conv(self.floor_in, above.reshape(1, 1, b * m, above.shape[-1]))
             skips.append(z)
         if self.gru is not None:
             c, length = z.shape[1], z.shape[3]
@@ -410,6 +440,7 @@ class SpectralUNet(StreamingModel):
         """Enhance the next chunk ``[batch, 1, m * hop]`` given the state after the previous one."""
         self._check_step(x, states)
         states = list(states)
+        floor_prev = states.pop() if self.floor else None
         comb_prev = states.pop() if self.comb is not None else None
         band = states.pop() if self.band_context is not None else None
         df_prev = states.pop() if self.df_bins else None
@@ -434,7 +465,10 @@ class SpectralUNet(StreamingModel):
         power = re * re + im * im + 1e-20
         if copies is not None:
             likeness = self._likeness(re, im, power, *copies)
-        gain, copy, h_new, coef, band_new, weights = self.heads(power, h, band, likeness)
+        above = floor_new = None
+        if floor_prev is not None:
+            above, floor_new = self.level_above_floor(power, floor_prev)
+        gain, copy, h_new, coef, band_new, weights = self.heads(power, h, band, likeness, above)
         mix_re, mix_im = re, im
         if weights is not None and copies is not None:  # the frame moved towards its copies, then the gain
             mix_re = re + (weights * (copies[0] - re.unsqueeze(2))).sum(dim=2)
@@ -467,7 +501,20 @@ class SpectralUNet(StreamingModel):
             new.append(band_new)
         if comb_new is not None:
             new.append(comb_new)
+        if floor_new is not None:
+            new.append(floor_new)
         return y.reshape(b, 1, -1), new
+
+    def level_above_floor(self, power: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each band's log level (the log feature's scale) above its floor, the least level of this frame and the
+        ``floor - 1`` before it: ``power`` ``[b, m, F]`` (``|X|^2`` per bin), ``prev`` ``[b, floor - 1, positions]`` the
+        state (``FLOOR_EMPTY - level`` of the frames before, zeros where there was none, so a stream's start takes
+        its floor from the frames it has) -> ``[b, m, positions]`` (0 or more) and the new state. The minimum over a
+        window of frames is a max-pool of the stored values: one operator for any number of frames per call."""
+        level = torch.log(self.band_power(power) + LOG_FLOOR) * LOG_SCALE + 1.0
+        stored = torch.cat([prev, FLOOR_EMPTY - level], dim=1)  # [b, floor - 1 + m, positions]
+        most = torch.nn.functional.max_pool1d(stored.transpose(1, 2), self.floor, 1).transpose(1, 2)  # [b, m, positions]
+        return level - (FLOOR_EMPTY - most), stored[:, -(self.floor - 1) :]
 
     def _likeness(self, re: torch.Tensor, im: torch.Tensor, power: torch.Tensor, c_re: torch.Tensor, c_im: torch.Tensor) -> torch.Tensor:
         """Per band (or bin), the normalised cross-power of a frame ``re + i im`` ``[b, m, F]`` and each of its copies
@@ -550,9 +597,12 @@ class SpectralUNet(StreamingModel):
         earlier frame's start to the later one's end (plus the GRU's unbounded past), less the earlier frame's
         first sample, where the analysis window is zero."""
         end = (t // self.hop + 1) * self.hop
+        start = end - self.hop - self.frame + 1
         if self.comb is not None:  # the pitch search and the copies reach back over the comb's history
-            return end - self.hop - self.comb.history, end - 1
-        return end - self.hop - self.frame + 1, end - 1
+            start = min(start, end - self.hop - self.comb.history)
+        if self.floor:  # the noise floor: the frames of its window before the earlier frame
+            start = min(start, end - self.hop - self.frame + 1 - (self.floor - 1) * self.hop)
+        return start, end - 1
 
     def macs(self, window: int) -> int:
         """MACs of one pass over ``window`` samples: DFTs, convolutions, linear layers and the GRU."""
@@ -587,6 +637,8 @@ class SpectralUNet(StreamingModel):
             convs += self.comb.macs + k * (self.analysis.macs + 6 * f + 3 * (self.bands or 0) * f)
             convs += positions * k * (self.comb_in.out_channels + self.comb_head.in_channels) * self.comb_in.kernel_size[0]
             convs += k * (positions * f if self.bands else 0) + 4 * k * f
+        if self.floor_in is not None:  # the window's comparisons per band, its way in
+            convs += positions * (self.floor + self.floor_in.out_channels * self.floor_in.kernel_size[0])
         gru = 0
         if self.gru is not None:
             flat, hdim = self.gru_in.in_features, self.gru_hidden

@@ -181,6 +181,7 @@ ADDED_HEADS = {
     "band_gru": "band_context.",
     "voice_head": "voice.",
     "comb": "comb_",
+    "floor": "floor_in.",
 }
 
 

@@ -3,6 +3,8 @@ bounded gains, and its stateful ONNX export run by the engine."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -10,7 +12,7 @@ import torch
 
 from rt_enhance.export.streaming import export_streaming
 from rt_enhance.model import GeometryError, build_size, load_checkpoint, save_checkpoint
-from rt_enhance.model.spectral import SpectralUNet, erb_filterbank, window_pair
+from rt_enhance.model.spectral import LOG_SCALE, SpectralUNet, erb_filterbank, window_pair
 from rt_enhance.realtime import cli as rt_enhance
 
 RATE = 48000
@@ -28,7 +30,7 @@ def randomised(model: SpectralUNet, seed: int = 1) -> SpectralUNet:
     with torch.no_grad():
         band_out = model.band_context.out if model.band_context is not None else None
         phase_out = model.df_phase[2] if model.df_phase is not None else None
-        for head in (model.final, model.copy_head, model.df_head, band_out, phase_out, model.comb_in, model.comb_head):
+        for head in (model.final, model.copy_head, model.df_head, band_out, phase_out, model.comb_in, model.comb_head, model.floor_in):
             if head is not None:
                 head.weight.normal_(0, 0.5)
                 head.bias.normal_(0, 0.5)
@@ -56,11 +58,14 @@ def test_a_fresh_model_is_the_identity_delayed_by_one_hop() -> None:
         (8, (), 16, 0, 10, 0),
         (8, (), 16, 0, -10, 0),
         (8, (), 16, 0, 10, 2),
+        (8, (), 16, 0, 0, -1),
     ],
-    ids=["gru", "no-gru", "copies", "bands", "long-frame", "deep-filter", "deep-filter-phase", "comb"],
+    ids=["gru", "no-gru", "copies", "bands", "long-frame", "deep-filter", "deep-filter-phase", "comb", "floor"],
 )
 def test_streaming_in_uneven_chunks_equals_offline(gru: int, copies: tuple[float, ...], bands: int, frame: int, df: int, comb: int) -> None:
-    extra = {"df_bins": abs(df), "df_order": 3, "df_phase": 6 if df < 0 else 0} if df else {}
+    extra: dict = {"df_bins": abs(df), "df_order": 3, "df_phase": 6 if df < 0 else 0} if df else {}
+    if comb < 0:  # the noise floor over 6 frames (the chunks below are shorter and longer than its window)
+        extra["floor"], comb = 6, 0
     model = randomised(small(gru_hidden=gru, copies=copies, log_features=bool(copies), bands=bands, frame=frame, comb=comb, **extra))
     x = torch.randn(3, 1, 48 * 40)
     with torch.no_grad():
@@ -322,6 +327,37 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         torch.testing.assert_close(loaded(x), model(x))
 
 
+def test_a_fresh_floor_changes_nothing_and_the_floor_is_the_quietest_recent_level(tmp_path) -> None:
+    plain = randomised(small(bands=12, log_features=True))
+    path = tmp_path / "plain.pt"
+    save_checkpoint(path, plain)
+    floored = small(bands=12, log_features=True, floor=20)
+    missing = floored.load_state_dict(load_checkpoint(path)[0].state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["floor_in.bias", "floor_in.weight"]
+    assert floored.state_names()[-1] == "floor" and floored.state_shapes()[-1] == (-1, 19, 12)
+    x = torch.randn(2, 1, 48 * 30)
+    with torch.no_grad():
+        torch.testing.assert_close(floored.eval()(x), plain(x), atol=1e-6, rtol=0)
+    # a steady noise, then 20 dB louder for 10 frames, then steady again: per band, the level above the floor
+    power = torch.ones(1, 60, floored.bins)
+    power[:, 30:40] = 100.0
+    empty = torch.zeros(1, 19, 12)
+    above, state = floored.level_above_floor(power, empty)
+    per_db = LOG_SCALE * math.log(10) / 10  # the log feature's units per dB
+    torch.testing.assert_close(above[:, :30], torch.zeros(1, 30, 12), atol=1e-4, rtol=0)  # the noise is its own floor
+    torch.testing.assert_close(above[:, 30:40], torch.full((1, 10, 12), 20 * per_db), atol=1e-3, rtol=0)
+    torch.testing.assert_close(above[:, 40:], torch.zeros(1, 20, 12), atol=1e-4, rtol=0)
+    # hop by hop the same (a stream's start takes its floor from the frames it has: zeros are no frame)
+    parts, s = [], empty
+    for t in range(60):
+        a, s = floored.level_above_floor(power[:, t : t + 1], s)
+        parts.append(a)
+    torch.testing.assert_close(torch.cat(parts, dim=1), above)
+    torch.testing.assert_close(s, state)
+    with pytest.raises(ValueError, match="floor must be 0"):
+        small(bands=12, floor=1)
+
+
 @pytest.mark.parametrize(
     "size,hop",
     [
@@ -332,6 +368,7 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         ("spec-erb-df", 240),
         ("spec-erb-df-phase", 240),
         ("spec-erb-comb", 240),
+        ("spec-erb-floor", 240),
         ("spec-erb-band", 240),
         ("spec-erb-wide", 240),
         ("spec-erb-long-df", 240),
@@ -356,8 +393,9 @@ def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None
         ((), 16, 0, 10, 8, 0),
         ((), 16, 0, -10, 0, 0),
         ((), 16, 0, 0, 0, 2),
+        ((), 16, 0, 0, 0, -40),
     ],
-    ids=["gains", "copies", "bands", "long-frame", "deep-filter", "band-gru", "deep-filter-phase", "comb"],
+    ids=["gains", "copies", "bands", "long-frame", "deep-filter", "band-gru", "deep-filter-phase", "comb", "floor"],
 )
 def test_export_and_rt_enhance_file_mode_equal_torch_offline(
     tmp_path, copies: tuple[float, ...], bands: int, frame: int, df: int, band_gru: int, comb: int
@@ -365,8 +403,10 @@ def test_export_and_rt_enhance_file_mode_equal_torch_offline(
     extra: dict = {"df_bins": abs(df), "df_order": 3, "df_phase": 6 if df < 0 else 0} if df else {}
     if band_gru:
         extra["band_gru"] = band_gru
-    if comb:
+    if comb > 0:
         extra["comb"] = comb
+    if comb < 0:  # a noise floor over 40 frames: file mode's calls are longer and shorter than its window
+        extra["floor"] = -comb
     model = randomised(small(copies=copies, log_features=bool(copies), bands=bands, frame=frame, **extra))
     out = tmp_path / "spec.onnx"
     report = export_streaming(model, out, hop=96, sample_rate=RATE, meta={"name": "spec-test"}, parity_seconds=1.0)

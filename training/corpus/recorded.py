@@ -332,7 +332,8 @@ def source_files(source: Source, root: Path) -> dict[str, list[Path]]:
     source is ``unique``: a game that ships the same ambience with each of its maps)."""
     groups = files_by(root, source.pattern, lambda rel: group_key(source, source.group(rel)))
     if source.min_rate:
-        groups = {k: kept for k, files in groups.items() if (kept := [f for f in files if sf.info(str(f)).samplerate >= source.min_rate])}
+        wide = {k: [f for f in files if sf.info(str(f)).samplerate >= source.min_rate] for k, files in groups.items()}
+        groups = {k: files for k, files in wide.items() if files}
     if not source.unique:
         return groups
     seen: set[str] = set()
