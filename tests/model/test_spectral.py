@@ -97,17 +97,24 @@ def test_a_fresh_deep_filter_is_no_filter_and_a_gains_only_model_loads_into_it(t
     assert low > 1.3 * base
 
 
-def test_a_fresh_comb_changes_nothing_and_its_copies_lie_whole_pitch_periods_back(tmp_path) -> None:
+def added_to_a_trained_model(tmp_path, **added) -> tuple[SpectralUNet, list[str]]:
+    """A model with ``added`` loaded from a saved (randomised) one without it, and the weights it did not find there;
+    asserts that it begins as the model without the addition."""
     plain = randomised(small(bands=12, log_features=True))
-    path = tmp_path / "plain.pt"
-    save_checkpoint(path, plain)
-    combed = small(bands=12, log_features=True, comb=2)
-    missing = combed.load_state_dict(load_checkpoint(path)[0].state_dict(), strict=False).missing_keys
-    assert sorted(missing) == ["comb_head.bias", "comb_head.weight", "comb_in.bias", "comb_in.weight"]
-    assert combed.state_names()[-1] == "comb" and combed.state_shapes()[-1] == (-1, 1, combed.comb.history)
+    save_checkpoint(tmp_path / "plain.pt", plain)
+    model = small(bands=12, log_features=True, **added)
+    missing = model.load_state_dict(load_checkpoint(tmp_path / "plain.pt")[0].state_dict(), strict=False).missing_keys
     x = torch.randn(2, 1, 48 * 30)
     with torch.no_grad():
-        torch.testing.assert_close(combed.eval()(x), plain(x), atol=1e-6, rtol=0)  # it begins as the model without it
+        torch.testing.assert_close(model.eval()(x), plain(x), atol=1e-6, rtol=0)
+    return model, sorted(missing)
+
+
+def test_a_fresh_comb_changes_nothing_and_its_copies_lie_whole_pitch_periods_back(tmp_path) -> None:
+    combed, missing = added_to_a_trained_model(tmp_path, comb=2)
+    assert missing == ["comb_head.bias", "comb_head.weight", "comb_in.bias", "comb_in.weight"]
+    assert combed.comb is not None
+    assert combed.state_names()[-1] == "comb" and combed.state_shapes()[-1] == (-1, 1, combed.comb.history)
     comb = combed.comb
     t = torch.arange(RATE, dtype=torch.float64) / RATE
     for f0 in (95.0, 150.0, 217.3, 310.0):  # a voiced sound: harmonics of f0 with their own phases
@@ -328,16 +335,9 @@ def test_checkpoint_round_trip(tmp_path) -> None:
 
 
 def test_a_fresh_floor_changes_nothing_and_the_floor_is_the_quietest_recent_level(tmp_path) -> None:
-    plain = randomised(small(bands=12, log_features=True))
-    path = tmp_path / "plain.pt"
-    save_checkpoint(path, plain)
-    floored = small(bands=12, log_features=True, floor=20)
-    missing = floored.load_state_dict(load_checkpoint(path)[0].state_dict(), strict=False).missing_keys
-    assert sorted(missing) == ["floor_in.bias", "floor_in.weight"]
+    floored, missing = added_to_a_trained_model(tmp_path, floor=20)
+    assert missing == ["floor_in.bias", "floor_in.weight"]
     assert floored.state_names()[-1] == "floor" and floored.state_shapes()[-1] == (-1, 19, 12)
-    x = torch.randn(2, 1, 48 * 30)
-    with torch.no_grad():
-        torch.testing.assert_close(floored.eval()(x), plain(x), atol=1e-6, rtol=0)
     # a steady noise, then 20 dB louder for 10 frames, then steady again: per band, the level above the floor
     power = torch.ones(1, 60, floored.bins)
     power[:, 30:40] = 100.0
