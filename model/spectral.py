@@ -371,7 +371,7 @@ class SpectralUNet(StreamingModel):
         power = self.band_power(power)
         features = [power.clamp_min(1e-24).pow(POWER / 2)]
         if self.log_features:  # log10 power from 1e-12 (digital silence) up, scaled to about -2..2
-            features.append(torch.log(power + LOG_FLOOR) * LOG_SCALE + 1.0)  # (log10(p) + 4) / 4
+            features.append(_log_level(power))
         z = torch.stack(features).reshape(1, len(features), b * m, -1)
         skips = []
         band_new = None
@@ -511,7 +511,7 @@ class SpectralUNet(StreamingModel):
         state (``FLOOR_EMPTY - level`` of the frames before, zeros where there was none, so a stream's start takes
         its floor from the frames it has) -> ``[b, m, positions]`` (0 or more) and the new state. The minimum over a
         window of frames is a max-pool of the stored values: one operator for any number of frames per call."""
-        level = torch.log(self.band_power(power) + LOG_FLOOR) * LOG_SCALE + 1.0
+        level = _log_level(self.band_power(power))
         stored = torch.cat([prev, FLOOR_EMPTY - level], dim=1)  # [b, floor - 1 + m, positions]
         most = torch.nn.functional.max_pool1d(stored.transpose(1, 2), self.floor, 1).transpose(1, 2)  # [b, m, positions]
         return level - (FLOOR_EMPTY - most), stored[:, -(self.floor - 1) :]
@@ -684,6 +684,11 @@ class BandGRU(nn.Module):
         g, h = self.gru(seq, h0)
         back = self.out(g).reshape(b, positions, -1, c).permute(3, 0, 2, 1).reshape(1, c, -1, positions)
         return z + back, h.reshape(b, positions, self.hidden)
+
+
+def _log_level(power: torch.Tensor) -> torch.Tensor:
+    """The log feature of a power: ``(log10(p) + 4) / 4`` from LOG_FLOOR (digital silence) up, about -2..2."""
+    return torch.log(power + LOG_FLOOR) * LOG_SCALE + 1.0
 
 
 def _conv(conv: nn.Conv1d, z: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,7 @@ DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw")
 BEST_METRICS = ("si_sdr", "snr", "loss")
 SPEC_WEIGHTINGS = ("flat", "erb")
+SPECTRAL_LOSSES = ("SPEC", "DENOISE", "BWE")  # the losses with an SDR term and weighted bins
 DATASETS = ("simple", "pairs", "vctk", "maestro")
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f"}
@@ -196,12 +197,12 @@ def check_config(cfg: TrainConfig) -> None:
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value >= 0, f"--{key} must be a finite number >= 0, got {value}")
     _require(cfg.sdr is None or (math.isfinite(cfg.sdr) and cfg.sdr >= 0), f"--sdr must be a finite number >= 0, got {cfg.sdr}")
-    _require(cfg.sdr is None or cfg.loss in ("SPEC", "DENOISE", "BWE"), f"--sdr weighs a term of SPEC, DENOISE, BWE; --loss is {cfg.loss}")
+    _require(cfg.sdr is None or cfg.loss in SPECTRAL_LOSSES, f"--sdr weighs a term of SPEC, DENOISE, BWE; --loss is {cfg.loss}")
     _require(
         cfg.spec_weighting in SPEC_WEIGHTINGS, f"--spec_weighting must be one of {', '.join(SPEC_WEIGHTINGS)}, got {cfg.spec_weighting!r}"
     )
     _require(
-        cfg.spec_weighting == "flat" or cfg.loss in ("SPEC", "DENOISE", "BWE"),
+        cfg.spec_weighting == "flat" or cfg.loss in SPECTRAL_LOSSES,
         f"--spec_weighting weighs the bins of SPEC, DENOISE, BWE; --loss is {cfg.loss}",
     )
     for key in ("lr_g", "lr_d", "lr_ae", "collab_rate"):

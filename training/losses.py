@@ -12,6 +12,7 @@ variant) estimate ``clean[t - L]`` at output ``t``; :func:`align` pairs them up 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -74,10 +75,12 @@ DENOISE_SDR_WEIGHT = 0.01
 SDR_CEILING_DB = 30.0  # the SDR term stops rewarding beyond this: inaudible, and a perfect identity has no finite SDR
 
 
+@functools.lru_cache(maxsize=4)
 def erb_bin_weights(rate: int, fft: int = SPEC_FFT) -> torch.Tensor:
     """Per bin of a ``fft``-point transform at ``rate`` Hz, ``1 / ERB(f)`` (Glasberg and Moore: ``24.7 (4.37 f / 1000
     + 1)`` Hz) scaled to a mean of one: each auditory band weighs alike, as hearing (and PESQ) weighs them, where a flat
-    sum over bins gives the octaves above 8 kHz two thirds of a 48 kHz spectrum's weight."""
+    sum over bins gives the octaves above 8 kHz two thirds of a 48 kHz spectrum's weight. Computed once per rate
+    (cached: the loss asks for it every step); callers read it, never write it."""
     freqs = torch.arange(fft // 2 + 1, dtype=torch.float32) * (rate / fft)
     weights = 1.0 / (24.7 * (4.37 * freqs / 1000.0 + 1.0))
     return weights / weights.mean()
