@@ -227,3 +227,34 @@ def test_a_source_built_again_replaces_its_entries_and_a_file_listed_twice_is_li
     mended = recorded.build(out, cache=cache, babble=10)
     assert sorted(e["file"] for e in mended) == sorted(files)
     assert len(json.loads((out / "recorded.json").read_text())["files"]) == len(files)
+
+
+def test_voices_lose_their_dc_offsets_and_rumble_and_a_corpus_of_the_older_recipe_is_built_again(tmp_path: Path, monkeypatch) -> None:
+    cache = tmp_path / "debs"
+    rng = np.random.default_rng(5)
+    t = np.arange(44100) / 44100
+    for i in range(6):  # a voice-band tone on a DC offset, and a 20 Hz thump: steps and rumble once joined
+        x = 0.1 * np.sin(2 * np.pi * rng.uniform(200, 900) * t) + 0.05 + 0.05 * np.sin(2 * np.pi * 20 * t) * (t < 0.2)
+        path = cache / "klettres-data" / "usr/share/klettres" / "da" / "alpha" / f"{i}.ogg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, x, 44100)
+    (cache / "klettres-data" / ".complete").write_text("test")
+    monkeypatch.setattr(recorded, "SOURCES", tuple(s for s in recorded.SOURCES if s.package == "klettres-data"))
+    out = tmp_path / "corpus"
+    built = recorded.build(out, cache=cache, babble=0)
+    voices = [e for e in built if e["kind"] == "voices"]
+    assert voices
+    for entry in voices:
+        y, rate = sf.read(out / entry["file"])
+        power = np.abs(np.fft.rfft(y)) ** 2
+        below = power[: int(recorded.VOICE_HIGHPASS_HZ * len(y) / rate)].sum() / power.sum()
+        assert below < 1e-3, f"{entry['file']}: {below:.1%} of its energy below {recorded.VOICE_HIGHPASS_HZ} Hz"
+    doc = json.loads((out / "recorded.json").read_text())
+    assert doc["voice_recipe"] == recorded.VOICE_RECIPE
+    path = out / voices[0]["file"]
+    sf.write(path, np.zeros(100), RATE)  # as the older recipe left it: a build marks it for building again
+    del doc["voice_recipe"]
+    (out / "recorded.json").write_text(json.dumps(doc))
+    assert recorded.build(out, cache=cache, babble=0)  # not kept as it was
+    assert sf.info(path).frames > 100
+    assert json.loads((out / "recorded.json").read_text())["voice_recipe"] == recorded.VOICE_RECIPE
