@@ -554,6 +554,7 @@ def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: in
     to :data:`SOURCES` since are built and appended (the babble, made of the voices, stays as it was)."""
     cache = cache or out / "cache" / "debs"
     done = built_part(out, "recorded", rate)
+    previous = done or []
     if done is not None and _voice_recipe(out) != VOICE_RECIPE:
         logger.info("recorded sources: built by an older recipe (voices with their DC offsets); building them again")
         done = None
@@ -577,8 +578,20 @@ def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: in
     for split in SPLIT_NAMES:
         share = {"train": 0.8, "val": 0.1, "test": 0.1}[split]
         entries += build_babble(out, split, rate, max(4, int(babble * share)))
+    _remove_stale(out, previous, entries)
     save_part(out, "recorded", rate, entries, sources=[s.key for s in SOURCES])
     return entries
+
+
+def _remove_stale(out: Path, before: list[dict], after: list[dict]) -> None:
+    """Delete the files of ``before`` that a build again no longer writes (a speaker's clips trimmed anew make fewer
+    utterances): training and the test sets read the folders, not the manifest."""
+    written = {e["file"] for e in after}
+    stale = [e["file"] for e in before if e["file"] not in written]
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
+    if stale:
+        logger.info("recorded: %d file(s) of the earlier build no longer written, removed", len(stale))
 
 
 def _voice_recipe(out: Path) -> int:
