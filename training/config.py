@@ -127,6 +127,7 @@ class TrainConfig:
     lr_d: float = 1e-4
     lr_ae: float = 1e-4
     scheduler: bool = False
+    patience: int = 8
     optimizer: str = "adamw"
     weight_decay: float = 0.0
     clip: float = 10.0
@@ -176,6 +177,7 @@ def _require(ok: bool, message: str) -> None:
 def check_config(cfg: TrainConfig) -> None:
     """Raise :class:`ConfigError` naming the first option whose value cannot work."""
     _require(cfg.epochs >= 0, f"--epochs must be >= 0, got {cfg.epochs}")
+    _require(cfg.patience >= 0, f"--patience must be >= 0 epochs, got {cfg.patience}")
     _require(cfg.batch >= 1, f"--batch must be >= 1, got {cfg.batch}")
     _require(cfg.count == -1 or cfg.count >= 1, f"--count must be -1 (all) or >= 1, got {cfg.count}")
     _require(cfg.window > 0 and cfg.stride > 0, f"--window and --stride must be positive ({cfg.window}, {cfg.stride})")
@@ -319,6 +321,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("lr_d", ("--lr_d",), float, "discriminator learning rate (default 1e-4)"),
     Option("lr_ae", ("--lr_ae",), float, "autoencoder learning rate (default 1e-4)"),
     Option("scheduler", ("--scheduler",), parse_bool, "halve learning rates when validation stalls", switch=True),
+    Option("patience", ("--patience",), int, "epochs without a better validation score before --scheduler halves the rates (default 8)"),
     Option("optimizer", ("--optimizer",), str, "adam or adamw (default adamw)"),
     Option("weight_decay", ("--weight_decay",), float, "AdamW weight decay (default 0)"),
     Option("clip", ("--clip",), float, "gradient norm clipping, 0 = off (default 10)"),

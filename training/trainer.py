@@ -147,9 +147,26 @@ def make_optimizer(params, *, kind: str, lr: float, weight_decay: float) -> Opti
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
-def make_scheduler(opt: Optimizer, enabled: bool) -> Scheduler | None:
-    """Halve the learning rate after 2 epochs without improvement of the (maximised) validation score."""
-    return Scheduler(opt, mode="max", factor=0.5, patience=2) if enabled else None
+PLATEAU_FLOOR = 1 / 32  # the plateau schedule halves a rate at most five times
+
+
+def make_scheduler(opt: Optimizer, enabled: bool, patience: int) -> Scheduler | None:
+    """Halve the learning rates after ``patience`` epochs without a better (maximised) validation score, down to
+    PLATEAU_FLOOR of the rates they start at. Without a floor, a validation score of a dozen batches, whose best is
+    a lucky epoch that later ones seldom beat, halved the rate every third epoch: session 21's run fell from 5e-4 to
+    1.5e-8 in 51 epochs and learnt nothing after the first fifteen."""
+    if not enabled:
+        return None
+    floors = [float(group["lr"]) * PLATEAU_FLOOR for group in opt.param_groups]
+    return Scheduler(opt, mode="max", factor=0.5, patience=patience, min_lr=floors)
+
+
+def _reconfigure(sched: Scheduler | None, lr: float, patience: int) -> None:
+    """A schedule restored from a run take this run's patience and the floor under ``lr`` (a run saved before both
+    existed stored a patience of 2 and no floor)."""
+    if sched is not None:
+        sched.patience = patience
+        sched.min_lrs = [lr * PLATEAU_FLOOR for _ in sched.min_lrs]
 
 
 def new_generator(cfg: TrainConfig) -> AudioModel:
@@ -264,7 +281,7 @@ def build_parts(cfg: TrainConfig, rt: Runtime, generator: AudioModel, autoencode
         autoencoder=autoencoder,
         stft=losses.MultiResolutionSTFTLoss().to(rt.device) if cfg.stft > 0 else None,
     )
-    parts.sched_g = make_scheduler(parts.opt_g, cfg.scheduler)
+    parts.sched_g = make_scheduler(parts.opt_g, cfg.scheduler, cfg.patience)
     if cfg.gan > 0:
         disc = models.build_adversary(generator, kind=cfg.disc, window=cfg.window, conditional=cfg.conditional)
         add_discriminator(parts, cfg, rt, disc)
@@ -275,7 +292,7 @@ def add_discriminator(parts: Parts, cfg: TrainConfig, rt: Runtime, disc: models.
     disc = disc.to(rt.device).train()
     opt = make_optimizer(disc.parameters(), kind=cfg.optimizer, lr=cfg.lr_d, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp)
-    parts.adversary = Adversary(disc, opt, scaler, make_scheduler(opt, cfg.scheduler))
+    parts.adversary = Adversary(disc, opt, scaler, make_scheduler(opt, cfg.scheduler, cfg.patience))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -487,9 +504,10 @@ def apply_resume(parts: Parts, record: dict[str, Any], cfg: TrainConfig, rt: Run
     other rates are restored with everything else (an interrupted run goes on as it was)."""
     parts.opt_g.load_state_dict(record["opt_g"])
     _load_optional(parts.sched_g, record.get("sched_g"), "generator scheduler")
+    _reconfigure(parts.sched_g, cfg.lr_g, cfg.patience)
     parts.scaler_g.load_state_dict(record["scaler_g"] or {})
     if "lr_g" in new_lr:
-        parts.sched_g = _restart_rate(parts.opt_g, parts.sched_g, cfg.lr_g, "generator", cfg.scheduler)
+        parts.sched_g = _restart_rate(parts.opt_g, parts.sched_g, cfg.lr_g, "generator", cfg.scheduler, cfg.patience)
     adv = parts.adversary
     if adv is not None:
         if record.get("discriminator") is None:
@@ -498,15 +516,16 @@ def apply_resume(parts: Parts, record: dict[str, Any], cfg: TrainConfig, rt: Run
             adv.discriminator.load_state_dict(record["discriminator"]["state"])
             adv.opt.load_state_dict(record["opt_d"])
             _load_optional(adv.sched, record.get("sched_d"), "discriminator scheduler")
+            _reconfigure(adv.sched, cfg.lr_d, cfg.patience)
             adv.scaler.load_state_dict(record["scaler_d"] or {})
             if "lr_d" in new_lr:
-                adv.sched = _restart_rate(adv.opt, adv.sched, cfg.lr_d, "discriminator", cfg.scheduler)
+                adv.sched = _restart_rate(adv.opt, adv.sched, cfg.lr_d, "discriminator", cfg.scheduler, cfg.patience)
     rngs = record["rng"]
     restore_rng(rngs[rt.rank] if len(rngs) == rt.world else rngs[0])
     return Progress.from_plain(record["progress"])
 
 
-def _restart_rate(opt: Optimizer, sched: Scheduler | None, lr: float, what: str, enabled: bool) -> Scheduler | None:
+def _restart_rate(opt: Optimizer, sched: Scheduler | None, lr: float, what: str, enabled: bool, patience: int) -> Scheduler | None:
     """``opt`` at ``lr`` with a fresh plateau schedule (see :func:`apply_resume`)."""
     before = [float(group["lr"]) for group in opt.param_groups]
     for group in opt.param_groups:
@@ -517,7 +536,7 @@ def _restart_rate(opt: Optimizer, sched: Scheduler | None, lr: float, what: str,
         lr,
         ", ".join(f"{b:g}" for b in before),
     )
-    return make_scheduler(opt, enabled) if sched is not None else None
+    return make_scheduler(opt, enabled, patience) if sched is not None else None
 
 
 def _load_optional(obj: Any, state: dict | None, what: str) -> None:

@@ -64,8 +64,34 @@ def test_a_learning_rate_given_on_continue_replaces_the_one_the_schedule_left(tm
     resumed = _state(tmp_path / "r" / "last.pt")["resume"]
     assert resumed["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4)  # taken, and a fresh schedule kept it
     assert resumed["sched_g"]["best"] != 1e9
+    record = _state(tmp_path / "r" / "last.pt")
+    record["resume"]["sched_g"].update(patience=2, min_lrs=[0.0])  # as runs before session 21 stored their schedule
+    torch.save(record, tmp_path / "r" / "last.pt")
     assert cli.main(["-n", "r", "--runs", str(tmp_path), "--continue", "-e", "3"]) == 0  # no flag: restored as it was
-    assert _state(tmp_path / "r" / "last.pt")["resume"]["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4)
+    resumed = _state(tmp_path / "r" / "last.pt")["resume"]
+    assert resumed["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4)
+    assert resumed["sched_g"]["patience"] == 8 and resumed["sched_g"]["min_lrs"][0] > 0  # this run's patience and floor
+
+
+def test_the_plateau_schedule_waits_its_patience_and_stops_at_a_floor() -> None:
+    from rt_enhance.training.trainer import PLATEAU_FLOOR, make_scheduler
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    assert make_scheduler(opt, False, 3) is None
+    sched = make_scheduler(opt, True, 3)
+    assert sched is not None
+    sched.step(1.0)  # the best score, which no later epoch reaches
+    rates = []
+    for _ in range(60):
+        sched.step(0.0)
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates[:3] == [1e-3] * 3 and rates[3] == pytest.approx(5e-4)  # halved once three epochs more passed
+    assert min(rates) == pytest.approx(1e-3 * PLATEAU_FLOOR) and rates[-1] == min(rates)  # and never below the floor
+    from rt_enhance.training.config import ConfigError, check_config, make_config, parse_flags
+
+    assert make_config(parse_flags(["--patience", "5"])[0]).patience == 5
+    with pytest.raises(ConfigError, match="--patience must be >= 0"):
+        check_config(make_config(parse_flags(["--patience", "-1"])[0]))
 
 
 def test_run_folders_are_never_reused_without_asking(tmp_path: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture) -> None:
