@@ -154,7 +154,7 @@ def make_scheduler(opt: Optimizer, enabled: bool, patience: int) -> Scheduler | 
     """Halve the learning rates after ``patience`` epochs without a better (maximised) validation score, down to
     PLATEAU_FLOOR of the rates they start at. Without a floor, a validation score of a dozen batches, whose best is
     a lucky epoch that later ones seldom beat, halved the rate every third epoch: session 21's run fell from 5e-4 to
-    1.5e-8 in 51 epochs and learnt nothing after the first fifteen."""
+    1.5e-8 in 51 epochs and learnt next to nothing after the first twenty."""
     if not enabled:
         return None
     floors = [float(group["lr"]) * PLATEAU_FLOOR for group in opt.param_groups]
@@ -162,7 +162,7 @@ def make_scheduler(opt: Optimizer, enabled: bool, patience: int) -> Scheduler | 
 
 
 def _reconfigure(sched: Scheduler | None, lr: float, patience: int) -> None:
-    """A schedule restored from a run take this run's patience and the floor under ``lr`` (a run saved before both
+    """A schedule restored from a run takes this run's patience and the floor under ``lr`` (a run saved before both
     existed stored a patience of 2 and no floor)."""
     if sched is not None:
         sched.patience = patience

@@ -550,8 +550,9 @@ def save_part(out: Path, part: str, rate: int, entries: list[dict], sources: lis
 def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: int = 40) -> list[dict]:
     """Fetch, unpack and write every source into ``out``; ``out/recorded.json`` lists the files.
 
-    A finished build (its part of ``recorded.json`` present at the same rate) is kept as it is; sources added
-    to :data:`SOURCES` since are built and appended (the babble, made of the voices, stays as it was)."""
+    A finished build (its part of ``recorded.json`` present at the same rate and :data:`VOICE_RECIPE`) is kept as it
+    is; sources added to :data:`SOURCES` since are built and appended (the babble, made of the voices, stays as it was).
+    A build of an older recipe is built again whole, and the files it no longer writes are removed."""
     cache = cache or out / "cache" / "debs"
     done = built_part(out, "recorded", rate)
     previous = done or []
