@@ -6,8 +6,9 @@
     python -m rt_enhance.benchmarks.fit CORPUS --oracle --lr 0.05 --batch 32
 
 The set: ``--windows`` windows of ``--seconds`` s of the corpus's training voices (one per file, each at the same
-level), each under its own stretch of generated noise (pink or white) at ``--snr`` dB: one stationary noise at one
-level and nothing to keep, the easiest task this model family is given, and few enough windows to memorise. Adam
+level), each under its own stretch of one of ``rt-data``'s generated noises (``--noise``, pink by default) at ``--snr``
+dB: one kind of noise at one level and nothing to keep, the easiest task this model family is given (pink, white and
+brown are stationary), and few enough windows to memorise. Adam
 on shuffled batches of ``--batch`` windows, the loss ``rt-train``'s SPEC (the compressed spectral loss with its
 clamped SDR term); every ``--every`` steps the loss over the whole set, at the end PESQ-wb of input and output.
 
@@ -27,6 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from rt_enhance.training.degrade.noisegen import GENERATORS, synth_noise
 
 RATE = 48000
 LEVEL = 0.05  # each clean window's RMS (-26 dBFS)
@@ -56,21 +59,8 @@ def fixed_set(corpus: Path, windows: int, seconds: float, noise: str, snr_db: fl
             break
     if len(clean) < windows:
         raise ValueError(f"{corpus}/voices/train holds {len(clean)} files of at least {seconds} s at {RATE} Hz; asked for {windows}")
-    noisy = [c + _noise(noise, n, rng) * (LEVEL * 10 ** (-snr_db / 20)) for c in clean]
+    noisy = [c + synth_noise(noise, n, RATE, rng) * (LEVEL * 10 ** (-snr_db / 20)) for c in clean]
     return np.stack(noisy).astype(np.float32), np.stack(clean).astype(np.float32)
-
-
-def _noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-RMS white or pink (1/f power) noise ``[n]``."""
-    white = rng.standard_normal(n)
-    if kind == "pink":
-        spectrum = np.fft.rfft(white)
-        spectrum[1:] /= np.sqrt(np.arange(1, len(spectrum)))
-        spectrum[0] = 0.0
-        white = np.fft.irfft(spectrum, n)
-    elif kind != "white":
-        raise ValueError(f"noise must be pink or white; got {kind!r}")
-    return white / np.sqrt(np.mean(white**2))
 
 
 def network(start: str | None, size: str, vary: dict[str, object]):
@@ -179,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="spec-erb", help="the named size to build when there is no --start, and the grid of --oracle")
     p.add_argument("--vary", default="", help="constructor arguments to change, NAME=VALUE ...")
     p.add_argument("--oracle", action="store_true", help="fit free band gains per window and frame instead of a network")
-    p.add_argument("--noise", default="pink", choices=("pink", "white"))
+    p.add_argument("--noise", default="pink", choices=tuple(GENERATORS))
     p.add_argument("--snr", type=float, default=5.0)
     p.add_argument("--windows", type=int, default=32)
     p.add_argument("--seconds", type=float, default=2.0)

@@ -49,11 +49,12 @@ logger = logging.getLogger(__name__)
 
 UTTERANCE_SECONDS = 8.0
 VOICE_HIGHPASS_HZ = 50.0
-#: How the voice files are made, stored in ``recorded.json``: a ``recorded`` part built by an older recipe is built
-#: again. 2 (session 21): each voice clip without its DC offset and high-passed at VOICE_HIGHPASS_HZ, where 1 kept
-#: the offsets, whose steps at the clips' cuts (and thumps) held over 10 % of the energy of a third of klettres'
-#: validation files: what a model rightly removes, the metrics counted as damage to the voice.
-VOICE_RECIPE = 2
+#: How each part of ``recorded.json`` makes its files, stored with it: a part built by an older recipe is built again
+#: whole (raise a part's number when what it writes changes). ``recorded`` 2 (session 21): each voice clip without its
+#: DC offset and high-passed at VOICE_HIGHPASS_HZ, where 1 kept the offsets, whose steps at the clips' cuts (and
+#: thumps) held over 10 % of the energy of a third of klettres' validation files: what a model rightly removes, the
+#: metrics counted as damage to the voice.
+RECIPES: dict[str, int] = {"recorded": 2, "realmusic": 1}
 BABBLE_SECONDS = 12.0
 PEAK = 0.97
 SPLIT_NAMES = ("train", "val", "test")
@@ -514,8 +515,9 @@ def build_babble(out: Path, split: str, rate: int, count: int) -> list[dict]:
 PARTS: dict[str, tuple[str, ...]] = {"recorded": ("voices", "realnoise"), "realmusic": ("realmusic",)}
 
 
-def built_part(out: Path, part: str, rate: int) -> list[dict] | None:
-    """The entries of ``part`` if ``out/recorded.json`` holds a finished build of it at ``rate``, else None.
+def built_part(out: Path, part: str, rate: int, *, any_recipe: bool = False) -> list[dict] | None:
+    """The entries of ``part`` if ``out/recorded.json`` holds a finished build of it at ``rate`` by its recipe in
+    :data:`RECIPES` (or by any, ``any_recipe``), else None.
 
     A manifest written before the parts existed holds the ``recorded`` part only."""
     manifest = out / "recorded.json"
@@ -524,41 +526,46 @@ def built_part(out: Path, part: str, rate: int) -> list[dict] | None:
     doc = json.loads(manifest.read_text())
     if doc.get("rate") != rate or part not in doc.get("parts", ["recorded"]):
         return None
+    if not any_recipe and _recipe(doc, part) != RECIPES[part]:
+        return None
     return [e for e in doc["files"] if e["kind"] in PARTS[part]]
 
 
+def _recipe(doc: dict, part: str) -> int:
+    """The recipe that built ``part`` of a ``recorded.json`` document; before recipes were stored per part, the
+    ``recorded`` part's stood as ``voice_recipe`` (session 21), and a part without one was built by recipe 1."""
+    legacy = doc.get("voice_recipe", 1) if part == "recorded" else 1
+    return int(doc.get("recipes", {}).get(part, legacy))
+
+
 def save_part(out: Path, part: str, rate: int, entries: list[dict], sources: list[str] | None = None) -> None:
-    """Write ``part``'s entries into ``out/recorded.json``, keeping the other parts built at the same rate;
-    ``sources`` (the ``recorded`` part's): the sources it now holds."""
+    """Write ``part``'s entries, made by its recipe, into ``out/recorded.json``, keeping the other parts built at the
+    same rate; ``sources`` (the ``recorded`` part's): the sources it now holds."""
     manifest = out / "recorded.json"
     doc = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    kept, parts = [], [part]
+    kept, parts, recipes = [], [part], {part: RECIPES[part]}
     if doc.get("rate") == rate:
         parts = [p for p in doc.get("parts", ["recorded"]) if p != part] + [part]
         kept = [e for e in doc["files"] if e["kind"] not in PARTS[part]]
-    new = {"rate": rate, "parts": parts, "files": kept + entries}
+        recipes = {**{p: _recipe(doc, p) for p in parts}, part: RECIPES[part]}
+    new = {"rate": rate, "parts": parts, "recipes": recipes, "files": kept + entries}
     held = sources if sources is not None else doc.get("sources") if doc.get("rate") == rate else None
     if held is not None:
         new["sources"] = held
-    if part == "recorded":  # its voices, made by this recipe
-        new["voice_recipe"] = VOICE_RECIPE
-    elif doc.get("rate") == rate and "voice_recipe" in doc:
-        new["voice_recipe"] = doc["voice_recipe"]
     atomic_write_text(manifest, json.dumps(new, indent=1))
 
 
 def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: int = 40) -> list[dict]:
     """Fetch, unpack and write every source into ``out``; ``out/recorded.json`` lists the files.
 
-    A finished build (its part of ``recorded.json`` present at the same rate and :data:`VOICE_RECIPE`) is kept as it
-    is; sources added to :data:`SOURCES` since are built and appended (the babble, made of the voices, stays as it was).
+    A finished build (its part of ``recorded.json`` present at the same rate and by its recipe in :data:`RECIPES`) is
+    kept as it is; sources added to :data:`SOURCES` since are built and appended (the babble, made of the voices, stays as it was).
     A build of an older recipe is built again whole, and the files it no longer writes are removed."""
     cache = cache or out / "cache" / "debs"
     done = built_part(out, "recorded", rate)
-    previous = done or []
-    if done is not None and _voice_recipe(out) != VOICE_RECIPE:
-        logger.info("recorded sources: built by an older recipe (voices with their DC offsets); building them again")
-        done = None
+    previous = built_part(out, "recorded", rate, any_recipe=True) or []
+    if done is None and previous:
+        logger.info("recorded sources: built by an older recipe; building them again")
     if done is not None:
         held = _held_sources(out)
         missing = [source for source in SOURCES if source.key not in held]
@@ -593,11 +600,6 @@ def _remove_stale(out: Path, before: list[dict], after: list[dict]) -> None:
         (out / name).unlink(missing_ok=True)
     if stale:
         logger.info("recorded: %d file(s) of the earlier build no longer written, removed", len(stale))
-
-
-def _voice_recipe(out: Path) -> int:
-    """The :data:`VOICE_RECIPE` that made the voices of ``out/recorded.json`` (1: before it was recorded)."""
-    return int(json.loads((out / "recorded.json").read_text()).get("voice_recipe", 1))
 
 
 def _build_sources(sources: list[Source], out: Path, rate: int, cache: Path) -> list[dict]:

@@ -170,3 +170,20 @@ def test_a_second_build_is_cached_and_parts_are_merged(built) -> None:
     recorded.save_part(out, "realmusic", RATE, entries)  # rebuilding one part keeps the other
     assert json.loads((out / "recorded.json").read_text())["parts"] == ["recorded", "realmusic"]
     assert recorded.built_part(out, "recorded", RATE) == [voice]
+
+
+def test_each_part_is_built_again_when_its_recipe_changes_and_a_manifest_of_the_one_voice_recipe_is_read(built, monkeypatch) -> None:
+    out, entries, _, _ = built
+    kept = (out / "recorded.json").read_text()  # the module's build, given back at the end
+    assert json.loads(kept)["recipes"]["realmusic"] == recorded.RECIPES["realmusic"]
+    monkeypatch.setitem(recorded.RECIPES, "realmusic", recorded.RECIPES["realmusic"] + 1)
+    assert recorded.built_part(out, "realmusic", RATE) is None  # a newer recipe: this part is built again
+    assert recorded.built_part(out, "realmusic", RATE, any_recipe=True) == entries  # what the rebuild replaces
+    monkeypatch.undo()
+    voice = {"file": "voices/test/x-0000.wav", "kind": "voices", "split": "test", "duration": 8.0}
+    legacy = {"rate": RATE, "parts": ["recorded"], "voice_recipe": recorded.RECIPES["recorded"], "files": [voice]}
+    (out / "recorded.json").write_text(json.dumps(legacy))  # as session 21 wrote it: the voices' recipe alone
+    assert recorded.built_part(out, "recorded", RATE) == [voice]  # read as this recipe's: no rebuild
+    recorded.save_part(out, "realmusic", RATE, entries)
+    assert json.loads((out / "recorded.json").read_text())["recipes"] == recorded.RECIPES
+    (out / "recorded.json").write_text(kept)

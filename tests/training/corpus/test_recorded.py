@@ -250,15 +250,15 @@ def test_voices_lose_their_dc_offsets_and_rumble_and_a_corpus_of_the_older_recip
         below = power[: int(recorded.VOICE_HIGHPASS_HZ * len(y) / rate)].sum() / power.sum()
         assert below < 1e-3, f"{entry['file']}: {below:.1%} of its energy below {recorded.VOICE_HIGHPASS_HZ} Hz"
     doc = json.loads((out / "recorded.json").read_text())
-    assert doc["voice_recipe"] == recorded.VOICE_RECIPE
+    assert doc["recipes"]["recorded"] == recorded.RECIPES["recorded"]
     path = out / voices[0]["file"]
     sf.write(path, np.zeros(100), RATE)  # as the older recipe left it: a build marks it for building again
     extra = path.with_name("klettres-da-0099.wav")  # an utterance the older recipe made and this one does not
     sf.write(extra, np.zeros(100), RATE)
-    del doc["voice_recipe"]
+    doc["recipes"]["recorded"] = 1
     doc["files"].append({**voices[0], "file": extra.relative_to(out).as_posix()})
     (out / "recorded.json").write_text(json.dumps(doc))
     assert recorded.build(out, cache=cache, babble=0)  # not kept as it was
     assert sf.info(path).frames > 100
     assert not extra.exists()  # the folders, which training reads, hold only what the manifest lists
-    assert json.loads((out / "recorded.json").read_text())["voice_recipe"] == recorded.VOICE_RECIPE
+    assert json.loads((out / "recorded.json").read_text())["recipes"]["recorded"] == recorded.RECIPES["recorded"]
