@@ -10,7 +10,10 @@ level), each under its own stretch of one of ``rt-data``'s generated noises (``-
 dB: one kind of noise at one level and nothing to keep, the easiest task this model family is given (pink, white and
 brown are stationary), and few enough windows to memorise. Adam
 on shuffled batches of ``--batch`` windows, the loss ``rt-train``'s SPEC (the compressed spectral loss with its
-clamped SDR term); every ``--every`` steps the loss over the whole set, at the end PESQ-wb of input and output.
+clamped SDR term); every ``--every`` steps the loss over the whole set, at the end PESQ-wb of input and output. At the
+start and at the end, how the loss's two terms pull: each one's gradient norm and the cosine between them (negative:
+the SDR term's waveform accuracy and the spectral distance want the weights to move apart, and the network settles
+on a trade between them).
 
 The network is a checkpoint (``--start``), a checkpoint with other constructor arguments whose tensors all fit
 (``--vary``: the added layers as the constructor makes them, zero-initialised ways in), or a named size at random
@@ -113,7 +116,7 @@ def fit(
     rows (step, loss, CPU seconds so far)."""
     import torch
 
-    from rt_enhance.training.losses import compressed_spectral_loss
+    from rt_enhance.training.losses import SPEC_SDR_WEIGHT, clamped_sdr, compressed_spectral_loss
 
     x, s = torch.from_numpy(noisy)[:, None], torch.from_numpy(clean)[:, None]
     look = model.lookahead
@@ -135,8 +138,28 @@ def fit(
         model.train()
         return value
 
+    def terms() -> None:
+        """How the loss's two terms pull on the whole set: each one's gradient norm and the cosine between them."""
+        if free is not None:
+            free.apply(torch.arange(len(x)))
+        y = model(x)[..., look:]
+        target = s[..., : s.shape[-1] - look]
+        spectral = compressed_spectral_loss(y, target, sdr_weight=0.0)
+        sdr = -SPEC_SDR_WEIGHT * clamped_sdr(y, target).mean()
+        pulls = []
+        for term in (spectral, sdr):
+            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+            pulls.append(torch.cat([g.flatten() for g in grads if g is not None]))
+        cosine = torch.nn.functional.cosine_similarity(pulls[0], pulls[1], dim=0).item()
+        print(
+            f"terms: spectral {spectral.item():+.4f} (gradient norm {pulls[0].norm().item():.3f}), SDR term {sdr.item():+.4f} "
+            f"(gradient norm {pulls[1].norm().item():.3f}); cosine of the two gradients {cosine:+.2f}",
+            flush=True,
+        )
+
     rows_out, cpu = [], time.process_time()
     model.train()
+    terms()
     for step in range(steps + 1):
         if step % every == 0 or step == steps:
             rows_out.append((step, whole(), time.process_time() - cpu))
@@ -149,6 +172,7 @@ def fit(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)  # rt-train's --clip
         optimizer.step()
+    terms()
     model.eval()
     with torch.no_grad():
         outputs = []
