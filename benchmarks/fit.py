@@ -11,9 +11,9 @@ dB: one kind of noise at one level and nothing to keep, the easiest task this mo
 brown are stationary), and few enough windows to memorise. Adam
 on shuffled batches of ``--batch`` windows, the loss ``rt-train``'s SPEC (the compressed spectral loss with its
 clamped SDR term); every ``--every`` steps the loss over the whole set, at the end PESQ-wb of input and output. At the
-start and at the end, how the loss's two terms pull: each one's gradient norm and the cosine between them (negative:
-the SDR term's waveform accuracy and the spectral distance want the weights to move apart, and the network settles
-on a trade between them).
+start and at the end, how the loss's two terms pull: each one's gradient norm and the cosine between them (near +1 at
+the identity under noise, where both want the gains down; negative at a trained network, which sits where the SDR
+term's waveform accuracy and the spectral distance trade against each other).
 
 The network is a checkpoint (``--start``), a checkpoint with other constructor arguments whose tensors all fit
 (``--vary``: the added layers as the constructor makes them, zero-initialised ways in), or a named size at random
