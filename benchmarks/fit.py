@@ -6,9 +6,9 @@
     python -m rt_enhance.benchmarks.fit CORPUS --oracle --lr 0.05 --batch 32
 
 The set: ``--windows`` windows of ``--seconds`` s of the corpus's training voices (one per file, each at the same
-level), each under its own stretch of one of ``rt-data``'s generated noises (``--noise``, pink by default) at ``--snr``
-dB: one kind of noise at one level and nothing to keep, the easiest task this model family is given (pink, white and
-brown are stationary), and few enough windows to memorise. Adam
+level), each under its own stretch of one of ``rt-data``'s generated noises or textures (``--noise``, pink by
+default) at ``--snr`` dB: one kind of noise at one level and nothing to keep, the easiest task this model family is
+given (pink, white and brown are stationary), and few enough windows to memorise. Adam
 on shuffled batches of ``--batch`` windows, the loss ``rt-train``'s SPEC (the compressed spectral loss with its
 clamped SDR term); every ``--every`` steps the loss over the whole set, at the end PESQ-wb of input and output. At the
 start and at the end, how the loss's two terms pull: each one's gradient norm and the cosine between them (near +1 at
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rt_enhance.training.degrade.noisegen import GENERATORS, synth_noise
+from rt_enhance.training.corpus.noise_textures import KINDS, generate
 
 RATE = 48000
 LEVEL = 0.05  # each clean window's RMS (-26 dBFS)
@@ -62,7 +62,7 @@ def fixed_set(corpus: Path, windows: int, seconds: float, noise: str, snr_db: fl
             break
     if len(clean) < windows:
         raise ValueError(f"{corpus}/voices/train holds {len(clean)} files of at least {seconds} s at {RATE} Hz; asked for {windows}")
-    noisy = [c + synth_noise(noise, n, RATE, rng) * (LEVEL * 10 ** (-snr_db / 20)) for c in clean]
+    noisy = [c + generate(noise, n, RATE, rng) * (LEVEL * 10 ** (-snr_db / 20)) for c in clean]
     return np.stack(noisy).astype(np.float32), np.stack(clean).astype(np.float32)
 
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="spec-erb", help="the named size to build when there is no --start, and the grid of --oracle")
     p.add_argument("--vary", default="", help="constructor arguments to change, NAME=VALUE ...")
     p.add_argument("--oracle", action="store_true", help="fit free band gains per window and frame instead of a network")
-    p.add_argument("--noise", default="pink", choices=tuple(GENERATORS))
+    p.add_argument("--noise", default="pink", choices=tuple(KINDS))
     p.add_argument("--snr", type=float, default=5.0)
     p.add_argument("--windows", type=int, default=32)
     p.add_argument("--seconds", type=float, default=2.0)
