@@ -142,6 +142,13 @@ SIZES: dict[str, NamedSize] = {
             SPEC_ERB,
         ),
         _spectral(
+            "spec-erb-norm",
+            "spec-erb with batch normalisation after each U-Net convolution (as GTCRN and DeepFilterNet): learns a "
+            "fixed set ~2.5x faster from random (benchmarks.fit); folded into the convolutions at inference, so the same "
+            "cost per hop; starts at random, not from a trained spec-erb",
+            {**SPEC_ERB, "norm": True},
+        ),
+        _spectral(
             "spec-erb-df",
             "spec-erb with deep filtering of the lowest 48 bins (0-4.7 kHz): a complex filter over each bin's last "
             "3 frames beside the band gains, as DeepFilterNet's; the same latency, every tensor of spec-erb fits",

@@ -76,7 +76,7 @@ COPY_SCALE = 10.0  # the copy head's output is scaled up: a step of Adam moves a
 
 
 def _first_conv(block: nn.Module) -> nn.Conv1d:
-    """The Conv1d that opens an encoder or decoder block (``nn.Sequential(conv, PReLU)``)."""
+    """The Conv1d that opens an encoder or decoder block (:func:`_block`)."""
     conv = next(iter(block.children()))
     assert isinstance(conv, nn.Conv1d)
     return conv
@@ -172,6 +172,7 @@ class SpectralUNet(StreamingModel):
         voice_head: bool = False,
         comb: int = 0,
         floor: int = 0,
+        norm: bool = False,
         sample_rate: int = 48000,
     ) -> None:
         super().__init__()
@@ -237,6 +238,9 @@ class SpectralUNet(StreamingModel):
         self.floor = int(floor)
         if floor:
             self.init_kwargs["floor"] = int(floor)
+        self.norm = bool(norm)
+        if norm:
+            self.init_kwargs["norm"] = True
         if voice_head:
             if not gru_hidden:
                 raise ValueError("voice_head reads the bottleneck GRU: it needs gru_hidden > 0")
@@ -259,7 +263,7 @@ class SpectralUNet(StreamingModel):
         features = 2 if log_features else 1
         for level, (c_in, c_out) in enumerate(zip([features, *channels[:-1]], channels)):
             stride = 1 if level == 0 else 2
-            self.encoders.append(nn.Sequential(nn.Conv1d(c_in, c_out, kernel, stride, pad), nn.PReLU(c_out)))
+            self.encoders.append(_block(nn.Conv1d(c_in, c_out, kernel, stride, pad), self.norm))
         self.band_context = BandGRU(channels[0], int(band_gru)) if band_gru else None
         flat = channels[-1] * self.lengths[-1]
         if gru_hidden:
@@ -275,7 +279,7 @@ class SpectralUNet(StreamingModel):
         self.decoders = nn.ModuleList()
         for level in range(len(channels) - 1):
             c_in = channels[level + 1] * (1 if level == len(channels) - 2 else 2)
-            self.decoders.append(nn.Sequential(nn.Conv1d(c_in, 2 * channels[level], kernel, 1, pad), nn.PReLU(2 * channels[level])))
+            self.decoders.append(_block(nn.Conv1d(c_in, 2 * channels[level], kernel, 1, pad), self.norm))
         self.final = nn.Conv1d(2 * channels[0], 1, kernel, 1, pad)
         nn.init.zeros_(self.final.weight)  # gain exactly 1 at the start: the model begins as the identity
         assert self.final.bias is not None
@@ -697,12 +701,21 @@ def _conv(conv: nn.Conv1d, z: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.conv2d(z, conv.weight.unsqueeze(2), conv.bias, (1, conv.stride[0]), (0, cast(tuple[int], conv.padding)[0]))
 
 
+def _block(conv: nn.Conv1d, norm: bool) -> nn.Sequential:
+    """An encoder or decoder block: the convolution, a batch normalisation of its channels when ``norm``, a PReLU."""
+    layers: list[nn.Module] = [conv, nn.BatchNorm2d(conv.out_channels)] if norm else [conv]
+    return nn.Sequential(*layers, nn.PReLU(conv.out_channels))
+
+
 def _run_block(block: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """An encoder or decoder block (``nn.Sequential(Conv1d, PReLU)``) on the frame image (PReLU is per channel,
-    dimension 1, in any layout)."""
-    conv, act = block.children()
+    """An encoder or decoder block (:func:`_block`) on the frame image ``[1, channels, frames, positions]``: batch
+    normalisation and PReLU are per channel, dimension 1, in any layout."""
+    conv, *rest = block.children()
     assert isinstance(conv, nn.Conv1d)
-    return cast(torch.Tensor, act(_conv(conv, z)))
+    z = _conv(conv, z)
+    for layer in rest:
+        z = layer(z)
+    return z
 
 
 def window_pair(frame: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,6 +34,12 @@ def randomised(model: SpectralUNet, seed: int = 1) -> SpectralUNet:
             if head is not None:
                 head.weight.normal_(0, 0.5)
                 head.bias.normal_(0, 0.5)
+        for layer in model.modules():  # batch normalisation as training leaves it: statistics and affine of its own
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                layer.running_mean.normal_(0, 0.5)
+                layer.running_var.uniform_(0.2, 2.0)
+                layer.weight.uniform_(0.5, 1.5)
+                layer.bias.normal_(0, 0.3)
     return model
 
 
@@ -369,6 +375,7 @@ def test_a_fresh_floor_changes_nothing_and_the_floor_is_the_quietest_recent_leve
         ("spec-erb-df-phase", 240),
         ("spec-erb-comb", 240),
         ("spec-erb-floor", 240),
+        ("spec-erb-norm", 240),
         ("spec-erb-band", 240),
         ("spec-erb-wide", 240),
         ("spec-erb-long-df", 240),
@@ -383,22 +390,23 @@ def test_the_named_size_builds_and_reports_its_cost(size: str, hop: int) -> None
 
 
 @pytest.mark.parametrize(
-    "copies,bands,frame,df,band_gru,comb",
+    "copies,bands,frame,df,band_gru,comb,norm",
     [
-        ((), 0, 0, 0, 0, 0),
-        ((2000.0, 6000.0), 0, 0, 0, 0, 0),
-        ((), 16, 0, 0, 0, 0),
-        ((), 16, 192, 0, 0, 0),
-        ((), 16, 0, 10, 0, 0),
-        ((), 16, 0, 10, 8, 0),
-        ((), 16, 0, -10, 0, 0),
-        ((), 16, 0, 0, 0, 2),
-        ((), 16, 0, 0, 0, -40),
+        ((), 0, 0, 0, 0, 0, False),
+        ((2000.0, 6000.0), 0, 0, 0, 0, 0, False),
+        ((), 16, 0, 0, 0, 0, False),
+        ((), 16, 192, 0, 0, 0, False),
+        ((), 16, 0, 10, 0, 0, False),
+        ((), 16, 0, 10, 8, 0, False),
+        ((), 16, 0, -10, 0, 0, False),
+        ((), 16, 0, 0, 0, 2, False),
+        ((), 16, 0, 0, 0, -40, False),
+        ((), 16, 0, 0, 0, 0, True),
     ],
-    ids=["gains", "copies", "bands", "long-frame", "deep-filter", "band-gru", "deep-filter-phase", "comb", "floor"],
+    ids=["gains", "copies", "bands", "long-frame", "deep-filter", "band-gru", "deep-filter-phase", "comb", "floor", "batch-norm"],
 )
 def test_export_and_rt_enhance_file_mode_equal_torch_offline(
-    tmp_path, copies: tuple[float, ...], bands: int, frame: int, df: int, band_gru: int, comb: int
+    tmp_path, copies: tuple[float, ...], bands: int, frame: int, df: int, band_gru: int, comb: int, norm: bool
 ) -> None:
     extra: dict = {"df_bins": abs(df), "df_order": 3, "df_phase": 6 if df < 0 else 0} if df else {}
     if band_gru:
@@ -407,6 +415,8 @@ def test_export_and_rt_enhance_file_mode_equal_torch_offline(
         extra["comb"] = comb
     if comb < 0:  # a noise floor over 40 frames: file mode's calls are longer and shorter than its window
         extra["floor"] = -comb
+    if norm:
+        extra["norm"] = True
     model = randomised(small(copies=copies, log_features=bool(copies), bands=bands, frame=frame, **extra))
     out = tmp_path / "spec.onnx"
     report = export_streaming(model, out, hop=96, sample_rate=RATE, meta={"name": "spec-test"}, parity_seconds=1.0)
