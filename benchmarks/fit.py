@@ -81,6 +81,8 @@ def network(start: str | None, size: str, vary: dict[str, object]):
     source, _ = load_checkpoint(start)
     if not isinstance(source, SpectralUNet):
         raise ValueError(f"{start}: needs a spectral model (SpectralUNet)")
+    if "norm" in vary:  # the blocks' layers move: a PReLU's slopes would load into a normalisation's scales
+        raise ValueError("--vary norm: a batch-normalised network starts at random (use --size spec-erb-norm)")
     model = SpectralUNet(**{**source.init_kwargs, **vary})
     missing = model.load_state_dict(source.state_dict(), strict=False).missing_keys
     print(f"started from {start}" + (f"; new: {', '.join(sorted({k.split('.')[0] for k in missing}))}" if missing else ""))
