@@ -311,11 +311,13 @@ def build_recording(source: MusicSource, name: str, files: list[Path], out: Path
 def build(out: Path, *, rate: int = 48000, cache: Path | None = None, sources: tuple[MusicSource, ...] = SOURCES) -> list[dict]:
     """Fetch, unpack and cut every source into ``out/realmusic``; its entries join ``out/recorded.json``.
 
-    A finished build (the ``realmusic`` part of ``recorded.json`` at the same rate) is kept as it is."""
+    A finished build (the ``realmusic`` part of ``recorded.json`` at the same rate and recipe) is kept as it is; one of
+    an older recipe is built again, and the excerpts it no longer writes are removed."""
     done = recorded.built_part(out, "realmusic", rate)
     if done is not None:
         logger.info("realmusic: already built (%s)", out / "recorded.json")
         return done
+    previous = recorded.built_part(out, "realmusic", rate, any_recipe=True) or []
     cache = cache or out / "cache" / "debs"
     entries: list[dict] = []
     for source in sources:
@@ -323,5 +325,6 @@ def build(out: Path, *, rate: int = 48000, cache: Path | None = None, sources: t
         for name, files in recordings(source, root).items():
             entries += build_recording(source, name, files, out, rate)
         logger.info("realmusic: %s done, %d excerpts so far", source.package, len(entries))
+    recorded.remove_stale(out, previous, entries)
     recorded.save_part(out, "realmusic", rate, entries)
     return entries

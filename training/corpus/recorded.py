@@ -586,12 +586,12 @@ def build(out: Path, *, rate: int = 48000, cache: Path | None = None, babble: in
     for split in SPLIT_NAMES:
         share = {"train": 0.8, "val": 0.1, "test": 0.1}[split]
         entries += build_babble(out, split, rate, max(4, int(babble * share)))
-    _remove_stale(out, previous, entries)
+    remove_stale(out, previous, entries)
     save_part(out, "recorded", rate, entries, sources=[s.key for s in SOURCES])
     return entries
 
 
-def _remove_stale(out: Path, before: list[dict], after: list[dict]) -> None:
+def remove_stale(out: Path, before: list[dict], after: list[dict]) -> None:
     """Delete the files of ``before`` that a build again no longer writes (a speaker's clips trimmed anew make fewer
     utterances): training and the test sets read the folders, not the manifest."""
     written = {e["file"] for e in after}
@@ -599,7 +599,7 @@ def _remove_stale(out: Path, before: list[dict], after: list[dict]) -> None:
     for name in stale:
         (out / name).unlink(missing_ok=True)
     if stale:
-        logger.info("recorded: %d file(s) of the earlier build no longer written, removed", len(stale))
+        logger.info("%d file(s) of the earlier build no longer written, removed", len(stale))
 
 
 def _build_sources(sources: list[Source], out: Path, rate: int, cache: Path) -> list[dict]:

@@ -187,3 +187,16 @@ def test_each_part_is_built_again_when_its_recipe_changes_and_a_manifest_of_the_
     recorded.save_part(out, "realmusic", RATE, entries)
     assert json.loads((out / "recorded.json").read_text())["recipes"] == recorded.RECIPES
     (out / "recorded.json").write_text(kept)
+
+
+def test_a_build_of_an_older_recipe_removes_the_excerpts_it_no_longer_writes(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "corpus"
+    stale = out / "realmusic" / "train" / "gone-0000.wav"
+    stale.parent.mkdir(parents=True)
+    sf.write(stale, np.zeros(100), RATE)
+    entry = {"file": "realmusic/train/gone-0000.wav", "kind": "realmusic", "split": "train", "duration": 0.0}
+    recorded.save_part(out, "realmusic", RATE, [entry])
+    monkeypatch.setitem(recorded.RECIPES, "realmusic", recorded.RECIPES["realmusic"] + 1)
+    assert realmusic.build(out, cache=tmp_path, sources=()) == []  # built again (from no sources here)
+    assert not stale.exists()  # training reads the folders: what the manifest no longer lists is gone
+    assert json.loads((out / "recorded.json").read_text())["recipes"]["realmusic"] == recorded.RECIPES["realmusic"]
