@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,14 @@ SYSTEMS = {"degraded", "spline", "sinc", "model (offline)", "model (engine)"}
 METRIC_KEYS = {"snr", "si_sdr", "lsd", "pesq", "stoi", "highs"}
 
 
-def test_folder_of_wavs_to_live_model(tmp_path: Path, tiny_corpus: Path) -> None:
+def test_folder_of_wavs_to_live_model(tmp_path: Path, tiny_corpus: Path, capsys) -> None:
     runs, run = tmp_path / "runs", tmp_path / "runs" / "t"
-    flags = "-e 1 -c 3 -b 4 -s 512 --size tiny --val_count 2"
+    flags = "-e 1 -c 3 -b 4 -s 512 --size tiny --val_count 2 --best_metric loss"
     argv = train_argv(runs, tiny_corpus, "t", flags, "--preprocessing", "sample 8000 16000,whitenoise 0 0.01")
     assert train_cli.main(argv) == 0
+    printed = capsys.readouterr()
+    summary = re.search(r"best\.pt is epoch 1 \(loss (\S+)\)", printed.out)
+    assert summary and float(summary[1]) > 0  # the best validation loss as it is (L2: positive), not the score
     for name in ("best.pt", "last.pt", "config.json", "eval/metrics.md", "eval/metrics.json", "eval/spectrogram.png"):
         assert (run / name).is_file(), name
     assert list((run / "tb").glob("events.out.tfevents.*"))
