@@ -220,8 +220,7 @@ def train_and_evaluate(cfg: TrainConfig, rt: Runtime, *, new_lr: tuple[str, ...]
     progress = result.progress
     best = -progress.best if cfg.best_metric == "loss" else progress.best  # the score is maximised: minus a loss
     print(
-        f"trained {progress.epoch} epoch(s), {progress.step} steps; best.pt is epoch {progress.best_epoch} "
-        f"({cfg.best_metric} {best:.4g})"
+        f"trained {progress.epoch} epoch(s), {progress.step} steps; best.pt is epoch {progress.best_epoch} ({cfg.best_metric} {best:.4g})"
     )
     if cfg.evaluate and cfg.test_n > 0:
         evaluate_run(cfg, run, rt, result.discriminator)
