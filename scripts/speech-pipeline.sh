@@ -10,6 +10,9 @@
 #   speech_erb_noise CORPUS_DIR                  synthetic textures, TTS babble, real noises and babble
 #                                                (and music-noise: the music as a noise under voices)
 #   speech_erb_dataset_args CORPUS_DIR           validation on held-out real speakers (voices/val)
+#   speech_voices_mix CORPUS_DIR                 the second lineage's clean material: TTS and real voices only
+#   speech_voices_pipeline CORPUS_DIR            its degradations: every window under noise, no untouched pairs,
+#                                                no music (session 23 ships a blend of the two lineages)
 # speech-restore (issue 17; scripts/train-speech-restore.sh, scripts/gpu-pack.sh --recipe speech-restore):
 #   speech_restore_folders CORPUS_DIR            links to the full-band voices (rt-data wide); prints the
 #                                                training folder (CORPUS_DIR/restore/train; .../val beside it)
@@ -96,6 +99,18 @@ speech_erb_noise() {  # prints the main noise folder; also makes music-noise (re
 
 speech_erb_dataset_args() {
     echo "val_dir=$1/voices/val"
+}
+
+# The voices-only lineage (session 22's diagnostic, committed as training/checkpoints/speech-erb-voices.pt): the same
+# noises and rooms, but no clean music, no untouched pairs, no band-limited voices and no music under voices. Alone it
+# removes more noise and harms music and band-limited voices; `speech` is 85 % the recipe above and 15 % this
+# (python -m rt_enhance.training.average; docs/models.md, "Session 23").
+speech_voices_mix() {
+    _speech_links "$1/mix-voice-only" speech "$1/speech/train" voices "$1/voices/train"
+}
+
+speech_voices_pipeline() {
+    echo "maybe 0.3 rir $1/rir/train 0 20 early 50,noise $1/noise-train -5 20 vary,maybe 0.3 noise synth 0 30,gain -18 6"
 }
 
 # speech-restore: voices whose measured content reaches 14 kHz, real (training speakers) and TTS, so that no

@@ -3,17 +3,27 @@
 # recorded voices (docs/corpus.md) against real and synthetic noise; validation on held-out real
 # speakers. Resumable: run it again with --continue to go on from RUNS_DIR/speech-erb/last.pt, or
 # --init_from a committed checkpoint (training/checkpoints/speech-erb.pt) to start a new stage.
-#   scripts/train-speech.sh [--monitor|--df] [CORPUS_DIR] [RUNS_DIR] [extra rt-train flags]
+#   scripts/train-speech.sh [--monitor|--df|--voices] [CORPUS_DIR] [RUNS_DIR] [extra rt-train flags]
 # --monitor trains speech-monitor's recipe (training/configs/speech-erb-monitor.toml) instead; --df the same
-# recipe on spec-erb-df, with deep filtering of the low band (training/configs/speech-erb-df.toml).
+# recipe on spec-erb-df, with deep filtering of the low band (training/configs/speech-erb-df.toml); --voices the
+# voices-only lineage (noisy voices only: no music, no untouched pairs; --init_from
+# training/checkpoints/speech-erb-voices.pt), which `speech` blends in at 15 % (docs/training.md).
 set -euo pipefail
 config=speech-erb
-if [ "${1:-}" = "--monitor" ]; then config=speech-erb-monitor; shift; elif [ "${1:-}" = "--df" ]; then config=speech-erb-df; shift; fi
+voices=0
+if [ "${1:-}" = "--monitor" ]; then config=speech-erb-monitor; shift
+elif [ "${1:-}" = "--df" ]; then config=speech-erb-df; shift
+elif [ "${1:-}" = "--voices" ]; then voices=1; shift; fi
 source "$(dirname "$0")/setup.sh"
 rt_train_setup "$@"
 "$VENV/bin/rt-data" build --out "$corpus" --hours 3
 source "$(dirname "$0")/speech-pipeline.sh"
 mix="$(speech_erb_mix "$corpus")"  # clean material: TTS and real voices, and music (so music is kept)
 speech_erb_noise "$corpus" >/dev/null  # synthetic textures, TTS babble, real noises, babble of real voices
+pipeline="$(speech_erb_pipeline "$corpus")"
+name=()
+if [ "$voices" = 1 ]; then  # its own run folder (a --name given after it still wins)
+    mix="$(speech_voices_mix "$corpus")" pipeline="$(speech_voices_pipeline "$corpus")" name=(--name speech-erb-voices)
+fi
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/$config.toml" --runs "$runs" --data_root "$mix" \
-    --dataset_args "$(speech_erb_dataset_args "$corpus")" --preprocessing "$(speech_erb_pipeline "$corpus")" "${TRAIN_ARGS[@]}"
+    --dataset_args "$(speech_erb_dataset_args "$corpus")" --preprocessing "$pipeline" "${name[@]}" "${TRAIN_ARGS[@]}"

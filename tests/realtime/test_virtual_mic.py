@@ -157,7 +157,7 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
     # every click, at the model's half level
     assert len(got) == len(range(RATE // 2, 3 * RATE, CLICK_EVERY)) and np.allclose(y[got, -1], 0.4, atol=0.01), heard
     if server.kind != "PipeWire":  # no drift: PulseAudio's null sink is bursty, within a block there
-        assert np.all(np.abs(np.diff(got) - CLICK_EVERY) <= record["blocksize"])
+        assert np.all(np.abs(np.diff(got) - CLICK_EVERY) <= record["blocksize"]), heard
     if server.kind == "PipeWire":
         ref = click_positions(y[:, 0], 0.6)
         assert len(ref) == len(got) and len(set(got - ref)) == 1, heard  # one constant delay, measured in one graph cycle
@@ -219,7 +219,7 @@ def test_mic_is_the_default_source_and_never_the_virtual_mic(server):
             return len(mine) == 1 and f"Source: {test_mic}\n" in mine[0]
 
         time.sleep(2.5)
-        assert wait_for(on_test_mic, 3)
+        assert wait_for(on_test_mic, 10)  # rt-enhance checks once a second; a loaded machine's pactl calls take a while
     finally:
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=30) == 0, run.stderr.read()

@@ -72,6 +72,24 @@ def recipe(corpus: Path) -> dict[str, str]:
     return {"data_root": mix, "preprocessing": pipeline, "dataset_args": args}
 
 
+def test_the_voices_lineage_reads_voices_only_every_window_under_noise(tmp_path):
+    """speech_voices_mix / speech_voices_pipeline (the blend's second lineage): the voices without the music, and
+    the speech recipe's noises and rooms with none of its do-no-harm steps; the rt-train step parser takes it."""
+    corpus = tiny_corpus(tmp_path / "corpus")
+    script = f'source {ROOT}/scripts/speech-pipeline.sh; speech_erb_noise "$1" >/dev/null; '
+    script += 'speech_voices_mix "$1"; speech_voices_pipeline "$1"'
+    out = subprocess.run(["bash", "-c", script, "_", str(corpus)], capture_output=True, text=True, check=True)
+    mix, pipeline = out.stdout.strip().splitlines()
+    assert {p.name: os.readlink(p) for p in Path(mix).iterdir()} == {
+        "speech": str(corpus / "speech" / "train"),
+        "voices": str(corpus / "voices" / "train"),
+    }
+    steps = [step.split()[0] if not step.startswith("maybe") else step.split()[2] for step in pipeline.split(",")]
+    assert steps == ["rir", "noise", "noise", "gain"] and pipeline.split(",")[1].startswith("noise ")  # every window noisy
+    assert "identity" not in pipeline and "music" not in pipeline and "bandlimit" not in pipeline
+    assert len(parse_pipeline(pipeline).steps) == 4
+
+
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory) -> Path:
     corpus = tiny_corpus(tmp_path_factory.mktemp("corpus"))
