@@ -58,8 +58,13 @@ speech_mix() {
 # produced music 12 -> 27 dB SI-SDR on validation); session 12's shipped `speech` is the mean of weights trained
 # with and without it (docs/models.md).
 speech_erb_pipeline() {
-    echo "maybe 0.3 both bandlimit 3500 16000,identity 0.3,maybe 0.3 rir $1/rir/train 0 20 early 50,maybe 0.9 noise $1/noise-train -5 20 vary,maybe 0.25 noise $1/music-noise 0 20,maybe 0.3 noise synth 0 30,gain -18 6"
+    echo "maybe 0.3 both bandlimit 3500 16000,identity 0.3,$(_erb_room "$1"),maybe 0.9 $(_erb_noise "$1"),maybe 0.25 noise $1/music-noise 0 20,$(_erb_tail)"
 }
+
+# The steps both speech lineages share (speech_erb_pipeline above, speech_voices_pipeline below).
+_erb_room() { echo "maybe 0.3 rir $1/rir/train 0 20 early 50"; }
+_erb_noise() { echo "noise $1/noise-train -5 20 vary"; }
+_erb_tail() { echo "maybe 0.3 noise synth 0 30,gain -18 6"; }
 
 # Every third file below SRC (sorted paths), as links in the folder DST, made once. Prints DST.
 _every_third() {
@@ -109,8 +114,8 @@ speech_voices_mix() {
     _speech_links "$1/mix-voice-only" speech "$1/speech/train" voices "$1/voices/train"
 }
 
-speech_voices_pipeline() {
-    echo "maybe 0.3 rir $1/rir/train 0 20 early 50,noise $1/noise-train -5 20 vary,maybe 0.3 noise synth 0 30,gain -18 6"
+speech_voices_pipeline() {  # the same rooms and noises, every window under noise
+    echo "$(_erb_room "$1"),$(_erb_noise "$1"),$(_erb_tail)"
 }
 
 # speech-restore: voices whose measured content reaches 14 kHz, real (training speakers) and TTS, so that no

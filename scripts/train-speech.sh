@@ -18,12 +18,12 @@ source "$(dirname "$0")/setup.sh"
 rt_train_setup "$@"
 "$VENV/bin/rt-data" build --out "$corpus" --hours 3
 source "$(dirname "$0")/speech-pipeline.sh"
-mix="$(speech_erb_mix "$corpus")"  # clean material: TTS and real voices, and music (so music is kept)
 speech_erb_noise "$corpus" >/dev/null  # synthetic textures, TTS babble, real noises, babble of real voices
-pipeline="$(speech_erb_pipeline "$corpus")"
 name=()
-if [ "$voices" = 1 ]; then  # its own run folder (a --name given after it still wins)
+if [ "$voices" = 1 ]; then  # noisy voices only, in a run folder of its own (a --name given after it still wins)
     mix="$(speech_voices_mix "$corpus")" pipeline="$(speech_voices_pipeline "$corpus")" name=(--name speech-erb-voices)
+else  # clean material: TTS and real voices, and music (so music is kept)
+    mix="$(speech_erb_mix "$corpus")" pipeline="$(speech_erb_pipeline "$corpus")"
 fi
 "$VENV/bin/rt-train" --config "$ROOT/training/configs/$config.toml" --runs "$runs" --data_root "$mix" \
     --dataset_args "$(speech_erb_dataset_args "$corpus")" --preprocessing "$pipeline" "${name[@]}" "${TRAIN_ARGS[@]}"

@@ -218,7 +218,7 @@ def train_and_evaluate(cfg: TrainConfig, rt: Runtime, *, new_lr: tuple[str, ...]
     if not rt.main:
         return 0
     progress = result.progress
-    best = -progress.best if cfg.best_metric == "loss" else progress.best  # the score is maximised: minus a loss
+    best = trainer.metric_of(progress.best, cfg.best_metric)
     print(
         f"trained {progress.epoch} epoch(s), {progress.step} steps; best.pt is epoch {progress.best_epoch} ({cfg.best_metric} {best:.4g})"
     )

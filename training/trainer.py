@@ -469,6 +469,11 @@ def score(val: Metrics, train: Metrics, metric: str) -> float:
     return -val["loss"] if metric == "loss" else val[metric]
 
 
+def metric_of(value: float, metric: str) -> float:
+    """The metric a :func:`score` was made from: the loss for ``loss``, else the score itself."""
+    return -value if metric == "loss" else value
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Checkpoints and resume
 # ---------------------------------------------------------------------------------------------------------------
