@@ -12,7 +12,7 @@
 #   speech_erb_dataset_args CORPUS_DIR           validation on held-out real speakers (voices/val)
 #   speech_voices_mix CORPUS_DIR                 the second lineage's clean material: TTS and real voices only
 #   speech_voices_pipeline CORPUS_DIR            its degradations: every window under noise, no untouched pairs,
-#                                                no music (session 23 ships a blend of the two lineages)
+#                                                no music (`speech` is a blend of the two lineages)
 # speech-restore (issue 17; scripts/train-speech-restore.sh, scripts/gpu-pack.sh --recipe speech-restore):
 #   speech_restore_folders CORPUS_DIR            links to the full-band voices (rt-data wide); prints the
 #                                                training folder (CORPUS_DIR/restore/train; .../val beside it)
@@ -109,7 +109,7 @@ speech_erb_dataset_args() {
 # The voices-only lineage (session 22's diagnostic, committed as training/checkpoints/speech-erb-voices.pt): the same
 # noises and rooms, but no clean music, no untouched pairs, no band-limited voices and no music under voices. Alone it
 # removes more noise and harms music and band-limited voices; `speech` is 85 % the recipe above and 15 % this
-# (python -m rt_enhance.training.average; docs/models.md, "Session 23").
+# (python -m rt_enhance.training.average; docs/models.md, "Session 23" and "Session 24").
 speech_voices_mix() {
     _speech_links "$1/mix-voice-only" speech "$1/speech/train" voices "$1/voices/train"
 }
