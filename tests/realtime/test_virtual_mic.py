@@ -160,8 +160,13 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
         assert np.all(np.abs(np.diff(got) - CLICK_EVERY) <= record["blocksize"]), heard
     if server.kind == "PipeWire":
         ref = click_positions(y[:, 0], 0.6)
-        assert len(ref) == len(got) and len(set(got - ref)) == 1, heard  # one constant delay, measured in one graph cycle
-        measured = int(got[0] - ref[0])
+        assert len(ref) == len(got), heard
+        delays = got - ref  # measured in one graph cycle
+        if record["deadline_misses"] == 0:
+            assert len(set(delays)) == 1, heard  # one constant delay
+        else:  # a late hop the engine reports may leave the server's buffer a cycle longer: the delay only steps up, once a miss at most
+            assert np.all(np.diff(delays) >= 0) and len(set(delays)) <= 1 + record["deadline_misses"], heard
+        measured = int(delays[0])
         reported = record["latency_total_ms"] * RATE / 1000
         print(
             f"\nvirtual mic delay: measured {measured} samples, engine {record['latency_samples']}, "
