@@ -162,10 +162,10 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
         ref = click_positions(y[:, 0], 0.6)
         assert len(ref) == len(got), heard
         delays = got - ref  # measured in one graph cycle
-        if record["deadline_misses"] == 0:
+        if record["deadline_misses"] == 0:  # a run the engine reports as real-time throughout
             assert len(set(delays)) == 1, heard  # one constant delay
-        else:  # a late hop the engine reports may leave the server's buffer a cycle longer: the delay only steps up, once a miss at most
-            assert np.all(np.diff(delays) >= 0) and len(set(delays)) <= 1 + record["deadline_misses"], heard
+        # else the server's cycles moved under late hops (CI: steps of 256 samples both ways with 12 misses, the test
+        # mic's own clicks off their 12000-sample spacing too): every click is then held to the bounds below
         measured = int(delays[0])
         reported = record["latency_total_ms"] * RATE / 1000
         print(
@@ -188,7 +188,7 @@ def test_the_virtual_mic_holds_the_enhanced_signal_at_the_reported_delay(server,
         estimated_in = record["device_latency_in_ms"] * RATE / 1000
         largest = (record["device_latency_in_max_ms"] + record["device_latency_out_max_ms"]) * RATE / 1000
         swing = largest - (record["device_latency_in_ms"] + record["device_latency_out_ms"]) * RATE / 1000
-        assert record["latency_samples"] < measured <= record["latency_samples"] + largest + block
+        assert np.all((record["latency_samples"] < delays) & (delays <= record["latency_samples"] + largest + block)), heard
         assert reported - measured <= estimated_in + swing + block
     assert wait_for(lambda: not ours(server), 5), ours(server)
 
