@@ -67,3 +67,29 @@ def test_checkpoints_of_other_models_or_bad_weights_get_one_line(tmp_path: Path,
     assert average.main([str(tmp_path / "x.pt"), tiny, tiny, "--weights", "1,-1"]) == 2
     assert "finite non-negative" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_layer_takes_weights_of_its_own(tmp_path: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(_argv(tmp_path, tiny_corpus, "a", "-e", "1")) == 0
+    assert cli.main(_argv(tmp_path, tiny_corpus, "b", "-e", "1", "--seed", "7")) == 0
+    a, b = tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt"
+    wa, wb = _weights(a), _weights(b)
+    floats = [n for n in wa if wa[n].is_floating_point()]
+    prefix = floats[0].split(".")[0] + "."
+    out = tmp_path / "soup.pt"
+    assert average.main([str(out), str(a), str(b), "--weights", "0,1", "--layer", f"{prefix}=7,3"]) == 0
+    soup = _weights(out)
+    for name in floats:
+        if name.startswith(prefix):
+            torch.testing.assert_close(soup[name], (0.7 * wa[name].double() + 0.3 * wb[name].double()).float(), rtol=0, atol=1e-7)
+        else:
+            assert torch.equal(soup[name], wb[name])
+    assert any(not n.startswith(prefix) for n in floats)  # the rest really is b's
+    meta = torch.load(out, weights_only=True)["meta"]
+    assert meta["averaged_layers"] == {prefix: [0.7, 0.3]}
+    capsys.readouterr()
+    # a prefix that names no tensor is refused, not ignored
+    assert average.main([str(tmp_path / "x.pt"), str(a), str(b), "--layer", "nothing_here=1,1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("average: ") and "nothing_here" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.pt").exists()
