@@ -108,8 +108,9 @@ speech_erb_dataset_args() {
 
 # The voices-only lineage (session 22's diagnostic, committed as training/checkpoints/speech-erb-voices.pt): the same
 # noises and rooms, but no clean music, no untouched pairs, no band-limited voices and no music under voices. Alone it
-# removes more noise and harms music and band-limited voices; `speech` is 85 % the recipe above and 15 % this
-# (python -m rt_enhance.training.average; docs/models.md, "Session 23" and "Session 24").
+# removes more noise and harms music and band-limited voices. Sessions 23-24 shipped `speech` as 85 % the recipe
+# above and 15 % this; since session 25 it is the recipe above with only the GRU's input projection moved 70 % to
+# this (python -m rt_enhance.training.average --layer; docs/models.md, "Session 25").
 speech_voices_mix() {
     _speech_links "$1/mix-voice-only" speech "$1/speech/train" voices "$1/voices/train"
 }

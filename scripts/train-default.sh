@@ -8,13 +8,16 @@ set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 rt_train_setup "$@"
 # speech: the second generation's recipe (scripts/train-speech.sh: ERB bands, TTS and real voices), from scratch,
-# then the voices-only lineage from it, and the two blended 85 / 15 as the shipped speech is (docs/training.md)
+# then the voices-only lineage from it, and the two joined as the shipped speech is: the first's weights with the
+# GRU's input projection moved 70 % to the second's (docs/training.md)
 "$ROOT/scripts/train-speech.sh" "$corpus" "$runs" --name speech "${TRAIN_ARGS[@]}"
 "$ROOT/scripts/train-speech.sh" --voices "$corpus" "$runs" --name speech-voices --init_from "$runs/speech/best.pt" "${TRAIN_ARGS[@]}"
 "$VENV/bin/python" -m rt_enhance.training.average "$runs/speech-blend.pt" "$runs/speech-voices/best.pt" "$runs/speech/best.pt" \
-    --weights 15,85
+    --weights 0,1 --layer gru_in.=7,3
 "$VENV/bin/rt-export" "$runs/speech-blend.pt" --out "$ROOT/realtime/models/speech.onnx" --name speech --hop 240
-# speech-monitor: the same recipe and network at a 2.5 ms hop (scripts/train-speech.sh --monitor), from the blend
-"$ROOT/scripts/train-speech.sh" --monitor "$corpus" "$runs" --name speech-monitor --init_from "$runs/speech-blend.pt" "${TRAIN_ARGS[@]}"
-"$VENV/bin/rt-export" "$runs/speech-monitor/best.pt" --out "$ROOT/realtime/models/speech-monitor.onnx" \
+# speech-monitor: the same network and weights at a 2.5 ms hop (frames of 480 samples, asymmetric windows)
+"$VENV/bin/python" -c "import sys; from rt_enhance.model.checkpoint import read_payload, write_payload
+p = read_payload(sys.argv[1]); p['kwargs'].update(hop=120, frame=480); write_payload(p, sys.argv[2])" \
+    "$runs/speech-blend.pt" "$runs/speech-monitor.pt"
+"$VENV/bin/rt-export" "$runs/speech-monitor.pt" --out "$ROOT/realtime/models/speech-monitor.onnx" \
     --name speech-monitor --hop 120

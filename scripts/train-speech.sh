@@ -7,7 +7,7 @@
 # --monitor trains speech-monitor's recipe (training/configs/speech-erb-monitor.toml) instead; --df the same
 # recipe on spec-erb-df, with deep filtering of the low band (training/configs/speech-erb-df.toml); --voices the
 # voices-only lineage (noisy voices only: no music, no untouched pairs; --init_from
-# training/checkpoints/speech-erb-voices.pt), which `speech` blends in at 15 % (docs/training.md).
+# training/checkpoints/speech-erb-voices.pt), whose GRU input projection `speech` takes in at 70 % (docs/training.md).
 set -euo pipefail
 config=speech-erb
 voices=0
