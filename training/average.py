@@ -68,9 +68,10 @@ def average(paths: list[Path], weights: list[float] | None = None, layers: dict[
             state[name] = last.clone()
             continue
         mine = next((w for prefix, w in layers.items() if name.startswith(prefix)), weights)
+        total = sum(mine)
         acc = torch.zeros(last.shape, dtype=torch.float64)
         for weight, payload in zip(mine, payloads):
-            acc += payload["state"][name].to(torch.float64) * (weight / sum(mine))
+            acc += payload["state"][name].to(torch.float64) * (weight / total)
         state[name] = acc.to(last.dtype)
     meta = dict(payloads[-1].get("meta") or {})
     meta.pop("metrics", None)  # the last input's validation figures do not describe the mean
