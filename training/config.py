@@ -107,6 +107,7 @@ class TrainConfig:
     loss: str = "L2"
     stft: float = 0.0
     lsd: float = 0.0
+    pesq: float = 0.0
     sdr: float | None = None  # None: each spectral loss's own weight
     spec_weighting: str = "flat"
     voice: float = 0.0
@@ -195,7 +196,7 @@ def check_config(cfg: TrainConfig) -> None:
     _require(cfg.disc in DISCRIMINATORS, f"--disc must be one of {', '.join(DISCRIMINATORS)}, got {cfg.disc!r}")
     _require(cfg.fm == 0 or cfg.gan > 0, "--fm needs a discriminator: give --gan > 0 too")
     _require(not (cfg.collab and cfg.disc != "unet"), "--collab refines towards one logit: it needs --disc unet")
-    for key in ("stft", "lsd", "voice", "gan", "fm", "ae", "weight_decay", "clip"):
+    for key in ("stft", "lsd", "pesq", "voice", "gan", "fm", "ae", "weight_decay", "clip"):
         value = getattr(cfg, key)
         _require(math.isfinite(value) and value >= 0, f"--{key} must be a finite number >= 0, got {value}")
     _require(cfg.sdr is None or (math.isfinite(cfg.sdr) and cfg.sdr >= 0), f"--sdr must be a finite number >= 0, got {cfg.sdr}")
@@ -290,6 +291,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("stft", ("--stft",), float, "weight of the multi-resolution STFT loss (default 0)"),
     Option("lsd", ("--lsd",), float, "weight of a log-spectral distance term added to the loss (default 0; BWE already "
            "holds 0.5): the benchmark's LSD, which weighs a quiet top octave as much as a loud one"),
+    Option("pesq", ("--pesq",), float, "weight of the perceptual disturbance added to the loss (default 0): PESQ's "
+           "model of hearing (Bark-band loudness, a dead zone, noise left in counted up to 12x, the worst frames "
+           "weighing most), which scores residual noise in pauses as PESQ-wb does"),
     Option("sdr", ("--sdr",), _optional_float, "weight per dB of the clamped SDR term in the spectral losses SPEC, DENOISE and BWE "
            "(default: each loss's own, 0.05 for SPEC and BWE, 0.01 for DENOISE): the term keeps clean input intact and "
            "rewards waveform accuracy, which for noisy input means Wiener-like partial gains that leave noise in"),

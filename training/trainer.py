@@ -60,16 +60,17 @@ Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau
 @dataclass(frozen=True)
 class Objective:
     """What each mini-batch optimises, as plain values taken from the run's configuration at the edge: the
-    waveform ``loss`` (L1, L2, SPEC, ...), the weights of the MR-STFT (``stft``), log-spectral distance (``lsd``), adversarial (``gan``),
-    discriminator feature-matching (``fm``) and autoencoder-feature (``ae``) terms, the SDR term's weight in the
-    spectral losses (``sdr``), whether the discriminator
-    sees the input (``conditional``), and the gradient-norm ``clip`` (0: none)."""
+    waveform ``loss`` (L1, L2, SPEC, ...), the weights of the MR-STFT (``stft``), log-spectral distance (``lsd``),
+    perceptual disturbance (``pesq``), adversarial (``gan``), discriminator feature-matching (``fm``) and
+    autoencoder-feature (``ae``) terms, the SDR term's weight in the spectral losses (``sdr``), whether the
+    discriminator sees the input (``conditional``), and the gradient-norm ``clip`` (0: none)."""
 
     loss: str
     stft: float = 0.0
     gan: float = 0.0
     ae: float = 0.0
     lsd: float = 0.0
+    pesq: float = 0.0
     conditional: bool = False
     clip: float = 0.0
     fm: float = 0.0
@@ -83,10 +84,14 @@ class Objective:
         return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})  # each field is the option of its name
 
     def reconstruction(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The waveform loss plus the weighted log-spectral distance, on aligned ``[B, 1, W]`` windows."""
+        """The waveform loss plus the weighted log-spectral distance and perceptual disturbance, on aligned ``[B, 1, W]`` windows."""
         weights = losses.erb_bin_weights(self.rate) if self.spec_weighting == "erb" else None
         total = losses.waveform_loss(y, target, self.loss, self.sdr, weights)
-        return total + self.lsd * losses.log_spectral_distance(y, target) if self.lsd else total
+        if self.lsd:
+            total = total + self.lsd * losses.log_spectral_distance(y, target)
+        if self.pesq:
+            total = total + self.pesq * losses.perceptual_disturbance(y, target, self.rate)
+        return total
 
 
 @dataclass

@@ -200,3 +200,43 @@ def test_erb_weighting_counts_an_error_where_hearing_resolves_it_and_is_refused_
     for bad in (["--spec_weighting", "erb", "--loss", "L2"], ["--spec_weighting", "bark", "--loss", "SPEC"]):
         with pytest.raises(ConfigError):
             check_config(make_config(parse_flags(bad)[0]))
+
+
+def test_perceptual_disturbance_follows_pesq_weighs_noise_left_in_and_is_added_by_its_weight() -> None:
+    from rt_enhance.training.config import ConfigError, check_config, make_config, parse_flags
+    from rt_enhance.training.degrade.noisegen import babble
+    from rt_enhance.training.metrics import pesq_wb
+    from rt_enhance.training.trainer import Objective
+
+    rate = 48000
+    rng = np.random.default_rng(0)
+    clean = (0.1 * babble(3 * rate, rate, rng)).astype(np.float32)  # syllable-modulated: pauses and peaks
+    noise = rng.standard_normal(clean.size).astype(np.float32)
+    noise *= np.sqrt(np.mean(clean**2) / np.mean(noise**2))
+    as_torch = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]  # noqa: E731
+
+    def disturbance(y: np.ndarray) -> float:
+        return losses.perceptual_disturbance(as_torch(y), as_torch(clean), rate).item()
+
+    # ordered as PESQ-wb orders them: more noise, more disturbance; none for the target itself
+    noisy = {snr: clean + noise * 10 ** (-snr / 20) for snr in (0, 10, 20)}
+    scores = {snr: pesq_wb(clean, y, rate) for snr, y in noisy.items()}
+    assert scores[0] < scores[10] < scores[20]
+    assert disturbance(noisy[0]) > disturbance(noisy[10]) > disturbance(noisy[20]) > disturbance(clean) == pytest.approx(0, abs=1e-3)
+    # noise left in (the output louder than the target) counts more than the same loudness error as speech taken out
+    louder, quieter = 2 * clean, clean / 2  # 6 dB either way
+    assert disturbance(louder) > 2 * disturbance(quieter) > 0
+    # bounded on a silent target, and gradients reach the output
+    y = (0.01 * torch.randn(1, 1, rate)).requires_grad_()
+    value = losses.perceptual_disturbance(y, torch.zeros(1, 1, rate), rate)
+    assert math.isfinite(value.item()) and value.item() < 1e3
+    value.backward()
+    assert y.grad is not None and bool(torch.isfinite(y.grad).all()) and y.grad.abs().sum() > 0
+    # --pesq adds it with its weight; refused when negative
+    target, out = as_torch(clean), as_torch(noisy[10])
+    plain, weighted = Objective(loss="SPEC"), Objective(loss="SPEC", pesq=0.2)
+    extra = weighted.reconstruction(out, target) - plain.reconstruction(out, target)
+    assert extra.item() == pytest.approx(0.2 * disturbance(noisy[10]), rel=1e-4)
+    assert Objective.of(make_config(parse_flags(["--pesq", "0.2", "--loss", "SPEC"])[0])).pesq == 0.2
+    with pytest.raises(ConfigError):
+        check_config(make_config(parse_flags(["--pesq", "-1", "--loss", "SPEC"])[0]))
