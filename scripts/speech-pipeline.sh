@@ -12,7 +12,10 @@
 #   speech_erb_dataset_args CORPUS_DIR           validation on held-out real speakers (voices/val)
 #   speech_voices_mix CORPUS_DIR                 the second lineage's clean material: TTS and real voices only
 #   speech_voices_pipeline CORPUS_DIR            its degradations: every window under noise, no untouched pairs,
-#                                                no music (`speech` is a blend of the two lineages)
+#                                                no music
+#   speech_voices_music_mix CORPUS_DIR           the third lineage's (session 27): the voices and the music once
+#   speech_voices_music_pipeline CORPUS_DIR      9 windows in 10 under noise, music under voices, no band limits
+#                                                (`speech` is the campaign's network with this one's GRU input)
 # speech-restore (issue 17; scripts/train-speech-restore.sh, scripts/gpu-pack.sh --recipe speech-restore):
 #   speech_restore_folders CORPUS_DIR            links to the full-band voices (rt-data wide); prints the
 #                                                training folder (CORPUS_DIR/restore/train; .../val beside it)
@@ -109,8 +112,9 @@ speech_erb_dataset_args() {
 # The voices-only lineage (session 22's diagnostic, committed as training/checkpoints/speech-erb-voices.pt): the same
 # noises and rooms, but no clean music, no untouched pairs, no band-limited voices and no music under voices. Alone it
 # removes more noise and harms music and band-limited voices. Sessions 23-24 shipped `speech` as 85 % the recipe
-# above and 15 % this; since session 25 it is the recipe above with only the GRU's input projection moved 70 % to
-# this (python -m rt_enhance.training.average --layer; docs/models.md, "Session 25").
+# above and 15 % this; in sessions 25-26 the recipe above with only the GRU's input projection moved 70 % to this
+# (python -m rt_enhance.training.average --layer; docs/models.md, "Session 25"); since session 27 the projection comes
+# from the voices-and-music lineage below instead.
 speech_voices_mix() {
     _speech_links "$1/mix-voice-only" speech "$1/speech/train" voices "$1/voices/train"
 }
@@ -159,4 +163,19 @@ restore_music_folders() {
 
 restore_music_pipeline() {
     echo "identity 0.3,maybe 0.6 bandlimit 3500 12000,maybe 0.3 noise synth 20 40,gain -12 3"
+}
+
+# The voices-and-music lineage (session 27; training/checkpoints/speech-erb-df-voicemusic.pt): between the two above.
+# The voices-only run's GRU input projection, moved into the campaign's network, took music down 1-4 dB with it: that
+# run never heard music. This one hears the music once (renders and a third of the real pieces), mostly under noise
+# (its clean target kept), 1 window in 10 untouched, music under voices as noise, and no band limits; since session 27
+# the shipped `speech` is the campaign + filter with this run's `gru_in.` at 70 % (docs/models.md, "Session 27").
+speech_voices_music_mix() {
+    local real=()
+    [ -d "$1/realmusic/train" ] && real=(realmusic "$(_every_third "$1/realmusic/train" "$1/realmusic-third")")
+    _speech_links "$1/mix-voice-music" speech "$1/speech/train" voices "$1/voices/train" music "$1/music/train" "${real[@]}"
+}
+
+speech_voices_music_pipeline() {  # needs speech_erb_noise's folders (music-noise)
+    echo "identity 0.1,$(_erb_room "$1"),maybe 0.9 $(_erb_noise "$1"),maybe 0.25 noise $1/music-noise 0 20,$(_erb_tail)"
 }
