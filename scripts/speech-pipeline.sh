@@ -61,13 +61,18 @@ speech_mix() {
 # produced music 12 -> 27 dB SI-SDR on validation); session 12's shipped `speech` is the mean of weights trained
 # with and without it (docs/models.md).
 speech_erb_pipeline() {
-    echo "maybe 0.3 both bandlimit 3500 16000,identity 0.3,$(_erb_room "$1"),maybe 0.9 $(_erb_noise "$1"),maybe 0.25 noise $1/music-noise 0 20,$(_erb_tail)"
+    echo "maybe 0.3 both bandlimit 3500 16000,identity 0.3,$(_erb_room "$1"),maybe 0.9 $(_erb_noise "$1"),$(_erb_music_noise "$1"),$(_erb_tail)"
 }
 
-# The steps both speech lineages share (speech_erb_pipeline above, speech_voices_pipeline below).
+# The steps the speech lineages share (speech_erb_pipeline above, the voices' and voices-and-music's below).
 _erb_room() { echo "maybe 0.3 rir $1/rir/train 0 20 early 50"; }
 _erb_noise() { echo "noise $1/noise-train -5 20 vary"; }
+_erb_music_noise() { echo "maybe 0.25 noise $1/music-noise 0 20"; }  # needs speech_erb_noise's folders
 _erb_tail() { echo "maybe 0.3 noise synth 0 30,gain -18 6"; }
+
+# A third of the real produced music's training files, as links (made once); prints the folder, or nothing (and
+# fails) when the corpus has no real music.
+_realmusic_third() { [ -d "$1/realmusic/train" ] && _every_third "$1/realmusic/train" "$1/realmusic-third"; }
 
 # Every third file below SRC (sorted paths), as links in the folder DST, made once. Prints DST.
 _every_third() {
@@ -89,9 +94,9 @@ speech_erb_mix() {  # its own folder: the first generation's mix-train must not 
     # the renders alone taught nothing about real recordings, which `speech` turned 7 dB down (0.3 dB SI-SDR)
     # since stage 5b (session 7) a third of its files: all of it made music 42 % of the windows (1.6 GB beside
     # 3.5 GB of voices), and the model grew careful with every tonal noise
-    local third=music-thrice third_dir="$1/music/train"
-    if [ -d "$1/realmusic/train" ]; then
-        third=realmusic third_dir="$(_every_third "$1/realmusic/train" "$1/realmusic-third")"
+    local third=music-thrice third_dir="$1/music/train" real
+    if real="$(_realmusic_third "$1")"; then
+        third=realmusic third_dir="$real"
         rm -f "$1/mix-erb-train/music-thrice" 2>/dev/null || true
     fi
     _speech_links "$1/mix-erb-train" speech "$1/speech/train" voices "$1/voices/train" music "$1/music/train" \
@@ -171,11 +176,11 @@ restore_music_pipeline() {
 # (its clean target kept), 1 window in 10 untouched, music under voices as noise, and no band limits; since session 27
 # the shipped `speech` is the campaign + filter with this run's `gru_in.` at 70 % (docs/models.md, "Session 27").
 speech_voices_music_mix() {
-    local real=()
-    [ -d "$1/realmusic/train" ] && real=(realmusic "$(_every_third "$1/realmusic/train" "$1/realmusic-third")")
+    local real=() third
+    third="$(_realmusic_third "$1")" && real=(realmusic "$third")
     _speech_links "$1/mix-voice-music" speech "$1/speech/train" voices "$1/voices/train" music "$1/music/train" "${real[@]}"
 }
 
-speech_voices_music_pipeline() {  # needs speech_erb_noise's folders (music-noise)
-    echo "identity 0.1,$(_erb_room "$1"),maybe 0.9 $(_erb_noise "$1"),maybe 0.25 noise $1/music-noise 0 20,$(_erb_tail)"
+speech_voices_music_pipeline() {
+    echo "identity 0.1,$(_erb_room "$1"),maybe 0.9 $(_erb_noise "$1"),$(_erb_music_noise "$1"),$(_erb_tail)"
 }

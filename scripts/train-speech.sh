@@ -2,7 +2,8 @@
 # The speech-quality campaign (issue 16): the `speech` model on ERB bands, trained on TTS and real
 # recorded voices (docs/corpus.md) against real and synthetic noise; validation on held-out real
 # speakers. Resumable: run it again with --continue to go on from RUNS_DIR/speech-erb/last.pt, or
-# --init_from a committed checkpoint (training/checkpoints/speech-erb.pt, with --df: it carries the filter) to start a new stage.
+# --init_from a committed checkpoint (training/checkpoints/speech-erb.pt, with --df: it carries the filter) to
+# start a new stage.
 #   scripts/train-speech.sh [--monitor|--df] [--voices|--voices-music] [CORPUS_DIR] [RUNS_DIR] [extra rt-train flags]
 # --monitor trains speech-monitor's recipe (training/configs/speech-erb-monitor.toml) instead; --df the same
 # recipe on spec-erb-df, with deep filtering of the low band (training/configs/speech-erb-df.toml); --voices the
