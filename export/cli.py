@@ -16,6 +16,8 @@ stderr and exit 2; a failed check (ONNX checker, float32 parity) exits 1.
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import logging
 import sys
 from dataclasses import dataclass
@@ -32,8 +34,9 @@ from rt_enhance.export.streaming import check_hop, export_streaming
 from rt_enhance.export.to_onnx import check_windowed
 from rt_enhance.model.base import AudioModel, GeometryError, StreamingModel
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
+from rt_enhance.model.registry import build_model, class_name
 from rt_enhance.model.sizes import NamedSize, build_size, default_hop, get_size, size_table
-from rt_enhance.realtime.errors import RtEnhanceError, UsageError, report
+from rt_enhance.realtime.errors import RtEnhanceError, UsageError, first_line, report
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,8 @@ def load_source(args: argparse.Namespace) -> Source:
     """Build the model from ``--init`` or load it from the checkpoint."""
     if bool(args.init) == bool(args.checkpoint):
         raise UsageError("give exactly one of CHECKPOINT or --init SIZE")
+    if args.init and args.vary:
+        raise UsageError("--vary changes a checkpoint's network; with --init, name the size that has those arguments")
     if args.init:
         try:
             size = get_size(args.init)
@@ -67,9 +72,40 @@ def load_source(args: argparse.Namespace) -> Source:
         model, extra = load_checkpoint(args.checkpoint)
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
+    if args.vary:
+        model = vary_model(model, args.vary, source=args.checkpoint)
     meta = dict(extra.get("meta") or {})
     meta.setdefault("name", Path(args.checkpoint).stem)
     return Source(model, meta, FALLBACK, file_sha256(args.checkpoint))
+
+
+def vary_model(model: AudioModel, text: str, *, source: str) -> AudioModel:
+    """``model``'s weights in the same class built with the constructor arguments of ``text`` (``'hop=120
+    frame=480'``) changed; every tensor must fit both ways, so the varied model computes what the weights learnt."""
+    changes: dict[str, Any] = {}
+    for part in text.split():
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--vary takes NAME=VALUE pairs separated by spaces (e.g. 'hop=120 frame=480'); got {part!r}")
+        try:
+            changes[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise UsageError(f"--vary {key}: {value!r} is not a number, string or list") from None
+    unknown = sorted(set(changes) - set(inspect.signature(type(model)).parameters))
+    if unknown:
+        raise UsageError(f"--vary: {type(model).__name__} has no argument {', '.join(unknown)}; see its init arguments in {source}")
+    try:
+        varied = build_model(class_name(model), {**model.init_kwargs, **changes})
+    except (ValueError, TypeError, GeometryError) as exc:
+        raise UsageError(f"--vary {text!r}: {first_line(exc)}") from None
+    have, want = model.state_dict(), varied.state_dict()
+    misfit = [f"{k} missing" for k in want if k not in have] + [f"{k} unused" for k in have if k not in want]
+    misfit += [f"{k} {list(have[k].shape)} for {list(want[k].shape)}" for k in want if k in have and have[k].shape != want[k].shape]
+    if misfit:
+        more = f" and {len(misfit) - 1} more" if len(misfit) > 1 else ""
+        raise UsageError(f"--vary {text!r}: the checkpoint's weights do not fit the varied network ({misfit[0]}{more})")
+    varied.load_state_dict(have)
+    return varied.eval()
 
 
 def resolve_geometry(args: argparse.Namespace, source: Source) -> EngineDefaults:

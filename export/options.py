@@ -31,6 +31,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--task", choices=TASKS, help="task written to the metadata (default: checkpoint's, or denoise)")
     p.add_argument("--name", help="model name written to the metadata")
     p.add_argument("--seed", type=int, default=0, help="weight seed for --init (default 0)")
+    p.add_argument(
+        "--vary",
+        metavar="'NAME=VALUE ...'",
+        help="export the checkpoint's weights with these constructor arguments changed, every stored tensor fitting "
+        "(e.g. 'hop=120 frame=480': the same network on a shorter hop)",
+    )
     return p.parse_args(argv)
 
 

@@ -17,8 +17,5 @@ rt_train_setup "$@"
     "$runs/speech/best.pt" --weights 0,1 --layer gru_in.=7,3
 "$VENV/bin/rt-export" "$runs/speech-blend.pt" --out "$ROOT/realtime/models/speech.onnx" --name speech --hop 240
 # speech-monitor: the same network and weights at a 2.5 ms hop (frames of 480 samples, asymmetric windows)
-"$VENV/bin/python" -c "import sys; from rt_enhance.model.checkpoint import read_payload, write_payload
-p = read_payload(sys.argv[1]); p['kwargs'].update(hop=120, frame=480); write_payload(p, sys.argv[2])" \
-    "$runs/speech-blend.pt" "$runs/speech-monitor.pt"
-"$VENV/bin/rt-export" "$runs/speech-monitor.pt" --out "$ROOT/realtime/models/speech-monitor.onnx" \
-    --name speech-monitor --hop 120
+"$VENV/bin/rt-export" "$runs/speech-blend.pt" --vary 'hop=120 frame=480' --hop 120 \
+    --out "$ROOT/realtime/models/speech-monitor.onnx" --name speech-monitor

@@ -79,3 +79,65 @@ def test_runs_as_a_program(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "t.onnx").is_file() and "params" in result.stdout
     assert "fp32  clicks" in result.stdout
+
+
+def _small_spectral(path: Path, **changes) -> None:
+    from rt_enhance.model.spectral import SpectralUNet
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = SpectralUNet(channels=[4, 4, 4, 4], gru_hidden=8, bands=16, hop=240, **changes)
+    for p in model.parameters():  # weights that matter: the gain head starts at zero
+        torch.nn.init.normal_(p, std=0.1)
+    save_checkpoint(path, model)
+
+
+def test_vary_exports_the_weights_on_another_hop(tmp_path: Path) -> None:
+    """--vary 'hop=120 frame=480' gives the model the checkpoint would be with those arguments (what train-default.sh
+    does to make speech-monitor from speech's weights): the same samples as a checkpoint written that way."""
+    import json
+
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from rt_enhance.model.checkpoint import read_payload, write_payload
+
+    _small_spectral(tmp_path / "s.pt")
+    payload = read_payload(tmp_path / "s.pt")
+    payload["kwargs"].update(hop=120, frame=480)
+    write_payload(payload, tmp_path / "edited.pt")
+    assert main([str(tmp_path / "s.pt"), "--vary", "hop=120 frame=480", "--hop", "120", "--out", str(tmp_path / "v.onnx")]) == 0
+    assert main([str(tmp_path / "edited.pt"), "--hop", "120", "--out", str(tmp_path / "e.onnx")]) == 0
+    varied, edited = (ort.InferenceSession(str(tmp_path / f"{n}.onnx")) for n in ("v", "e"))
+    args = json.loads(varied.get_modelmeta().custom_metadata_map["model_args"])
+    assert (args["hop"], args["frame"]) == (120, 480)
+    rng = np.random.default_rng(0)
+    feed = {
+        i.name: (0.1 * rng.standard_normal([d if isinstance(d, int) else (1 if d == "batch" else 120) for d in i.shape])).astype(np.float32)
+        for i in varied.get_inputs()
+    }
+    for a, b in zip(varied.run(None, feed), edited.run(None, feed)):
+        np.testing.assert_array_equal(a, b)
+    assert torch.load(tmp_path / "s.pt", weights_only=True)["kwargs"]["hop"] == 240  # the checkpoint is untouched
+
+
+@pytest.mark.parametrize(
+    "vary,message",
+    [
+        ("hop=120 frame", "NAME=VALUE pairs"),
+        ("hop=12x0", "'12x0' is not a number"),
+        ("bogus=3", "SpectralUNet has no argument bogus"),
+        ("channels=[8,4,4,4]", "weights do not fit the varied network (encoders.0.0.weight [4, 1, 5] for [8, 1, 5]"),
+    ],
+)
+def test_vary_mistakes_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, vary: str, message: str) -> None:
+    _small_spectral(tmp_path / "s.pt")
+    assert main([str(tmp_path / "s.pt"), "--vary", vary, "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "m.onnx").exists()
+
+
+def test_vary_with_init_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--init", "tiny", "--vary", "depth=2", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "--vary changes a checkpoint's network" in capsys.readouterr().err
