@@ -2,6 +2,7 @@
 
     rt-export CHECKPOINT --out MODEL.onnx [--window N] [--opset N] [--fp16] [--int8]
     rt-export --init tiny --out MODEL.onnx
+    rt-export CHECKPOINT --vary 'hop=120 frame=480' --hop 120 --out MODEL.onnx   # other constructor arguments
     rt-export --init stream-small --out MODEL.onnx [--hop N]   # a streaming (stateful) model
     rt-export --list-sizes
 
@@ -91,7 +92,9 @@ def vary_model(model: AudioModel, text: str, *, source: str) -> AudioModel:
             changes[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             raise UsageError(f"--vary {key}: {value!r} is not a number, string or list") from None
-    unknown = sorted(set(changes) - set(inspect.signature(type(model)).parameters))
+    params = inspect.signature(type(model)).parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = [] if open_ended else sorted(set(changes) - set(params))
     if unknown:
         raise UsageError(f"--vary: {type(model).__name__} has no argument {', '.join(unknown)}; see its init arguments in {source}")
     try:
