@@ -187,7 +187,7 @@ def fit(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rt_enhance.benchmarks.hop_cost import parse_vary
+    from rt_enhance.model.registry import parse_vary
 
     p = argparse.ArgumentParser(prog="python -m rt_enhance.benchmarks.fit", description=__doc__.splitlines()[0])
     p.add_argument("corpus", type=Path, help="an rt-data build folder (its voices/train)")
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         vary = parse_vary(args.vary)
         noisy, clean = fixed_set(args.corpus, args.windows, args.seconds, args.noise, args.snr)
         model = network(None if args.oracle else args.start, args.size, vary)
-    except (OSError, KeyError, ValueError, SyntaxError) as exc:
+    except (OSError, KeyError, ValueError) as exc:
         print(f"fit: {exc}", file=sys.stderr)
         return 2
     print(f"{args.windows} windows of {args.seconds} s, {args.noise} noise at {args.snr:g} dB; batches of {args.batch}, lr {args.lr:g}")

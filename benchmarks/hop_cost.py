@@ -15,7 +15,6 @@ printed; nothing asserts it.
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import tempfile
 import time
@@ -24,16 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def parse_vary(text: str) -> dict[str, object]:
-    """``'channels=[4,4] gru_hidden=8'`` -> ``{"channels": [4, 4], "gru_hidden": 8}``."""
-    out: dict[str, object] = {}
-    for part in text.split():
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--vary takes NAME=VALUE pairs separated by spaces; got {part!r}")
-        out[key] = ast.literal_eval(value)
-    return out
+from rt_enhance.model.registry import parse_vary  # the --vary options' one parser
 
 
 def hop_cost(kwargs: dict, family: str, hop: int, *, calls: int, repeat: int, seed: int = 0) -> tuple[int, int, float]:
@@ -100,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         variants: list[tuple[str, dict[str, object]]] = [("as named", {})] + [(text, parse_vary(text)) for text in args.vary]
         if not issubclass(MODEL_CLASSES[size.family], StreamingModel):
             raise ValueError(f"{args.size} is not a streaming size; name one such as spec-erb or spec-erb-monitor")
-    except (KeyError, ValueError, SyntaxError) as exc:
+    except (KeyError, ValueError) as exc:
         print(f"hop_cost: {exc}", file=sys.stderr)
         return 2
     print(f"{args.size}: one {size.hop}-sample hop per call, one thread, best of {args.repeat} x {args.calls} calls")

@@ -17,7 +17,6 @@ stderr and exit 2; a failed check (ONNX checker, float32 parity) exits 1.
 from __future__ import annotations
 
 import argparse
-import ast
 import inspect
 import logging
 import sys
@@ -35,7 +34,7 @@ from rt_enhance.export.streaming import check_hop, export_streaming
 from rt_enhance.export.to_onnx import check_windowed
 from rt_enhance.model.base import AudioModel, GeometryError, StreamingModel
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint
-from rt_enhance.model.registry import build_model, class_name
+from rt_enhance.model.registry import build_model, class_name, parse_vary
 from rt_enhance.model.sizes import NamedSize, build_size, default_hop, get_size, size_table
 from rt_enhance.realtime.errors import RtEnhanceError, UsageError, first_line, report
 
@@ -83,15 +82,10 @@ def load_source(args: argparse.Namespace) -> Source:
 def vary_model(model: AudioModel, text: str, *, source: str) -> AudioModel:
     """``model``'s weights in the same class built with the constructor arguments of ``text`` (``'hop=120
     frame=480'``) changed; every tensor must fit both ways, so the varied model computes what the weights learnt."""
-    changes: dict[str, Any] = {}
-    for part in text.split():
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--vary takes NAME=VALUE pairs separated by spaces (e.g. 'hop=120 frame=480'); got {part!r}")
-        try:
-            changes[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise UsageError(f"--vary {key}: {value!r} is not a number, string or list") from None
+    try:
+        changes = parse_vary(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     params = inspect.signature(type(model)).parameters
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     unknown = [] if open_ended else sorted(set(changes) - set(params))

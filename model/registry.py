@@ -3,6 +3,7 @@ from a stored class name."""
 
 from __future__ import annotations
 
+import ast
 import logging
 from typing import Any
 
@@ -48,3 +49,18 @@ def build_model(name: str, kwargs: dict[str, Any]) -> AudioModel:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise UnknownModelError(f"cannot build {name} from {kwargs}: {exc}") from None
+
+
+def parse_vary(text: str) -> dict[str, Any]:
+    """Constructor arguments to change, as the ``--vary`` options take them: ``'channels=[4,4] gru_hidden=8'`` ->
+    ``{"channels": [4, 4], "gru_hidden": 8}`` (each value a Python literal); a ValueError names a malformed pair."""
+    out: dict[str, Any] = {}
+    for part in text.split():
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--vary takes NAME=VALUE pairs separated by spaces (e.g. 'hop=120 frame=480'); got {part!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"--vary {key}: {value!r} is not a number, string or list") from None
+    return out
