@@ -522,6 +522,14 @@ def _report(report: BuildReport) -> None:
     )
 
 
+def _make_folder(out: Path) -> None:
+    """Create the corpus folder ``out`` (and its parents), or say in one line why it cannot be."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CorpusError(f"--out {out}: cannot create the corpus folder ({err.strerror}); choose a folder you can write to") from None
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -548,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.split == "val" and not set(kinds) - {"speech", "music"}:
             raise CorpusError(f"--split val: {','.join(kinds)} have no validation split; it holds noise and rir (and the real kinds)")
         args.only = ",".join(k for k in kinds if k not in REAL_KINDS)
+        _make_folder(args.out)
         report = build(args.out, recipe_from_args(args), workers=args.workers) if args.only else None
         for kind in (k for k in REAL_KINDS if k in kinds):
             _build_real(kind, args.out, args.rate)

@@ -253,6 +253,15 @@ def test_cli_rejects_a_bad_kind_and_another_seed(tiny, capsys):
     assert "noise   train" in capsys.readouterr().out
 
 
+def test_cli_says_in_one_line_when_the_corpus_folder_cannot_be_made(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert corpus.main(["build", "--out", str(blocker / "corpus"), "--hours", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot create the corpus folder (Not a directory)" in err and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
+
+
 def test_wide_links_exactly_the_full_band_files_of_a_split(tmp_path, capsys):
     root = tmp_path / "c"
     files = {}
