@@ -51,6 +51,8 @@ def trace(
         warnings.simplefilter("ignore", category=DeprecationWarning)  # the legacy exporter, on purpose
         # "batch_size other than 1 ... with GRU": the batch axes are dynamic (streaming parity runs batch 2)
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        # strided slices (the sub-pixel shuffle, the DFT's rows) are left to onnxruntime's folding; nothing to act on
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1 can be constant folded")
         torch.onnx.export(  # constant folding is on by default
             module, example, target, input_names=inputs, output_names=outputs, opset_version=opset, dynamic_axes=axes, dynamo=False
         )

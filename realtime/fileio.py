@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from rt_enhance.realtime.errors import UsageError
+
 logger = logging.getLogger(__name__)
 
 
@@ -30,14 +32,31 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     once there); an error in the block leaves ``path`` as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         yield tmp
         _sync(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename not in (str(tmp), str(path)):
+            raise  # the caller's own error (an input it read), not this write's
+        raise UsageError(f"{path}: cannot write this file ({err.strerror}); choose a folder you can write to") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def make_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create ``folder`` and its parents (nothing when it exists); a :class:`UsageError` in one line when it cannot
+    be (a file in its path, no permission, a read-only or virtual file system)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"{folder}: cannot create this folder: a file stands in its path; choose another folder") from None
+    except OSError as err:
+        raise UsageError(f"{folder}: cannot create this folder ({err.strerror}); choose a folder you can write to") from None
+    return folder
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:

@@ -36,7 +36,7 @@ import torch
 from rt_enhance.model import AudioModel, build_model
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rt_enhance.realtime.errors import RtEnhanceError
-from rt_enhance.realtime.fileio import atomic_write_text
+from rt_enhance.realtime.fileio import atomic_write_text, make_folder
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def open_run(path: Path, *, resume: bool, load: bool, overwrite: bool) -> RunDir
             f"run folder {run.path} already exists; pass --continue to resume it, --load to evaluate it, "
             "--overwrite to train into it from scratch, or choose another --name"
         )
-    run.path.mkdir(parents=True, exist_ok=True)
+    make_folder(run.path)
     return run
 
 

@@ -49,6 +49,19 @@ def test_user_mistakes_exit_2_with_one_line(
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.parametrize("out", ["a-file/m.onnx", "/proc/m.onnx"])
+def test_an_out_that_cannot_be_written_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, out: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("in the way")
+    assert main(["--init", "tiny", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert ("a file stands in its path" if out.startswith("a-file") else "cannot write this file") in err
+    assert (tmp_path / "a-file").read_text() == "in the way"
+
+
 def test_checkpoint_sample_rate_contradiction(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     save_checkpoint(tmp_path / "g.pt", Generator(depth=2, width=0.125, max_kernel=9))
     assert main([str(tmp_path / "g.pt"), "--out", str(tmp_path / "m.onnx"), "--sample-rate", "16000"]) == 2

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rt_enhance.realtime.fileio import atomic_write, atomic_write_text, replacing
+from rt_enhance.realtime.errors import UsageError
+from rt_enhance.realtime.fileio import atomic_write, atomic_write_text, make_folder, replacing
 
 
 def test_atomic_write_text_makes_the_folder_and_the_usual_mode(tmp_path: Path) -> None:
@@ -46,3 +47,15 @@ def test_replacing_checks_before_it_replaces(tmp_path: Path) -> None:
     with replacing(target) as tmp:
         tmp.write_bytes(b"new")
     assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["clip.wav"]
+
+
+def test_a_place_that_cannot_hold_the_file_is_a_usage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("kept")
+    with pytest.raises(UsageError, match="a file stands in its path"):
+        atomic_write_text(blocker / "report.json", "{}")
+    with pytest.raises(UsageError, match="a file stands in its path"):
+        make_folder(blocker / "runs" / "x")
+    with pytest.raises(UsageError, match=r"/proc/report.json: cannot write this file \(No such file or directory\)"):
+        atomic_write_text("/proc/report.json", "{}")  # the folder exists, the file system takes no new files
+    assert blocker.read_text() == "kept" and os.listdir(tmp_path) == ["notes.txt"]

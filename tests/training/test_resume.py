@@ -108,6 +108,13 @@ def test_run_folders_are_never_reused_without_asking(tmp_path: Path, tiny_corpus
     assert (tmp_path / "r" / "last.pt").read_bytes() != before
 
 
+def test_a_runs_folder_that_cannot_be_made_is_one_line(tmp_path: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    assert cli.main(_argv(tmp_path / "runs", tiny_corpus, "r", "-e", "1", "-c", "1")) == 2
+    err = capsys.readouterr().err
+    assert "a file stands in its path" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_rng_state_round_trips() -> None:
     state = capture_rng()
     first = (torch.rand(3), __import__("numpy").random.rand(2), __import__("random").random())

@@ -47,7 +47,7 @@ import numpy as np
 import soundfile as sf
 
 from rt_enhance.realtime.errors import RtEnhanceError, error_line
-from rt_enhance.realtime.fileio import atomic_write_text, replacing
+from rt_enhance.realtime.fileio import atomic_write_text, make_folder, replacing
 from rt_enhance.training.corpus import music, realmusic, recorded, texts, tts
 
 if TYPE_CHECKING:
@@ -357,7 +357,7 @@ def _record(item: Item, entry: dict, manifest: dict, report: BuildReport) -> Non
 def build(out: Path, recipe: Recipe, workers: int = 1) -> BuildReport:
     """Build (or complete) the corpus of ``recipe`` under ``out``; returns what was done."""
     started, report = time.monotonic(), BuildReport()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     manifest = load_manifest(out)
     _check_compatible(manifest, recipe, out)
     tools = tool_versions()
@@ -522,14 +522,6 @@ def _report(report: BuildReport) -> None:
     )
 
 
-def _make_folder(out: Path) -> None:
-    """Create the corpus folder ``out`` (and its parents), or say in one line why it cannot be."""
-    try:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CorpusError(f"--out {out}: cannot create the corpus folder ({err.strerror}); choose a folder you can write to") from None
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -556,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.split == "val" and not set(kinds) - {"speech", "music"}:
             raise CorpusError(f"--split val: {','.join(kinds)} have no validation split; it holds noise and rir (and the real kinds)")
         args.only = ",".join(k for k in kinds if k not in REAL_KINDS)
-        _make_folder(args.out)
+        make_folder(args.out)  # before anything is fetched or built: a folder that cannot be is one line
         report = build(args.out, recipe_from_args(args), workers=args.workers) if args.only else None
         for kind in (k for k in REAL_KINDS if k in kinds):
             _build_real(kind, args.out, args.rate)

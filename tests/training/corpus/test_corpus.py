@@ -258,7 +258,7 @@ def test_cli_says_in_one_line_when_the_corpus_folder_cannot_be_made(tmp_path, ca
     blocker.write_text("not a folder")
     assert corpus.main(["build", "--out", str(blocker / "corpus"), "--hours", "0.001"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot create the corpus folder (Not a directory)" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "cannot create this folder: a file stands in its path" in err and "Traceback" not in err
     assert blocker.read_text() == "not a folder"
 
 
