@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from rt_enhance.realtime.errors import UsageError
+from rt_enhance.realtime.paths import PathError, make_folder
 
 logger = logging.getLogger(__name__)
 
@@ -41,22 +41,9 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     except OSError as err:
         if err.filename not in (str(tmp), str(path)):
             raise  # the caller's own error (an input it read), not this write's
-        raise UsageError(f"{path}: cannot write this file ({err.strerror}); choose a folder you can write to") from None
+        raise PathError(f"{path}: cannot write this file ({err.strerror}); choose a folder you can write to") from None
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def make_folder(folder: str | os.PathLike[str]) -> Path:
-    """Create ``folder`` and its parents (nothing when it exists); a :class:`UsageError` in one line when it cannot
-    be (a file in its path, no permission, a read-only or virtual file system)."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise UsageError(f"{folder}: cannot create this folder: a file stands in its path; choose another folder") from None
-    except OSError as err:
-        raise UsageError(f"{folder}: cannot create this folder ({err.strerror}); choose a folder you can write to") from None
-    return folder
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:

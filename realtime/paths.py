@@ -13,14 +13,28 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
-from rt_enhance.realtime.errors import RtEnhanceError
+from rt_enhance.realtime.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
 
-class PathError(RtEnhanceError, ValueError):
+class PathError(UsageError, ValueError):
     """A path the run cannot use; the message is one line for the user."""
+
+
+def make_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create ``folder`` and its parents (nothing when it exists); a :class:`PathError` in one line when it cannot
+    be (a file in its path, no permission, a read-only or virtual file system)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise PathError(f"{folder}: cannot create this folder: a file stands in its path; choose another folder") from None
+    except OSError as err:
+        raise PathError(f"{folder}: cannot create this folder ({err.strerror}); choose a folder you can write to") from None
+    return folder
 
 
 def identity(path: str) -> tuple:

@@ -36,7 +36,8 @@ import torch
 from rt_enhance.model import AudioModel, build_model
 from rt_enhance.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rt_enhance.realtime.errors import RtEnhanceError
-from rt_enhance.realtime.fileio import atomic_write_text, make_folder
+from rt_enhance.realtime.fileio import atomic_write_text
+from rt_enhance.realtime.paths import make_folder
 
 logger = logging.getLogger(__name__)
 

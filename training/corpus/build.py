@@ -47,7 +47,8 @@ import numpy as np
 import soundfile as sf
 
 from rt_enhance.realtime.errors import RtEnhanceError, error_line
-from rt_enhance.realtime.fileio import atomic_write_text, make_folder, replacing
+from rt_enhance.realtime.fileio import atomic_write_text, replacing
+from rt_enhance.realtime.paths import make_folder
 from rt_enhance.training.corpus import music, realmusic, recorded, texts, tts
 
 if TYPE_CHECKING:
